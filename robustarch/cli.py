@@ -1,0 +1,190 @@
+"""The `robustarch` command line: parse, call the library, print. Bad input exits 2 with one line."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from .errors import UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Adversarial robustness versus clean accuracy across neural architectures.")
+spaces_app = typer.Typer(no_args_is_help=True, help="List and show search spaces.")
+app.add_typer(spaces_app, name="spaces")
+console = Console(stderr=True)
+out = Console()
+
+STORAGE_HELP = "Optuna storage: a journal file (default robustarch.journal) or an SQLAlchemy URL (sqlite:///x.db, postgresql://...)"
+
+
+def _check_writable(path: Path, what: str) -> None:
+    """Fail before any work if `path` (a file to be written) cannot be written."""
+    folder = path.parent if path.suffix else path
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK):
+        raise UserError(f"{what} {path}: cannot write there ({probe} is not a writable folder)")
+    if path.suffix and path.exists() and not os.access(path, os.W_OK):
+        raise UserError(f"{what} {path}: the file is not writable")
+
+
+def _progress_callback(progress, task, n_trials):
+    def on_trial(study, trial):
+        from optuna.trial import TrialState
+
+        done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+        a = trial.user_attrs
+        if trial.state == TrialState.COMPLETE:
+            msg = (f"trial {trial.number}: {a.get('arch_summary')} clean={a.get('clean_accuracy', 0):.3f} "
+                   f"robust={trial.value:.3f}")
+        else:
+            msg = f"trial {trial.number}: {trial.state.name.lower()} ({a.get('fail_reason') or a.get('rejected') or 'see log'})"
+        progress.console.print(msg)
+        progress.update(task, completed=min(done, n_trials))
+    return on_trial
+
+
+@app.command()
+def search(
+    study: str = typer.Option("robustarch-digits", help="Study name (same name + storage = resume)."),
+    storage: str = typer.Option("robustarch.journal", help=STORAGE_HELP),
+    dataset: str = typer.Option("digits", help="digits (built in), mnist, fashion-mnist, cifar10 or svhn."),
+    data_dir: Optional[str] = typer.Option(None, help="Folder with the torchvision dataset files."),
+    space: str = typer.Option("digits-cells", help="Search space: preset name or YAML path."),
+    suite: str = typer.Option("quick", help="Attack suite: preset name or YAML path."),
+    n_trials: int = typer.Option(12, min=1, help="Complete trials the study should hold in total."),
+    timeout: Optional[float] = typer.Option(None, help="Stop starting new trials after this many seconds."),
+    objective_eps: Optional[float] = typer.Option(None, help="ε of the objective (default: middle of the suite's grid)."),
+    sampler: str = typer.Option("tpe", help="tpe or random."),
+    seed: int = typer.Option(0, help="Seed for data splits, sampler and training."),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: CUDA if available)."),
+    threads: Optional[int] = typer.Option(None, help="CPU threads for torch (default: $ROBUSTARCH_THREADS or 1)."),
+    report_dir: Path = typer.Option(Path("reports"), help="Where the HTML report is written."),
+    artifacts: Optional[Path] = typer.Option(None, help="Checkpoint store (default: beside the journal file)."),
+):
+    """Run (or resume) an architecture search study and write its HTML report."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from . import study as st
+    from .report import write_report
+
+    report_path = report_dir / f"{study}.html"
+    _check_writable(report_path, "report")
+    config = st.StudyConfig(dataset=dataset, space=space, suite=suite, objective="robust",
+                            objective_eps=objective_eps, sampler=sampler, seed=seed, data_dir=data_dir)
+    store = st.open_storage(storage)
+    optuna_study, config = st.create_or_resume(store, study, config)
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console) as progress:
+        task = progress.add_task(f"study {study}", total=n_trials)
+        st.run_study(optuna_study, config, n_trials=n_trials, timeout=timeout, device=device,
+                     threads=threads, artifacts=artifacts or st.default_artifacts(storage),
+                     on_trial=_progress_callback(progress, task, n_trials))
+    path = write_report(optuna_study, report_path)
+    out.print(f"report: {path}")
+
+
+@app.command()
+def report(
+    study: str = typer.Option(..., help="Study name."),
+    storage: str = typer.Option("robustarch.journal", help=STORAGE_HELP),
+    out_path: Optional[Path] = typer.Option(None, "--out", help="HTML file (default reports/<study>.html)."),
+    eps: Optional[float] = typer.Option(None, help="ε for the correlations (default: the study's objective ε)."),
+):
+    """Write the HTML report of a study."""
+    from . import study as st
+    from .report import write_report
+
+    path = out_path or Path("reports") / f"{study}.html"
+    _check_writable(path, "report")
+    store = st.open_storage(storage)
+    optuna_study, _ = st.create_or_resume(store, study, None)
+    out.print(f"report: {write_report(optuna_study, path, eps=eps)}")
+
+
+@app.command()
+def export(
+    study: str = typer.Option(..., help="Study name."),
+    storage: str = typer.Option("robustarch.journal", help=STORAGE_HELP),
+    out_path: Path = typer.Option(..., "--out", help="Table file: .csv or .parquet."),
+    table: str = typer.Option("robustness", help="robustness (trial × attack × ε, tidy) or trials (one row per trial)."),
+):
+    """Export a study's results as a tidy table (CSV or Parquet)."""
+    from . import study as st
+    from .record import export_table, robustness_table, trials_table
+
+    tables = {"robustness": robustness_table, "trials": trials_table}
+    if table not in tables:
+        raise UserError(f"unknown table {table!r}: allowed values are 'robustness' or 'trials'")
+    _check_writable(out_path, "table")
+    optuna_study, _ = st.create_or_resume(st.open_storage(storage), study, None)
+    out.print(f"table: {export_table(tables[table](optuna_study), out_path)}")
+
+
+@app.command()
+def attack(
+    checkpoint: Path = typer.Argument(..., help="A robustarch checkpoint (.safetensors)."),
+    suite: str = typer.Option("standard", help="Attack suite: preset name or YAML path."),
+    dataset: Optional[str] = typer.Option(None, help="Dataset (default: the one the model was trained on)."),
+    data_dir: Optional[str] = typer.Option(None, help="Folder with the torchvision dataset files."),
+    seed: int = typer.Option(0, help="Seed of the data splits."),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda, ... (default: CUDA if available)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Folder for curve.csv and per_sample.csv."),
+):
+    """Run an attack suite on a saved checkpoint and print the ε-table."""
+    from .attack import AttackSuite
+    from .checkpoint import load_checkpoint
+    from .data import load_dataset
+    from .runtime import configure_threads, pick_device
+
+    configure_threads()
+    if out_dir is not None:
+        _check_writable(out_dir / "curve.csv", "output")
+    dev = pick_device(device)
+    ckpt = load_checkpoint(checkpoint, device=dev)
+    data = load_dataset(dataset or ckpt.info.get("dataset", "digits"), data_dir=data_dir, seed=seed)
+    result = AttackSuite.load(suite, bounds=data.bounds, device=dev).run(ckpt.model, data.test.x, data.test.y)
+    out.print(f"clean accuracy {result.clean_accuracy:.4f} on {len(result.per_sample)} test samples")
+    out.print(result.curve_table().to_string(float_format=lambda v: f"{v:.4f}"))
+    if out_dir is not None:
+        for p in result.save(out_dir):
+            out.print(f"table: {p}")
+
+
+@spaces_app.command("list")
+def spaces_list():
+    """List the search-space presets."""
+    from .presets import preset_names
+    from .space import load_space
+
+    for name in preset_names("search_spaces"):
+        sp = load_space(name)
+        out.print(f"{name:20s} {sp.n_architectures():>10d} architectures  {sp.description}")
+
+
+def main() -> None:
+    """Entry point: one clear line and exit status 2 for bad input, no traceback."""
+    try:
+        app(standalone_mode=False)
+    except UserError as exc:
+        console.print(f"robustarch: error: {exc}", markup=False, highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        console.print("robustarch: interrupted; the study storage is intact", markup=False)
+        sys.exit(130)
+    except Exception as exc:  # click's own usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(2)
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(130)
+        raise
