@@ -282,3 +282,27 @@ def run_study(study, config: StudyConfig, *, n_trials: int, timeout: float | Non
     attempts = 3 * n_trials + 10
     study.optimize(runner, n_trials=attempts, timeout=timeout, callbacks=callbacks,
                    catch=(TrialFailed,))
+
+
+def download_checkpoint(storage_url: str | None, study_name: str, trial_number: int, dest: str | Path,
+                        artifacts: str | Path | None = None) -> Path:
+    """Fetch the checkpoint of trial `trial_number` of a study from the artifact store into `dest`."""
+    from optuna.artifacts import FileSystemArtifactStore, download_artifact
+
+    study, _ = create_or_resume(open_storage(storage_url), study_name, None)
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    if trial_number not in trials:
+        raise UserError(f"study {study_name!r} has no trial {trial_number} (trials 0-{len(trials) - 1})")
+    artifact_id = trials[trial_number].user_attrs.get("checkpoint_artifact")
+    if artifact_id is None:
+        raise UserError(f"trial {trial_number} of study {study_name!r} has no stored checkpoint "
+                        f"(state {trials[trial_number].state.name})")
+    root = Path(artifacts) if artifacts else default_artifacts(storage_url)
+    if not root.is_dir():
+        raise UserError(f"artifact store {root} not found; pass --artifacts with the study's checkpoint folder")
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    path = dest / f"{study_name}-trial-{trial_number}.safetensors"
+    download_artifact(artifact_store=FileSystemArtifactStore(str(root)), file_path=str(path),
+                      artifact_id=artifact_id)
+    return path
