@@ -33,20 +33,39 @@ def _check_writable(path: Path, what: str) -> None:
         raise UserError(f"{what} {path}: the file is not writable")
 
 
+def _trial_line(study, trial) -> str:
+    """One line per finished trial: its architecture and values, or why it did not complete."""
+    from optuna.trial import TrialState
+
+    a = trial.user_attrs
+    if trial.state == TrialState.COMPLETE:
+        names = study.user_attrs.get("objective_names") or ["robust_accuracy"]
+        values = " ".join(f"{n}={v:.4g}" for n, v in zip(names, trial.values))
+        return f"trial {trial.number}: {a.get('arch_summary')} clean={a.get('clean_accuracy', 0):.3f} {values}"
+    reason = a.get("fail_reason") or a.get("rejected") or "see log"
+    return f"trial {trial.number}: {trial.state.name.lower()} ({reason})"
+
+
 def _progress_callback(progress, task, n_trials):
     def on_trial(study, trial):
         from optuna.trial import TrialState
 
         done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-        a = trial.user_attrs
-        if trial.state == TrialState.COMPLETE:
-            msg = (f"trial {trial.number}: {a.get('arch_summary')} clean={a.get('clean_accuracy', 0):.3f} "
-                   f"robust={trial.value:.3f}")
-        else:
-            msg = f"trial {trial.number}: {trial.state.name.lower()} ({a.get('fail_reason') or a.get('rejected') or 'see log'})"
-        progress.console.print(msg)
+        progress.console.print(_trial_line(study, trial), markup=False, highlight=False)
         progress.update(task, completed=min(done, n_trials))
     return on_trial
+
+
+def _parse_gpus(gpus: Optional[str]) -> Optional[list[int]]:
+    if gpus is None:
+        return None
+    try:
+        ids = [int(g) for g in gpus.split(",") if g.strip()]
+    except ValueError:
+        raise UserError(f"--gpus {gpus!r}: expected GPU indices separated by commas, e.g. 0,1,2") from None
+    if not ids:
+        raise UserError("--gpus: give at least one GPU index, e.g. 0,1")
+    return ids
 
 
 @app.command()
@@ -57,13 +76,19 @@ def search(
     data_dir: Optional[str] = typer.Option(None, help="Folder with the torchvision dataset files."),
     space: str = typer.Option("digits-cells", help="Search space: preset name or YAML path."),
     suite: str = typer.Option("quick", help="Attack suite: preset name or YAML path."),
-    n_trials: int = typer.Option(12, min=1, help="Complete trials the study should hold in total."),
+    n_trials: int = typer.Option(12, min=1, help="Complete trials the study should hold in total, across all workers."),
     timeout: Optional[float] = typer.Option(None, help="Stop starting new trials after this many seconds."),
+    objective: str = typer.Option("robust", help="robust (one value), clean+robust or clean+robust+size (Pareto front)."),
+    robust_metric: str = typer.Option("eps", help="The robust term: eps (worst case at --objective-eps) or auc (area under the ε-curve)."),
     objective_eps: Optional[float] = typer.Option(None, help="ε of the objective (default: middle of the suite's grid)."),
-    sampler: str = typer.Option("tpe", help="tpe or random."),
+    sampler: str = typer.Option("tpe", help="tpe, nsgaii, gp, random or grid."),
+    pruner: str = typer.Option("none", help="none, median or hyperband: prune on validation accuracy (single objective only)."),
+    enqueue: Optional[Path] = typer.Option(None, help="YAML/JSON list of parameter mappings to run first (baselines)."),
     seed: int = typer.Option(0, help="Seed for data splits, sampler and training."),
+    workers: int = typer.Option(1, min=1, help="Local worker processes (default: one per --gpus entry, else 1)."),
+    gpus: Optional[str] = typer.Option(None, help="GPU indices for the local workers, e.g. 0,1,2,3: one worker per GPU."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: CUDA if available)."),
-    threads: Optional[int] = typer.Option(None, help="CPU threads for torch (default: $ROBUSTARCH_THREADS or 1)."),
+    threads: Optional[int] = typer.Option(None, help="CPU threads per worker (default: $ROBUSTARCH_THREADS or the cores divided among workers)."),
     report_dir: Path = typer.Option(Path("reports"), help="Where the HTML report is written."),
     artifacts: Optional[Path] = typer.Option(None, help="Checkpoint store (default: beside the journal file)."),
 ):
@@ -71,22 +96,77 @@ def search(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from . import study as st
+    from . import workers as wk
     from .report import write_report
 
+    gpu_ids = _parse_gpus(gpus)
+    n_workers = len(gpu_ids) if gpu_ids and workers == 1 else workers
     report_path = report_dir / f"{study}.html"
     _check_writable(report_path, "report")
-    config = st.StudyConfig(dataset=dataset, space=space, suite=suite, objective="robust",
-                            objective_eps=objective_eps, sampler=sampler, seed=seed, data_dir=data_dir)
+    config = st.StudyConfig(dataset=dataset, space=space, suite=suite, objective=objective,
+                            objective_eps=objective_eps, sampler=sampler, seed=seed, data_dir=data_dir,
+                            robust_metric=robust_metric, pruner=pruner)
+    baselines = st.load_enqueue_file(enqueue, st.load_space(space)) if enqueue is not None else []
     store = st.open_storage(storage)
     optuna_study, config = st.create_or_resume(store, study, config)
+    for params in baselines:
+        optuna_study.enqueue_trial(params, skip_if_exists=True)
+    artifacts = artifacts or st.default_artifacts(storage)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console) as progress:
         task = progress.add_task(f"study {study}", total=n_trials)
-        st.run_study(optuna_study, config, n_trials=n_trials, timeout=timeout, device=device,
-                     threads=threads, artifacts=artifacts or st.default_artifacts(storage),
-                     on_trial=_progress_callback(progress, task, n_trials))
+        on_trial = _progress_callback(progress, task, n_trials)
+        if n_workers == 1 and not gpu_ids:
+            st.run_study(optuna_study, config, n_trials=n_trials, timeout=timeout, device=device,
+                         threads=threads, artifacts=artifacts, on_trial=on_trial)
+        else:
+            optuna_study.set_user_attr("n_trials", n_trials)
+            procs = wk.start_local_workers(storage, study, n_workers, n_trials=n_trials, timeout=timeout,
+                                           device=device, gpus=gpu_ids, threads=threads,
+                                           artifacts=artifacts)
+
+            def on_exit(i, proc):
+                if proc.returncode != 0:
+                    progress.console.print(f"worker {i} (pid {proc.pid}) exited with status {proc.returncode}; "
+                                           "the others carry on and retry its trial", markup=False)
+            wk.watch(optuna_study, procs, on_trial=on_trial, on_exit=on_exit)
+    complete, _ = wk.count_states(optuna_study)
+    if complete < n_trials:
+        console.print(f"study {study}: {complete} of {n_trials} complete trials (stopped early; run the "
+                      "same command again to resume)", markup=False)
     path = write_report(optuna_study, report_path)
     out.print(f"report: {path}")
+
+
+@app.command()
+def worker(
+    study: str = typer.Option(..., help="Name of an existing study to join."),
+    storage: str = typer.Option("robustarch.journal", help=STORAGE_HELP),
+    n_trials: Optional[int] = typer.Option(None, min=1, help="Budget of complete trials for the whole study (default: the one `search` stored)."),
+    timeout: Optional[float] = typer.Option(None, help="Stop starting new trials after this many seconds."),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: CUDA if available)."),
+    threads: Optional[int] = typer.Option(None, help="CPU threads for torch (default: $ROBUSTARCH_THREADS or all cores)."),
+    artifacts: Optional[Path] = typer.Option(None, help="Checkpoint store (default: the study's, else beside the journal file)."),
+    worker_index: Optional[int] = typer.Option(None, hidden=True, help="Set by `search --workers`."),
+    quiet: bool = typer.Option(False, help="Print nothing per trial (`search --workers` prints for all)."),
+):
+    """Join an existing study from any machine and run its trials until its budget is met."""
+    from . import study as st
+
+    optuna_study, config = st.create_or_resume(st.open_storage(storage), study, None)
+    budget = n_trials or optuna_study.user_attrs.get("n_trials")
+    if budget is None:
+        raise UserError(f"study {study!r} has no stored trial budget; pass --n-trials")
+    store = artifacts or optuna_study.user_attrs.get("artifact_store") or st.default_artifacts(storage)
+
+    def on_trial(s, t):
+        if not quiet:
+            console.print(_trial_line(s, t), markup=False, highlight=False)
+    summary = st.run_study(optuna_study, config, n_trials=budget, timeout=timeout, device=device,
+                           threads=threads, artifacts=store, worker_index=worker_index, on_trial=on_trial)
+    if not quiet:
+        console.print(f"worker done: {summary.started} trials started here; study has "
+                      f"{summary.complete} of {budget} complete ({summary.stopped_by})", markup=False)
 
 
 @app.command()

@@ -5,13 +5,11 @@ it, and stores everything as trial user attributes so any Optuna tool can read t
 """
 from __future__ import annotations
 
-import logging
 import math
 import tempfile
-import time
+import warnings
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -20,15 +18,24 @@ from .attack import WORST_CASE, AttackSuite
 from .checkpoint import save_checkpoint
 from .data import load_dataset
 from .errors import UserError, one_of
-from .runtime import configure_threads, pick_device
+from .runtime import pick_device
 from .space import SearchSpace, load_space
 from .suite import SuiteConfig, load_suite
+from .storage import DEFAULT_STORAGE, _optuna, default_artifacts, open_storage  # noqa: F401 (API)
 from .train import TrainingFailed, accuracy, train_model
 
-OBJECTIVES = ("robust",)
-SAMPLERS = ("tpe", "random")
-DEFAULT_STORAGE = "robustarch.journal"
+# objective → (what the trial values are, their directions); the robust term is `robust_metric`.
+OBJECTIVES = {
+    "robust": (("robust_accuracy",), ("maximize",)),
+    "clean+robust": (("clean_accuracy", "robust_accuracy"), ("maximize", "maximize")),
+    "clean+robust+size": (("clean_accuracy", "robust_accuracy", "params"),
+                          ("maximize", "maximize", "minimize")),
+}
+ROBUST_METRICS = ("eps", "auc")  # worst case at objective_eps, or the area under the ε-curve
+SAMPLERS = ("tpe", "nsgaii", "gp", "random", "grid")
+PRUNERS = ("none", "median", "hyperband")
 CONFIG_ATTR = "robustarch_config"
+NSGAII_POPULATION = 20  # Optuna's 50 would leave a few-dozen-trial study entirely random
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,8 @@ class StudyConfig:
     sampler: str = "tpe"
     seed: int = 0
     data_dir: str | None = None
+    robust_metric: str = "eps"
+    pruner: str = "none"  # prunes on validation accuracy; single-objective studies only
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -52,51 +61,75 @@ class StudyConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 
+    @property
+    def objective_names(self) -> tuple[str, ...]:
+        return OBJECTIVES[self.objective][0]
 
-def _optuna():
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our progress display says what matters
-    return optuna
+    @property
+    def directions(self) -> tuple[str, ...]:
+        return OBJECTIVES[self.objective][1]
 
 
-def open_storage(url: str | None = None):
-    """An Optuna storage from a URL: any SQLAlchemy URL Optuna accepts (`sqlite:///x.db`,
-    `postgresql://user@host/db`), or a journal file (`journal:PATH` or a path ending in `.journal`)."""
+def _make_sampler(name: str, seed: int, space: SearchSpace | None = None):
     optuna = _optuna()
-    url = url or DEFAULT_STORAGE
-    try:
-        if url.startswith("journal:") or url.endswith(".journal") or "://" not in url:
-            path = Path(url.removeprefix("journal:")).expanduser()
-            if path.parent and not path.parent.exists():
-                raise UserError(f"storage {url!r}: folder {path.parent} does not exist")
-            if path.is_dir():
-                raise UserError(f"storage {url!r}: {path} is a folder, not a journal file")
-            from optuna.storages.journal import JournalFileBackend
-
-            backend = JournalFileBackend(str(path))
-            return optuna.storages.JournalStorage(backend)
-        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
-    except UserError:
-        raise
-    except Exception as exc:  # SQLAlchemy, driver and file errors: one line for the user
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot open storage {url!r}: {first}") from None
-
-
-def _make_sampler(name: str, seed: int):
-    optuna = _optuna()
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=5)
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if name == "tpe":
+            return optuna.samplers.TPESampler(seed=seed, n_startup_trials=5)
+        if name == "nsgaii":
+            return optuna.samplers.NSGAIISampler(seed=seed, population_size=NSGAII_POPULATION)
+        if name == "gp":
+            return optuna.samplers.GPSampler(seed=seed, n_startup_trials=5)
+        if name == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        if name == "grid":
+            return optuna.samplers.GridSampler(search_grid(space), seed=seed)
     raise UserError(f"unknown sampler {name!r}: allowed values are {one_of(SAMPLERS)}")
+
+
+def searched_params(space: SearchSpace) -> dict:
+    """The parameters a space searches, by the names `trial.params` uses (`stage0_depth`, ...)."""
+    from .space import Choice, Range
+
+    named = [("stem_width", space.stem_width), ("act", space.act), ("norm", space.norm),
+             ("head_dropout", space.head_dropout)]
+    for i, st in enumerate(space.stages):
+        named += [(f"stage{i}_depth", st.depth), (f"stage{i}_width", st.width),
+                  (f"stage{i}_cell", st.cell), (f"stage{i}_kernel", st.kernel_size)]
+    named += [(f"train_{k}", v) for k, v in space.training.items()]
+    return {name: p for name, p in named if isinstance(p, (Range, Choice))}
+
+
+def search_grid(space: SearchSpace) -> dict[str, list]:
+    """Every value of every searched parameter, for `GridSampler` (the space must be discrete)."""
+    if hasattr(space, "grid"):
+        return space.grid()
+    from .space import Range, _values
+
+    for name, param in searched_params(space).items():
+        if isinstance(param, Range) and not param.integer:
+            raise UserError(f"sampler 'grid' needs a discrete space; {name} in {space.path or space.name} "
+                            "is a continuous range: give a list of values")
+    return {name: _values(param) for name, param in searched_params(space).items()}
+
+
+def _make_pruner(name: str):
+    optuna = _optuna()
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner()
+    raise UserError(f"unknown pruner {name!r}: allowed values are {one_of(PRUNERS)}")
 
 
 def create_or_resume(storage, name: str, config: StudyConfig | None):
     """Create study `name`, or load it if it exists (same name + storage = resume, never overwrite).
 
     With `config=None` the stored configuration is used (a worker joining a study).
+
+    >>> study, config = create_or_resume(open_storage("x.journal"), "s1", StudyConfig())  # doctest: +SKIP
     """
     optuna = _optuna()
     existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage)}
@@ -108,24 +141,38 @@ def create_or_resume(storage, name: str, config: StudyConfig | None):
             raise UserError(f"study {name!r} already exists with other settings: {', '.join(diff)}; "
                             "use another --study name or the stored settings to resume it")
         config = stored
-        study = optuna.load_study(study_name=name, storage=storage,
-                                  sampler=_make_sampler(config.sampler, config.seed))
+        study = optuna.load_study(study_name=name, storage=storage, pruner=_make_pruner(config.pruner),
+                                  sampler=_make_sampler(config.sampler, config.seed, _space_for(config)))
         return study, config
     if config is None:
         raise UserError(f"no study named {name!r} in this storage; existing: "
                         f"{one_of(sorted(existing)) or 'none'}")
     _validate(config)
-    study = optuna.create_study(storage=storage, study_name=name, direction="maximize",
-                                sampler=_make_sampler(config.sampler, config.seed))
+    study = optuna.create_study(storage=storage, study_name=name, directions=list(config.directions),
+                                pruner=_make_pruner(config.pruner),
+                                sampler=_make_sampler(config.sampler, config.seed, _space_for(config)))
     study.set_user_attr(CONFIG_ATTR, config.to_dict())
+    study.set_user_attr("objective_names", list(config.objective_names))
+    study.set_user_attr("directions", list(config.directions))
     return study, config
+
+
+def _space_for(config: StudyConfig) -> SearchSpace | None:
+    return load_space(config.space) if config.sampler == "grid" else None
 
 
 def _validate(config: StudyConfig) -> None:
     if config.objective not in OBJECTIVES:
         raise UserError(f"unknown objective {config.objective!r}: allowed values are {one_of(OBJECTIVES)}")
-    _make_sampler(config.sampler, config.seed)
-    load_space(config.space)
+    if config.robust_metric not in ROBUST_METRICS:
+        raise UserError(f"unknown robust metric {config.robust_metric!r}: allowed values are "
+                        f"{one_of(ROBUST_METRICS)}")
+    _make_pruner(config.pruner)
+    if config.pruner != "none" and len(config.objective_names) > 1:
+        raise UserError(f"--pruner {config.pruner}: Optuna cannot prune multi-objective studies "
+                        f"(objective {config.objective!r}); use --pruner none or --objective robust")
+    space = load_space(config.space)
+    _make_sampler(config.sampler, config.seed, space)
     suite = load_suite(config.suite)
     if config.objective_eps is not None and not any(math.isclose(config.objective_eps, e) for e in suite.eps):
         raise UserError(f"--objective-eps {config.objective_eps} is not on suite {suite.name!r}'s ε grid "
@@ -136,6 +183,38 @@ def objective_eps(config: StudyConfig, suite: SuiteConfig) -> float:
     if config.objective_eps is not None:
         return config.objective_eps
     return suite.eps[(len(suite.eps) - 1) // 2]
+
+
+def robust_auc(clean: float, eps: list[float], robust: list[float]) -> float:
+    """Area under the worst-case robust-accuracy curve from ε=0 (clean accuracy) to the largest ε,
+    divided by that ε: 1.0 is a model no attack breaks, 0.0 one broken at every ε."""
+    xs, ys = [0.0, *eps], [clean, *robust]
+    area = sum((xs[i + 1] - xs[i]) * (ys[i + 1] + ys[i]) / 2 for i in range(len(xs) - 1))
+    return area / xs[-1]
+
+
+def load_enqueue_file(path: str | Path, space: SearchSpace) -> list[dict]:
+    """Known architectures to run first: a YAML or JSON list of parameter mappings named as the
+    space's parameters (`stage0_depth`, `stage0_width`, ...); parameters left out are sampled."""
+    import yaml
+
+    path = Path(path)
+    try:
+        items = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UserError(f"--enqueue {path}: cannot read ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"--enqueue {path}: malformed YAML/JSON: {str(exc).splitlines()[0]}") from None
+    if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
+        raise UserError(f"--enqueue {path}: expected a non-empty list of parameter mappings "
+                        "(e.g. - {stage0_depth: 2, stage0_width: 32})")
+    allowed = sorted(searched_params(space))
+    for n, item in enumerate(items):
+        unknown = sorted(set(item) - set(allowed))
+        if unknown:
+            raise UserError(f"--enqueue {path}: entry {n}: unknown parameter {unknown[0]!r}; "
+                            f"space {space.name!r} searches {one_of(allowed)}")
+    return items
 
 
 class TrialRunner:
@@ -157,10 +236,14 @@ class TrialRunner:
         return {"dataset_info": self.data.describe(), "suite_config": self.suite_config.to_dict(),
                 "space_path": self.space.path, "objective_eps": self.eps}
 
-    def __call__(self, trial) -> float:
+    def __call__(self, trial) -> float | tuple[float, ...]:
         try:
             return self._run(trial)
-        except (TrialFailed, _optuna().TrialPruned, KeyboardInterrupt):
+        except (TrialFailed, _optuna().TrialPruned):
+            raise
+        except KeyboardInterrupt:  # Ctrl-C: Optuna marks the trial failed; say why before it does
+            trial.set_user_attr("fail_reason", "interrupted")
+            trial.set_user_attr("fail_detail", "stopped by Ctrl-C (SIGINT)")
             raise
         except Exception as exc:  # any other error fails this trial only, with its reason stored
             trial.set_user_attr("fail_reason", "exception")
@@ -191,7 +274,8 @@ class TrialRunner:
             trial.set_user_attr("rejected", "over_budget: " + ", ".join(over))
             raise _optuna().TrialPruned("over budget: " + ", ".join(over))
         try:
-            result = train_model(model, data, train_config, device=self.device, seed=seed)
+            result = train_model(model, data, train_config, device=self.device, seed=seed,
+                                 on_epoch=self._pruning_hook(trial))
         except TrainingFailed as exc:
             return self._fail(trial, exc.reason, str(exc))
         except torch.cuda.OutOfMemoryError as exc:
@@ -217,9 +301,28 @@ class TrialRunner:
         }
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
+        if WORST_CASE in robust:
+            trial.set_user_attr("robust_auc", round(robust_auc(
+                attack.clean_accuracy, list(self.suite_config.eps), robust[WORST_CASE]), 6))
         if self.artifacts is not None:
             self._store_checkpoint(trial, model, arch, train_config)
-        return attack.robust_accuracy(self.eps, WORST_CASE)
+        robust_value = (trial.user_attrs["robust_auc"] if self.config.robust_metric == "auc"
+                        else attack.robust_accuracy(self.eps, WORST_CASE))
+        values = {"clean_accuracy": clean, "robust_accuracy": robust_value, "params": float(params)}
+        picked = tuple(values[name] for name in self.config.objective_names)
+        return picked[0] if len(picked) == 1 else picked
+
+    def _pruning_hook(self, trial):
+        """Report validation accuracy per epoch; prune when the pruner says (single objective only)."""
+        if self.config.pruner == "none" or len(self.config.objective_names) > 1:
+            return None
+
+        def on_epoch(epoch: int, val_accuracy: float) -> None:
+            trial.report(val_accuracy, epoch)
+            if trial.should_prune():
+                trial.set_user_attr("rejected", f"pruned at epoch {epoch}: val_accuracy {val_accuracy:.4f}")
+                raise _optuna().TrialPruned(f"val_accuracy {val_accuracy:.4f} at epoch {epoch}")
+        return on_epoch
 
     def _fail(self, trial, reason: str, detail: str):
         trial.set_user_attr("fail_reason", reason)
@@ -248,40 +351,11 @@ class TrialFailed(Exception):
         self.reason = reason
 
 
-def default_artifacts(storage_url: str | None) -> Path:
-    """Checkpoints go beside a journal file (`x.journal` → `x-artifacts/`), else ./robustarch-artifacts."""
-    url = storage_url or DEFAULT_STORAGE
-    if url.startswith("journal:") or url.endswith(".journal") or "://" not in url:
-        path = Path(url.removeprefix("journal:"))
-        return path.with_name(path.stem + "-artifacts")
-    return Path("robustarch-artifacts")
+def run_study(study, config: StudyConfig, **kwargs) -> dict:
+    """Run trials until the study holds `n_trials` complete trials; see `robustarch.workers.run_study`."""
+    from .workers import run_study as _run
 
-
-def run_study(study, config: StudyConfig, *, n_trials: int, timeout: float | None = None,
-              device: str | None = None, artifacts: str | Path | None = None,
-              threads: int | None = None,
-              on_trial: Callable[[object, object], None] | None = None) -> None:
-    """Run trials until the study holds `n_trials` complete trials (a budget for the whole study,
-    shared by every worker) or `timeout` seconds pass."""
-    optuna = _optuna()
-    configure_threads(threads)
-    runner = TrialRunner(config, device=device, artifacts=artifacts)
-    for key, value in runner.study_attrs().items():
-        study.set_user_attr(key, value)
-    State = optuna.trial.TrialState
-
-    def complete() -> int:
-        return len(study.get_trials(deepcopy=False, states=(State.COMPLETE,)))
-
-    if complete() >= n_trials:
-        return
-    callbacks = [optuna.study.MaxTrialsCallback(n_trials, states=(State.COMPLETE,))]
-    if on_trial is not None:
-        callbacks.append(on_trial)
-    # A guard against a space where every trial fails: at most this many trials in this call.
-    attempts = 3 * n_trials + 10
-    study.optimize(runner, n_trials=attempts, timeout=timeout, callbacks=callbacks,
-                   catch=(TrialFailed,))
+    return _run(study, config, **kwargs)
 
 
 def download_checkpoint(storage_url: str | None, study_name: str, trial_number: int, dest: str | Path,
@@ -298,6 +372,9 @@ def download_checkpoint(storage_url: str | None, study_name: str, trial_number: 
         raise UserError(f"trial {trial_number} of study {study_name!r} has no stored checkpoint "
                         f"(state {trials[trial_number].state.name})")
     root = Path(artifacts) if artifacts else default_artifacts(storage_url)
+    stored_root = study.user_attrs.get("artifact_store")
+    if not artifacts and not root.is_dir() and stored_root and Path(stored_root).is_dir():
+        root = Path(stored_root)  # the study records where its workers put checkpoints
     if not root.is_dir():
         raise UserError(f"artifact store {root} not found; pass --artifacts with the study's checkpoint folder")
     dest = Path(dest)

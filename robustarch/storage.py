@@ -1,0 +1,196 @@
+"""Where studies live: Optuna storages by URL, and recovering trials whose worker died.
+
+A journal file (the default) is safe for several processes on one machine; an SQLAlchemy URL
+(PostgreSQL) serves workers on many machines and has Optuna's heartbeats. See README "Running on
+many GPUs".
+"""
+from __future__ import annotations
+
+import os
+import socket
+import warnings
+from datetime import datetime
+from pathlib import Path
+
+from .errors import UserError
+
+DEFAULT_STORAGE = "robustarch.journal"
+# RDB heartbeats: a running trial whose worker has been silent for GRACE seconds is failed and retried.
+HEARTBEAT_SECONDS = int(os.environ.get("ROBUSTARCH_HEARTBEAT_SECONDS", "20"))
+GRACE_SECONDS = 3 * HEARTBEAT_SECONDS
+MAX_RETRIES = 3
+# A journal trial that never recorded its worker (killed within milliseconds of starting) is lost
+# when it is this old: a live worker records itself before anything else.
+UNCLAIMED_SECONDS = 60.0
+
+
+def _optuna():
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our progress display says what matters
+    return optuna
+
+
+def is_journal(url: str | None) -> bool:
+    url = url or DEFAULT_STORAGE
+    return url.startswith("journal:") or url.endswith(".journal") or "://" not in url
+
+
+def open_storage(url: str | None = None):
+    """An Optuna storage from a URL: any SQLAlchemy URL Optuna accepts (`sqlite:///x.db`,
+    `postgresql://user@host/db`), or a journal file (`journal:PATH` or a path ending in `.journal`).
+
+    RDB storages get heartbeats: a trial whose worker dies (SIGKILL, lost machine) is failed after
+    `GRACE_SECONDS` by the next worker that looks, and re-queued with the same parameters.
+
+    >>> storage = open_storage("postgresql://robustarch@db-host/studies")  # doctest: +SKIP
+    """
+    optuna = _optuna()
+    url = url or DEFAULT_STORAGE
+    try:
+        if is_journal(url):
+            path = Path(url.removeprefix("journal:")).expanduser()
+            if path.parent and not path.parent.exists():
+                raise UserError(f"storage {url!r}: folder {path.parent} does not exist")
+            if path.is_dir():
+                raise UserError(f"storage {url!r}: {path} is a folder, not a journal file")
+            from optuna.storages.journal import JournalFileBackend
+
+            return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+        engine_kwargs: dict = {"pool_pre_ping": True}
+        if url.startswith("postgresql"):
+            # An unreachable server should fail in seconds, not after the OS's TCP timeout.
+            engine_kwargs["connect_args"] = {"connect_timeout": 10}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_SECONDS,
+                grace_period=GRACE_SECONDS, heartbeat_stale_trial_callback=RetryLostTrial())
+    except UserError:
+        raise
+    except Exception as exc:  # SQLAlchemy, driver and file errors: one line for the user
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"cannot open storage {url!r}: {first}") from None
+
+
+def default_artifacts(storage_url: str | None) -> Path:
+    """Checkpoints go beside a journal file (`x.journal` → `x-artifacts/`), else ./robustarch-artifacts."""
+    url = storage_url or DEFAULT_STORAGE
+    if is_journal(url):
+        path = Path(url.removeprefix("journal:"))
+        return path.with_name(path.stem + "-artifacts")
+    return Path("robustarch-artifacts")
+
+
+def _retry_base():
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    return RetryHeartbeatStaleTrialCallback
+
+
+class RetryLostTrial:
+    """Optuna's `RetryHeartbeatStaleTrialCallback`, keeping its system attributes (`failed_trial`,
+    `retry_history`) but not the dead trial's user attributes: a retry records its own worker and
+    results, and a stale `worker` attribute would make it look lost again."""
+
+    def __init__(self, max_retry: int = MAX_RETRIES):
+        self.max_retry = max_retry
+
+    def __call__(self, study, trial) -> None:
+        optuna = _optuna()
+        system_attrs = {"failed_trial": trial.number, "retry_history": [], **trial.system_attrs}
+        system_attrs["retry_history"] = [*system_attrs["retry_history"], trial.number]
+        if len(system_attrs["retry_history"]) > self.max_retry:
+            return
+        study.add_trial(optuna.trial.create_trial(
+            state=optuna.trial.TrialState.WAITING, params=trial.params,
+            distributions=trial.distributions, system_attrs=system_attrs,
+            user_attrs={"retried_from": system_attrs["failed_trial"]}))
+
+    retried_trial_number = staticmethod(lambda trial: trial.system_attrs.get("failed_trial"))
+
+
+def has_heartbeat(storage) -> bool:
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+
+    return is_heartbeat_enabled(storage)
+
+
+def worker_id() -> str:
+    """`host:pid:start` — the start time (Linux clock ticks) tells a live worker from a reused pid."""
+    return f"{socket.gethostname()}:{os.getpid()}:{_process_start(os.getpid()) or 0}"
+
+
+def _process_start(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _alive(worker: str) -> bool | None:
+    """True/False for a worker on this host, None when it runs elsewhere (we cannot tell)."""
+    host, _, rest = worker.partition(":")
+    pid_text, _, start_text = rest.partition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return None
+    pid = int(pid_text)
+    if Path("/proc").is_dir():
+        start = _process_start(pid)
+        return start is not None and (start_text in ("", "0") or str(start) == start_text)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover_lost_trials(study) -> list[int]:
+    """Fail and re-queue running trials whose worker is gone; returns their numbers.
+
+    RDB storages: Optuna's heartbeats (`fail_stale_trials` + `RetryLostTrial`). Journal files have
+    no heartbeats, so a trial is lost when its worker process (recorded in the `worker` attribute)
+    no longer exists on this machine, or when it never recorded one within `UNCLAIMED_SECONDS`.
+    Workers on other machines sharing a journal file cannot be checked: use PostgreSQL for those.
+    """
+    optuna = _optuna()
+    State = optuna.trial.TrialState
+    storage = study._storage
+    if has_heartbeat(storage):
+        try:  # say why before Optuna fails them (a failed trial cannot take attributes)
+            for trial_id in storage._get_stale_trial_ids(study._study_id):
+                storage.set_trial_user_attr(trial_id, "fail_reason", "worker_lost")
+                storage.set_trial_user_attr(trial_id, "fail_detail", f"no heartbeat for {GRACE_SECONDS} s")
+        except Exception:  # a private Optuna API, or the trial finished meanwhile: only the reason is lost
+            pass
+        before = {t.number for t in study.get_trials(deepcopy=False, states=(State.FAIL,))}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+        return sorted({t.number for t in study.get_trials(deepcopy=False, states=(State.FAIL,))} - before)
+    lost = []
+    now = datetime.now()
+    for t in study.get_trials(deepcopy=False, states=(State.RUNNING,)):
+        worker = t.user_attrs.get("worker")
+        if worker is not None:
+            if _alive(worker) is not False:
+                continue
+            reason = f"worker {worker} is gone"
+        elif t.datetime_start is None or (now - t.datetime_start).total_seconds() < UNCLAIMED_SECONDS:
+            continue
+        else:
+            reason = "no worker recorded"
+        try:
+            storage.set_trial_user_attr(t._trial_id, "fail_reason", "worker_lost")
+            storage.set_trial_user_attr(t._trial_id, "fail_detail", reason)
+            if not storage.set_trial_state_values(t._trial_id, state=State.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another worker recovered it first
+        lost.append(t.number)
+        RetryLostTrial()(study, storage.get_trial(t._trial_id))
+    return lost
+
