@@ -250,9 +250,13 @@ def spaces_list():
 def main() -> None:
     """Entry point: one clear line and exit status 2 for bad input, no traceback."""
     try:
-        app(standalone_mode=False)
+        status = app(standalone_mode=False)
+        if status == 130:  # typer turns Ctrl-C into a returned 130 when not standalone
+            raise KeyboardInterrupt
+        if isinstance(status, int) and status:
+            sys.exit(status)
     except UserError as exc:
-        console.print(f"robustarch: error: {exc}", markup=False, highlight=False)
+        console.print(f"robustarch: error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("robustarch: interrupted; the study storage is intact", markup=False)

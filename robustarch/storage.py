@@ -7,6 +7,7 @@ many GPUs".
 from __future__ import annotations
 
 import os
+import re
 import socket
 import warnings
 from datetime import datetime
@@ -47,6 +48,7 @@ def open_storage(url: str | None = None):
     """
     optuna = _optuna()
     url = url or DEFAULT_STORAGE
+    shown = re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)  # never print a password
     try:
         if is_journal(url):
             path = Path(url.removeprefix("journal:")).expanduser()
@@ -58,7 +60,8 @@ def open_storage(url: str | None = None):
 
             return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
         engine_kwargs: dict = {"pool_pre_ping": True}
-        if url.startswith("postgresql"):
+        if url.startswith("postgres"):
+            url = _postgres_driver(url)
             # An unreachable server should fail in seconds, not after the OS's TCP timeout.
             engine_kwargs["connect_args"] = {"connect_timeout": 10}
         with warnings.catch_warnings():
@@ -70,7 +73,20 @@ def open_storage(url: str | None = None):
         raise
     except Exception as exc:  # SQLAlchemy, driver and file errors: one line for the user
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot open storage {url!r}: {first}") from None
+        raise UserError(f"cannot open storage {shown!r}: {first}") from None
+
+
+def _postgres_driver(url: str) -> str:
+    """`postgresql://` means psycopg 3 to SQLAlchemy 2.1+; use psycopg2 when only it is installed
+    (our `postgres` extra installs psycopg2-binary)."""
+    scheme, sep, rest = url.partition("://")
+    if scheme not in ("postgresql", "postgres") or not sep:
+        return url
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
+        return f"postgresql+psycopg2://{rest}"
+    return f"postgresql://{rest}"
 
 
 def default_artifacts(storage_url: str | None) -> Path:

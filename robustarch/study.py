@@ -371,10 +371,13 @@ def download_checkpoint(storage_url: str | None, study_name: str, trial_number: 
     if artifact_id is None:
         raise UserError(f"trial {trial_number} of study {study_name!r} has no stored checkpoint "
                         f"(state {trials[trial_number].state.name})")
-    root = Path(artifacts) if artifacts else default_artifacts(storage_url)
-    stored_root = study.user_attrs.get("artifact_store")
-    if not artifacts and not root.is_dir() and stored_root and Path(stored_root).is_dir():
-        root = Path(stored_root)  # the study records where its workers put checkpoints
+    stored_root = study.user_attrs.get("artifact_store")  # where the study's workers put them
+    if artifacts:
+        root = Path(artifacts)
+    elif stored_root and Path(stored_root).is_dir():
+        root = Path(stored_root)
+    else:
+        root = default_artifacts(storage_url)
     if not root.is_dir():
         raise UserError(f"artifact store {root} not found; pass --artifacts with the study's checkpoint folder")
     dest = Path(dest)
