@@ -83,6 +83,7 @@ def test_ctrl_c_with_two_workers_then_resume_completes_the_budget(monkeypatch, c
     assert interrupted and all(t.state == TrialState.FAIL for t in interrupted)
     assert not [t for t in stopped if t.state == TrialState.RUNNING]
 
+    monkeypatch.setenv("ROBUSTARCH_THREADS", "1")
     code, err = _cli(monkeypatch, capsys, *args)  # the same command again resumes the study
     assert code == 0, err[-2000:]
     resumed = create_or_resume(open_storage(journal), "cc", None)[0].get_trials()
