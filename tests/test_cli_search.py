@@ -52,13 +52,12 @@ def test_worker_for_a_missing_study_names_the_existing_ones(monkeypatch, capsys,
     assert code == 2 and "no study named 'absent'" in err and "'present'" in err, err
 
 
-def test_ctrl_c_with_two_workers_then_resume_completes_the_budget(monkeypatch, capsys, tmp_path):
+def test_ctrl_c_marks_the_running_trial_failed_and_the_same_command_resumes(monkeypatch, capsys, tmp_path):
     space, suite = write_tiny(tmp_path)
     journal = str(tmp_path / "study.journal")
     args = ["search", "--study", "cc", "--storage", journal, "--space", str(space), "--suite", str(suite),
             "--sampler", "random", "--n-trials", "3", "--report-dir", str(tmp_path / "reports")]
-    # Ctrl-C in a terminal signals the whole foreground process group: `search` and its workers.
-    first = robustarch(*args, "--workers", "2", cwd=tmp_path, start_new_session=True)
+    first = robustarch(*args, cwd=tmp_path)
     study = None
 
     def training():
@@ -71,16 +70,17 @@ def test_ctrl_c_with_two_workers_then_resume_completes_the_budget(monkeypatch, c
 
     try:
         wait_for(training, 150, "a worker to start training", step=0.1)
-        os.killpg(first.pid, signal.SIGINT)
+        first.send_signal(signal.SIGINT)  # Ctrl-C
         _, err = first.communicate(timeout=90)
     finally:
         if first.poll() is None:
-            os.killpg(first.pid, signal.SIGKILL)
+            first.kill()
     assert first.returncode == 130, err[-6000:]
     assert "interrupted; the study storage is intact" in err
     stopped = study.get_trials()
     interrupted = [t for t in stopped if t.user_attrs.get("fail_reason") == "interrupted"]
-    assert interrupted and all(t.state == TrialState.FAIL for t in interrupted)
+    assert interrupted and all(t.state == TrialState.FAIL for t in interrupted), \
+        [(t.number, t.state.name, t.user_attrs.get("fail_reason")) for t in stopped] + [err[-3000:]]
     assert not [t for t in stopped if t.state == TrialState.RUNNING]
 
     monkeypatch.setenv("ROBUSTARCH_THREADS", "1")

@@ -1,15 +1,14 @@
 """Studies through the Python API: objectives, samplers, pruning, baselines, recovery of lost trials."""
 from __future__ import annotations
 
-import math
+import socket
 
-import optuna
 import pytest
 from _tiny_study import write_tiny
 from optuna.trial import TrialState
 
 from robustarch.errors import UserError
-from robustarch.storage import open_storage, recover_lost_trials
+from robustarch.storage import open_storage, recover_lost_trials, worker_id
 from robustarch.study import (SAMPLERS, StudyConfig, create_or_resume, load_enqueue_file, robust_auc,
                               run_study, search_grid)
 from robustarch.space import load_space
@@ -42,35 +41,28 @@ def test_clean_robust_size_study_has_a_pareto_front_of_three_values(tiny):
     assert 1 <= len(study.best_trials) <= 3
 
 
-def test_robust_auc_objective_runs_the_enqueued_baseline_first(tiny):
+def test_grid_auc_study_with_pruner_runs_the_baseline_first_then_distinct_points(tiny):
     folder, base = tiny
-    config = StudyConfig(**{**base.to_dict(), "robust_metric": "auc"})
+    config = StudyConfig(**{**base.to_dict(), "sampler": "grid", "pruner": "median", "robust_metric": "auc"})
     baselines = folder / "baselines.yaml"
     baselines.write_text("- {stage0_width: 16, stage0_cell: basic, train_lr: 0.05}\n")
     study = _study(folder, config)
     for params in load_enqueue_file(baselines, load_space(config.space)):
         study.enqueue_trial(params)
-    run_study(study, config, n_trials=2)
-    first = study.trials[0]
-    assert first.params == {"stage0_width": 16, "stage0_cell": "basic", "train_lr": 0.05}
-    a = first.user_attrs
-    expected = robust_auc(a["attacked_clean_accuracy"], a["eps"], a["robust_accuracy"]["worst_case"])
-    assert first.value == pytest.approx(expected, abs=1e-6) == pytest.approx(a["robust_auc"], abs=1e-6)
-
-
-def test_grid_sampler_with_pruner_visits_distinct_points_and_reports_val_accuracy(tiny):
-    folder, base = tiny
-    config = StudyConfig(**{**base.to_dict(), "sampler": "grid", "pruner": "median"})
-    study = _study(folder, config)
     run_study(study, config, n_trials=3)
-    grid = search_grid(load_space(config.space))
     done = study.get_trials(states=(TrialState.COMPLETE,))
-    points = {tuple(sorted(t.params.items())) for t in done}
-    assert len(done) == 3 and len(points) == 3
+    assert len(done) == 3
+    assert done[0].params == {"stage0_width": 16, "stage0_cell": "basic", "train_lr": 0.05}
+    grid = search_grid(load_space(config.space))
+    assert len({tuple(sorted(t.params.items())) for t in done}) == 3
     assert all(t.params[k] in grid[k] for t in done for k in grid)
-    for t in done:  # the pruner saw validation accuracy after every epoch
+    for t in done:
+        a = t.user_attrs
+        expected = robust_auc(a["attacked_clean_accuracy"], a["eps"], a["robust_accuracy"]["worst_case"])
+        assert t.value == pytest.approx(expected, abs=1e-6) == pytest.approx(a["robust_auc"], abs=1e-6)
+        # the pruner saw validation accuracy after every epoch
         assert sorted(t.intermediate_values) == [0, 1]
-        assert max(t.intermediate_values.values()) == t.user_attrs["val_accuracy"]
+        assert max(t.intermediate_values.values()) == a["val_accuracy"]
 
 
 def test_every_sampler_builds_and_proposes(tiny):
@@ -110,12 +102,8 @@ def test_journal_recovery_fails_and_requeues_only_trials_of_dead_workers(tiny):
     folder, base = tiny
     study = _study(folder, base)
     dead, live = study.ask(), study.ask()
-    for trial, worker in ((dead, "gone"), (live, "live")):
+    for trial in (dead, live):
         trial.suggest_categorical("stage0_width", [8, 16])
-    import socket
-
-    from robustarch.storage import worker_id
-
     dead.set_user_attr("worker", f"{socket.gethostname()}:999999999:1")  # no such process
     live.set_user_attr("worker", worker_id())  # this test process
     assert recover_lost_trials(study) == [dead.number]
@@ -126,4 +114,3 @@ def test_journal_recovery_fails_and_requeues_only_trials_of_dead_workers(tiny):
     (retry,) = [t for t in trials if t.state == TrialState.WAITING]
     assert retry.params == trials[dead.number].params and retry.user_attrs == {"retried_from": dead.number}
     assert recover_lost_trials(study) == []  # recovered once only
-    assert not math.isnan(len(trials))

@@ -7,11 +7,11 @@ from __future__ import annotations
 import os
 import signal
 
-import pytest
 from _tiny_study import postgres_url, robustarch, unique, wait_for, worker_env, write_tiny  # noqa: F401
 from optuna.trial import TrialState
 
 from robustarch.checkpoint import load_checkpoint
+from robustarch.errors import UserError
 from robustarch.storage import open_storage
 from robustarch.study import StudyConfig, create_or_resume, download_checkpoint
 from robustarch.workers import has_slot
@@ -19,35 +19,20 @@ from robustarch.workers import has_slot
 N_TRIALS = 4
 
 
-def _kill_one_worker_mid_trial(tmp_path, storage_url: str, env: dict):
-    """Two workers share a budget of N_TRIALS; worker 0 is SIGKILLed while it trains a trial."""
-    space, suite = write_tiny(tmp_path)
-    name = unique("kill")
-    config = StudyConfig(space=str(space), suite=str(suite), sampler="random", seed=0)
-    study, _ = create_or_resume(open_storage(storage_url), name, config)
-    artifacts = tmp_path / "artifacts"
-    workers = [robustarch("worker", "--storage", storage_url, "--study", name, "--n-trials", str(N_TRIALS),
-                          "--artifacts", str(artifacts), "--worker-index", str(i), cwd=tmp_path, env=env)
-               for i in range(2)]
-    victim, survivor = workers
-
-    def victim_training():  # a trial of the victim that has sampled its architecture: mid-trial
+def _victim_training(study, pid: int | None):
+    """A trial of worker `pid` (any worker but the `search` process when None) that has sampled
+    its architecture: the worker is mid-trial."""
+    def find():
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if t.user_attrs.get("worker", "").split(":")[1:2] == [str(victim.pid)] and "arch" in t.user_attrs:
+            worker_pid = int(t.user_attrs.get("worker", "x:0").split(":")[1])
+            if "arch" in t.user_attrs and (worker_pid == pid if pid else worker_pid):
                 return t
         return None
+    return find
 
-    try:
-        killed = wait_for(victim_training, 120, "worker 0 to start training a trial")
-        os.kill(victim.pid, signal.SIGKILL)
-        victim.wait(timeout=10)
-        _, err = survivor.communicate(timeout=180)
-    finally:
-        for proc in workers:
-            if proc.poll() is None:
-                proc.kill()
-    assert survivor.returncode == 0, err[-2000:]
-    trials = open_storage(storage_url) and create_or_resume(open_storage(storage_url), name, None)[0].get_trials()
+
+def _assert_exactly_n_complete_and_retried(storage_url: str, name: str, killed, killer_pids):
+    trials = create_or_resume(open_storage(storage_url), name, None)[0].get_trials()
     by_state = {s: [t for t in trials if t.state == s] for s in TrialState}
     assert len(by_state[TrialState.COMPLETE]) == N_TRIALS, [(t.number, t.state.name) for t in trials]
     assert not by_state[TrialState.RUNNING]
@@ -57,18 +42,63 @@ def _kill_one_worker_mid_trial(tmp_path, storage_url: str, env: dict):
     retries = [t for t in trials if t.system_attrs.get("failed_trial") == killed.number]
     assert [t.state for t in retries] == [TrialState.COMPLETE]
     assert retries[0].params == lost.params and retries[0].user_attrs["retried_from"] == killed.number
-    assert retries[0].user_attrs["worker"].split(":")[1] == str(survivor.pid)
-    return name, artifacts, by_state[TrialState.COMPLETE]
+    assert int(retries[0].user_attrs["worker"].split(":")[1]) in killer_pids
+    return by_state[TrialState.COMPLETE]
 
 
-def test_journal_two_workers_survive_a_killed_worker(tmp_path):
-    _kill_one_worker_mid_trial(tmp_path, str(tmp_path / "study.journal"), worker_env())
+def test_journal_search_with_two_workers_survives_a_killed_worker(tmp_path):
+    """The embedded default: `search --workers 2`; one of its workers is SIGKILLed mid-trial."""
+    space, suite = write_tiny(tmp_path)
+    journal = str(tmp_path / "study.journal")
+    search = robustarch("search", "--study", "kill", "--storage", journal, "--space", str(space),
+                        "--suite", str(suite), "--sampler", "random", "--n-trials", str(N_TRIALS),
+                        "--workers", "2", "--report-dir", str(tmp_path / "reports"), cwd=tmp_path)
+    try:
+        study = wait_for(lambda: os.path.exists(journal) and _load(journal, "kill"), 120, "the study")
+        killed = wait_for(_victim_training(study, None), 120, "a worker to start training a trial")
+        victim = int(killed.user_attrs["worker"].split(":")[1])
+        assert victim != search.pid
+        os.kill(victim, signal.SIGKILL)
+        out, err = search.communicate(timeout=180)
+    finally:
+        if search.poll() is None:
+            search.kill()
+    assert search.returncode == 0, err[-3000:]
+    assert f"(pid {victim}) exited with status -9" in err and "report:" in out
+    survivors = {int(t.user_attrs["worker"].split(":")[1]) for t in study.get_trials()} - {victim}
+    _assert_exactly_n_complete_and_retried(journal, "kill", killed, survivors)
+
+
+def _load(journal: str, name: str):
+    try:
+        return create_or_resume(open_storage(journal), name, None)[0]
+    except UserError:  # not created yet
+        return None
 
 
 def test_postgres_two_workers_survive_a_killed_worker(tmp_path, postgres_url):  # noqa: F811
-    # Heartbeats every 2 s: the dead worker's trial is failed and re-queued 6 s after its last one.
-    name, artifacts, complete = _kill_one_worker_mid_trial(
-        tmp_path, postgres_url, worker_env(ROBUSTARCH_HEARTBEAT_SECONDS="2"))
+    """Two `robustarch worker` processes on PostgreSQL; worker 0 is SIGKILLed mid-trial. Heartbeats
+    every 2 s: its trial is failed and re-queued 6 s after the last one."""
+    space, suite = write_tiny(tmp_path)
+    name = unique("kill")
+    config = StudyConfig(space=str(space), suite=str(suite), sampler="random", seed=0)
+    study, _ = create_or_resume(open_storage(postgres_url), name, config)
+    env = worker_env(ROBUSTARCH_HEARTBEAT_SECONDS="2")
+    workers = [robustarch("worker", "--storage", postgres_url, "--study", name, "--n-trials", str(N_TRIALS),
+                          "--artifacts", str(tmp_path / "artifacts"), "--worker-index", str(i),
+                          cwd=tmp_path, env=env) for i in range(2)]
+    victim, survivor = workers
+    try:
+        killed = wait_for(_victim_training(study, victim.pid), 120, "worker 0 to start training a trial")
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.wait(timeout=10)
+        _, err = survivor.communicate(timeout=180)
+    finally:
+        for proc in workers:
+            if proc.poll() is None:
+                proc.kill()
+    assert survivor.returncode == 0, err[-2000:]
+    complete = _assert_exactly_n_complete_and_retried(postgres_url, name, killed, {survivor.pid})
     # Checkpoints of a study on PostgreSQL: found through the store the study records.
     path = download_checkpoint(postgres_url, name, complete[0].number, tmp_path / "dl")
     assert load_checkpoint(path).info["trial"] == complete[0].number
