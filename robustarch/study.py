@@ -1,7 +1,8 @@
-"""Studies: the Optuna side of robustarch — storage, samplers, the trial objective, resuming.
+"""Studies: what a study is (objective, sampler, pruner), creating or resuming one, and the trial objective.
 
-This is the only module that talks to Optuna. Each trial samples an architecture, trains it, attacks
-it, and stores everything as trial user attributes so any Optuna tool can read them.
+With `storage` (where studies live) and `workers` (running trials) these are the only modules that
+talk to Optuna. Each trial samples an architecture, trains it, attacks it, and stores everything as
+trial user attributes so any Optuna tool can read them.
 """
 from __future__ import annotations
 
@@ -239,8 +240,8 @@ class TrialRunner:
     def __call__(self, trial) -> float | tuple[float, ...]:
         try:
             return self._run(trial)
-        except (TrialFailed, _optuna().TrialPruned):
-            raise
+        except (TrialFailed, _optuna().TrialPruned, _optuna().exceptions.UpdateFinishedTrialError):
+            raise  # the last: another worker failed this trial as lost; the worker loop moves on
         except KeyboardInterrupt:  # Ctrl-C: Optuna marks the trial failed; say why before it does
             trial.set_user_attr("fail_reason", "interrupted")
             trial.set_user_attr("fail_detail", "stopped by Ctrl-C (SIGINT)")

@@ -6,6 +6,7 @@ machine — runs the same loop against the shared storage; the storage is the on
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 import time
@@ -39,16 +40,18 @@ def count_states(study) -> tuple[int, int]:
 
 
 def has_slot(study, trial, n_trials: int) -> bool:
-    """Whether `trial` may run under a budget of `n_trials` complete trials.
+    """Whether `trial`, which has claimed a slot (`budget_slot` attribute), may run under a budget
+    of `n_trials` complete trials.
 
-    Every complete trial holds a slot, and so does every running trial numbered at or below this
-    one. Trial numbers follow the storage's order of creation, so when two workers start trials at
-    the same moment both see the same order and only the lower-numbered one gets the last slot —
-    the study never ends with more than `n_trials` complete trials.
+    Complete trials and running trials that claimed a slot hold one. A worker claims first and
+    counts after, so of two trials racing for the last slot at least one sees both claims and gives
+    up (both, when their claims land before either counts): the study never ends with more than
+    `n_trials` complete trials. Trial numbers cannot decide such a race, since a re-queued trial
+    keeps its old, lower number.
     """
     State = _optuna().trial.TrialState
-    held = sum(t.state == State.COMPLETE or (t.state == State.RUNNING and t.number <= trial.number)
-               for t in study.get_trials(deepcopy=False, states=(State.COMPLETE, State.RUNNING)))
+    trials = study.get_trials(deepcopy=False, states=(State.COMPLETE, State.RUNNING))
+    held = sum(t.state == State.COMPLETE or bool(t.user_attrs.get("budget_slot")) for t in trials)
     return held <= n_trials
 
 
@@ -91,10 +94,14 @@ def run_study(study, config: StudyConfig, *, n_trials: int, timeout: float | Non
         study.sampler.reseed_rng()
     me = worker_id()
 
+    gave_up = []
+
     def objective(trial):
         trial.set_user_attr("worker", me)  # first: a trial without a live worker is recoverable
+        trial.set_user_attr("budget_slot", True)  # claim, then count (see has_slot)
         if not has_slot(study, trial, n_trials):
             _give_back(study, trial, n_trials)
+            gave_up.append(trial.number)
             raise optuna.TrialPruned("the study's budget of complete trials is already taken")
         return runner(trial)
 
@@ -129,6 +136,10 @@ def run_study(study, config: StudyConfig, *, n_trials: int, timeout: float | Non
             # Another worker failed our trial as stale (we missed heartbeats, e.g. a frozen
             # machine); it has been re-queued, so carry on with the next one.
             continue
+        if gave_up:  # lost a race for the last slot: back off a random while so racers desynchronise
+            gave_up.clear()
+            summary.started -= 1
+            time.sleep(random.uniform(0.2, POLL_SECONDS))
     return summary
 
 

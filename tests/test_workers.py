@@ -104,17 +104,21 @@ def test_postgres_two_workers_survive_a_killed_worker(tmp_path, postgres_url):  
     assert load_checkpoint(path).info["trial"] == complete[0].number
 
 
-def test_only_the_lowest_numbered_of_two_racing_trials_gets_the_last_slot(tmp_path):
+def test_two_trials_racing_for_the_last_slot_cannot_both_run(tmp_path):
     space, suite = write_tiny(tmp_path)
     study, _ = create_or_resume(open_storage(str(tmp_path / "s.journal")), "race",
                                 StudyConfig(space=str(space), suite=str(suite)))
     import optuna
 
-    study.add_trial(optuna.trial.create_trial(value=0.5))
+    study.add_trial(optuna.trial.create_trial(value=0.5))  # one complete trial; budget 2
     first, second = study.ask(), study.ask()  # two workers start trials at the same moment
-    assert has_slot(study, first, n_trials=2) and not has_slot(study, second, n_trials=2)
-    study.tell(second, state=TrialState.FAIL)
+    first.set_user_attr("budget_slot", True)
+    assert has_slot(study, first, n_trials=2)  # claimed and counted before the other claimed
+    second.set_user_attr("budget_slot", True)
+    assert not has_slot(study, second, n_trials=2)  # sees both claims: gives up
+    study.tell(second, state=TrialState.PRUNED)
     assert has_slot(study, first, n_trials=2)
     study.tell(first, 0.7)
     third = study.ask()
-    assert not has_slot(study, third, n_trials=2)
+    third.set_user_attr("budget_slot", True)
+    assert not has_slot(study, third, n_trials=2)  # budget met
