@@ -68,6 +68,13 @@ def _parse_gpus(gpus: Optional[str]) -> Optional[list[int]]:
         raise UserError(f"--gpus {gpus!r}: expected GPU indices separated by commas, e.g. 0,1,2") from None
     if not ids:
         raise UserError("--gpus: give at least one GPU index, e.g. 0,1")
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    missing = [g for g in ids if not 0 <= g < count]
+    if missing:
+        raise UserError(f"--gpus {gpus}: no GPU {missing[0]} on this machine "
+                        f"({count} CUDA device{'s' if count != 1 else ''} visible)")
     return ids
 
 

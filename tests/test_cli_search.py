@@ -42,6 +42,15 @@ def test_pruner_on_a_multi_objective_study_is_refused(monkeypatch, capsys, tmp_p
     assert code == 2 and err.count("\n") == 1 and "cannot prune multi-objective" in err, err
 
 
+def test_gpus_that_do_not_exist_are_refused(monkeypatch, capsys, tmp_path):
+    import torch
+
+    missing = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    code, err = _cli(monkeypatch, capsys, "search", "--storage", str(tmp_path / "s.journal"),
+                     "--gpus", f"0,{missing}", "--report-dir", str(tmp_path))
+    assert code == 2 and f"no GPU {missing} on this machine" in err, err
+
+
 def test_worker_for_a_missing_study_names_the_existing_ones(monkeypatch, capsys, tmp_path):
     journal = str(tmp_path / "s.journal")
     space, suite = write_tiny(tmp_path)

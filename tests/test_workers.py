@@ -122,3 +122,17 @@ def test_two_trials_racing_for_the_last_slot_cannot_both_run(tmp_path):
     third = study.ask()
     third.set_user_attr("budget_slot", True)
     assert not has_slot(study, third, n_trials=2)  # budget met
+
+
+def test_local_workers_get_one_gpu_each_and_share_the_cores(monkeypatch):
+    from robustarch.workers import local_devices, threads_per_worker, worker_command
+
+    assert local_devices(3, None, [2, 5]) == ["cuda:2", "cuda:5", "cuda:2"]
+    assert local_devices(2, "cpu", [0]) == ["cpu", "cpu"]
+    monkeypatch.delenv("ROBUSTARCH_THREADS", raising=False)
+    assert threads_per_worker(None, 2) == max(1, (os.cpu_count() or 1) // 2)
+    assert threads_per_worker(3, 2) == 3
+    cmd = worker_command("x.journal", "s", n_trials=5, device="cuda:1", threads=2, worker_index=1)
+    assert cmd[1:4] == ["-m", "robustarch", "worker"]
+    assert cmd[4:] == ["--storage", "x.journal", "--study", "s", "--n-trials", "5", "--device", "cuda:1",
+                       "--threads", "2", "--worker-index", "1"]
