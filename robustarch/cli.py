@@ -126,6 +126,7 @@ def search(
                   TimeElapsedColumn(), console=console) as progress:
         task = progress.add_task(f"study {study}", total=n_trials)
         on_trial = _progress_callback(progress, task, n_trials)
+        worker_failed = False
         if n_workers == 1 and not gpu_ids:
             st.run_study(optuna_study, config, n_trials=n_trials, timeout=timeout, device=device,
                          threads=threads, artifacts=artifacts, on_trial=on_trial)
@@ -138,14 +139,16 @@ def search(
             def on_exit(i, proc):
                 if proc.returncode != 0:
                     progress.console.print(f"worker {i} (pid {proc.pid}) exited with status {proc.returncode}; "
-                                           "the others carry on and retry its trial", markup=False)
-            wk.watch(optuna_study, procs, on_trial=on_trial, on_exit=on_exit)
+                                           "its trial is retried by the other workers (or on resume)", markup=False)
+            worker_failed = any(wk.watch(optuna_study, procs, on_trial=on_trial, on_exit=on_exit))
     complete, _ = wk.count_states(optuna_study)
     if complete < n_trials:
         console.print(f"study {study}: {complete} of {n_trials} complete trials (stopped early; run the "
                       "same command again to resume)", markup=False)
     path = write_report(optuna_study, report_path)
     out.print(f"report: {path}")
+    if complete < n_trials and worker_failed:
+        raise typer.Exit(1)  # every worker gave up on errors: say so in the exit status too
 
 
 @app.command()

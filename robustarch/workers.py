@@ -97,13 +97,19 @@ def run_study(study, config: StudyConfig, *, n_trials: int, timeout: float | Non
     gave_up = []
 
     def objective(trial):
-        trial.set_user_attr("worker", me)  # first: a trial without a live worker is recoverable
-        trial.set_user_attr("budget_slot", True)  # claim, then count (see has_slot)
-        if not has_slot(study, trial, n_trials):
-            _give_back(study, trial, n_trials)
-            gave_up.append(trial.number)
-            raise optuna.TrialPruned("the study's budget of complete trials is already taken")
-        return runner(trial)
+        try:
+            trial.set_user_attr("worker", me)  # first: a trial without a live worker is recoverable
+            trial.set_user_attr("budget_slot", True)  # claim, then count (see has_slot)
+            if not has_slot(study, trial, n_trials):
+                _give_back(study, trial, n_trials)
+                gave_up.append(trial.number)
+                raise optuna.TrialPruned("the study's budget of complete trials is already taken")
+            return runner(trial)
+        except KeyboardInterrupt:  # Ctrl-C: Optuna marks the trial failed; say why before it does
+            if "fail_reason" not in trial.user_attrs:
+                trial.set_user_attr("fail_reason", "interrupted")
+                trial.set_user_attr("fail_detail", "stopped by Ctrl-C (SIGINT)")
+            raise
 
     callbacks = [on_trial] if on_trial is not None else []
     summary = WorkerSummary()

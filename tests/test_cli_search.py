@@ -63,6 +63,7 @@ def test_worker_for_a_missing_study_names_the_existing_ones(monkeypatch, capsys,
 
 def test_ctrl_c_marks_the_running_trial_failed_and_the_same_command_resumes(monkeypatch, capsys, tmp_path):
     space, suite = write_tiny(tmp_path)
+    space.write_text(space.read_text().replace("epochs: 2", "epochs: 8"))  # a trial long enough to hit
     journal = str(tmp_path / "study.journal")
     args = ["search", "--study", "cc", "--storage", journal, "--space", str(space), "--suite", str(suite),
             "--sampler", "random", "--n-trials", "3", "--report-dir", str(tmp_path / "reports")]
