@@ -158,13 +158,59 @@ def attack(
 
 @spaces_app.command("list")
 def spaces_list():
-    """List the search-space presets."""
+    """List the search-space presets: architectures and parameter range of each."""
     from .presets import preset_names
     from .space import load_space
 
     for name in preset_names("search_spaces"):
         sp = load_space(name)
-        out.print(f"{name:20s} {sp.n_architectures():>10d} architectures  {sp.description}")
+        low, high, _, exact = sp.param_range(**_space_shape(sp), samples=16)
+        span = f"{_si(low)}-{_si(high)} params{'' if exact else ' (sampled)'}"
+        out.print(f"{name:18s} {sp.n_architectures():>9d} architectures  {span:28s} {sp.description}",
+                  markup=False, highlight=False, soft_wrap=True)
+
+
+@spaces_app.command("show")
+def spaces_show(name: str = typer.Argument(..., help="Preset name or YAML path.")):
+    """Show one search space: every parameter, its values, the architecture count and size range."""
+    from .space import load_space
+    from .space_schema import Choice, Range, values_of
+
+    sp = load_space(name)
+    shape = _space_shape(sp)
+    low, high, n_built, exact = sp.param_range(**shape)
+    lines = [f"{sp.name} ({sp.path})", sp.description,
+             f"family {sp.family}; sized for {sp.dataset} "
+             f"({shape['in_chans']}x{shape['input_size']}x{shape['input_size']}, {shape['num_classes']} classes)",
+             f"stages: {len(sp.stages)} with strides {[s.stride for s in sp.stages]}",
+             f"architectures: {sp.n_architectures()}",
+             f"parameters: {low:,} to {high:,} ({'all architectures' if exact else f'over {n_built} sampled, corners included'})"]
+    limits = [f"max_params {sp.max_params:,}" if sp.max_params else "",
+              f"max_flops {sp.max_flops:,}" if sp.max_flops else ""]
+    lines.append("constraints: " + (", ".join(x for x in limits if x) or "none"))
+    lines.append("parameters (Optuna name: values):")
+    for key, p in sp.params.items():
+        if isinstance(p, Range):
+            kind = "log " if p.log else ""
+            step = f" step {p.step}" if p.step else ""
+            text = f"{kind}range {p.low}..{p.high}{step}"
+        elif isinstance(p, Choice):
+            text = "one of " + ", ".join(map(str, values_of(p)))
+        else:
+            text = f"{p} (fixed)"
+        lines.append(f"  {key:22s} {text}")
+    out.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)
+
+
+def _space_shape(sp) -> dict:
+    from .data import DATASET_SHAPES
+
+    chans, size, classes = DATASET_SHAPES[sp.dataset]
+    return {"in_chans": chans, "input_size": size, "num_classes": classes}
+
+
+def _si(n: int) -> str:
+    return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}k" if n >= 1e3 else str(n)
 
 
 def main() -> None:
