@@ -92,7 +92,7 @@ def load_dataset(name: str = "digits", *, data_dir: str | Path | None = None, se
     """Load `name` into memory with splits fixed by `seed`.
 
     `train_fraction` < 1 keeps only that (stratified) fraction of the training split: the
-    "load-like" knob. Example: `load_dataset("digits").train.x.shape == (1222, 1, 8, 8)`.
+    "load-like" knob. Example: `load_dataset("digits").train.x.shape == (1068, 1, 8, 8)`.
     """
     if name not in DATASETS:
         raise UserError(f"unknown dataset {name!r}: allowed values are {one_of(DATASETS)}")
