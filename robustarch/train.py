@@ -87,12 +87,14 @@ def _fast_path(device: torch.device) -> bool:
     return device.type == "cuda"
 
 
-def accuracy(model: nn.Module, split: Split, device: torch.device, batch_size: int = 1024) -> float:
-    """Top-1 accuracy of `model` (in eval mode) on `split`."""
+def accuracy(model: nn.Module, split: Split, device: torch.device, batch_size: int = 1024,
+             fast: bool | None = None) -> float:
+    """Top-1 accuracy of `model` (in eval mode) on `split` (`fast`: bf16 autocast, default on CUDA)."""
+    fast = _fast_path(device) if fast is None else fast
     was_training = model.training
     model.eval()
     correct = 0
-    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=_fast_path(device)):
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast):
         for i in range(0, len(split), batch_size):
             xb = split.x[i:i + batch_size].to(device, non_blocking=True)
             yb = split.y[i:i + batch_size].to(device, non_blocking=True)
@@ -120,17 +122,19 @@ def augment(x: torch.Tensor, kind: str, generator: torch.Generator, pad: int = 4
 
 
 def train_model(model: nn.Module, data: Dataset, config: TrainConfig, *, device: torch.device,
-                seed: int = 0, on_epoch=None) -> TrainResult:
+                seed: int = 0, on_epoch=None, fast_path: bool | None = None) -> TrainResult:
     """Train `model` in place; at the end it holds the weights of the best validation epoch.
 
     `on_epoch(epoch, val_accuracy)` is called after every epoch (the study uses it for pruning).
     Raises `TrainingFailed('diverged')` on a non-finite loss and `TrainingFailed('oom')` when CUDA
     runs out of memory (after releasing what this call allocated). Same seed on CPU → same result.
+    `fast_path` (default: on for CUDA) trains in channels_last with bf16 autocast.
     Example: `train_model(build_model(spec), load_dataset("digits"), TrainConfig(epochs=3), device=cpu)`.
     """
     device = torch.device(device)
     try:
-        return _train(model, data, config, device, seed, on_epoch)
+        fast = _fast_path(device) if fast_path is None else fast_path
+        return _train(model, data, config, device, seed, on_epoch, fast)
     except torch.cuda.OutOfMemoryError as exc:
         detail = str(exc).splitlines()[0] if str(exc) else "CUDA out of memory"
     # Outside the except block the traceback, and the activations its frames hold, are gone.
@@ -142,14 +146,13 @@ def train_model(model: nn.Module, data: Dataset, config: TrainConfig, *, device:
 
 
 def _train(model: nn.Module, data: Dataset, config: TrainConfig, device: torch.device, seed: int,
-           on_epoch) -> TrainResult:
+           on_epoch, fast: bool) -> TrainResult:
     from timm.optim import create_optimizer_v2
     from timm.scheduler import CosineLRScheduler
 
     torch.manual_seed(seed)  # dropout and drop-path draw from the global generator
     order_gen = torch.Generator(device="cpu").manual_seed(seed)
     device_gen = torch.Generator(device=device).manual_seed(seed + 1)  # augmentation, attack starts
-    fast = _fast_path(device)
     memory_format = torch.channels_last if fast else torch.contiguous_format
     # channels_last: cuDNN's fastest convolutions on tensor cores read NHWC
     model.to(device, memory_format=memory_format)
@@ -192,7 +195,7 @@ def _train(model: nn.Module, data: Dataset, config: TrainConfig, device: torch.d
         mean_loss = float(epoch_loss) / steps_per_epoch  # one sync per epoch, not per step
         if not math.isfinite(mean_loss):
             raise TrainingFailed("diverged", f"non-finite training loss at epoch {epoch}")
-        val_acc = accuracy(net, val, device)
+        val_acc = accuracy(net, val, device, fast=fast)
         history.append({"epoch": epoch, "loss": mean_loss, "val_accuracy": val_acc,
                         "seconds": round(time.perf_counter() - start, 4)})
         if val_acc > best_acc:

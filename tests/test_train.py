@@ -126,3 +126,31 @@ def test_train_fraction_subsets_the_training_split_only(digits):
     assert half.val is digits.val and half.test is digits.test
     assert torch.equal(half.train.x, digits.with_train_fraction(0.5, seed=0).train.x)
     assert digits.with_train_fraction(1.0) is digits
+
+
+def test_fast_path_code_runs_on_cpu(digits):
+    """channels_last + bf16 autocast (the CUDA path) exercised on CPU for correctness, not speed."""
+    model = fresh_model()
+    result = train_model(model, digits, TrainConfig(epochs=2, lr=0.1, batch_size=64), device=CPU,
+                         fast_path=True)
+    assert result.val_accuracy > 0.5
+    assert model.stem.conv.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_threads_are_chosen_deliberately(monkeypatch):
+    import os
+
+    from robustarch.runtime import configure_threads, default_threads
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setattr(os, "cpu_count", lambda: 8)
+        monkeypatch.setattr(os, "getloadavg", lambda: (7.2, 7.0, 7.0))
+        assert default_threads() == 1  # seven cores busy elsewhere: one thread, not eight
+        monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 0.1, 0.1))
+        assert default_threads() == 8 and default_threads(workers=4) == 2
+        monkeypatch.setenv("ROBUSTARCH_THREADS", "1")
+        assert configure_threads() == 1
+        assert configure_threads(2) == 2
+    finally:
+        torch.set_num_threads(before)
