@@ -30,7 +30,7 @@ def default_threads(workers: int = 1) -> int:
         idle = cores - os.getloadavg()[0]
     except (AttributeError, OSError):  # no load average on this platform
         idle = cores
-    return max(1, min(per_worker, int(idle // max(1, workers))))
+    return max(1, min(per_worker, round(idle) // max(1, workers)))
 
 
 def configure_threads(threads: int | None = None, *, workers: int = 1) -> int:
