@@ -184,3 +184,19 @@ def test_cli_exit_status_in_a_real_process(tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert failed.returncode == 2 and "Traceback" not in failed.stderr
     assert "field 'norm'" in failed.stderr
+
+
+def test_readme_example_space_is_valid(tmp_path):
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Search spaces and training", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    space = load_space(write(tmp_path, example))
+    assert space.params["stage1_depth"].values == (1, 2, 4)
+    assert space.params["stage1_width"].values == (16, 32, 64, 128)
+    assert space.max_flops == 50_000_000
+    trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
+    arch, config = space.sample(trial, **shape(space))
+    assert config.recipe in ("standard", "fgsm-rs", "pgd", "trades") and config.eps == 0.1
+    assert build_model(arch) is not None
