@@ -42,8 +42,13 @@ def test_every_preset_samples_and_builds(name):
     for _ in range(2):
         trial = study.ask()
         arch, config = space.sample(trial, **shape(space))
+        torch.manual_seed(0)
         model = build_model(arch)
         assert meta_params(arch) == count_params(model)
+        again = type(arch).from_json(arch.to_json())  # a sampled spec round-trips to the same model
+        torch.manual_seed(0)
+        rebuilt = build_model(again).state_dict()
+        assert again == arch and all(torch.equal(v, rebuilt[k]) for k, v in model.state_dict().items())
         size = arch.input_size
         assert model.eval()(torch.zeros(1, arch.in_chans, size, size)).shape == (1, arch.num_classes)
         assert config.epochs >= 1
