@@ -201,8 +201,17 @@ def match_params(arch: ArchSpec, target: int) -> ArchSpec:
             low = mid
         else:
             high = mid
-    candidates = [_scale_widths(arch, m) for m in (low, high)]
-    return min(candidates, key=lambda a: abs(meta_params(a) - target))
+    best = min((_scale_widths(arch, m) for m in (low, high)), key=lambda a: abs(meta_params(a) - target))
+    # Integer widths (and timm rounding inner widths to multiples of 8) leave steps of several percent
+    # in thin nets: nudge single stages by ±1 channel while that gets closer.
+    for _ in range(8):
+        nudged = [replace(best, stages=best.stages[:i] + (replace(s, width=s.width + d),) + best.stages[i + 1:])
+                  for i, s in enumerate(best.stages) for d in (-1, 1) if s.width + d >= 1]
+        closest = min(nudged, key=lambda a: abs(meta_params(a) - target))
+        if abs(meta_params(closest) - target) >= abs(meta_params(best) - target):
+            break
+        best = closest
+    return best
 
 
 def load_space(name_or_path: str | Path) -> SearchSpace:
