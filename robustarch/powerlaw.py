@@ -1,0 +1,169 @@
+"""The adversarial power law (Cubuk et al. 2017): at small ε, adversarial error ≈ A · ε^slope.
+
+Adversarial error at ε here is the fraction of a model's clean-correct attacked samples that some
+attack broke within ε (worst case over the suite), measured at the suite's ε grid where it is exact.
+
+Fit rule (the "small-ε range before saturation"): keep the grid points whose error is strictly
+positive (log defined) and at most `MAX_ERROR` = 0.5 (past half the samples broken the curve bends
+towards 1, the saturation regime); with the curve non-decreasing these form one contiguous ε range.
+At least 2 points are needed. Fit log10(error) = intercept + slope · log10(ε) by weighted least
+squares, each point weighted by 1/var(log error) ≈ n·error/(1 − error) for n samples, so that the
+few-sample points at the smallest ε do not dominate. The
+95% CI of the slope is a seeded percentile bootstrap over the model's attacked samples, with the ε
+range held fixed.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .attack import EPS_ATOL, EPS_RTOL  # a break at ε within float slack counts at ε
+from .stats import CONFIDENCE, N_BOOT, percentile_ci
+
+MAX_ERROR = 0.5
+MIN_POINTS = 2
+
+
+def _wls_slopes(lx: np.ndarray, ly: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted least-squares slope and intercept of each row of ly (..., points) on lx."""
+    sw = w.sum(-1, keepdims=True)
+    mx = (w * lx).sum(-1, keepdims=True) / sw
+    my = (w * ly).sum(-1, keepdims=True) / sw
+    with np.errstate(invalid="ignore", divide="ignore"):
+        slope = (w * (lx - mx) * (ly - my)).sum(-1) / (w * (lx - mx) ** 2).sum(-1)
+    return slope, my[..., 0] - slope * mx[..., 0]
+
+
+def _weights(error: np.ndarray, n: int) -> np.ndarray:
+    """1 / variance of log(error) for a binomial share: n·p / (1 − p) (delta method)."""
+    return n * error / np.clip(1 - error, 1e-9, None)
+
+
+def _loglog_fit(eps: np.ndarray, error: np.ndarray, n: int) -> tuple[float, float, float]:
+    """Slope, intercept and weighted R² of log10(error) on log10(eps); NaN where undefined."""
+    lx, ly = np.log10(eps), np.log10(error)
+    if len(lx) < 2 or np.ptp(lx) == 0:
+        return math.nan, math.nan, math.nan
+    w = _weights(error, n)
+    slope, intercept = (float(v) for v in _wls_slopes(lx, ly, w))
+    my = (w * ly).sum() / w.sum()
+    ss_tot = float((w * (ly - my) ** 2).sum())
+    ss_res = float((w * (ly - intercept - slope * lx) ** 2).sum())
+    r2 = 1 - ss_res / ss_tot if ss_tot > 0 and len(lx) > 2 else math.nan
+    return slope, intercept, r2
+
+
+def error_curve(min_eps: np.ndarray, eps_grid) -> np.ndarray:
+    """Fraction of samples with minimal adversarial ε ≤ each grid ε (inf = never broken)."""
+    min_eps = np.asarray(min_eps, float)
+    grid = np.asarray(eps_grid, float)
+    if len(min_eps) == 0:
+        return np.full(len(grid), np.nan)
+    return (min_eps[None, :] <= (grid * (1 + EPS_RTOL) + EPS_ATOL)[:, None]).mean(1)
+
+
+def fit_range(eps_grid, error, max_error: float = MAX_ERROR) -> np.ndarray:
+    """Boolean mask of the grid points used by the fit (see the module docstring)."""
+    error = np.asarray(error, float)
+    return np.isfinite(error) & (error > 0) & (error <= max_error) & (np.asarray(eps_grid, float) > 0)
+
+
+def fit_power_law(eps_grid, min_eps=None, *, error=None, max_error: float = MAX_ERROR,
+                  n_boot: int = N_BOOT, seed: int = 0) -> dict:
+    """Fit one model's power law. Give `min_eps` (per clean-correct sample, inf = never broken) for
+    a bootstrap CI, or only `error` (the error at each grid ε) for the point estimate alone.
+
+    Returns slope, intercept (log10 units), eps_low, eps_high, n_points, r2, ci_low, ci_high and
+    `status` ("ok" or why there is no fit)."""
+    grid = np.asarray(eps_grid, float)
+    if error is None:
+        error = error_curve(min_eps, grid)
+    error = np.asarray(error, float)
+    mask = fit_range(grid, error, max_error)
+    out = {"slope": math.nan, "intercept": math.nan, "eps_low": math.nan, "eps_high": math.nan,
+           "n_points": int(mask.sum()), "r2": math.nan, "ci_low": math.nan, "ci_high": math.nan,
+           "status": "ok"}
+    if mask.sum() < MIN_POINTS:
+        below = int(((error > 0) & np.isfinite(error)).sum())
+        out["status"] = ("never broken at any ε" if below == 0 else
+                         f"only {int(mask.sum())} grid point(s) with 0 < error ≤ {max_error:g}")
+        return out
+    eps_fit = grid[mask]
+    n_samples = len(min_eps) if min_eps is not None else 1000  # without samples: near-equal weights
+    slope, intercept, r2 = _loglog_fit(eps_fit, error[mask], n_samples)
+    out.update(slope=slope, intercept=intercept, eps_low=float(eps_fit.min()),
+               eps_high=float(eps_fit.max()), r2=r2)
+    if min_eps is not None and len(min_eps) > 1:
+        m = np.asarray(min_eps, float)
+        rng = np.random.default_rng(seed)
+        # Resampling n samples with replacement = a multinomial draw over "first broken at fit
+        # point p" bins (plus one bin for later or never): the same bootstrap, in B × points numbers.
+        bounds = eps_fit * (1 + EPS_RTOL) + EPS_ATOL
+        first = np.searchsorted(bounds, m, side="left")  # index of the first bound ≥ m
+        p_bins = np.bincount(first, minlength=len(bounds) + 1) / len(m)
+        draws = rng.multinomial(len(m), p_bins, size=n_boot)[:, :-1]
+        errs = np.cumsum(draws, axis=1) / len(m)  # (B, points)
+        ok = (errs > 0).all(1)
+        ly = np.log10(np.where(errs > 0, errs, 1.0))
+        slopes, _ = _wls_slopes(np.log10(eps_fit)[None, :], ly, _weights(errs, len(m)))
+        out["ci_low"], out["ci_high"] = percentile_ci(np.where(ok, slopes, np.nan))
+    return out
+
+
+def power_law_table(samples: pd.DataFrame, curves: pd.DataFrame, eps_grid, *,
+                    max_error: float = MAX_ERROR, n_boot: int = N_BOOT, seed: int = 0) -> pd.DataFrame:
+    """One row per trial: the power-law fit (see `fit_power_law`).
+
+    `samples`: record.samples_table (per-sample minimal ε); `curves`: one row per trial with
+    `trial`, `attacked_clean_accuracy` and the worst-case robust accuracy per grid ε as columns — the
+    fallback when a trial stored no per-sample ε."""
+    by_trial = {t: g["min_adversarial_eps"].to_numpy() for t, g in samples.groupby("trial")}
+    rows = []
+    for row in curves.to_dict("records"):
+        trial = int(row["trial"])
+        if trial in by_trial and len(by_trial[trial]):
+            fit = fit_power_law(eps_grid, by_trial[trial], max_error=max_error, n_boot=n_boot,
+                                seed=seed + trial)
+            fit["error_source"] = "per-sample minimal ε"
+        else:
+            clean = row.get("attacked_clean_accuracy")
+            robust = np.array([row[e] for e in eps_grid], float)
+            error = 1 - robust / clean if clean else np.full(len(eps_grid), np.nan)
+            fit = fit_power_law(eps_grid, error=error, max_error=max_error)
+            fit["error_source"] = "ε-curve (no per-sample ε stored; no CI)"
+        rows.append({"trial": trial, **fit})
+    cols = ["trial", "slope", "ci_low", "ci_high", "intercept", "eps_low", "eps_high", "n_points", "r2",
+            "status", "error_source"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def slope_summary(fits: pd.DataFrame, confidence: float = CONFIDENCE) -> dict:
+    """The distribution of slopes across models, and whether one universal slope fits them all:
+    Cochran's Q test of homogeneity with each slope weighted by 1/SE² (SE from its bootstrap CI);
+    I² is the share of the spread beyond what each fit's own uncertainty explains."""
+    s = fits.loc[np.isfinite(fits["slope"]), ["slope", "ci_low", "ci_high"]]
+    out = {"n_models": len(s), "mean": math.nan, "median": math.nan, "sd": math.nan, "q1": math.nan,
+           "q3": math.nan, "min": math.nan, "max": math.nan, "pooled": math.nan, "pooled_ci_low": math.nan,
+           "pooled_ci_high": math.nan, "cochran_q": math.nan, "q_df": math.nan, "q_p_value": math.nan,
+           "i2": math.nan}
+    if s.empty:
+        return out
+    v = s["slope"].to_numpy(float)
+    out.update(mean=float(v.mean()), median=float(np.median(v)), sd=float(v.std(ddof=1)) if len(v) > 1 else math.nan,
+               q1=float(np.quantile(v, 0.25)), q3=float(np.quantile(v, 0.75)), min=float(v.min()),
+               max=float(v.max()))
+    z = stats.norm.ppf(0.5 + confidence / 2)
+    se = ((s["ci_high"] - s["ci_low"]) / (2 * z)).to_numpy(float)
+    ok = np.isfinite(se) & (se > 0)
+    if ok.sum() >= 2:
+        w = 1 / se[ok] ** 2
+        pooled = float((w * v[ok]).sum() / w.sum())
+        q = float((w * (v[ok] - pooled) ** 2).sum())
+        df = int(ok.sum()) - 1
+        half = z / math.sqrt(w.sum())
+        out.update(pooled=pooled, pooled_ci_low=pooled - half, pooled_ci_high=pooled + half, cochran_q=q,
+                   q_df=df, q_p_value=float(stats.chi2.sf(q, df)), i2=max(0.0, (q - df) / q) if q > 0 else 0.0)
+    return out
