@@ -29,10 +29,10 @@ MIN_POINTS = 2
 
 def _wls_slopes(lx: np.ndarray, ly: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Weighted least-squares slope and intercept of each row of ly (..., points) on lx."""
-    sw = w.sum(-1, keepdims=True)
-    mx = (w * lx).sum(-1, keepdims=True) / sw
-    my = (w * ly).sum(-1, keepdims=True) / sw
     with np.errstate(invalid="ignore", divide="ignore"):
+        sw = w.sum(-1, keepdims=True)
+        mx = (w * lx).sum(-1, keepdims=True) / sw
+        my = (w * ly).sum(-1, keepdims=True) / sw
         slope = (w * (lx - mx) * (ly - my)).sum(-1) / (w * (lx - mx) ** 2).sum(-1)
     return slope, my[..., 0] - slope * mx[..., 0]
 
