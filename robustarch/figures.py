@@ -199,6 +199,8 @@ def phase(a: Analysis) -> Plot | None:
 
 
 def all_figures(a: Analysis) -> list[Plot]:
+    if a.eps is None:  # no trial with attack results: nothing to draw
+        return []
     figs = [robust_vs(a, "clean_accuracy", "clean accuracy", front=True),
             robust_vs(a, "params", "parameters", log_x=True), eps_curves(a), power_law(a),
             slope_histogram(a), margins(a), depth_width(a), phase(a)]

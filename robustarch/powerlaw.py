@@ -137,14 +137,15 @@ def power_law_table(samples: pd.DataFrame, curves: pd.DataFrame, eps_grid, *,
         rows.append({"trial": trial, **fit})
     cols = ["trial", "slope", "ci_low", "ci_high", "intercept", "eps_low", "eps_high", "n_points", "r2",
             "status", "error_source"]
-    return pd.DataFrame(rows, columns=cols)
+    return pd.DataFrame(rows, columns=cols).astype({c: float for c in cols[1:8]})
 
 
 def slope_summary(fits: pd.DataFrame, confidence: float = CONFIDENCE) -> dict:
     """The distribution of slopes across models, and whether one universal slope fits them all:
     Cochran's Q test of homogeneity with each slope weighted by 1/SE² (SE from its bootstrap CI);
     I² is the share of the spread beyond what each fit's own uncertainty explains."""
-    s = fits.loc[np.isfinite(fits["slope"]), ["slope", "ci_low", "ci_high"]]
+    s = fits[["slope", "ci_low", "ci_high"]].astype(float)
+    s = s[np.isfinite(s["slope"])]
     out = {"n_models": len(s), "mean": math.nan, "median": math.nan, "sd": math.nan, "q1": math.nan,
            "q3": math.nan, "min": math.nan, "max": math.nan, "pooled": math.nan, "pooled_ci_low": math.nan,
            "pooled_ci_high": math.nan, "cochran_q": math.nan, "q_df": math.nan, "q_p_value": math.nan,
