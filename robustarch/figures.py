@@ -9,6 +9,8 @@ import pandas as pd
 from .analysis import Analysis
 from .svgplot import PALETTE, Axes, Plot, heatmap
 
+MAX_POINT_MODELS = 100  # above this the power-law plot draws each model's data as a line, not dots
+
 
 def _num(v, digits=3) -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
@@ -62,7 +64,7 @@ def robust_vs(a: Analysis, x: str, label: str, *, log_x=False, front=False) -> P
         ax.point(float(r[x]), float(r["robust_accuracy"]), trial_tip(r), trial=int(r["trial"]), cls=_cls(r))
     plot.legend.append(("#3465a4", "model"))
     if t["flagged"].any():
-        plot.legend.append(("#cc0000", "flagged by sanity checks" + ("" if a.include_flagged else " (not in statistics)")))
+        plot.legend.append(("#cc0000", "flagged" + ("" if a.include_flagged else " (not in statistics)")))
     return plot
 
 
@@ -117,9 +119,12 @@ def power_law(a: Analysis) -> Plot | None:
                f" [{_num(f['ci_low'])}, {_num(f['ci_high'])}]")
         color = "#cc0000" if r["flagged"] else "#3465a4"
         c = curves[trial]
-        for e, v in zip(grid, c):
-            if v > 0:
-                ax.point(e, v, tip, trial=trial, r=2.5, cls="flagged" if r["flagged"] else "")
+        if len(ok) <= MAX_POINT_MODELS:
+            for e, v in zip(grid, c):
+                if v > 0:
+                    ax.point(e, v, tip, trial=trial, r=2.5, cls="flagged" if r["flagged"] else "")
+        else:  # many models: the measured error as a thin line, to keep the page light
+            ax.line(grid[c > 0], c[c > 0], tip, trial=trial, color=color, width=0.6, dash="2 2")
         xs = np.geomspace(f["eps_low"], f["eps_high"], 8)
         ax.line(xs, 10 ** (f["intercept"] + f["slope"] * np.log10(xs)), tip, trial=trial, color=color)
     plot.caption = (f"Lines: least-squares fits of log error on log ε over each model's fit range "

@@ -124,7 +124,7 @@ def power_law_table(samples: pd.DataFrame, curves: pd.DataFrame, eps_grid, *,
     rows = []
     for row in curves.to_dict("records"):
         trial = int(row["trial"])
-        if trial in by_trial and len(by_trial[trial]):
+        if trial in by_trial and len(by_trial[trial]) and not np.isnan(by_trial[trial]).any():
             fit = fit_power_law(eps_grid, by_trial[trial], max_error=max_error, n_boot=n_boot,
                                 seed=seed + trial)
             fit["error_source"] = "per-sample minimal ε"

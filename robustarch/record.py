@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .errors import UserError
@@ -96,20 +97,20 @@ def robustness_table(study) -> pd.DataFrame:
 def samples_table(study) -> pd.DataFrame:
     """One row per complete trial × attacked clean-correct sample: `margin` (top-1 minus runner-up
     logit) and `min_adversarial_eps` (smallest ε at which any attack broke it; inf = never broken)."""
-    frames = []
+    trials, margins, min_eps = [], [], []
     for t in _trials(study):
         a = t.user_attrs
         if t.state.name != "COMPLETE" or "margins" not in a:
             continue
-        margins = a.get("margins") or []
-        min_eps = a.get("min_adversarial_eps") or [None] * len(margins)
-        frames.append(pd.DataFrame({
-            "trial": t.number, "margin": pd.Series(margins, dtype=float),
-            "min_adversarial_eps": pd.Series([math.inf if v is None else v for v in min_eps], dtype=float)}))
-    if not frames:
-        return pd.DataFrame({"trial": pd.Series(dtype=int), "margin": pd.Series(dtype=float),
-                             "min_adversarial_eps": pd.Series(dtype=float)})
-    return pd.concat(frames, ignore_index=True)
+        m = np.asarray(a.get("margins") or [], dtype=float)
+        e = a.get("min_adversarial_eps")
+        e = np.full(len(m), np.nan) if e is None else np.array([np.inf if v is None else v for v in e], dtype=float)
+        trials.append(np.full(len(m), t.number))
+        margins.append(m)
+        min_eps.append(e)
+    cat = (lambda parts, dtype: np.concatenate(parts) if parts else np.array([], dtype=dtype))
+    return pd.DataFrame({"trial": cat(trials, int), "margin": cat(margins, float),
+                         "min_adversarial_eps": cat(min_eps, float)})
 
 
 def export_table(table: pd.DataFrame, path: str | Path) -> Path:

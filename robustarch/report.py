@@ -48,7 +48,7 @@ def _fmt(value, digits: int = 3) -> str:
         value = float(value)
         if math.isinf(value):
             return "∞" if value > 0 else "−∞"
-        if value.is_integer() and abs(value) >= 1000:
+        if value.is_integer() and abs(value) >= 1:
             return str(int(value))
         return f"{value:.{digits}g}" if abs(value) >= 1e4 or (value and abs(value) < 1e-3) else f"{value:.{digits}f}"
     return str(value)

@@ -66,7 +66,17 @@ class Resampler:
         return self._cache[key]
 
     def _ranks(self, x):
-        return self._cached("rank", x, lambda: _weighted_ranks(x, self.counts))
+        """Per resample, √w · (rank − weighted mean) scaled to unit norm: then a Spearman ρ of two
+        columns is one row-wise dot product."""
+        def make():
+            r = _weighted_ranks(x, self.counts)
+            w = self.counts
+            total = w.sum(1, keepdims=True)
+            r -= (w * r).sum(1, keepdims=True) / total
+            z = np.sqrt(w) * r
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return z / np.linalg.norm(z, axis=1, keepdims=True)
+        return self._cached("rank", x, make)
 
     def _untied(self, x):
         """Per resample, w^T |sign(x_i - x_j)| w: twice the pairs not tied in x."""
@@ -80,7 +90,7 @@ class Resampler:
         if method == "pearson":
             return _weighted_pearson(x, y, w)
         if method == "spearman":
-            return _weighted_pearson(self._ranks(x), self._ranks(y), w)
+            return np.einsum("bn,bn->b", self._ranks(x), self._ranks(y))  # NaN rows: a constant resample
         if method == "kendall":
             # tau-b of a resample: copies of one item tie with each other and count nowhere.
             s = _sign_matrix(x) * _sign_matrix(y)

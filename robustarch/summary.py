@@ -20,6 +20,11 @@ def _f(v, d=2) -> str:
     return "–" if v is None or not math.isfinite(v) else f"{v:.{d}f}".replace("-", "−")
 
 
+def _g(v) -> str:
+    """A coefficient of any size: three significant digits."""
+    return "–" if v is None or not math.isfinite(v) else f"{v:.3g}".replace("-", "−")
+
+
 def _p(p) -> str:
     if p is None or not math.isfinite(p):
         return "p = –"
@@ -85,8 +90,8 @@ def sentences(a: Analysis) -> list[str]:
         for term, unit in (("depth", "per extra layer"), ("width", "per extra channel"),
                            ("log10_params", "per tenfold parameters")):
             r = c.loc[term]
-            terms.append(f"{term.replace('log10_', 'log ')} {_f(r['coef'], 4)} {unit} "
-                         f"[{_f(r['ci_low'], 4)}, {_f(r['ci_high'], 4)}]")
+            terms.append(f"{term.replace('log10_', 'log ')} {_g(r['coef'])} {unit} "
+                         f"[{_g(r['ci_low'])}, {_g(r['ci_high'])}]")
         out.append(f"A linear fit robust ~ clean + log params + depth + width explains R² = {_f(fit['r2'])} "
                    f"of the variance (n = {fit['n']}); with clean accuracy held fixed: " + ", ".join(terms) + ".")
     pl = a.fits.get("power_law", {})

@@ -25,7 +25,7 @@ class Plot:
     height: int = 330
     left: int = 58
     right: int = 14
-    top: int = 30
+    top: int = 40
     bottom: int = 46
     marks: list[dict] = field(default_factory=list)
     x_ticks: list[tuple[float, str]] = field(default_factory=list)
@@ -33,6 +33,15 @@ class Plot:
     legend: list[tuple[str, str]] = field(default_factory=list)
     caption: str = ""
     plot_id: str = ""
+    rotate_x: bool = False  # slanted x tick labels (long bin names)
+
+    def legend_items(self) -> list[tuple[float, str, str]]:
+        """Legend entries laid out in one row under the title: (x, colour, label)."""
+        out, x = [], float(self.left)
+        for color, label in self.legend:
+            out.append((x, color, label))
+            x += 22 + 5.6 * len(label)
+        return out
 
     @property
     def x0(self):
@@ -157,7 +166,7 @@ def sequential_color(v: float) -> str:
 def heatmap(title: str, x_label: str, y_label: str, x_bins: list[str], y_bins: list[str],
             cells: list[dict], *, caption: str = "") -> Plot:
     """Categorical heatmap: `cells` have `x`, `y` (bin labels), `value` in [0, 1] and `tip`."""
-    plot = Plot(title, x_label, y_label, caption=caption, left=110, bottom=70)
+    plot = Plot(title, x_label, y_label, caption=caption, left=110, bottom=90, rotate_x=True)
     nx, ny = max(1, len(x_bins)), max(1, len(y_bins))
     cw, ch = (plot.x1 - plot.x0) / nx, (plot.y0 - plot.y1) / ny
     ax = Axes(plot, (0, 1), (0, 1))
