@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .attack import WORST_CASE
+from .errors import UserError
 from .powerlaw import MAX_ERROR, power_law_table, slope_summary
 from .record import robustness_table, samples_table, trials_table
 from .stats import N_BOOT, Resampler, correlate, ols, partial_correlation
@@ -123,15 +124,17 @@ def analyze(study, *, eps: float | None = None, include_flagged: bool = False, n
     robustness = robustness_table(study)
     samples = samples_table(study)
     attrs = dict(study.user_attrs)
-    eps_grid = sorted(robustness["eps"].unique().tolist()) if not robustness.empty else []
-    if eps is None and eps_grid:
-        eps = attrs.get("objective_eps") or eps_grid[(len(eps_grid) - 1) // 2]
-    if eps is not None and eps_grid and not any(math.isclose(eps, e) for e in eps_grid):
-        from .errors import UserError
-
-        raise UserError(f"--eps {eps:g} is not on the study's ε grid {eps_grid}")
-
     wc = robustness[robustness["attack"] == WORST_CASE]
+    eps_grid = sorted(wc["eps"].unique().tolist())
+    on_grid = (lambda e: e is not None and any(math.isclose(e, g) for g in eps_grid))
+    if eps is not None and eps_grid and not on_grid(eps):
+        raise UserError(f"--eps {eps:g} is not on the study's ε grid {eps_grid}")
+    if eps is None and eps_grid:
+        stored = attrs.get("objective_eps")
+        eps = stored if on_grid(stored) else eps_grid[(len(eps_grid) - 1) // 2]
+    if eps is not None:
+        eps = next((g for g in eps_grid if math.isclose(eps, g)), eps)  # the grid's own float
+
     curves = wc.pivot_table(index="trial", columns="eps", values="robust_accuracy").reset_index()
     curves.columns.name = None
     t = trials.copy()
@@ -142,10 +145,10 @@ def analyze(study, *, eps: float | None = None, include_flagged: bool = False, n
     has_curve = t["trial"].isin(curves["trial"])
     t["robust_accuracy"] = np.nan
     t["robust_auc"] = np.nan
-    if eps_grid:
+    if has_curve.any():
         c = curves.set_index("trial").reindex(t.loc[has_curve, "trial"])
         clean_att = t.loc[has_curve, "attacked_clean_accuracy"].fillna(t.loc[has_curve, "clean_accuracy"])
-        t.loc[has_curve, "robust_accuracy"] = c[[e for e in eps_grid if np.isclose(e, eps)][0]].to_numpy()
+        t.loc[has_curve, "robust_accuracy"] = c[eps].to_numpy()
         t.loc[has_curve, "robust_auc"] = curve_area(eps_grid, c[eps_grid].to_numpy(float),
                                                     clean_att.to_numpy(float))
     analysed = t[has_curve]

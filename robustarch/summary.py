@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .analysis import MIN_TRIALS_FOR_STATS, Analysis
+from .stats import correlate
 
 NAMES = {"clean_accuracy": "clean accuracy", "log10_params": "parameter count",
          "log10_flops": "FLOPs", "depth": "depth", "width": "width"}
@@ -106,6 +107,15 @@ def sentences(a: Analysis) -> list[str]:
                    f"({_f(pl['pooled'])} [{_f(pl['pooled_ci_low'])}, {_f(pl['pooled_ci_high'])}])" if same else
                    "the slopes differ between models by more than their fitting uncertainty"))
         out.append(s + ".")
+        fits = a.tables["power_law"]
+        fits = fits[fits["in_statistics"].fillna(False).astype(bool)]
+        both = fits[["slope", "margin_tail_slope"]].dropna()
+        if len(both) >= MIN_TRIALS_FOR_STATS:
+            r = pd.Series(correlate(both["slope"], both["margin_tail_slope"], methods=("spearman",))[0])
+            out.append(f"The logit margins explain the law if the slope matches the exponent k of the "
+                       f"small-margin tail, CDF(margin) ∝ margin^k: median k = {_f(both['margin_tail_slope'].median())} "
+                       f"vs median slope {_f(both['slope'].median())}; across models the slope "
+                       f"{_direction(r)} k (Spearman ρ = {_f(r['coef'])} {_ci(r)}, n = {int(r['n'])}).")
     front = a.tables["pareto_front"]
     if not front.empty:
         best = t.loc[t["robust_accuracy"].idxmax()]
@@ -118,8 +128,6 @@ def sentences(a: Analysis) -> list[str]:
         u = t[t["in_statistics"]]
         for knob, name in (("temperature", "the temperature lr/batch"), ("train_fraction", "the training fraction")):
             if u[knob].nunique() > 1:
-                from .stats import correlate
-
                 r = pd.Series(correlate(u["robust_accuracy"], u[knob], methods=("spearman",))[0])
                 out.append(f"Robust accuracy {_direction(r)} {name} (Spearman ρ = {_f(r['coef'])} {_ci(r)}, "
                            f"n = {int(r['n'])}).")

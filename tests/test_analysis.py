@@ -11,7 +11,7 @@ from scipy import stats
 
 from _studies import EPS, make_study
 from robustarch.analysis import analyze, curve_area, pareto_front
-from robustarch.powerlaw import fit_power_law, slope_summary
+from robustarch.powerlaw import fit_power_law, margin_tail_slope, slope_summary
 from robustarch.record import samples_table, trials_table
 from robustarch.stats import bootstrap_statistic, correlate, ols, partial_correlation, resample_counts
 
@@ -121,6 +121,13 @@ def test_power_law_fit_recovers_a_known_slope_from_samples(slope):
     assert fit["ci_low"] < slope < fit["ci_high"]
     assert fit["slope"] == pytest.approx(slope, rel=0.1)
     assert fit["eps_high"] < 0.3  # the saturated end (error > 0.5) is left out
+
+
+def test_margin_tail_exponent_is_recovered():
+    rng = np.random.default_rng(2)
+    margins = 3.0 * rng.random(5000) ** (1 / 2.0)  # CDF(m) = (m / 3)^2
+    assert margin_tail_slope(margins) == pytest.approx(2.0, abs=0.1)
+    assert math.isnan(margin_tail_slope(margins[:5]))
 
 
 def test_power_law_without_enough_points_says_why():
