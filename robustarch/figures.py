@@ -154,7 +154,7 @@ def slope_histogram(a: Analysis) -> Plot | None:
 
 def margins(a: Analysis) -> Plot | None:
     q = a.tables["margin_quantiles"]
-    q = q[q["margin"] > 0]
+    q = q[(q["margin"] > 0) & (q["quantile"] > 0)]  # share 0 has no place on a log axis
     if q.empty:
         return None
     rows = _rows(a)
