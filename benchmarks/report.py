@@ -26,19 +26,24 @@ def main() -> None:
     import optuna
 
     from _studies import make_study
-    from robustarch.report import write_report
+    from robustarch.analysis import analyze
+    from robustarch.report import build_report
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = make_study(args.trials, name=f"bench-{args.trials}", n_samples=args.samples, n_flagged=10,
                        search_training=True)
     out = args.out or Path(tempfile.mkdtemp()) / "bench.html"
+    # What `write_report` does, timed by stage: statistics, then figures + HTML + writing.
     wall, cpu = time.perf_counter(), time.process_time()
-    path = write_report(study, out)
+    analysis = analyze(study)
+    wall_stats = time.perf_counter() - wall
+    out.write_text(build_report(study, analysis=analysis), encoding="utf-8")
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    path = out
     mb = path.stat().st_size / 1e6
     ok = wall < 10 and mb < 10
     print(f"report of {args.trials} trials × {args.samples} samples: {wall:.2f} s wall, {cpu:.2f} s CPU, "
-          f"{mb:.2f} MB ({path}) — target < 10 s and < 10 MB: {'met' if ok else 'NOT met'}")
+          f"{mb:.2f} MB ({path}); statistics {wall_stats:.2f} s, page {wall - wall_stats:.2f} s — target < 10 s and < 10 MB: {'met' if ok else 'NOT met'}")
 
 
 if __name__ == "__main__":

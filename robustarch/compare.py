@@ -12,7 +12,7 @@ from scipy import stats
 from .analysis import Analysis, analyze
 from .errors import UserError
 from .figures import trial_tip
-from .stats import N_BOOT, CONFIDENCE, correlate, percentile_ci
+from .stats import N_BOOT, correlate, percentile_ci
 from .svgplot import PALETTE, Axes, Plot
 
 METRICS = [("clean_accuracy", "clean accuracy"), ("robust_accuracy", "robust accuracy at ε"),
@@ -119,5 +119,3 @@ def analyze_pair(study_a, study_b, *, eps: float | None = None, include_flagged:
         raise UserError(f"study {study_b.study_name!r}: {exc} (the studies must share the headline ε)") from None
     return a, b
 
-
-CONFIDENCE_PCT = round(100 * CONFIDENCE)

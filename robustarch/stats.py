@@ -54,8 +54,8 @@ class Resampler:
     """One set of bootstrap resamples over n items, shared by every pair of columns correlated on
     those items, with the per-column work (ranks, tie counts) done once per column."""
 
-    def __init__(self, n: int, n_boot: int = N_BOOT, seed: int = 0):
-        self.counts = resample_counts(n, n_boot, seed)
+    def __init__(self, n: int, n_boot: int = N_BOOT, seed: int = 0, *, counts: np.ndarray | None = None):
+        self.counts = resample_counts(n, n_boot, seed) if counts is None else np.asarray(counts, float)
         self._w32 = self.counts.astype(np.float32)  # counts and sign sums stay exact (< 2**24)
         self._cache: dict = {}
 
@@ -103,9 +103,7 @@ class Resampler:
 
 def bootstrap_statistic(method: str, x: np.ndarray, y: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """The correlation `method` of x and y on every resample in `counts` (see `resample_counts`)."""
-    r = Resampler.__new__(Resampler)
-    r.counts, r._w32, r._cache = counts, counts.astype(np.float32), {}
-    return r.statistic(method, x, y)
+    return Resampler(counts.shape[1], counts=counts).statistic(method, x, y)
 
 
 def percentile_ci(values: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
