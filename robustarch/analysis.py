@@ -93,6 +93,62 @@ def grid_map(table: pd.DataFrame, x: str, y: str, value: str = "robust_accuracy"
     return g.sort_values([f"{x}_order", f"{y}_order"])[cols].reset_index(drop=True)
 
 
+def _per_trial(trials: pd.DataFrame, curves: pd.DataFrame, eps, eps_grid, include_flagged: bool) -> pd.DataFrame:
+    """The trials table plus what the statistics use: log sizes, temperature, robust accuracy at the
+    headline ε and the ε-curve's area, the sanity flag, whether the model enters the statistics,
+    and whether it is on the clean-vs-robust Pareto front (of the models in the statistics)."""
+    t = trials.copy()
+    for col in ("params", "flops"):
+        t[f"log10_{col}"] = np.log10(pd.to_numeric(t[col], errors="coerce").where(lambda v: v > 0))
+    t["temperature"] = pd.to_numeric(t["lr"], errors="coerce") / pd.to_numeric(t["batch_size"], errors="coerce")
+    t["flagged"] = t["sanity_ok"].eq(False)
+    has_curve = t["trial"].isin(curves["trial"])
+    t["robust_accuracy"] = np.nan
+    t["robust_auc"] = np.nan
+    if has_curve.any():
+        c = curves.set_index("trial").reindex(t.loc[has_curve, "trial"])
+        clean_att = t.loc[has_curve, "attacked_clean_accuracy"].fillna(t.loc[has_curve, "clean_accuracy"])
+        t.loc[has_curve, "robust_accuracy"] = c[eps].to_numpy()
+        t.loc[has_curve, "robust_auc"] = curve_area(eps_grid, c[eps_grid].to_numpy(float),
+                                                    clean_att.to_numpy(float))
+    t["in_statistics"] = has_curve & (include_flagged | ~t["flagged"])
+    t["pareto"] = False
+    used = t[t["in_statistics"]]
+    if not used.empty:
+        t.loc[used.index[pareto_front(used["clean_accuracy"], used["robust_accuracy"])], "pareto"] = True
+    return t
+
+
+def _statistics(u: pd.DataFrame, curves: pd.DataFrame, eps, eps_grid, enough: bool, *, n_boot: int,
+                seed: int) -> dict[str, pd.DataFrame]:
+    """Correlations at every ε and of the curve area, partial correlations, OLS — on the models `u`."""
+    corr_cols = ["target", "eps", "variable", "method", "n", "coef", "p_value", "ci_low", "ci_high"]
+    partial_cols = ["target", "eps", "variable", "controlling_for", "method", "n", "coef", "p_value",
+                    "ci_low", "ci_high"]
+    if not enough:
+        return {"correlations": pd.DataFrame(columns=corr_cols), "partial_correlations":
+                pd.DataFrame(columns=partial_cols), "ols_coefficients": pd.DataFrame(), "ols_fit": pd.DataFrame()}
+    resampler = Resampler(len(u), n_boot, seed)  # one set of resamples for every pair
+    frames = []
+    for e in eps_grid:
+        per_eps = u[["trial", *AGAINST]].merge(curves[["trial", e]].rename(columns={e: "robust_accuracy"}),
+                                               on="trial")
+        frames.append(correlations(per_eps, n_boot=n_boot, seed=seed, resampler=resampler).assign(eps=e))
+    frames.append(correlations(u, "robust_auc", n_boot=n_boot, seed=seed, resampler=resampler).assign(eps=np.nan))
+    partial = []
+    for target in ("robust_accuracy", "robust_auc"):
+        for method in ("pearson", "spearman"):
+            r = partial_correlation(u[target], u["log10_params"], u["clean_accuracy"], method=method,
+                                    n_boot=n_boot, seed=seed)
+            partial.append({"target": target, "eps": eps if target == "robust_accuracy" else np.nan,
+                            "variable": "log10_params", "controlling_for": "clean_accuracy", **r})
+    coef, fit = ols(u, "robust_accuracy", OLS_PREDICTORS)
+    coef.insert(0, "target", f"robust_accuracy at eps={eps:g}")
+    return {"correlations": pd.concat(frames, ignore_index=True)[corr_cols],
+            "partial_correlations": pd.DataFrame(partial, columns=partial_cols),
+            "ols_coefficients": coef, "ols_fit": pd.DataFrame([fit])}
+
+
 @dataclass
 class Analysis:
     """Everything the report shows, as tables. `tables` maps a name to its DataFrame."""
@@ -137,67 +193,19 @@ def analyze(study, *, eps: float | None = None, include_flagged: bool = False, n
 
     curves = wc.pivot_table(index="trial", columns="eps", values="robust_accuracy").reset_index()
     curves.columns.name = None
-    t = trials.copy()
-    t["log10_params"] = np.log10(pd.to_numeric(t["params"], errors="coerce").where(lambda v: v > 0))
-    t["log10_flops"] = np.log10(pd.to_numeric(t["flops"], errors="coerce").where(lambda v: v > 0))
-    t["temperature"] = pd.to_numeric(t["lr"], errors="coerce") / pd.to_numeric(t["batch_size"], errors="coerce")
-    t["flagged"] = t["sanity_ok"].eq(False)
-    has_curve = t["trial"].isin(curves["trial"])
-    t["robust_accuracy"] = np.nan
-    t["robust_auc"] = np.nan
-    if has_curve.any():
-        c = curves.set_index("trial").reindex(t.loc[has_curve, "trial"])
-        clean_att = t.loc[has_curve, "attacked_clean_accuracy"].fillna(t.loc[has_curve, "clean_accuracy"])
-        t.loc[has_curve, "robust_accuracy"] = c[eps].to_numpy()
-        t.loc[has_curve, "robust_auc"] = curve_area(eps_grid, c[eps_grid].to_numpy(float),
-                                                    clean_att.to_numpy(float))
-    analysed = t[has_curve]
-    used = analysed if include_flagged else analysed[~analysed["flagged"]]
-    t["in_statistics"] = t["trial"].isin(used["trial"])
-    t["pareto"] = False
-    if not analysed.empty:
-        front = pareto_front(analysed["clean_accuracy"], analysed["robust_accuracy"])
-        t.loc[analysed.index[front], "pareto"] = True
-
-    result = Analysis(study.study_name, eps, eps_grid, include_flagged, len(t), int(has_curve.sum()),
+    t = _per_trial(trials, curves, eps, eps_grid, include_flagged)
+    analysed, used = t[t["trial"].isin(curves["trial"])], t[t["in_statistics"]]
+    result = Analysis(study.study_name, eps, eps_grid, include_flagged, len(t), len(analysed),
                       int(analysed["flagged"].sum()), len(used), len(used) >= MIN_TRIALS_FOR_STATS,
                       attrs=attrs)
 
     curve_info = curves.merge(t[["trial", "attacked_clean_accuracy"]], on="trial", how="left")
     power = power_law_table(samples, curve_info, eps_grid, max_error=max_error, n_boot=n_boot, seed=seed)
     t = t.merge(power[["trial", "slope"]].rename(columns={"slope": "power_law_slope"}), on="trial", how="left")
-    power_used = power[power["trial"].isin(used["trial"])]
-    result.fits["power_law"] = slope_summary(power_used)
-
-    corr_frames, partial_rows = [], []
-    ols_coef, ols_fit = pd.DataFrame(), {}
-    if result.enough:
-        u = t[t["in_statistics"]]
-        resampler = Resampler(len(u), n_boot, seed)  # one set of resamples for every pair
-        for e in eps_grid:
-            per_eps = u[["trial", *AGAINST]].merge(curves[["trial", e]].rename(columns={e: "robust_accuracy"}),
-                                                   on="trial")
-            c = correlations(per_eps, n_boot=n_boot, seed=seed, resampler=resampler)
-            c.insert(1, "eps", e)
-            corr_frames.append(c)
-        c = correlations(u, "robust_auc", n_boot=n_boot, seed=seed, resampler=resampler)
-        c.insert(1, "eps", np.nan)
-        corr_frames.append(c)
-        for target in ("robust_accuracy", "robust_auc"):
-            for method in ("pearson", "spearman"):
-                r = partial_correlation(u[target], u["log10_params"], u["clean_accuracy"], method=method,
-                                        n_boot=n_boot, seed=seed)
-                partial_rows.append({"target": target, "eps": eps if target == "robust_accuracy" else np.nan,
-                                     "variable": "log10_params", "controlling_for": "clean_accuracy", **r})
-        ols_coef, ols_fit = ols(u, "robust_accuracy", OLS_PREDICTORS)
-        ols_coef.insert(0, "target", f"robust_accuracy at eps={eps:g}")
-    corr_cols = ["target", "eps", "variable", "method", "n", "coef", "p_value", "ci_low", "ci_high"]
-    result.tables["correlations"] = pd.concat(corr_frames, ignore_index=True) if corr_frames else pd.DataFrame(columns=corr_cols)
-    result.tables["partial_correlations"] = pd.DataFrame(partial_rows, columns=[
-        "target", "eps", "variable", "controlling_for", "method", "n", "coef", "p_value", "ci_low", "ci_high"])
-    result.tables["ols_coefficients"] = ols_coef
-    result.fits["ols"] = ols_fit
-    result.tables["ols_fit"] = pd.DataFrame([ols_fit]) if ols_fit else pd.DataFrame()
+    result.fits["power_law"] = slope_summary(power[power["trial"].isin(used["trial"])])
+    result.tables.update(_statistics(t[t["in_statistics"]], curves, eps, eps_grid, result.enough,
+                                     n_boot=n_boot, seed=seed))
+    result.fits["ols"] = result.tables["ols_fit"].iloc[0].to_dict() if not result.tables["ols_fit"].empty else {}
     result.tables["trials"] = t
     result.tables["robustness"] = robustness
     result.tables["power_law"] = power.merge(t[["trial", "arch_summary", "flagged", "in_statistics"]],
@@ -205,9 +213,8 @@ def analyze(study, *, eps: float | None = None, include_flagged: bool = False, n
     result.tables["power_law_summary"] = pd.DataFrame([result.fits["power_law"]])
     result.tables["samples"] = samples
     result.tables["margin_quantiles"] = margin_quantiles(samples)
-    a = t[t["trial"].isin(analysed["trial"])]
-    result.tables["pareto_front"] = a.loc[a["pareto"], ["trial", "arch_summary", "clean_accuracy",
-                                                         "robust_accuracy", "flagged"]].sort_values("clean_accuracy")
+    result.tables["pareto_front"] = (t.loc[t["pareto"], ["trial", "arch_summary", "clean_accuracy",
+                                                         "robust_accuracy"]].sort_values("clean_accuracy"))
     result.tables["depth_width"] = grid_map(t[t["in_statistics"]], "depth", "width", log_y=True)
     phase = pd.DataFrame()
     if result.knobs_searched:

@@ -118,8 +118,10 @@ def sentences(a: Analysis) -> list[str]:
                        f"{_direction(r)} k (Spearman ρ = {_f(r['coef'])} {_ci(r)}, n = {int(r['n'])}).")
     front = a.tables["pareto_front"]
     if not front.empty:
-        best = t.loc[t["robust_accuracy"].idxmax()]
-        out.append(f"{len(front)} model(s) are Pareto-optimal for clean vs robust accuracy; the most robust is "
+        u = t[t["in_statistics"]]
+        best = u.loc[u["robust_accuracy"].idxmax()]
+        out.append(f"{len(front)} model(s) are Pareto-optimal for clean vs robust accuracy; the most robust "
+                   f"{'of the models in the statistics ' if a.n_flagged and not a.include_flagged else ''}is "
                    f"trial {int(best['trial'])} ({best['arch_summary']}) with robust accuracy "
                    f"{_f(best['robust_accuracy'], 3)} at clean accuracy {_f(best['clean_accuracy'], 3)}.")
     if a.tables["phase_diagram"].empty:

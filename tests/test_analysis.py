@@ -174,8 +174,21 @@ def test_flagged_models_are_left_out_of_statistics_by_default(study, analysis):
     corr = analysis.tables["correlations"]
     assert analysis.n_flagged == 3 and analysis.n_used == 27
     assert set(corr["n"]) == {27}
+    t = analysis.tables["trials"]
+    assert not t.loc[t["flagged"], "in_statistics"].any() and not t.loc[t["flagged"], "pareto"].any()
+    used = t[t["in_statistics"]]
+    assert (used["pareto"].to_numpy() == pareto_front(used["clean_accuracy"], used["robust_accuracy"])).all()
     with_flagged = analyze(study, include_flagged=True, n_boot=200)
     assert set(with_flagged.tables["correlations"]["n"]) == {30}
+
+
+def test_trial_area_and_headline_robust_accuracy(study, analysis):
+    t = analysis.tables["trials"].set_index("trial")
+    a = study.trials[5].user_attrs
+    curve = a["robust_accuracy"]["worst_case"]
+    expected = np.trapezoid([a["attacked_clean_accuracy"], *curve], [0.0, *EPS]) / EPS[-1]
+    assert t.loc[5, "robust_auc"] == pytest.approx(expected)
+    assert analysis.eps == 0.05 and t.loc[5, "robust_accuracy"] == curve[EPS.index(0.05)]
 
 
 def test_correlation_table_equals_scipy_on_the_trials(study, analysis):
