@@ -96,7 +96,8 @@ def robustness_table(study) -> pd.DataFrame:
 
 def samples_table(study) -> pd.DataFrame:
     """One row per complete trial × attacked clean-correct sample: `margin` (top-1 minus runner-up
-    logit) and `min_adversarial_eps` (smallest ε at which any attack broke it; inf = never broken)."""
+    logit), `min_adversarial_eps` (smallest ε at which any attack broke it; inf = never broken) and
+    `broken` (False where no attack broke it)."""
     trials, margins, min_eps = [], [], []
     for t in _trials(study):
         a = t.user_attrs
@@ -109,8 +110,10 @@ def samples_table(study) -> pd.DataFrame:
         margins.append(m)
         min_eps.append(e)
     cat = (lambda parts, dtype: np.concatenate(parts) if parts else np.array([], dtype=dtype))
+    eps = cat(min_eps, float)
+    # `broken` spells out what inf means: JSON has no infinity (pandas writes null, as for missing).
     return pd.DataFrame({"trial": cat(trials, int), "margin": cat(margins, float),
-                         "min_adversarial_eps": cat(min_eps, float)})
+                         "min_adversarial_eps": eps, "broken": np.isfinite(eps)})
 
 
 def export_table(table: pd.DataFrame, path: str | Path) -> Path:

@@ -222,6 +222,7 @@ def test_records_read_failed_pruned_and_multi_objective_trials():
     assert t.loc[t["state"] == "PRUNED", "fail_reason"].str.startswith("over_budget").all()
     samples = samples_table(s)
     assert samples["trial"].nunique() == 6 and np.isinf(samples["min_adversarial_eps"]).any()
+    assert (samples["broken"] == np.isfinite(samples["min_adversarial_eps"])).all()
     a = analyze(s, n_boot=100)
     assert a.enough and set(a.tables["correlations"]["n"]) == {6}
 
