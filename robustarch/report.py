@@ -63,23 +63,27 @@ def _objective_text(study, attrs: dict, eps) -> str:
     return f"{cfg.get('objective', 'robust')}: maximize worst-case robust accuracy at ε={_fmt(eps)}"
 
 
-def _recipes(trials: pd.DataFrame, study) -> list[str]:
-    seen = []
-    for t in study.get_trials(deepcopy=False):
-        tc = t.user_attrs.get("train_config")
-        if tc:
-            text = ", ".join(f"{k}={v}" for k, v in tc.items())
-            if text not in seen:
-                seen.append(text)
-    if len(seen) > 5:  # searched knobs: say what varied rather than list every recipe
-        keys = {k for t in study.get_trials(deepcopy=False) for k in (t.user_attrs.get("train_config") or {})}
-        ranges = []
-        for k in sorted(keys):
-            vals = {json.dumps(t.user_attrs.get("train_config", {}).get(k)) for t in study.get_trials(deepcopy=False)
-                    if t.user_attrs.get("train_config")}
-            ranges.append(f"{k}: {', '.join(sorted(vals)[:6])}{' …' if len(vals) > 6 else ''}")
-        return [f"{len(seen)} distinct recipes; values used — " + "; ".join(ranges)]
-    return seen
+def _recipes(study) -> list[str]:
+    """The training recipes used: each one in full when few, else what varied and over which range."""
+    configs = [t.user_attrs["train_config"] for t in study.get_trials(deepcopy=False)
+               if t.user_attrs.get("train_config")]
+    seen = list(dict.fromkeys(", ".join(f"{k}={v}" for k, v in c.items()) for c in configs))
+    if len(seen) <= 5:
+        return seen
+    parts = []
+    for key in dict.fromkeys(k for c in configs for k in c):
+        values = [c.get(key) for c in configs]
+        distinct = list(dict.fromkeys(json.dumps(v) for v in values))
+        numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if len(distinct) == 1:
+            parts.append(f"{key}={values[0]}")
+        elif len(numbers) == len(values) and len(distinct) > 6:
+            parts.append(f"{key} from {min(numbers):.3g} to {max(numbers):.3g} ({len(distinct)} values)")
+        elif len(numbers) == len(values):
+            parts.append(f"{key} in {{{', '.join(f'{v:g}' for v in sorted(set(numbers)))}}}")
+        else:
+            parts.append(f"{key} in {{{', '.join(sorted(distinct))}}}")
+    return [f"{len(seen)} distinct recipes: " + "; ".join(parts)]
 
 
 def build_report(study, *, eps: float | None = None, include_flagged: bool = False,
@@ -98,7 +102,7 @@ def build_report(study, *, eps: float | None = None, include_flagged: bool = Fal
         config=attrs.get("robustarch_config", {}), dataset=attrs.get("dataset_info", {}),
         suite=attrs.get("suite_config", {}), space_path=attrs.get("space_path"),
         objectives=_objective_text(study, attrs, a.eps) if a.eps is not None else "?",
-        recipes=_recipes(trials, study), sanity_names=sanity_names, min_trials=MIN_TRIALS_FOR_STATS,
+        recipes=_recipes(study), sanity_names=sanity_names, min_trials=MIN_TRIALS_FOR_STATS,
         n_boot=n_boot, seed=seed, max_error=MAX_ERROR, fmt=_fmt)
 
 
