@@ -211,6 +211,12 @@ def analyze(study, *, eps: float | None = None, include_flagged: bool = False, n
     result.tables["power_law"] = power.merge(t[["trial", "arch_summary", "flagged", "in_statistics"]],
                                              on="trial", how="left")
     result.tables["power_law_summary"] = pd.DataFrame([result.fits["power_law"]])
+    # Is the slope a property of the architecture? Its correlations with size, shape and accuracy.
+    u = t[t["in_statistics"]]
+    result.tables["slope_correlations"] = (
+        correlations(u, "power_law_slope", ("clean_accuracy", "log10_params", "depth", "width"), n_boot=n_boot,
+                     seed=seed) if result.enough else pd.DataFrame(columns=["target", "variable", "method", "n",
+                                                                             "coef", "p_value", "ci_low", "ci_high"]))
     result.tables["samples"] = samples
     result.tables["margin_quantiles"] = margin_quantiles(samples)
     result.tables["pareto_front"] = (t.loc[t["pareto"], ["trial", "arch_summary", "clean_accuracy",

@@ -106,6 +106,11 @@ def sentences(a: Analysis) -> list[str]:
                   ("the slopes are consistent with one universal value "
                    f"({_f(pl['pooled'])} [{_f(pl['pooled_ci_low'])}, {_f(pl['pooled_ci_high'])}])" if same else
                    "the slopes differ between models by more than their fitting uncertainty"))
+        sc = a.tables.get("slope_correlations", pd.DataFrame())
+        sc = sc[sc["method"] == "spearman"].set_index("variable") if not sc.empty else sc
+        if not sc.empty:
+            s += "; the slope " + ", ".join(f"{_direction(sc.loc[v])} {NAMES[v]} (ρ = {_f(sc.loc[v, 'coef'])} {_ci(sc.loc[v])})"
+                                            for v in ("log10_params", "depth", "width") if v in sc.index)
         out.append(s + ".")
         fits = a.tables["power_law"]
         fits = fits[fits["in_statistics"].fillna(False).astype(bool)]
