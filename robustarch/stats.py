@@ -40,10 +40,17 @@ def _weighted_pearson(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray
 
 
 def _weighted_ranks(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Mid-ranks (as scipy.stats.rankdata) of each original item inside each resample: items
-    strictly below plus half the items equal (copies included), plus one half."""
-    below = ((x[None, :] < x[:, None]) + 0.5 * (x[None, :] == x[:, None])).astype(np.float32)
-    return (w.astype(np.float32) @ below.T).astype(np.float64) + 0.5  # half-integers: exact in float32
+    """Mid-ranks (as scipy.stats.rankdata) of each original item inside each resample: the items
+    strictly below, plus half the items equal to it (its own copies included), plus one half."""
+    order = np.argsort(x, kind="stable")
+    xs = x[order]
+    starts = np.flatnonzero(np.r_[True, xs[1:] != xs[:-1]])  # first item of each group of equal values
+    group = np.cumsum(np.r_[True, xs[1:] != xs[:-1]]) - 1
+    equal = np.add.reduceat(w[:, order], starts, axis=1)  # (B, groups): copies per distinct value
+    below = np.cumsum(equal, axis=1) - equal
+    ranks = np.empty_like(w, dtype=float)
+    ranks[:, order] = (below + 0.5 * equal)[:, group] + 0.5
+    return ranks
 
 
 def _sign_matrix(x: np.ndarray) -> np.ndarray:
