@@ -12,7 +12,7 @@ from scipy import stats
 from _studies import EPS, make_study
 from robustarch.analysis import analyze, curve_area, pareto_front
 from robustarch.powerlaw import fit_power_law, margin_tail_slope, slope_summary
-from robustarch.record import samples_table, trials_table
+from robustarch.record import trials_table
 from robustarch.stats import bootstrap_statistic, correlate, ols, partial_correlation, resample_counts
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -210,21 +210,6 @@ def test_power_law_table_has_one_fit_per_complete_trial(analysis):
     assert len(pl) == 30 and (pl["status"] == "ok").all()
     assert ((pl["ci_low"] <= pl["slope"]) & (pl["slope"] <= pl["ci_high"])).all()
     assert analysis.fits["power_law"]["n_models"] == 27
-
-
-def test_records_read_failed_pruned_and_multi_objective_trials():
-    s = make_study(6, objectives=["clean", "robust", "size"], n_flagged=0)
-    t = trials_table(s)
-    assert {"objective_clean", "objective_robust", "objective_size"} <= set(t.columns)
-    done = t[t["state"] == "COMPLETE"]
-    assert (done["objective_clean"] == done["clean_accuracy"]).all()
-    assert set(t.loc[t["state"] == "FAIL", "fail_reason"]) == {"diverged"}
-    assert t.loc[t["state"] == "PRUNED", "fail_reason"].str.startswith("over_budget").all()
-    samples = samples_table(s)
-    assert samples["trial"].nunique() == 6 and np.isinf(samples["min_adversarial_eps"]).any()
-    assert (samples["broken"] == np.isfinite(samples["min_adversarial_eps"])).all()
-    a = analyze(s, n_boot=100)
-    assert a.enough and set(a.tables["correlations"]["n"]) == {6}
 
 
 def test_too_few_trials_give_tables_but_no_statistics():
