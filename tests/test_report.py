@@ -146,3 +146,11 @@ def test_report_errors_are_one_line_exit_2(case, tmp_path, monkeypatch, capsys):
     assert {"unknown_study": "no study named 'nope'", "unwritable": "cannot write",
             "bad_storage": "cannot open storage", "bad_format": "allowed values",
             "bad_eps": "not on the study's ε grid"}[case] in line
+
+
+def test_multi_objective_study_reports_its_objectives(tmp_path):
+    s = make_study(6, name="mo", objectives=["clean", "robust"], n_flagged=0)
+    text = write_report(s, tmp_path / "mo.html", n_boot=100).read_text()
+    assert "maximize clean, maximize robust" in text
+    assert "Too few complete trials" not in text  # statistics ran (6 ≥ 5 models)
+    assert "Worst-case robust accuracy at ε = 0.05" in text
