@@ -118,7 +118,7 @@ def report(
     if compare is not None:
         if fmt != "html":
             raise UserError("--compare writes an HTML page; use --format json/csv with --study for tables")
-        path = out_path or Path("reports") / f"compare-{rp._safe_name(compare[0])}-vs-{rp._safe_name(compare[1])}.html"
+        path = out_path or rp.comparison_path(*compare)
         _check_writable(path, "report")
         store = st.open_storage(storage)
         studies = [st.create_or_resume(store, name, None)[0] for name in compare]

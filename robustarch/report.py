@@ -112,6 +112,11 @@ def default_path(study_name: str, fmt: str = "html") -> Path:
     return Path("reports") / {"html": f"{name}.html", "json": f"{name}.json", "csv": f"{name}-tables"}[fmt]
 
 
+def comparison_path(name_a: str, name_b: str) -> Path:
+    """`reports/compare-<A>-vs-<B>.html`."""
+    return Path("reports") / f"compare-{_safe_name(name_a)}-vs-{_safe_name(name_b)}.html"
+
+
 def write_report(study, out: str | Path | None = None, *, eps: float | None = None,
                  include_flagged: bool = False, fmt: str = "html", n_boot: int = N_BOOT) -> Path:
     """Write the report (`fmt="html"`), or every table behind it: `json` (one file, table name →
