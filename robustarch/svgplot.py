@@ -67,7 +67,7 @@ def _fmt_tick(v: float) -> str:
         exp = math.floor(math.log10(abs(v)))
         mant = v / 10 ** exp
         return f"{mant:g}e{exp}" if abs(mant - 1) > 1e-9 else f"1e{exp}"
-    return f"{v:.3g}"
+    return str(int(v)) if float(v).is_integer() else f"{v:.3g}"
 
 
 class Axes:
@@ -98,8 +98,11 @@ class Axes:
         if log:
             ks = range(math.ceil(lo - 1e-9), math.floor(hi + 1e-9) + 1)
             ticks = [10.0 ** k for k in ks]
-            if len(ticks) < 2:  # under a decade: plain ticks on the log axis
-                ticks = [t for t in np.unique(np.round(np.geomspace(10 ** lo, 10 ** hi, 4), 6)) if t > 0]
+            if len(ticks) < 3:  # two decades or less: 1-2-5 steps, else 2 significant digits
+                ticks = [m * 10.0 ** k for k in range(math.floor(lo) - 1, math.ceil(hi) + 1) for m in (1, 2, 5)
+                         if lo - 1e-9 <= math.log10(m * 10.0 ** k) <= hi + 1e-9]
+            if len(ticks) < 2:
+                ticks = [float(f"{t:.2g}") for t in np.geomspace(10 ** lo, 10 ** hi, 5)[1:-1]]
             return ticks
         step = 10 ** math.floor(math.log10((hi - lo) / 4))
         for mult in (1, 2, 2.5, 5, 10):
