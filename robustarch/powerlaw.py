@@ -56,15 +56,43 @@ def _loglog_fit(eps: np.ndarray, error: np.ndarray, n: int) -> tuple[float, floa
     return slope, intercept, r2
 
 
-def _multinomial(rng, n: int, p: np.ndarray, size: int) -> np.ndarray:
-    """Multinomial counts of the first len(p) bins (the rest of the mass is the last bin), drawn as a
-    chain of binomials: exact, and faster than Generator.multinomial for many draws of few bins."""
-    out = np.empty((size, len(p)), dtype=np.int64)
-    left, mass = np.full(size, n), 1.0
-    for k, pk in enumerate(p):
-        out[:, k] = rng.binomial(left, min(1.0, pk / mass) if mass > 0 else 0.0)
-        left = left - out[:, k]
-        mass -= pk
+def bootstrap_slope_ci(eps_grid, min_eps: list[np.ndarray], masks: np.ndarray, *, n_boot: int = N_BOOT,
+                       seed: int = 0, confidence: float = CONFIDENCE) -> np.ndarray:
+    """Percentile bootstrap CI of the slope for many models at once: (models, 2).
+
+    Resampling a model's n samples with replacement only matters through how many land in each
+    "first broken at grid point p" bin, so each resample is a multinomial draw over those bins
+    (drawn as a chain of binomials, all models and resamples together). `masks` (models, points):
+    each model's fit range, held fixed."""
+    grid = np.asarray(eps_grid, float)
+    bounds = grid * (1 + EPS_RTOL) + EPS_ATOL
+    n_models, n_points = len(min_eps), len(grid)
+    out = np.full((n_models, 2), np.nan)
+    if n_models == 0:
+        return out
+    counts = np.stack([np.bincount(np.searchsorted(bounds, np.asarray(m, float), side="left"),
+                                   minlength=n_points + 1) for m in min_eps]).astype(float)
+    n = counts.sum(1)
+    rng = np.random.default_rng(seed)
+    left = np.repeat(n[:, None], n_boot, axis=1).astype(np.int64)
+    mass = np.ones(n_models)
+    draws = np.empty((n_models, n_boot, n_points))
+    for k in range(n_points):
+        pk = counts[:, k] / np.maximum(n, 1)
+        prob = np.clip(np.divide(pk, mass, out=np.zeros_like(pk), where=mass > 1e-12), 0, 1)
+        draws[:, :, k] = rng.binomial(left, prob[:, None])
+        left -= draws[:, :, k].astype(np.int64)
+        mass = mass - pk
+    errs = np.cumsum(draws, axis=2) / np.maximum(n, 1)[:, None, None]  # (models, B, points)
+    m3 = masks[:, None, :].astype(bool)
+    ok = np.where(m3, errs > 0, True).all(2)
+    ly = np.log10(np.where(errs > 0, errs, 1.0))
+    w = _weights(errs, n[:, None, None]) * m3
+    slopes, _ = _wls_slopes(np.log10(np.where(grid > 0, grid, 1.0)), ly, w)
+    slopes = np.where(ok, slopes, np.nan)
+    for i in range(n_models):
+        if masks[i].sum() >= MIN_POINTS and n[i] > 1:
+            out[i] = percentile_ci(slopes[i], confidence)
     return out
 
 
@@ -108,19 +136,9 @@ def fit_power_law(eps_grid, min_eps=None, *, error=None, max_error: float = MAX_
     slope, intercept, r2 = _loglog_fit(eps_fit, error[mask], n_samples)
     out.update(slope=slope, intercept=intercept, eps_low=float(eps_fit.min()),
                eps_high=float(eps_fit.max()), r2=r2)
-    if min_eps is not None and len(min_eps) > 1:
-        m = np.asarray(min_eps, float)
-        rng = np.random.default_rng(seed)
-        # Resampling n samples with replacement = a multinomial draw over "first broken at fit
-        # point p" bins (plus one bin for later or never): the same bootstrap, in B × points numbers.
-        bounds = eps_fit * (1 + EPS_RTOL) + EPS_ATOL
-        first = np.searchsorted(bounds, m, side="left")  # index of the first bound ≥ m
-        p_bins = np.bincount(first, minlength=len(bounds) + 1) / len(m)
-        errs = np.cumsum(_multinomial(rng, len(m), p_bins[:-1], n_boot), axis=1) / len(m)  # (B, points)
-        ok = (errs > 0).all(1)
-        ly = np.log10(np.where(errs > 0, errs, 1.0))
-        slopes, _ = _wls_slopes(np.log10(eps_fit)[None, :], ly, _weights(errs, len(m)))
-        out["ci_low"], out["ci_high"] = percentile_ci(np.where(ok, slopes, np.nan))
+    if min_eps is not None and len(min_eps) > 1 and n_boot:
+        out["ci_low"], out["ci_high"] = bootstrap_slope_ci(grid, [np.asarray(min_eps, float)], mask[None, :],
+                                                           n_boot=n_boot, seed=seed)[0]
     return out
 
 
@@ -150,13 +168,13 @@ def power_law_table(samples: pd.DataFrame, curves: pd.DataFrame, eps_grid, *,
     fallback when a trial stored no per-sample ε."""
     by_trial = {t: g["min_adversarial_eps"].to_numpy() for t, g in samples.groupby("trial")}
     tails = {t: margin_tail_slope(g["margin"].to_numpy()) for t, g in samples.groupby("trial")}
-    rows = []
+    rows, batch = [], []  # batch: (row index, per-sample ε) of the models bootstrapped together
     for row in curves.to_dict("records"):
         trial = int(row["trial"])
         if trial in by_trial and len(by_trial[trial]) and not np.isnan(by_trial[trial]).any():
-            fit = fit_power_law(eps_grid, by_trial[trial], max_error=max_error, n_boot=n_boot,
-                                seed=seed + trial)
+            fit = fit_power_law(eps_grid, by_trial[trial], max_error=max_error, n_boot=0)
             fit["error_source"] = "per-sample minimal ε"
+            batch.append((len(rows), by_trial[trial]))
         else:
             clean = row.get("attacked_clean_accuracy")
             robust = np.array([row[e] for e in eps_grid], float)
@@ -164,6 +182,12 @@ def power_law_table(samples: pd.DataFrame, curves: pd.DataFrame, eps_grid, *,
             fit = fit_power_law(eps_grid, error=error, max_error=max_error)
             fit["error_source"] = "ε-curve (no per-sample ε stored; no CI)"
         rows.append({"trial": trial, **fit, "margin_tail_slope": tails.get(trial, math.nan)})
+    if batch:
+        grid = np.asarray(eps_grid, float)
+        masks = np.stack([fit_range(grid, error_curve(m, grid), max_error) for _, m in batch])
+        cis = bootstrap_slope_ci(grid, [m for _, m in batch], masks, n_boot=n_boot, seed=seed)
+        for (i, _), (lo, hi) in zip(batch, cis):
+            rows[i]["ci_low"], rows[i]["ci_high"] = lo, hi
     cols = ["trial", "slope", "ci_low", "ci_high", "intercept", "eps_low", "eps_high", "n_points", "r2",
             "margin_tail_slope", "status", "error_source"]
     return pd.DataFrame(rows, columns=cols).astype({c: float for c in cols[1:10]})
