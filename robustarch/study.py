@@ -88,30 +88,9 @@ def _make_sampler(name: str, seed: int, space: SearchSpace | None = None):
     raise UserError(f"unknown sampler {name!r}: allowed values are {one_of(SAMPLERS)}")
 
 
-def searched_params(space: SearchSpace) -> dict:
-    """The parameters a space searches, by the names `trial.params` uses (`stage0_depth`, ...)."""
-    from .space import Choice, Range
-
-    named = [("stem_width", space.stem_width), ("act", space.act), ("norm", space.norm),
-             ("head_dropout", space.head_dropout)]
-    for i, st in enumerate(space.stages):
-        named += [(f"stage{i}_depth", st.depth), (f"stage{i}_width", st.width),
-                  (f"stage{i}_cell", st.cell), (f"stage{i}_kernel", st.kernel_size)]
-    named += [(f"train_{k}", v) for k, v in space.training.items()]
-    return {name: p for name, p in named if isinstance(p, (Range, Choice))}
-
-
 def search_grid(space: SearchSpace) -> dict[str, list]:
     """Every value of every searched parameter, for `GridSampler` (the space must be discrete)."""
-    if hasattr(space, "grid"):
-        return space.grid()
-    from .space import Range, _values
-
-    for name, param in searched_params(space).items():
-        if isinstance(param, Range) and not param.integer:
-            raise UserError(f"sampler 'grid' needs a discrete space; {name} in {space.path or space.name} "
-                            "is a continuous range: give a list of values")
-    return {name: _values(param) for name, param in searched_params(space).items()}
+    return space.grid()
 
 
 def _make_pruner(name: str):
@@ -209,7 +188,7 @@ def load_enqueue_file(path: str | Path, space: SearchSpace) -> list[dict]:
     if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
         raise UserError(f"--enqueue {path}: expected a non-empty list of parameter mappings "
                         "(e.g. - {stage0_depth: 2, stage0_width: 32})")
-    allowed = sorted(searched_params(space))
+    allowed = sorted(space.searched())
     for n, item in enumerate(items):
         unknown = sorted(set(item) - set(allowed))
         if unknown:
