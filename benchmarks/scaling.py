@@ -49,6 +49,9 @@ def run(n_workers: int, n_trials: int, storage: str, folder: Path) -> dict:
     study, _ = create_or_resume(open_storage(storage), name, config)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
            "GIT_PYTHON_REFRESH": "quiet"}
+    import resource
+
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
     procs = [subprocess.Popen([sys.executable, "-m", "robustarch", "worker", "--storage", storage,
                                "--study", name, "--n-trials", str(n_trials), "--threads", "1",
@@ -56,6 +59,8 @@ def run(n_workers: int, n_trials: int, storage: str, folder: Path) -> dict:
              for i in range(n_workers)]
     codes = [p.wait() for p in procs]
     wall = time.monotonic() - start
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     if any(codes):
         raise SystemExit(f"a worker failed: exit codes {codes}")
     done = study.get_trials(states=(TrialState.COMPLETE,))
@@ -71,7 +76,7 @@ def run(n_workers: int, n_trials: int, storage: str, folder: Path) -> dict:
     steady = 60 * len(counted) / (ends[-1] - warm) if counted else float("nan")
     compute = [t.user_attrs["train_seconds"] + t.user_attrs["attack_seconds"] for t in done]
     return {"workers": n_workers, "trials": n_trials, "wall_s": wall, "per_min_wall": 60 * n_trials / wall,
-            "per_min_steady": steady, "compute_s": sum(compute) / len(compute)}
+            "per_min_steady": steady, "compute_s": sum(compute) / len(compute), "cores": cpu / wall}
 
 
 def _burn(_=None) -> float:
@@ -111,10 +116,10 @@ def main() -> None:
             results.append(run(n, n * args.trials_per_worker, storage, folder))
         parallel_after = free_parallelism()
     print(f"{'workers':>7} {'trials':>6} {'wall s':>7} {'trials/min (wall)':>18} {'trials/min (steady)':>20} "
-          f"{'train+attack s/trial':>21}")
+          f"{'train+attack s/trial':>21} {'cores busy':>10}")
     for r in results:
         print(f"{r['workers']:>7} {r['trials']:>6} {r['wall_s']:>7.1f} {r['per_min_wall']:>18.1f} "
-              f"{r['per_min_steady']:>20.1f} {r['compute_s']:>21.2f}")
+              f"{r['per_min_steady']:>20.1f} {r['compute_s']:>21.2f} {r['cores']:>10.2f}")
     one, two = results
     print(f"speed-up with 2 workers: {two['per_min_steady'] / one['per_min_steady']:.2f}x steady, "
           f"{two['per_min_wall'] / one['per_min_wall']:.2f}x wall clock (target >= 1.7x; "
