@@ -68,7 +68,7 @@ def open_storage(url: str | None = None):
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.storages.RDBStorage(
                 url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_SECONDS,
-                grace_period=GRACE_SECONDS, heartbeat_stale_trial_callback=RetryLostTrial())
+                grace_period=GRACE_SECONDS, heartbeat_stale_trial_callback=retry_callback())
     except UserError:
         raise
     except Exception as exc:  # SQLAlchemy, driver and file errors: one line for the user
@@ -98,38 +98,32 @@ def default_artifacts(storage_url: str | None) -> Path:
     return Path("robustarch-artifacts")
 
 
-def _retry_base():
-    from optuna.storages import RetryHeartbeatStaleTrialCallback
+def retry_callback(max_retry: int = MAX_RETRIES):
+    """Optuna's `RetryHeartbeatStaleTrialCallback` (re-queue a lost trial's parameters, with system
+    attributes `failed_trial` and `retry_history`), minus the dead trial's user attributes: a retry
+    records its own worker and results (a stale `worker` would make it look lost again) and says
+    `retried_from` and `retry_reason`."""
+    import copy
 
-    return RetryHeartbeatStaleTrialCallback
+    optuna = _optuna()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        from optuna.storages import RetryHeartbeatStaleTrialCallback
 
+        class _Retry(RetryHeartbeatStaleTrialCallback):
+            def __call__(self, study, trial) -> None:
+                clean = copy.copy(trial)
+                clean.user_attrs = {"retried_from": trial.system_attrs.get("failed_trial", trial.number),
+                                    "retry_reason": f"worker_lost: trial {trial.number} lost its worker"}
+                super().__call__(study, clean)
 
-class RetryLostTrial:
-    """Optuna's `RetryHeartbeatStaleTrialCallback`, keeping its system attributes (`failed_trial`,
-    `retry_history`) but not the dead trial's user attributes: a retry records its own worker and
-    results, and a stale `worker` attribute would make it look lost again."""
-
-    def __init__(self, max_retry: int = MAX_RETRIES):
-        self.max_retry = max_retry
-
-    def __call__(self, study, trial) -> None:
-        optuna = _optuna()
-        system_attrs = {"failed_trial": trial.number, "retry_history": [], **trial.system_attrs}
-        system_attrs["retry_history"] = [*system_attrs["retry_history"], trial.number]
-        if len(system_attrs["retry_history"]) > self.max_retry:
-            return
-        study.add_trial(optuna.trial.create_trial(
-            state=optuna.trial.TrialState.WAITING, params=trial.params,
-            distributions=trial.distributions, system_attrs=system_attrs,
-            user_attrs={"retried_from": system_attrs["failed_trial"]}))
-
-    retried_trial_number = staticmethod(lambda trial: trial.system_attrs.get("failed_trial"))
+        return _Retry(max_retry=max_retry)
 
 
 def has_heartbeat(storage) -> bool:
-    from optuna.storages._heartbeat import is_heartbeat_enabled
-
-    return is_heartbeat_enabled(storage)
+    """Whether Optuna heartbeats guard this storage's running trials (RDB storages opened here)."""
+    interval = getattr(storage, "get_heartbeat_interval", None)
+    return interval is not None and interval() is not None
 
 
 def worker_id() -> str:
@@ -167,7 +161,7 @@ def _alive(worker: str) -> bool | None:
 def recover_lost_trials(study) -> list[int]:
     """Fail and re-queue running trials whose worker is gone; returns their numbers.
 
-    RDB storages: Optuna's heartbeats (`fail_stale_trials` + `RetryLostTrial`). Journal files have
+    RDB storages: Optuna's heartbeats (`fail_stale_trials` + `retry_callback`). Journal files have
     no heartbeats, so a trial is lost when its worker process (recorded in the `worker` attribute)
     no longer exists on this machine, or when it never recorded one within `UNCLAIMED_SECONDS`.
     Workers on other machines sharing a journal file cannot be checked: use PostgreSQL for those.
@@ -176,7 +170,9 @@ def recover_lost_trials(study) -> list[int]:
     State = optuna.trial.TrialState
     storage = study._storage
     if has_heartbeat(storage):
-        try:  # say why before Optuna fails them (a failed trial cannot take attributes)
+        # Say why before Optuna fails them (a failed trial cannot take attributes). Optuna's own check
+        # at the start of each trial can get there first; then only the retry says `retry_reason`.
+        try:
             for trial_id in storage._get_stale_trial_ids(study._study_id):
                 storage.set_trial_user_attr(trial_id, "fail_reason", "worker_lost")
                 storage.set_trial_user_attr(trial_id, "fail_detail", f"no heartbeat for {GRACE_SECONDS} s")
@@ -207,6 +203,6 @@ def recover_lost_trials(study) -> list[int]:
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # another worker recovered it first
         lost.append(t.number)
-        RetryLostTrial()(study, storage.get_trial(t._trial_id))
+        retry_callback()(study, storage.get_trial(t._trial_id))
     return lost
 

@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 
 from robustarch.checkpoint import load_checkpoint
 from robustarch.errors import UserError
-from robustarch.storage import open_storage
+from robustarch.storage import is_journal, open_storage
 from robustarch.study import StudyConfig, create_or_resume, download_checkpoint
 from robustarch.workers import has_slot
 
@@ -38,10 +38,13 @@ def _assert_exactly_n_complete_and_retried(storage_url: str, name: str, killed, 
     assert not by_state[TrialState.RUNNING]
     lost = trials[killed.number]
     assert lost.state == TrialState.FAIL
-    assert lost.user_attrs.get("fail_reason") == "worker_lost"
+    # On PostgreSQL, Optuna's own stale check (run as a trial starts) may fail the trial before ours
+    # tags it; the retry always says why.
+    assert lost.user_attrs.get("fail_reason") == "worker_lost" or not is_journal(storage_url)
     retries = [t for t in trials if t.system_attrs.get("failed_trial") == killed.number]
     assert [t.state for t in retries] == [TrialState.COMPLETE]
     assert retries[0].params == lost.params and retries[0].user_attrs["retried_from"] == killed.number
+    assert retries[0].user_attrs["retry_reason"].startswith("worker_lost")
     assert int(retries[0].user_attrs["worker"].split(":")[1]) in killer_pids
     return by_state[TrialState.COMPLETE]
 
