@@ -300,10 +300,12 @@ class _Run:
 
     # -- dispatch ----------------------------------------------------------------------------------
     def attack(self, i: int, acfg: AttackConfig, *, steps_factor: int = 1) -> np.ndarray:
-        idx = self.correct_idx
-        if acfg.samples is not None:  # the attack sees only the first `samples` of the suite's samples
-            idx = idx[idx < acfg.samples]
+        # The attack sees the first `samples` of the suite's samples (all by default): NaN marks the
+        # rest, 0 the misclassified ones (broken without any perturbation), inf the ones to attack.
+        seen = len(self.y) if acfg.samples is None else min(acfg.samples, len(self.y))
+        idx = self.correct_idx[self.correct_idx < seen]
         eps = np.full(len(self.y), np.nan)
+        eps[:seen] = 0.0
         eps[idx.cpu().numpy()] = np.inf
         adv = torch.full_like(self.x, float("nan"))
         gen = torch.Generator().manual_seed(self.seed + 1000 * i)
@@ -421,8 +423,8 @@ class _Run:
             if self.kinds[acfg.label] != "iterative" or "steps" not in acfg.kwargs and acfg.engine != "native":
                 continue
             doubled = self.attack(i, acfg, steps_factor=2)
-            a = _curve_values(self.eps_broken[acfg.label], self.clean_correct, self.cfg.eps)
-            b = _curve_values(doubled, self.clean_correct, self.cfg.eps)
+            a = _curve_values(self.eps_broken[acfg.label], self.cfg.eps)
+            b = _curve_values(doubled, self.cfg.eps)
             detail[acfg.label] = {"steps": a, "double_steps": b}
             changes.append(float(np.max(np.abs(np.array(a) - np.array(b)))))
         return {"max_change": max(changes, default=0.0), "curves": detail}
@@ -434,7 +436,7 @@ class _Run:
         per_sample = pd.DataFrame({"sample": np.arange(len(cc)), "label": self.y.cpu().numpy(),
                                    "clean_correct": cc, "margin": margin.cpu().numpy()})
         for label, e in self.eps_broken.items():
-            per_sample[f"eps_{label}"] = np.where(cc, e, 0.0)
+            per_sample[f"eps_{label}"] = e
         cols = per_sample[[f"eps_{a}" for a in self.eps_broken]].to_numpy(dtype=float)
         per_sample["min_adversarial_eps"] = np.min(np.where(np.isnan(cols), np.inf, cols), axis=1)
         rows = []
@@ -442,7 +444,7 @@ class _Run:
             for label in list(self.eps_broken) + [WORST_CASE]:
                 col = per_sample["min_adversarial_eps" if label == WORST_CASE else f"eps_{label}"].to_numpy()
                 seen = ~np.isnan(col)
-                robust = cc & seen & (col > eps_tolerance(e))
+                robust = seen & (col > eps_tolerance(e))
                 rows.append({"attack": label, "eps": e, "robust_accuracy": float(robust.sum() / seen.sum()),
                              "n": int(seen.sum())})
         curve = pd.DataFrame(rows)
@@ -460,11 +462,10 @@ class _Run:
         return AttackResult(cfg, per_sample, curve, sanity, seconds, adversarials, dict(self.seconds))
 
 
-def _curve_values(eps_broken: np.ndarray, clean_correct: torch.Tensor, grid) -> list[float]:
-    cc = clean_correct.cpu().numpy()
-    seen = ~np.isnan(eps_broken) | ~cc
-    e = np.where(np.isnan(eps_broken), np.inf, eps_broken)
-    return [float((cc & seen & (e > eps_tolerance(g))).sum() / seen.sum()) for g in grid]
+def _curve_values(eps_broken: np.ndarray, grid) -> list[float]:
+    """Robust accuracy per grid ε over the samples the attack saw (see `_Run.attack`)."""
+    e = eps_broken[~np.isnan(eps_broken)]
+    return [float((e > eps_tolerance(g)).mean()) for g in grid]
 
 
 class _ModelState:
