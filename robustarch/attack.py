@@ -451,14 +451,14 @@ class _Run:
         sanity = sanity_checks(per_sample, curve, cfg.eps, self.kinds, extras)
         adversarials = None
         if keep_adversarials:
-            adversarials = {label: {"x_adv": a.cpu(), "eps": torch.as_tensor(per_sample[f"eps_{label}"].to_numpy())}
+            adversarials = {label: {"x_adv": a.cpu(), "eps": torch.tensor(per_sample[f"eps_{label}"].to_numpy())}
                             for label, a in self.adv.items()}
             best = per_sample[[f"eps_{a}" for a in self.adv]].to_numpy(dtype=float)
             pick = np.argmin(np.where(np.isnan(best), np.inf, best), axis=1)
             labels = list(self.adv)
             worst = torch.stack([self.adv[labels[k]][j] for j, k in enumerate(pick)]).cpu()
             adversarials[WORST_CASE] = {"x_adv": worst,
-                                        "eps": torch.as_tensor(per_sample["min_adversarial_eps"].to_numpy())}
+                                        "eps": torch.tensor(per_sample["min_adversarial_eps"].to_numpy())}
         return AttackResult(cfg, per_sample, curve, sanity, seconds, adversarials, dict(self.seconds))
 
 
