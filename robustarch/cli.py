@@ -22,15 +22,18 @@ STORAGE_HELP = "Optuna storage: a journal file (default robustarch.journal) or a
 
 
 def _check_writable(path: Path, what: str) -> None:
-    """Fail before any work if `path` (a file to be written) cannot be written."""
-    folder = path.parent if path.suffix else path
-    probe = folder
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK):
-        raise UserError(f"{what} {path}: cannot write there ({probe} is not a writable folder)")
-    if path.suffix and path.exists() and not os.access(path, os.W_OK):
-        raise UserError(f"{what} {path}: the file is not writable")
+    """Fail before any work if the file `path` cannot be written: create its folder and a probe file
+    (permission bits alone are no proof: root passes every os.access check, /proc refuses anyway)."""
+    import tempfile
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".robustarch-probe-"):
+            pass
+    except OSError as exc:
+        raise UserError(f"{what} {path}: cannot write there ({exc.strerror or exc})") from None
+    if path.is_dir():
+        raise UserError(f"{what} {path}: is a folder, expected a file path")
 
 
 def _progress_callback(progress, task, n_trials):
@@ -202,10 +205,11 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except UserError as exc:
-        console.print(f"robustarch: error: {exc}", markup=False, highlight=False)
+        # Plain write, not rich: one line however narrow the terminal (rich would wrap it).
+        sys.stderr.write(f"robustarch: error: {' '.join(str(exc).split())}\n")
         sys.exit(2)
     except KeyboardInterrupt:
-        console.print("robustarch: interrupted; the study storage is intact", markup=False)
+        sys.stderr.write("robustarch: interrupted; the study storage is intact\n")
         sys.exit(130)
     except Exception as exc:  # click's own usage errors arrive here in non-standalone mode
         import click
