@@ -179,14 +179,15 @@ def attack(
     result = AttackSuite(config, bounds=bounds, device=dev).run(
         ckpt.model, data.test.x, data.test.y, seed=seed, keep_adversarials=adversarials)
     out.print(f"{model_name}: suite {config.name!r} ({config.threat_model}), {len(result.per_sample)} test samples, "
-              f"clean accuracy {result.clean_accuracy:.4f}, {result.seconds:.1f} s")
+              f"clean accuracy {result.clean_accuracy:.4f}, {result.seconds:.1f} s", markup=False, soft_wrap=True)
     out.print("robust accuracy per ε (columns: attacks; worst_case = per-sample worst case over attacks)")
-    out.print(result.curve_table().to_string(float_format=lambda v: f"{v:.4f}"), markup=False, highlight=False)
+    out.print(result.curve_table().to_string(float_format=lambda v: f"{v:.4f}"), markup=False, highlight=False,
+              soft_wrap=True)  # a table must not wrap at the terminal width
     out.print(f"median minimal adversarial ε: {result.median_min_eps:.4g}")
     for name, check in result.sanity.items():
         out.print(f"sanity {name}: {'ok' if check['ok'] else 'FAILED'}", markup=False, highlight=False)
     for p in result.save(out_dir):
-        out.print(f"table: {p}", markup=False, highlight=False)
+        out.print(f"table: {p}", markup=False, highlight=False, soft_wrap=True)
 
 
 @spaces_app.command("list")

@@ -396,7 +396,7 @@ def test_cuda_matches_cpu(digits, digits_model):
 
 # -- 8. CLI -----------------------------------------------------------------------------------------
 def _cli(*args, cwd):
-    env = {**os.environ, "COLUMNS": "500", "ROBUSTARCH_THREADS": "1"}
+    env = {**os.environ, "COLUMNS": "60", "ROBUSTARCH_THREADS": "1"}  # narrow: tables must not wrap
     return subprocess.run([sys.executable, "-m", "robustarch", "attack", *args], capture_output=True,
                           text=True, cwd=cwd, env=env)
 
