@@ -401,8 +401,7 @@ def _cli(*args, cwd):
                           text=True, cwd=cwd, env=env)
 
 
-def test_cli_attacks_a_checkpoint_and_a_study_trial(tmp_path, digits_model):
-    import optuna
+def test_cli_attacks_a_checkpoint_and_a_study_trial(tmp_path, digits_model, monkeypatch, capsys):
     from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
     from robustarch import ArchSpec, StageSpec, save_checkpoint
@@ -437,6 +436,12 @@ def test_cli_attacks_a_checkpoint_and_a_study_trial(tmp_path, digits_model):
                 "--suite", str(yaml_path), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "attack-results" / "demo-trial-0-tiny" / "curve.csv").is_file()
-    proc = _cli("--study", "demo", "--trial", "7", "--storage", storage, "--suite", "quick", cwd=tmp_path)
-    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "no trial 7" in proc.stderr
-    assert optuna.__version__
+    # The same entry point in-process (a subprocess costs ~10 s of imports): a missing trial.
+    from robustarch.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["robustarch", "attack", "--study", "demo", "--trial", "7",
+                                      "--storage", storage, "--suite", "quick", "--out", str(tmp_path / "x")])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and len(err.strip().splitlines()) == 1 and "no trial 7" in err
