@@ -1,35 +1,46 @@
 """Architecture specs and the models they build.
 
 An `ArchSpec` is a plain, JSON-serializable dataclass: the sampled point of a search space. The same
-spec rebuilds the identical model anywhere (`build_model(spec)`), from timm's layers.
+spec rebuilds the identical model anywhere (`build_model(spec)`), through a registry of families.
 """
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from typing import Callable
 
 import torch
 from torch import nn
 
-CELL_TYPES = ("plain", "basic")
-ACTIVATIONS = ("relu", "gelu", "silu", "elu", "tanh")
-NORMS = ("batchnorm", "none")
+from .cells import ACTIVATIONS, CELL_TYPES, NORMS, CellNet, timm_resnet
+
+__all__ = ["ACTIVATIONS", "CELL_TYPES", "NORMS", "FAMILIES", "ArchSpec", "StageSpec", "build_model",
+           "count_flops", "count_params", "register_family"]
 
 
 @dataclass(frozen=True)
 class StageSpec:
-    """One stage: `depth` cells of `width` output channels; the first cell applies `stride`."""
+    """One stage: `depth` cells of `width` output channels; the first cell applies `stride`.
+
+    `se` is the squeeze-excite reduction ratio (0 = no SE).
+    """
 
     depth: int
     width: int
     stride: int = 1
     cell: str = "plain"
     kernel_size: int = 3
+    se: float = 0.0
 
 
 @dataclass(frozen=True)
 class ArchSpec:
-    """A whole network: stem, stages of cells, global pooling and a linear head."""
+    """A whole network: stem, stages of cells, global pooling and a linear head.
+
+    `family` names the builder in `FAMILIES` (`cells`: our cell network; `timm-resnet`: timm's ResNet
+    with the stages' depths as `layers` and widths as `channels`). `drop_path` is the stochastic-depth
+    rate of the last cell (it grows linearly from 0 over the cells).
+    """
 
     in_chans: int
     num_classes: int
@@ -39,6 +50,10 @@ class ArchSpec:
     act: str = "relu"
     norm: str = "batchnorm"
     head_dropout: float = 0.0
+    family: str = "cells"
+    stem_kernel: int = 3
+    stem_stride: int = 1
+    drop_path: float = 0.0
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -59,7 +74,9 @@ class ArchSpec:
 
     @classmethod
     def from_dict(cls, data: dict) -> "ArchSpec":
-        data = dict(data)
+        """Inverse of `to_dict`; specs saved before a field existed get that field's default."""
+        names = {f.name for f in fields(cls)}
+        data = {k: v for k, v in data.items() if k in names}
         data["stages"] = tuple(StageSpec(**s) for s in data["stages"])
         return cls(**data)
 
@@ -68,67 +85,30 @@ class ArchSpec:
         return cls.from_dict(json.loads(text))
 
     def summary(self) -> str:
-        """A short human-readable form, e.g. `32|plain 2x32|basic 3x64/2`."""
-        parts = [f"{s.depth}x{s.width}{'/' + str(s.stride) if s.stride > 1 else ''}|{s.cell}" for s in self.stages]
-        return f"stem{self.stem_width} " + " ".join(parts)
+        """A short human-readable form, e.g. `stem16 2x32|plain 3x64/2|basic+se`."""
+        parts = [f"{s.depth}x{s.width}{'/' + str(s.stride) if s.stride > 1 else ''}|{s.cell}"
+                 f"{'+se' if s.se > 0 else ''}" for s in self.stages]
+        prefix = "" if self.family == "cells" else f"{self.family} "
+        return f"{prefix}stem{self.stem_width} " + " ".join(parts)
 
 
-def _layers(spec: ArchSpec):
-    from timm.layers import get_act_layer
-
-    act = get_act_layer(spec.act)
-    norm = nn.BatchNorm2d if spec.norm == "batchnorm" else nn.Identity
-    return act, norm
+FAMILIES: dict[str, Callable[[ArchSpec], nn.Module]] = {}
 
 
-def _plain_cell(cin: int, cout: int, stride: int, k: int, act, norm) -> nn.Module:
-    from timm.layers import ConvNormAct
-
-    return ConvNormAct(cin, cout, k, stride=stride, norm_layer=norm, act_layer=act,
-                       bias=norm is nn.Identity)
+def register_family(name: str, builder: Callable[[ArchSpec], nn.Module]) -> None:
+    """Make `ArchSpec(family=name, ...)` buildable by `builder(spec) -> nn.Module`."""
+    FAMILIES[name] = builder
 
 
-def _basic_cell(cin: int, cout: int, stride: int, k: int, act, norm) -> nn.Module:
-    from timm.models.resnet import BasicBlock
-
-    downsample = None
-    if stride != 1 or cin != cout:
-        downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), norm(cout))
-    return BasicBlock(cin, cout, stride=stride, downsample=downsample, act_layer=act, norm_layer=norm)
-
-
-_CELLS = {"plain": _plain_cell, "basic": _basic_cell}
-
-
-class CellNet(nn.Module):
-    """stem → stages of cells → global average pool → dropout → linear logits."""
-
-    def __init__(self, spec: ArchSpec):
-        super().__init__()
-        from timm.layers import ConvNormAct
-
-        act, norm = _layers(spec)
-        self.stem = ConvNormAct(spec.in_chans, spec.stem_width, 3, norm_layer=norm, act_layer=act,
-                                bias=norm is nn.Identity)
-        cells, cin = [], spec.stem_width
-        for stage in spec.stages:
-            for i in range(stage.depth):
-                stride = stage.stride if i == 0 else 1
-                cells.append(_CELLS[stage.cell](cin, stage.width, stride, stage.kernel_size, act, norm))
-                cin = stage.width
-        self.cells = nn.Sequential(*cells)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.dropout = nn.Dropout(spec.head_dropout)
-        self.head = nn.Linear(cin, spec.num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool(self.cells(self.stem(x))).flatten(1)
-        return self.head(self.dropout(x))
+register_family("cells", CellNet)
+register_family("timm-resnet", timm_resnet)
 
 
 def build_model(spec: ArchSpec) -> nn.Module:
     """The torch model of `spec`, with freshly initialized weights (seed torch first to fix them)."""
-    return CellNet(spec)
+    if spec.family not in FAMILIES:
+        raise ValueError(f"unknown architecture family {spec.family!r}; known: {sorted(FAMILIES)}")
+    return FAMILIES[spec.family](spec)
 
 
 def count_params(model: nn.Module) -> int:

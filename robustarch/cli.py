@@ -94,39 +94,71 @@ def search(
 
 @app.command()
 def report(
-    study: str = typer.Option(..., help="Study name."),
+    study: Optional[str] = typer.Option(None, help="Study name."),
     storage: str = typer.Option("robustarch.journal", help=STORAGE_HELP),
-    out_path: Optional[Path] = typer.Option(None, "--out", help="HTML file (default reports/<study>.html)."),
-    eps: Optional[float] = typer.Option(None, help="ε for the correlations (default: the study's objective ε)."),
+    out_path: Optional[Path] = typer.Option(
+        None, "--out", help="Output: HTML file (default reports/<study>.html); with --format json a "
+        ".json file, with --format csv a folder."),
+    eps: Optional[float] = typer.Option(None, help="Headline ε (default: the study's objective ε)."),
+    include_flagged: bool = typer.Option(
+        False, "--include-flagged", help="Use models that failed an attack sanity check in the statistics "
+        "(default: shown, but left out of correlations and fits)."),
+    fmt: str = typer.Option("html", "--format", help="html (the page), json or csv (every table behind it)."),
+    compare: Optional[tuple[str, str]] = typer.Option(
+        None, help="Compare two studies of the same storage: --compare A B (e.g. standard vs adversarial training)."),
 ):
-    """Write the HTML report of a study."""
+    """Write the HTML report of a study (or of two, with --compare), or export its tables."""
+    from . import report as rp
     from . import study as st
-    from .report import write_report
 
-    path = out_path or Path("reports") / f"{study}.html"
-    _check_writable(path, "report")
-    store = st.open_storage(storage)
-    optuna_study, _ = st.create_or_resume(store, study, None)
-    out.print(f"report: {write_report(optuna_study, path, eps=eps)}")
+    if fmt not in rp.FORMATS:
+        raise UserError(f"unknown --format {fmt!r}: allowed values are 'html', 'json' or 'csv'")
+    if compare is None and study is None:
+        raise UserError("give --study NAME (or --compare A B)")
+    if compare is not None:
+        if fmt != "html":
+            raise UserError("--compare writes an HTML page; use --format json/csv with --study for tables")
+        path = out_path or rp.comparison_path(*compare)
+        _check_writable(path, "report")
+        store = st.open_storage(storage)
+        studies = [st.create_or_resume(store, name, None)[0] for name in compare]
+        out.print(f"report: {rp.write_comparison(*studies, path, eps=eps, include_flagged=include_flagged)}")
+        return
+    path = out_path or rp.default_path(study, fmt)
+    _check_writable(path if fmt != "csv" else path / "trials.csv", "report")
+    optuna_study, _ = st.create_or_resume(st.open_storage(storage), study, None)
+    out.print(f"report: {rp.write_report(optuna_study, path, eps=eps, include_flagged=include_flagged, fmt=fmt)}")
 
 
 @app.command()
 def export(
     study: str = typer.Option(..., help="Study name."),
     storage: str = typer.Option("robustarch.journal", help=STORAGE_HELP),
-    out_path: Path = typer.Option(..., "--out", help="Table file: .csv or .parquet."),
-    table: str = typer.Option("robustness", help="robustness (trial × attack × ε, tidy) or trials (one row per trial)."),
+    out_path: Path = typer.Option(..., "--out", help="Table file: .csv, .json or .parquet."),
+    table: str = typer.Option("robustness", help="robustness (trial × attack × ε, tidy), trials (one row per "
+                              "trial), samples (per attacked sample), or any table of the report "
+                              "(correlations, power_law, ...)."),
+    include_flagged: bool = typer.Option(False, "--include-flagged", help="As for report."),
 ):
-    """Export a study's results as a tidy table (CSV or Parquet)."""
+    """Export one of a study's tables (CSV, JSON or Parquet)."""
     from . import study as st
-    from .record import export_table, robustness_table, trials_table
+    from .record import export_table, robustness_table, samples_table, trials_table
 
-    tables = {"robustness": robustness_table, "trials": trials_table}
-    if table not in tables:
-        raise UserError(f"unknown table {table!r}: allowed values are 'robustness' or 'trials'")
+    raw = {"robustness": robustness_table, "trials": trials_table, "samples": samples_table}
     _check_writable(out_path, "table")
     optuna_study, _ = st.create_or_resume(st.open_storage(storage), study, None)
-    out.print(f"table: {export_table(tables[table](optuna_study), out_path)}")
+    if table in raw:
+        frame = raw[table](optuna_study)
+    else:
+        from .analysis import analyze
+        from .errors import one_of
+        from .report import analysis_tables
+
+        tables = analysis_tables(analyze(optuna_study, include_flagged=include_flagged))
+        if table not in tables:
+            raise UserError(f"unknown table {table!r}: allowed values are {one_of(sorted(set(raw) | set(tables)))}")
+        frame = tables[table]
+    out.print(f"table: {export_table(frame, out_path)}")
 
 
 @app.command()
@@ -192,13 +224,59 @@ def attack(
 
 @spaces_app.command("list")
 def spaces_list():
-    """List the search-space presets."""
+    """List the search-space presets: architectures and parameter range of each."""
     from .presets import preset_names
     from .space import load_space
 
     for name in preset_names("search_spaces"):
         sp = load_space(name)
-        out.print(f"{name:20s} {sp.n_architectures():>10d} architectures  {sp.description}")
+        low, high, _, exact = sp.param_range(**_space_shape(sp), samples=16)
+        span = f"{_si(low)}-{_si(high)} params{'' if exact else ' (sampled)'}"
+        out.print(f"{name:18s} {sp.n_architectures():>9d} architectures  {span:28s} {sp.description}",
+                  markup=False, highlight=False, soft_wrap=True)
+
+
+@spaces_app.command("show")
+def spaces_show(name: str = typer.Argument(..., help="Preset name or YAML path.")):
+    """Show one search space: every parameter, its values, the architecture count and size range."""
+    from .space import load_space
+    from .space_schema import Choice, Range, values_of
+
+    sp = load_space(name)
+    shape = _space_shape(sp)
+    low, high, n_built, exact = sp.param_range(**shape)
+    lines = [f"{sp.name} ({sp.path})", sp.description,
+             f"family {sp.family}; sized for {sp.dataset} "
+             f"({shape['in_chans']}x{shape['input_size']}x{shape['input_size']}, {shape['num_classes']} classes)",
+             f"stages: {len(sp.stages)} with strides {[s.stride for s in sp.stages]}",
+             f"architectures: {sp.n_architectures()}",
+             f"parameters: {low:,} to {high:,} ({'all architectures' if exact else f'over {n_built} sampled, corners included'})"]
+    limits = [f"max_params {sp.max_params:,}" if sp.max_params else "",
+              f"max_flops {sp.max_flops:,}" if sp.max_flops else ""]
+    lines.append("constraints: " + (", ".join(x for x in limits if x) or "none"))
+    lines.append("parameters (Optuna name: values):")
+    for key, p in sp.params.items():
+        if isinstance(p, Range):
+            kind = "log " if p.log else ""
+            step = f" step {p.step}" if p.step else ""
+            text = f"{kind}range {p.low}..{p.high}{step}"
+        elif isinstance(p, Choice):
+            text = "one of " + ", ".join(map(str, values_of(p)))
+        else:
+            text = f"{p} (fixed)"
+        lines.append(f"  {key:22s} {text}")
+    out.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)
+
+
+def _space_shape(sp) -> dict:
+    from .data import DATASET_SHAPES
+
+    chans, size, classes = DATASET_SHAPES[sp.dataset]
+    return {"in_chans": chans, "input_size": size, "num_classes": classes}
+
+
+def _si(n: int) -> str:
+    return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}k" if n >= 1e3 else str(n)
 
 
 def main() -> None:

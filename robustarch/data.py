@@ -5,7 +5,7 @@ through torchvision from a local `data_dir` (never downloaded at run time). Inpu
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +14,13 @@ import torch
 from .errors import UserError, one_of
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "svhn")
+# (channels, height = width, classes) of each dataset, known without loading it
+DATASET_SHAPES = {"digits": (1, 8, 10), "mnist": (1, 28, 10), "fashion-mnist": (1, 28, 10),
+                  "cifar10": (3, 32, 10), "svhn": (3, 32, 10)}
+# Training-time augmentation, done on the device by the trainer: natural images get the usual random
+# crop (4-pixel padding) and horizontal flip; digits are not flipped (a flipped 3 is not a 3).
+AUGMENT = {"cifar10": "crop-flip", "svhn": "crop", "digits": "none", "mnist": "none",
+           "fashion-mnist": "none"}
 
 
 @dataclass
@@ -38,6 +45,20 @@ class Dataset:
     test: Split
     num_classes: int
     bounds: tuple[float, float] = (0.0, 1.0)
+
+    @property
+    def augment(self) -> str:
+        """Augmentation the trainer applies on the device: 'crop-flip', 'crop' or 'none'."""
+        return AUGMENT.get(self.name, "none")
+
+    def with_train_fraction(self, fraction: float, seed: int = 0) -> "Dataset":
+        """This dataset with a stratified `fraction` of its training split (validation and test are
+        unchanged): the "load-like" knob, cheap enough to apply per trial."""
+        if fraction >= 1.0:
+            return self
+        x, y = self.train.x.numpy(), self.train.y.numpy()
+        (xs, ys), _ = _split_off(x, y, 1.0 - fraction, seed + 2)
+        return replace(self, train=_tensor_split(xs, ys))
 
     @property
     def in_chans(self) -> int:
@@ -71,7 +92,7 @@ def load_dataset(name: str = "digits", *, data_dir: str | Path | None = None, se
     """Load `name` into memory with splits fixed by `seed`.
 
     `train_fraction` < 1 keeps only that (stratified) fraction of the training split: the
-    "load-like" knob. Example: `load_dataset("digits").train.x.shape == (1222, 1, 8, 8)`.
+    "load-like" knob. Example: `load_dataset("digits").train.x.shape == (1068, 1, 8, 8)`.
     """
     if name not in DATASETS:
         raise UserError(f"unknown dataset {name!r}: allowed values are {one_of(DATASETS)}")

@@ -1,70 +1,36 @@
-"""The HTML report: one self-contained file (inline SVG plots, inline CSS/JS, no network links).
+"""The HTML report: one self-contained file (inline SVG plots, inline CSS/JS, no network links), and
+the export of every table behind it as JSON or CSV.
 
-Plots are drawn as SVG by our template rather than by a JS charting library so that the page stays
-small, renders without scripts, and a hover (`<title>`) shows each model's architecture and numbers.
+Plots are SVG drawn by our template rather than by a JS charting library so that the page stays
+small and renders without scripts; a few lines of inline script add hover text and table sorting.
 """
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
 import numpy as np
 import pandas as pd
 
-from .analysis import correlations, robust_at
+from .analysis import MIN_TRIALS_FOR_STATS, Analysis, analyze
 from .errors import UserError
-from .record import robustness_table, trials_table
+from .figures import all_figures
+from .powerlaw import MAX_ERROR
+from .stats import N_BOOT
+from .summary import sentences
 
-MIN_TRIALS_FOR_STATS = 3
-
-
-@dataclass
-class Scatter:
-    """An SVG scatter plot's geometry: points in pixel coordinates plus axis ticks."""
-
-    title: str
-    x_label: str
-    y_label: str
-    points: list[dict]
-    x_ticks: list[tuple[float, str]]
-    y_ticks: list[tuple[float, str]]
-    width: int = 420
-    height: int = 300
-    pad: int = 48
-
-
-def _ticks(lo: float, hi: float, log: bool) -> list[float]:
-    if log:
-        return [10.0 ** k for k in range(math.floor(lo), math.ceil(hi) + 1)]
-    return list(np.linspace(lo, hi, 5))
-
-
-def scatter(df: pd.DataFrame, x: str, y: str, *, title: str, log_x: bool = False) -> Scatter:
-    w, h, pad = 420, 300, 48
-    xs = df[x].astype(float).to_numpy()
-    ys = df[y].astype(float).to_numpy()
-    tx = np.log10(xs) if log_x else xs
-    x_lo, x_hi = (float(tx.min()), float(tx.max())) if len(tx) else (0.0, 1.0)
-    if x_hi - x_lo < 1e-9:
-        x_lo, x_hi = x_lo - 0.5, x_hi + 0.5
-    y_lo, y_hi = 0.0, 1.0
-
-    def px(v):
-        return pad + (v - x_lo) / (x_hi - x_lo) * (w - 2 * pad)
-
-    def py(v):
-        return h - pad - (v - y_lo) / (y_hi - y_lo) * (h - 2 * pad)
-
-    points = [{"cx": round(px(a), 1), "cy": round(py(b), 1),
-               "label": f"trial {int(r.trial)}: {r.arch_summary} | {x}={r[x]:.4g} {y}={r[y]:.3f}"}
-              for a, b, (_, r) in zip(tx, ys, df.iterrows())]
-    x_ticks = [(round(px(math.log10(t) if log_x else t), 1), f"{t:.3g}")
-               for t in _ticks(x_lo, x_hi, log_x) if x_lo - 1e-9 <= (math.log10(t) if log_x else t) <= x_hi + 1e-9]
-    y_ticks = [(round(py(t), 1), f"{t:.2f}") for t in np.linspace(0, 1, 6)]
-    return Scatter(title, x + (" (log scale)" if log_x else ""), y, points, x_ticks, y_ticks, w, h, pad)
+TRIAL_COLUMNS = [("trial", "trial"), ("state", "state"), ("arch_summary", "architecture"),
+                 ("sanity", "sanity"), ("params", "params"), ("flops", "FLOPs"), ("depth", "depth"),
+                 ("width", "width"), ("clean_accuracy", "clean"), ("robust_accuracy", "robust"),
+                 ("robust_auc", "AUC"), ("power_law_slope", "power-law slope"),
+                 ("median_min_eps", "median min ε"), ("lr", "lr"), ("batch_size", "batch"),
+                 ("train_fraction", "train fraction"), ("train_seconds", "train s"),
+                 ("attack_seconds", "attack s"), ("fail_reason", "fail reason"), ("pareto", "Pareto")]
+TEXT_COLUMNS = ("state", "arch_summary", "sanity", "fail_reason")
+FORMATS = ("html", "json", "csv")
 
 
 def _env() -> jinja2.Environment:
@@ -72,54 +38,160 @@ def _env() -> jinja2.Environment:
                               autoescape=jinja2.select_autoescape(["html", "j2"], default=True))
 
 
-def build_report(study, *, eps: float | None = None) -> str:
-    """The report's HTML for `study` (Optuna study object)."""
-    trials = trials_table(study)
-    robustness = robustness_table(study)
-    attrs = study.user_attrs
-    eps_grid = sorted(robustness["eps"].unique().tolist()) if not robustness.empty else []
-    if eps is None:
-        eps = attrs.get("objective_eps") or (eps_grid[(len(eps_grid) - 1) // 2] if eps_grid else None)
-    complete = trials[trials["state"] == "COMPLETE"]
-    at_eps = robust_at(robustness, eps) if eps is not None and not robustness.empty else pd.DataFrame()
-    enough = len(at_eps) >= MIN_TRIALS_FOR_STATS
-    corr = correlations(at_eps) if enough else pd.DataFrame()
-    plots = []
-    if not at_eps.empty:
-        plots = [scatter(at_eps, "clean_accuracy", "robust_accuracy",
-                         title=f"Worst-case robust accuracy at ε={eps:g} vs clean accuracy"),
-                 scatter(at_eps, "params", "robust_accuracy",
-                         title=f"Worst-case robust accuracy at ε={eps:g} vs parameters", log_x=True)]
-    curve = (robustness[robustness["attack"] == "worst_case"]
-             .pivot(index="trial", columns="eps", values="robust_accuracy") if not robustness.empty else None)
-    html = _env().get_template("report.html.j2").render(
-        study_name=study.study_name, generated=_dt.datetime.now().isoformat(timespec="seconds"),
-        config=attrs.get("robustarch_config", {}), dataset=attrs.get("dataset_info", {}),
-        suite=attrs.get("suite_config", {}), eps=eps, n_total=len(trials), n_complete=len(complete),
-        enough=enough, min_trials=MIN_TRIALS_FOR_STATS, corr=corr.to_dict("records"), plots=plots,
-        trials=trials.to_dict("records"), curve=curve, fmt=_fmt)
-    return html
-
-
 def _fmt(value, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    """A table cell: short numbers, empty for missing values."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return ""
-    if isinstance(value, float):
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        if math.isinf(value):
+            return "∞" if value > 0 else "−∞"
+        if value.is_integer() and abs(value) >= 1:
+            return str(int(value))
         return f"{value:.{digits}g}" if abs(value) >= 1e4 or (value and abs(value) < 1e-3) else f"{value:.{digits}f}"
     return str(value)
 
 
-def write_report(study, out: str | Path | None = None, *, eps: float | None = None) -> Path:
-    """Write the report to `out` (default `reports/<study>.html`) and return its path."""
-    path = Path(out) if out else Path("reports") / f"{_safe_name(study.study_name)}.html"
-    html = build_report(study, eps=eps)
+def _objective_text(study, attrs: dict, eps) -> str:
+    names = attrs.get("objective_names")
+    if names:
+        dirs = [d.name.lower() for d in study.directions]
+        return ", ".join(f"{d} {n}" for n, d in zip(names, dirs)) + f" (robust accuracy at ε={eps:g})"
+    cfg = attrs.get("robustarch_config", {})
+    return f"{cfg.get('objective', 'robust')}: maximize worst-case robust accuracy at ε={_fmt(eps)}"
+
+
+def _recipes(study) -> list[str]:
+    """The training recipes used: each one in full when few, else what varied and over which range."""
+    configs = [t.user_attrs["train_config"] for t in study.get_trials(deepcopy=False)
+               if t.user_attrs.get("train_config")]
+    seen = list(dict.fromkeys(", ".join(f"{k}={v}" for k, v in c.items()) for c in configs))
+    if len(seen) <= 5:
+        return seen
+    parts = []
+    for key in dict.fromkeys(k for c in configs for k in c):
+        values = [c.get(key) for c in configs]
+        distinct = list(dict.fromkeys(json.dumps(v) for v in values))
+        numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if len(distinct) == 1:
+            parts.append(f"{key}={values[0]}")
+        elif len(numbers) == len(values) and len(distinct) > 6:
+            parts.append(f"{key} from {min(numbers):.3g} to {max(numbers):.3g} ({len(distinct)} values)")
+        elif len(numbers) == len(values):
+            parts.append(f"{key} in {{{', '.join(f'{v:g}' for v in sorted(set(numbers)))}}}")
+        else:
+            parts.append(f"{key} in {{{', '.join(sorted(distinct))}}}")
+    return [f"{len(seen)} distinct recipes: " + "; ".join(parts)]
+
+
+def build_report(study, *, eps: float | None = None, include_flagged: bool = False,
+                 analysis: Analysis | None = None, n_boot: int = N_BOOT, seed: int = 0) -> str:
+    """The report's HTML for `study` (an Optuna study)."""
+    a = analysis or analyze(study, eps=eps, include_flagged=include_flagged, n_boot=n_boot, seed=seed)
+    from . import __version__
+
+    attrs = a.attrs
+    trials = a.tables["trials"]
+    sanity_names = sorted({k for t in study.get_trials(deepcopy=False) for k in (t.user_attrs.get("sanity") or {})})
+    return _env().get_template("report.html.j2").render(
+        a=a, tables=a.tables, ols=a.fits.get("ols") or {}, summary=sentences(a), figures=all_figures(a),
+        trials=trials.to_dict("records"), trial_columns=TRIAL_COLUMNS, text_cols=TEXT_COLUMNS,
+        generated=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), version=__version__,
+        config=attrs.get("robustarch_config", {}), dataset=attrs.get("dataset_info", {}),
+        suite=attrs.get("suite_config", {}), space_path=attrs.get("space_path"),
+        objectives=_objective_text(study, attrs, a.eps) if a.eps is not None else "?",
+        recipes=_recipes(study), sanity_names=sanity_names, min_trials=MIN_TRIALS_FOR_STATS,
+        n_boot=n_boot, seed=seed, max_error=MAX_ERROR, fmt=_fmt)
+
+
+def default_path(study_name: str, fmt: str = "html") -> Path:
+    """`reports/<study>.html`, or the folder `reports/<study>-tables/` for csv, `.json` for json."""
+    name = _safe_name(study_name)
+    return Path("reports") / {"html": f"{name}.html", "json": f"{name}.json", "csv": f"{name}-tables"}[fmt]
+
+
+def comparison_path(name_a: str, name_b: str) -> Path:
+    """`reports/compare-<A>-vs-<B>.html`."""
+    return Path("reports") / f"compare-{_safe_name(name_a)}-vs-{_safe_name(name_b)}.html"
+
+
+def write_report(study, out: str | Path | None = None, *, eps: float | None = None,
+                 include_flagged: bool = False, fmt: str = "html", n_boot: int = N_BOOT) -> Path:
+    """Write the report (`fmt="html"`), or every table behind it: `json` (one file, table name →
+    list of records) or `csv` (a folder, one file per table). Returns the path written."""
+    if fmt not in FORMATS:
+        raise UserError(f"unknown report format {fmt!r}: allowed values are 'html', 'json' or 'csv'")
+    path = Path(out) if out else default_path(study.study_name, fmt)
+    a = analyze(study, eps=eps, include_flagged=include_flagged, n_boot=n_boot)
+    try:
+        if fmt == "html":
+            html = build_report(study, analysis=a, n_boot=n_boot)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(html, encoding="utf-8")
+        else:
+            export_tables(a, path, fmt)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot write the report ({exc.strerror})") from None
+    return path
+
+
+def analysis_tables(a: Analysis) -> dict[str, pd.DataFrame]:
+    """Every table behind the page, plus `summary` (the sentences) and `info` (headline settings)."""
+    tables = dict(a.tables)
+    tables["summary"] = pd.DataFrame({"sentence": sentences(a)})
+    tables["info"] = pd.DataFrame([{"study": a.study_name, "eps": a.eps, "eps_grid": json.dumps(a.eps_grid),
+                                    "include_flagged": a.include_flagged, "n_total": a.n_total,
+                                    "n_complete": a.n_complete, "n_flagged": a.n_flagged,
+                                    "n_used": a.n_used, "enough_for_statistics": a.enough}])
+    return tables
+
+
+def export_tables(a: Analysis, path: str | Path, fmt: str) -> Path:
+    """`json`: one file {table: [records]}; `csv`: folder with <table>.csv for each table."""
+    path = Path(path)
+    tables = analysis_tables(a)
+    if fmt == "json":
+        doc = {name: json.loads(t.to_json(orient="records")) for name, t in tables.items()}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(doc, indent=1, ensure_ascii=False), encoding="utf-8")
+    elif fmt == "csv":
+        path.mkdir(parents=True, exist_ok=True)
+        for name, t in tables.items():
+            t.to_csv(path / f"{name}.csv", index=False)
+    else:
+        raise UserError(f"unknown table format {fmt!r}: allowed values are 'json' or 'csv'")
+    return path
+
+
+def _safe_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "study"
+
+
+def build_comparison(study_a, study_b, *, eps: float | None = None, include_flagged: bool = False,
+                     n_boot: int = N_BOOT) -> str:
+    """The HTML page comparing two studies (see robustarch.compare)."""
+    from . import __version__
+    from .compare import analyze_pair, compare_plots, compare_tables
+
+    a, b = analyze_pair(study_a, study_b, eps=eps, include_flagged=include_flagged, n_boot=n_boot)
+    return _env().get_template("compare.html.j2").render(
+        a=a, b=b, tables=compare_tables(a, b, n_boot=n_boot), figures=compare_plots(a, b),
+        summary_a=sentences(a), summary_b=sentences(b), n_boot=n_boot, version=__version__,
+        generated=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), fmt=_fmt,
+        methods=[(x, x.attrs.get("robustarch_config", {}), x.attrs.get("suite_config", {}),
+                  x.attrs.get("dataset_info", {})) for x in (a, b)])
+
+
+def write_comparison(study_a, study_b, out: str | Path, *, eps: float | None = None,
+                     include_flagged: bool = False, n_boot: int = N_BOOT) -> Path:
+    """Write the comparison page of two studies to `out` and return its path."""
+    path = Path(out)
+    html = build_comparison(study_a, study_b, eps=eps, include_flagged=include_flagged, n_boot=n_boot)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(html, encoding="utf-8")
     except OSError as exc:
         raise UserError(f"{path}: cannot write the report ({exc.strerror})") from None
     return path
-
-
-def _safe_name(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "study"

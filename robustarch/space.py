@@ -1,33 +1,24 @@
 """Search spaces over depth and width cells, read from YAML and sampled through Optuna's suggest API.
 
 A value in the YAML is fixed (`3`), a categorical choice (`[plain, basic]`) or a range
-(`{min: 16, max: 64, step: 16}` / `{min: 1e-3, max: 1e-1, log: true}`).
+(`{min: 16, max: 64, step: 16}`, `{min: 8, max: 64, log: true}`, `{min: 8, max: 64, factor: 2}`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+import functools
+import random
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .arch import ACTIVATIONS, CELL_TYPES, NORMS, ArchSpec, StageSpec
+import torch
+
+from .arch import ArchSpec, StageSpec, build_model, count_params
+from .cells import layer_fn, make_cell
 from .errors import UserError
-from .presets import Section, load_yaml, resolve
-from .train import OPTIMIZERS, RECIPES, TrainConfig
+from .space_schema import Choice, Range, parse_space, values_of
 
-
-@dataclass(frozen=True)
-class Range:
-    low: float
-    high: float
-    step: float | None = None
-    log: bool = False
-    integer: bool = True
-
-
-@dataclass(frozen=True)
-class Choice:
-    values: tuple
-
+__all__ = ["Choice", "Range", "SearchSpace", "StageSpace", "load_space", "suggest"]
 
 Param = Any  # a fixed value, a Range or a Choice
 
@@ -44,168 +35,189 @@ def suggest(trial, name: str, param: Param):
     return param
 
 
-def _values(param: Param) -> list:
-    """All values a parameter can take (for counting architectures)."""
-    if isinstance(param, Choice):
-        return list(param.values)
-    if isinstance(param, Range) and param.integer:
-        if param.log:
-            return list(range(int(param.low), int(param.high) + 1))
-        return list(range(int(param.low), int(param.high) + 1, int(param.step or 1)))
-    if isinstance(param, Range):
-        return [param.low, param.high]
-    return [param]
-
-
 @dataclass(frozen=True)
 class StageSpace:
-    depth: Param
-    width: Param
+    """One stage's searchable fields, as Optuna parameter names (`stage0_depth`, or a shared `depth`)."""
+
+    depth: str
+    width: str
+    cell: str
+    kernel_size: str
+    se: str
     stride: int = 1
-    cell: Param = "plain"
-    kernel_size: Param = 3
 
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """A validated search space; `sample(trial, ...)` gives an `ArchSpec` and a `TrainConfig`."""
+    """A validated search space; `sample(trial, ...)` gives an `ArchSpec` and a `TrainConfig`.
+
+    Every knob lives in `params` under its Optuna parameter name, so sampling, counting and the grid
+    of `GridSampler` (`grid()`) all read one table.
+    """
 
     name: str
+    family: str
     stages: tuple[StageSpace, ...]
-    stem_width: Param = 16
-    act: Param = "relu"
-    norm: Param = "batchnorm"
-    head_dropout: Param = 0.0
-    training: dict[str, Param] = field(default_factory=dict)
+    params: dict[str, Param]
+    training: tuple[str, ...] = ()  # TrainConfig fields set by this space (params `train_<field>`)
+    dataset: str = "digits"  # the dataset the space is sized for (`spaces show` builds for it)
     max_params: int | None = None
-    max_flops: int | None = None
+    max_flops: int | None = None  # FLOPs of one forward pass (1 multiply-add = 2 FLOPs)
     description: str = ""
     path: str = ""
+    _range_cache: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
 
-    def sample(self, trial, *, in_chans: int, num_classes: int, input_size: int) -> tuple[ArchSpec, TrainConfig]:
-        stages = []
-        for i, st in enumerate(self.stages):
-            stages.append(StageSpec(
-                depth=suggest(trial, f"stage{i}_depth", st.depth),
-                width=suggest(trial, f"stage{i}_width", st.width),
-                stride=st.stride,
-                cell=suggest(trial, f"stage{i}_cell", st.cell),
-                kernel_size=suggest(trial, f"stage{i}_kernel", st.kernel_size)))
+    def sample(self, trial, *, in_chans: int, num_classes: int, input_size: int):
+        """Suggest every parameter through `trial` → `(ArchSpec, TrainConfig)`.
+
+        Example: `arch, cfg = load_space("digits-cells").sample(optuna.trial.FixedTrial({...}), ...)`.
+        """
+        values = {name: suggest(trial, name, p) for name, p in self.params.items()}
+        return self._arch(values, in_chans, num_classes, input_size), self._train(values)
+
+    def _arch(self, v: dict, in_chans: int, num_classes: int, input_size: int) -> ArchSpec:
+        stages = tuple(StageSpec(depth=v[s.depth], width=v[s.width], stride=s.stride, cell=v[s.cell],
+                                 kernel_size=v[s.kernel_size], se=float(v[s.se])) for s in self.stages)
         arch = ArchSpec(in_chans=in_chans, num_classes=num_classes, input_size=input_size,
-                        stem_width=suggest(trial, "stem_width", self.stem_width), stages=tuple(stages),
-                        act=suggest(trial, "act", self.act), norm=suggest(trial, "norm", self.norm),
-                        head_dropout=suggest(trial, "head_dropout", self.head_dropout))
-        train = {k: suggest(trial, f"train_{k}", v) for k, v in self.training.items()}
-        return arch, replace(TrainConfig(), **train)
+                        stem_width=v["stem_width"], stages=stages, act=v["act"], norm=v["norm"],
+                        head_dropout=float(v["head_dropout"]), family=self.family,
+                        stem_kernel=v["stem_kernel"], stem_stride=v["stem_stride"],
+                        drop_path=float(v["drop_path"]))
+        if v.get("width_multiplier", 1) != 1:
+            arch = _scale_widths(arch, float(v["width_multiplier"]))
+        if v.get("match_params"):
+            arch = match_params(arch, int(v["match_params"]))
+        return arch
+
+    def _train(self, v: dict):
+        from .train import TrainConfig
+
+        return replace(TrainConfig(), **{k: v[f"train_{k}"] for k in self.training})
+
+    def grid(self) -> dict[str, list]:
+        """The `search_space` dict of `optuna.samplers.GridSampler` (every searched parameter).
+
+        Example: `optuna.create_study(sampler=GridSampler(space.grid()))`.
+        """
+        out = {}
+        for name, p in self.params.items():
+            if isinstance(p, Range) and not p.integer and p.step is None:
+                raise UserError(f"{self.path or self.name}: parameter {name!r} is a continuous range; "
+                                "a grid needs lists or ranges with a step")
+            if isinstance(p, (Range, Choice)):
+                out[name] = values_of(p)
+        return out
+
+    def searched(self) -> dict[str, Param]:
+        """The parameters that vary (ranges and choices), by Optuna name."""
+        return {k: p for k, p in self.params.items() if isinstance(p, (Range, Choice))}
 
     def n_architectures(self) -> int:
-        """Number of distinct architectures (continuous ranges count their two end points)."""
+        """Number of distinct architectures (training knobs excluded; a continuous range counts its
+        two end points)."""
         total = 1
-        for p in (self.stem_width, self.act, self.norm, self.head_dropout):
-            total *= len(_values(p))
-        for st in self.stages:
-            for p in (st.depth, st.width, st.cell, st.kernel_size):
-                total *= len(_values(p))
+        for name, p in self.searched().items():
+            if not name.startswith("train_"):
+                total *= len(values_of(p))
         return total
 
+    def param_range(self, *, in_chans: int, num_classes: int, input_size: int,
+                    samples: int = 48, seed: int = 0) -> tuple[int, int, int, bool]:
+        """`(min, max, n_built, exhaustive)`: parameter counts over every architecture when there are
+        at most `samples`, else over the two corner points plus a seeded random sample."""
+        key = (in_chans, num_classes, input_size, samples, seed)
+        if key in self._range_cache:
+            return self._range_cache[key]
+        arch_params = {k: p for k, p in self.searched().items() if not k.startswith("train_")}
+        choices = {k: values_of(p) for k, p in arch_params.items()}
+        exhaustive = self.n_architectures() <= samples
+        if exhaustive:
+            import itertools
 
-_TOP = ("name", "description", "stem", "stages", "head", "act", "norm", "training", "constraints")
-_STAGE = ("depth", "width", "stride", "cell", "kernel_size")
-_TRAIN_FIELDS = tuple(f.name for f in fields(TrainConfig))
+            points = [dict(zip(choices, combo)) for combo in itertools.product(*choices.values())]
+        else:
+            rng = random.Random(seed)
+            points = [{k: c[0] for k, c in choices.items()}, {k: c[-1] for k, c in choices.items()}]
+            points += [{k: rng.choice(c) for k, c in choices.items()} for _ in range(samples - 2)]
+        fixed = {k: p for k, p in self.params.items() if k not in arch_params}
+        counts = []
+        for point in points:
+            arch = self._arch({**fixed, **point}, in_chans, num_classes, input_size)
+            counts.append(meta_params(arch))
+        result = (min(counts), max(counts), len(points), exhaustive)
+        self._range_cache[key] = result
+        return result
+
+
+def meta_params(arch: ArchSpec) -> int:
+    """Parameter count of `arch` without allocating weights.
+
+    For the `cells` family: the sum of its cells' counts, each cell built once (cached) on PyTorch's
+    meta device — bisection in `match_params` and `param_range` ask for thousands of nets.
+    Other families are built whole on the meta device.
+    """
+    if arch.family != "cells":
+        with torch.device("meta"):
+            return count_params(build_model(arch))
+    total = _stem_params(arch.in_chans, arch.stem_width, arch.stem_kernel, arch.norm, arch.act)
+    cin = arch.stem_width
+    for st in arch.stages:
+        for i in range(st.depth):
+            total += _cell_params(st.cell, cin, st.width, st.stride if i == 0 else 1, st.kernel_size,
+                                  st.se, arch.norm, arch.act)
+            cin = st.width
+    return total + (cin + 1) * arch.num_classes  # linear head
+
+
+@functools.lru_cache(maxsize=8192)
+def _cell_params(kind, cin, cout, stride, kernel_size, se, norm, act) -> int:
+    with torch.device("meta"):
+        cell = make_cell(kind, cin, cout, stride=stride, kernel_size=kernel_size,
+                         layers=layer_fn(norm, act, se), drop_path=0.0)
+    return count_params(cell)
+
+
+@functools.lru_cache(maxsize=1024)
+def _stem_params(in_chans, width, kernel_size, norm, act) -> int:
+    with torch.device("meta"):
+        return count_params(layer_fn(norm, act, 0.0).conv_norm_act(in_chans, width, kernel_size))
+
+
+def _scale_widths(arch: ArchSpec, multiplier: float) -> ArchSpec:
+    stages = tuple(replace(s, width=max(1, round(s.width * multiplier))) for s in arch.stages)
+    return replace(arch, stages=stages)
+
+
+def match_params(arch: ArchSpec, target: int) -> ArchSpec:
+    """Scale every stage width by one common factor so the parameter count is closest to `target`.
+
+    Used by `depth-width-grid`: deep-and-thin and wide-and-shallow nets compared at equal size.
+    The stage widths in the YAML then give only the ratios between stages.
+    """
+    low, high = 1 / 64, 64.0
+    for _ in range(14):  # bisection on log(multiplier) to ~0.2%: parameters grow with width
+        mid = (low * high) ** 0.5
+        if meta_params(_scale_widths(arch, mid)) < target:
+            low = mid
+        else:
+            high = mid
+    best = min((_scale_widths(arch, m) for m in (low, high)), key=lambda a: abs(meta_params(a) - target))
+    # Integer widths (and timm rounding inner widths to multiples of 8) leave steps of several percent
+    # in thin nets: nudge single stages by ±1 channel while that gets closer.
+    for _ in range(8):
+        nudged = [replace(best, stages=best.stages[:i] + (replace(s, width=s.width + d),) + best.stages[i + 1:])
+                  for i, s in enumerate(best.stages) for d in (-1, 1) if s.width + d >= 1]
+        closest = min(nudged, key=lambda a: abs(meta_params(a) - target))
+        if abs(meta_params(closest) - target) >= abs(meta_params(best) - target):
+            break
+        best = closest
+    return best
 
 
 def load_space(name_or_path: str | Path) -> SearchSpace:
     """A preset name (`digits-cells`) or a YAML path → a validated `SearchSpace`."""
+    from .presets import load_yaml, resolve
+
     path = resolve("search_spaces", name_or_path)
-    return parse_space(load_yaml(path), default_name=path.stem)
-
-
-def _param(sec: Section, key: str, default: Param, *, integer: bool, choices=None, min_value=None) -> Param:
-    """Parse one searchable field: scalar, list of choices, or {min, max, step, log}."""
-    if key not in sec.data or sec.data[key] is None:
-        return default
-    raw = sec.data[key]
-    allowed = f"; allowed values are {', '.join(map(repr, choices))}" if choices else ""
-    if isinstance(raw, list):
-        if not raw:
-            raise sec.error(key, "an empty list of choices")
-        for v in raw:
-            _check_scalar(sec, key, v, integer, choices, min_value, allowed)
-        return Choice(tuple(raw)) if len(raw) > 1 else raw[0]
-    if isinstance(raw, dict):
-        sub = sec.section(key)
-        sub.check_keys(("min", "max", "step", "log"))
-        num = int if integer else (int, float)
-        low = sub.get("min", num)
-        high = sub.get("max", num)
-        if min_value is not None and low < min_value:
-            raise sub.error("min", f"got {low!r}; must be >= {min_value}")
-        if high < low:
-            raise sub.error("max", f"got {high!r}; must be >= min ({low!r})")
-        log = sub.get("log", bool, False)
-        step = sub.get("step", num, None)
-        if log and step is not None:
-            raise sub.error("step", "cannot be combined with log: true")
-        if log and low <= 0:
-            raise sub.error("min", "must be > 0 with log: true")
-        return Range(low, high, step, log, integer=integer)
-    _check_scalar(sec, key, raw, integer, choices, min_value, allowed)
-    return raw
-
-
-def _check_scalar(sec, key, v, integer, choices, min_value, allowed):
-    if choices is not None:
-        if v not in choices:
-            raise sec.error(key, f"got {v!r}{allowed}")
-        return
-    ok = isinstance(v, int) if integer else isinstance(v, (int, float))
-    if isinstance(v, bool) or not ok:
-        raise sec.error(key, f"expected {'an integer' if integer else 'a number'}, a list of them or "
-                             f"{{min, max, step, log}}, got {v!r}")
-    if min_value is not None and v < min_value:
-        raise sec.error(key, f"got {v!r}; must be >= {min_value}")
-
-
-def parse_space(doc: Section, default_name: str = "space") -> SearchSpace:
-    doc.check_keys(_TOP)
-    stem = doc.section("stem", {})
-    stem.check_keys(("width",))
-    head = doc.section("head", {})
-    head.check_keys(("dropout",))
-    stages = []
-    for sec in doc.sections("stages"):
-        sec.check_keys(_STAGE)
-        stages.append(StageSpace(
-            depth=_param(sec, "depth", 1, integer=True, min_value=1),
-            width=_param(sec, "width", None, integer=True, min_value=1) if "width" in sec
-            else _raise(sec.error("width", "missing (required)")),
-            stride=sec.get("stride", int, 1, choices=(1, 2)),
-            cell=_param(sec, "cell", "plain", integer=False, choices=CELL_TYPES),
-            kernel_size=_param(sec, "kernel_size", 3, integer=True, choices=(1, 3, 5, 7))))
-    training = doc.section("training", {})
-    training.check_keys(_TRAIN_FIELDS)
-    train: dict[str, Param] = {}
-    for key in training.data:
-        if key == "recipe":
-            train[key] = _param(training, key, "standard", integer=False, choices=RECIPES)
-        elif key == "optimizer":
-            train[key] = _param(training, key, "sgd", integer=False, choices=OPTIMIZERS)
-        elif key in ("epochs", "batch_size", "patience"):
-            train[key] = _param(training, key, None, integer=True, min_value=1)
-        else:
-            train[key] = _param(training, key, None, integer=False, min_value=0)
-    constraints = doc.section("constraints", {})
-    constraints.check_keys(("max_params", "max_flops"))
-    return SearchSpace(
-        name=doc.get("name", str, default_name), stages=tuple(stages),
-        stem_width=_param(stem, "width", 16, integer=True, min_value=1),
-        act=_param(doc, "act", "relu", integer=False, choices=ACTIVATIONS),
-        norm=_param(doc, "norm", "batchnorm", integer=False, choices=NORMS),
-        head_dropout=_param(head, "dropout", 0.0, integer=False, min_value=0),
-        training=train, max_params=constraints.get("max_params", int, None, min=1),
-        max_flops=constraints.get("max_flops", int, None, min=1),
-        description=doc.get("description", str, ""), path=str(doc.file))
-
-
-def _raise(exc: Exception):
-    raise exc
+    return SearchSpace(**parse_space(load_yaml(path), default_name=path.stem,
+                                     stage_type=StageSpace))

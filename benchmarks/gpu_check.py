@@ -1,0 +1,93 @@
+"""GPU check: train a `cifar-cells` net on synthetic CIFAR-shaped data, with and without the fast path.
+
+    python benchmarks/gpu_check.py [--samples 20000] [--epochs 3] [--compile]
+
+Fast path = resident data + channels_last + bf16 autocast (what `train_model` does on CUDA); the slow
+side is the same trainer with `fast_path=False` (fp32, NCHW). Prints samples/second of each and their
+ratio; with --compile also the fast path under torch.compile. Without CUDA it says so and exits 0.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+
+
+def synthetic_cifar(n: int, seed: int = 0):
+    """Random 3×32×32 images in [0, 1] with 10 balanced labels, split like a real dataset."""
+    from robustarch.data import Dataset, Split
+
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 3, 32, 32, generator=g)
+    y = torch.arange(n) % 10
+    n_val = n // 10
+    return Dataset("cifar10", Split(x[n_val:], y[n_val:]), Split(x[:n_val], y[:n_val]),
+                   Split(x[:n_val], y[:n_val]), num_classes=10)
+
+
+def cifar_cells_arch():
+    """A mid-sized architecture of the `cifar-cells` space (the middle value of every choice)."""
+    import optuna
+
+    from robustarch.space import load_space
+    from robustarch.space_schema import values_of
+
+    space = load_space("cifar-cells")
+    middle = {name: values_of(p)[len(values_of(p)) // 2] for name, p in space.searched().items()}
+    arch, _ = space.sample(optuna.trial.FixedTrial(middle), in_chans=3, num_classes=10, input_size=32)
+    return arch
+
+
+def run(arch, data, *, device: torch.device, epochs: int, batch_size: int, fast: bool,
+        compile: bool = False) -> tuple[float, float]:
+    from robustarch.arch import build_model
+    from robustarch.train import TrainConfig, train_model
+
+    torch.manual_seed(0)
+    model = build_model(arch)
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=0.1, compile=compile)
+    result = train_model(model, data, config, device=device, fast_path=fast)  # syncs every epoch
+    # epoch 0 includes cuDNN autotuning (and compilation): report the later epochs' steady rate
+    times = [h["seconds"] for h in result.history]
+    steady = (len(times) - 1) * len(data.train) / (times[-1] - times[0]) if len(times) > 1 else float("nan")
+    return result.samples_per_second, steady
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=20000)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--compile", action="store_true", help="also time the fast path with torch.compile")
+    parser.add_argument("--device", default="cuda", help="cpu only to smoke-test this script's logic")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print("gpu_check: no CUDA device on this machine; nothing to measure (run it on a GPU machine)")
+        return 0
+    from robustarch.arch import count_params, build_model
+
+    torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels once
+    arch = cifar_cells_arch()
+    data = synthetic_cifar(args.samples)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU (smoke test only)"
+    print(f"device {name}; torch {torch.__version__}")
+    print(f"model {arch.summary()} ({count_params(build_model(arch)):,} params); "
+          f"{len(data.train)} train samples, batch {args.batch_size}, {args.epochs} epochs")
+    sides = [("fp32 NCHW (fast path off)", dict(fast=False)), ("bf16 channels_last (fast path)", dict(fast=True))]
+    if args.compile:
+        sides.append(("fast path + torch.compile", dict(fast=True, compile=True)))
+    rates = {}
+    for name, kw in sides:
+        overall, steady = run(arch, data, device=device, epochs=args.epochs, batch_size=args.batch_size, **kw)
+        rates[name] = steady
+        print(f"  {name:34s} {overall:9.0f} samples/s overall, {steady:9.0f} steady (epochs 2+)")
+    base = rates[sides[0][0]]
+    for name in list(rates)[1:]:
+        print(f"  speed-up {name}: {rates[name] / base:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,230 @@
+"""Correlation statistics with bootstrap confidence intervals, partial correlation and OLS.
+
+Point estimates and p-values come straight from scipy; confidence intervals are seeded percentile
+bootstraps over trials. A bootstrap resample is a vector of counts `w` (how often each trial was
+drawn), so all B resamples of one pair are a few matrix products instead of B scipy calls.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+METHODS = ("pearson", "spearman", "kendall")
+N_BOOT = 1000
+CONFIDENCE = 0.95
+MIN_N = 4  # below this a correlation and its interval say nothing
+
+
+def resample_counts(n: int, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
+    """(n_boot, n) counts: row b says how often each of the n items is drawn in resample b."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(n_boot, n)) + n * np.arange(n_boot)[:, None]
+    return np.bincount(idx.ravel(), minlength=n_boot * n).reshape(n_boot, n).astype(np.float64)
+
+
+def _weighted_pearson(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Pearson r of each resample; `a`, `b` are (B, n) or (n,), `w` (B, n) counts."""
+    total = w.sum(1)
+    if a.ndim == 1 and b.ndim == 1:  # the five weighted moments of all resamples in one product
+        sa, sb, saa, sbb, sab = (w @ np.column_stack([a, b, a * a, b * b, a * b])).T
+    else:
+        wa, wb = w * a, w * b
+        sa, sb, saa, sbb, sab = wa.sum(1), wb.sum(1), (wa * a).sum(1), (wb * b).sum(1), (wa * b).sum(1)
+    cov = sab - sa * sb / total
+    var = (saa - sa * sa / total) * (sbb - sb * sb / total)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(var > 1e-18, cov / np.sqrt(np.where(var > 0, var, 1.0)), np.nan)
+
+
+def _weighted_ranks(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Mid-ranks (as scipy.stats.rankdata) of each original item inside each resample: the items
+    strictly below, plus half the items equal to it (its own copies included), plus one half."""
+    order = np.argsort(x, kind="stable")
+    xs = x[order]
+    starts = np.flatnonzero(np.r_[True, xs[1:] != xs[:-1]])  # first item of each group of equal values
+    group = np.cumsum(np.r_[True, xs[1:] != xs[:-1]]) - 1
+    equal = np.add.reduceat(w[:, order], starts, axis=1)  # (B, groups): copies per distinct value
+    below = np.cumsum(equal, axis=1) - equal
+    ranks = np.empty_like(w, dtype=float)
+    ranks[:, order] = (below + 0.5 * equal)[:, group] + 0.5
+    return ranks
+
+
+def _sign_matrix(x: np.ndarray) -> np.ndarray:
+    return np.sign(x[:, None] - x[None, :]).astype(np.float32)
+
+
+class Resampler:
+    """One set of bootstrap resamples over n items, shared by every pair of columns correlated on
+    those items, with the per-column work (ranks, tie counts) done once per column."""
+
+    def __init__(self, n: int, n_boot: int = N_BOOT, seed: int = 0, *, counts: np.ndarray | None = None):
+        self.counts = resample_counts(n, n_boot, seed) if counts is None else np.asarray(counts, float)
+        self._w32 = self.counts.astype(np.float32)  # counts and sign sums stay exact (< 2**24)
+        self._cache: dict = {}
+
+    def _cached(self, kind, x, make):
+        key = (kind, x.tobytes())
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    def _ranks(self, x):
+        """Per resample, √w · (rank − weighted mean) scaled to unit norm: then a Spearman ρ of two
+        columns is one row-wise dot product."""
+        def make():
+            r = _weighted_ranks(x, self.counts)
+            w = self.counts
+            total = w.sum(1, keepdims=True)
+            r -= (w * r).sum(1, keepdims=True) / total
+            z = np.sqrt(w) * r
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return z / np.linalg.norm(z, axis=1, keepdims=True)
+        return self._cached("rank", x, make)
+
+    def _untied(self, x):
+        """Per resample, w^T |sign(x_i - x_j)| w: twice the pairs not tied in x."""
+        return self._cached("untied", x, lambda: ((self._w32 @ np.abs(_sign_matrix(x))) * self._w32)
+                            .sum(1, dtype=np.float64))
+
+    def statistic(self, method: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """The correlation `method` of x and y on every resample (B values)."""
+        x, y = np.asarray(x, float), np.asarray(y, float)
+        w = self.counts
+        if method == "pearson":
+            return _weighted_pearson(x, y, w)
+        if method == "spearman":
+            return np.einsum("bn,bn->b", self._ranks(x), self._ranks(y))  # NaN rows: a constant resample
+        if method == "kendall":
+            # tau-b of a resample: copies of one item tie with each other and count nowhere.
+            s = _sign_matrix(x) * _sign_matrix(y)
+            num = ((self._w32 @ s) * self._w32).sum(1, dtype=np.float64)
+            tx, ty = self._untied(x), self._untied(y)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return np.where((tx > 0) & (ty > 0), num / np.sqrt(tx * ty), np.nan)
+        raise ValueError(f"unknown correlation method {method!r}")
+
+
+def bootstrap_statistic(method: str, x: np.ndarray, y: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The correlation `method` of x and y on every resample in `counts` (see `resample_counts`)."""
+    return Resampler(counts.shape[1], counts=counts).statistic(method, x, y)
+
+
+def percentile_ci(values: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    values = values[np.isfinite(values)]
+    if len(values) < 10:
+        return (math.nan, math.nan)
+    alpha = (1 - confidence) / 2
+    lo, hi = np.quantile(values, [alpha, 1 - alpha])
+    return float(lo), float(hi)
+
+
+def _scipy_corr(method: str, x, y):
+    fn = {"pearson": stats.pearsonr, "spearman": stats.spearmanr, "kendall": stats.kendalltau}[method]
+    res = fn(x, y)
+    return float(res.statistic), float(res.pvalue)
+
+
+def correlate(x, y, *, methods=METHODS, n_boot: int = N_BOOT, seed: int = 0,
+              resampler: Resampler | None = None) -> list[dict]:
+    """Each method's coefficient, two-sided p-value, n and bootstrap 95% CI for paired x, y (NaN
+    pairs dropped). Constant or too-short inputs give NaN numbers with the n. Pass a `resampler`
+    (built for the same n items) to share resamples and per-column work across many pairs."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    n = len(x)
+    usable = n >= MIN_N and np.ptp(x) > 0 and np.ptp(y) > 0
+    if usable and (resampler is None or resampler.counts.shape[1] != n):
+        resampler = Resampler(n, n_boot, seed)
+    rows = []
+    for method in methods:
+        row = {"method": method, "n": n, "coef": math.nan, "p_value": math.nan,
+               "ci_low": math.nan, "ci_high": math.nan}
+        if usable:
+            row["coef"], row["p_value"] = _scipy_corr(method, x, y)
+            row["ci_low"], row["ci_high"] = percentile_ci(resampler.statistic(method, x, y))
+        rows.append(row)
+    return rows
+
+
+def _residuals(v: np.ndarray, z: np.ndarray) -> np.ndarray:
+    design = np.column_stack([np.ones_like(z), z])
+    coef, *_ = np.linalg.lstsq(design, v, rcond=None)
+    return v - design @ coef
+
+
+def _partial_from_pairwise(rxy, rxz, ryz):
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (rxy - rxz * ryz) / np.sqrt((1 - rxz ** 2) * (1 - ryz ** 2))
+
+
+def partial_correlation(x, y, z, *, method: str = "pearson", n_boot: int = N_BOOT,
+                        seed: int = 0) -> dict:
+    """Correlation of x and y with z held fixed: the correlation of the residuals of x ~ z and
+    y ~ z (linear; `spearman` does this on ranks). p-value from a t test with n − 3 degrees of
+    freedom; bootstrap 95% CI over items (each resample via the first-order partial-correlation
+    formula, which equals the residual correlation)."""
+    x, y, z = (np.asarray(v, float) for v in (x, y, z))
+    keep = np.isfinite(x) & np.isfinite(y) & np.isfinite(z)
+    x, y, z = x[keep], y[keep], z[keep]
+    n = len(x)
+    out = {"method": method, "n": n, "coef": math.nan, "p_value": math.nan,
+           "ci_low": math.nan, "ci_high": math.nan}
+    if method not in ("pearson", "spearman"):
+        raise ValueError(f"unknown partial correlation method {method!r}")
+    if n < MIN_N + 1 or min(np.ptp(x), np.ptp(y), np.ptp(z)) == 0:
+        return out
+    xs, ys, zs = (stats.rankdata(v) for v in (x, y, z)) if method == "spearman" else (x, y, z)
+    rx, ry = _residuals(xs, zs), _residuals(ys, zs)
+    if np.ptp(rx) < 1e-12 or np.ptp(ry) < 1e-12:
+        return out
+    r = float(np.corrcoef(rx, ry)[0, 1])
+    df = n - 3
+    t = r * math.sqrt(df / max(1e-300, 1 - r * r))
+    counts = resample_counts(n, n_boot, seed)
+    if method == "spearman":
+        xs, ys, zs = (_weighted_ranks(v, counts) for v in (x, y, z))
+    boots = _partial_from_pairwise(_weighted_pearson(xs, ys, counts), _weighted_pearson(xs, zs, counts),
+                                   _weighted_pearson(ys, zs, counts))
+    lo, hi = percentile_ci(boots)
+    out.update(coef=r, p_value=float(2 * stats.t.sf(abs(t), df)), ci_low=lo, ci_high=hi)
+    return out
+
+
+def ols(table: pd.DataFrame, target: str, predictors: list[str],
+        confidence: float = CONFIDENCE) -> tuple[pd.DataFrame, dict]:
+    """Ordinary least squares `target ~ 1 + predictors` on the complete rows of `table`.
+
+    Returns the coefficient table (term, coef, std_err, t, p_value, ci_low, ci_high; t-based
+    intervals) and the fit (n, r2, adj_r2, residual std). Too few rows → empty table, NaN fit.
+    """
+    sub = table[[target, *predictors]].apply(pd.to_numeric, errors="coerce").dropna()
+    n, k = len(sub), len(predictors) + 1
+    fit = {"n": n, "r2": math.nan, "adj_r2": math.nan, "resid_std": math.nan, "target": target,
+           "predictors": " + ".join(predictors)}
+    cols = ["term", "coef", "std_err", "t", "p_value", "ci_low", "ci_high"]
+    if n <= k + 1:
+        return pd.DataFrame(columns=cols), fit
+    X = np.column_stack([np.ones(n), sub[predictors].to_numpy(float)])
+    y = sub[target].to_numpy(float)
+    coef, *_ = np.linalg.lstsq(X, y, rcond=None)
+    resid = y - X @ coef
+    df = n - k
+    sigma2 = float(resid @ resid) / df
+    cov = sigma2 * np.linalg.pinv(X.T @ X)
+    se = np.sqrt(np.clip(np.diag(cov), 0, None))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = coef / se
+    q = stats.t.ppf(0.5 + confidence / 2, df)
+    ss_tot = float(((y - y.mean()) ** 2).sum())
+    r2 = 1 - float(resid @ resid) / ss_tot if ss_tot > 0 else math.nan
+    fit.update(r2=r2, adj_r2=1 - (1 - r2) * (n - 1) / df if ss_tot > 0 else math.nan,
+               resid_std=math.sqrt(sigma2))
+    rows = pd.DataFrame({"term": ["intercept", *predictors], "coef": coef, "std_err": se, "t": t,
+                         "p_value": 2 * stats.t.sf(np.abs(t), df), "ci_low": coef - q * se,
+                         "ci_high": coef + q * se})
+    return rows, fit

@@ -1,0 +1,218 @@
+"""robustarch.stats / powerlaw / analysis: numbers checked against direct scipy computations."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from scipy import stats
+
+from _studies import EPS, make_study
+from robustarch.analysis import analyze, curve_area, pareto_front
+from robustarch.powerlaw import fit_power_law, margin_tail_slope, slope_summary
+from robustarch.record import trials_table
+from robustarch.stats import bootstrap_statistic, correlate, ols, partial_correlation, resample_counts
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+# A fixed table with ties in both columns (ties are where rank statistics go wrong).
+X = np.array([0.91, 0.95, 0.88, 0.97, 0.93, 0.90, 0.95, 0.99, 0.86, 0.92, 0.94, 0.97])
+Y = np.array([0.40, 0.52, 0.31, 0.60, 0.45, 0.45, 0.50, 0.71, 0.22, 0.41, 0.55, 0.58])
+Z = np.array([3.1, 4.2, 2.9, 5.0, 3.8, 3.3, 4.1, 5.5, 2.5, 3.6, 4.4, 4.9])
+
+
+@pytest.mark.parametrize("method,fn", [("pearson", stats.pearsonr), ("spearman", stats.spearmanr),
+                                       ("kendall", stats.kendalltau)])
+def test_correlation_matches_scipy(method, fn):
+    row = next(r for r in correlate(X, Y, n_boot=300) if r["method"] == method)
+    ref = fn(X, Y)
+    assert row["n"] == len(X)
+    assert row["coef"] == pytest.approx(ref.statistic, abs=1e-12)
+    assert row["p_value"] == pytest.approx(ref.pvalue, rel=1e-9)
+    assert row["ci_low"] < row["coef"] < row["ci_high"]
+
+
+@pytest.mark.parametrize("method,fn", [("pearson", stats.pearsonr), ("spearman", stats.spearmanr),
+                                       ("kendall", stats.kendalltau)])
+def test_bootstrap_resamples_equal_scipy_on_the_drawn_samples(method, fn):
+    """Our vectorized resample statistic is exactly scipy's statistic on the explicit resample."""
+    rng = np.random.default_rng(3)
+    idx = rng.integers(0, len(X), size=(20, len(X)))
+    counts = np.stack([np.bincount(i, minlength=len(X)) for i in idx]).astype(float)
+    ours = bootstrap_statistic(method, X, Y, counts)
+    ref = [fn(X[i], Y[i]).statistic for i in idx]
+    np.testing.assert_allclose(ours, ref, atol=1e-6)
+
+
+def test_bootstrap_ci_is_seeded_and_matches_a_plain_percentile_bootstrap():
+    a = correlate(X, Y, methods=("spearman",), n_boot=2000, seed=7)[0]
+    b = correlate(X, Y, methods=("spearman",), n_boot=2000, seed=7)[0]
+    assert (a["ci_low"], a["ci_high"]) == (b["ci_low"], b["ci_high"])
+    counts = resample_counts(len(X), 2000, seed=7)
+    idx = [np.repeat(np.arange(len(X)), c.astype(int)) for c in counts]
+    ref = np.array([stats.spearmanr(X[i], Y[i]).statistic for i in idx])
+    lo, hi = np.nanquantile(ref, [0.025, 0.975])
+    assert a["ci_low"] == pytest.approx(lo, abs=1e-9) and a["ci_high"] == pytest.approx(hi, abs=1e-9)
+
+
+def test_constant_or_short_input_gives_nan_not_an_error():
+    rows = correlate([1, 2, 3], [1, 1, 1])
+    assert all(math.isnan(r["coef"]) and r["n"] == 3 for r in rows)
+
+
+@pytest.mark.parametrize("method", ["pearson", "spearman"])
+def test_partial_correlation_matches_the_textbook_formula(method):
+    x, y, z = (stats.rankdata(v) for v in (X, Y, Z)) if method == "spearman" else (X, Y, Z)
+    rxy, rxz, ryz = (stats.pearsonr(a, b).statistic for a, b in ((x, y), (x, z), (y, z)))
+    expected = (rxy - rxz * ryz) / math.sqrt((1 - rxz ** 2) * (1 - ryz ** 2))
+    got = partial_correlation(X, Y, Z, method=method, n_boot=500)
+    assert got["coef"] == pytest.approx(expected, abs=1e-10)
+    n = len(X)
+    t = expected * math.sqrt((n - 3) / (1 - expected ** 2))
+    assert got["p_value"] == pytest.approx(2 * stats.t.sf(abs(t), n - 3), rel=1e-9)
+    assert got["ci_low"] < got["coef"] < got["ci_high"]
+
+
+def test_ols_with_one_predictor_equals_linregress():
+    coef, fit = ols(pd.DataFrame({"y": Y, "x": X}), "y", ["x"])
+    ref = stats.linregress(X, Y)
+    c = coef.set_index("term")
+    assert c.loc["x", "coef"] == pytest.approx(ref.slope)
+    assert c.loc["intercept", "coef"] == pytest.approx(ref.intercept)
+    assert c.loc["x", "std_err"] == pytest.approx(ref.stderr)
+    assert c.loc["intercept", "std_err"] == pytest.approx(ref.intercept_stderr)
+    assert c.loc["x", "p_value"] == pytest.approx(ref.pvalue)
+    assert fit["r2"] == pytest.approx(ref.rvalue ** 2)
+    q = stats.t.ppf(0.975, len(X) - 2)
+    assert c.loc["x", "ci_low"] == pytest.approx(ref.slope - q * ref.stderr)
+
+
+def test_ols_recovers_known_coefficients():
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"a": rng.normal(size=400), "b": rng.normal(size=400)})
+    df["y"] = 1.5 + 2.0 * df["a"] - 0.5 * df["b"] + rng.normal(scale=0.1, size=400)
+    coef, fit = ols(df, "y", ["a", "b"])
+    c = coef.set_index("term")
+    for term, true in (("intercept", 1.5), ("a", 2.0), ("b", -0.5)):
+        assert c.loc[term, "ci_low"] < true < c.loc[term, "ci_high"]
+    assert fit["r2"] > 0.99 and fit["n"] == 400
+
+
+def test_power_law_fit_recovers_a_known_slope_exactly_on_an_exact_curve():
+    grid = np.array([0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2])
+    error = np.minimum(1.0, 40.0 * grid ** 1.7)  # 0.5 is reached near ε = 0.062: later points saturate
+    fit = fit_power_law(grid, error=error)
+    assert fit["slope"] == pytest.approx(1.7, abs=1e-9)
+    assert fit["intercept"] == pytest.approx(math.log10(40.0), abs=1e-9)
+    assert (fit["eps_low"], fit["eps_high"], fit["n_points"]) == (0.001, 0.05, 6)
+
+
+@pytest.mark.parametrize("slope", [0.8, 1.5, 2.5])
+def test_power_law_fit_recovers_a_known_slope_from_samples(slope):
+    """Per-sample minimal ε drawn so that P(min ε ≤ ε) = 0.9 (ε / 0.3)^slope (10% never broken)."""
+    rng = np.random.default_rng(int(slope * 10))
+    m = 0.3 * rng.random(3000) ** (1 / slope)
+    m[rng.random(3000) < 0.1] = np.inf
+    grid = np.geomspace(0.01, 0.3, 10)
+    fit = fit_power_law(grid, m, n_boot=500)
+    assert fit["status"] == "ok"
+    assert fit["ci_low"] < slope < fit["ci_high"]
+    assert fit["slope"] == pytest.approx(slope, rel=0.1)
+    assert fit["eps_high"] < 0.3  # the saturated end (error > 0.5) is left out
+
+
+def test_margin_tail_exponent_is_recovered():
+    rng = np.random.default_rng(2)
+    margins = 3.0 * rng.random(5000) ** (1 / 2.0)  # CDF(m) = (m / 3)^2
+    assert margin_tail_slope(margins) == pytest.approx(2.0, abs=0.1)
+    assert math.isnan(margin_tail_slope(margins[:5]))
+
+
+def test_power_law_without_enough_points_says_why():
+    fit = fit_power_law([0.1, 0.2, 0.3], np.array([0.05, 0.15, 0.15, 0.15]))  # errors 0.25, 1, 1
+    assert math.isnan(fit["slope"]) and "grid point" in fit["status"]
+    assert fit_power_law([0.1, 0.2], np.array([np.inf, np.inf]))["status"] == "never broken at any ε"
+
+
+def test_slope_summary_tells_universal_from_heterogeneous_slopes():
+    same = pd.DataFrame({"slope": [1.50, 1.52, 1.48, 1.51], "ci_low": [1.3] * 4, "ci_high": [1.7] * 4})
+    differ = pd.DataFrame({"slope": [0.8, 1.5, 2.2, 3.0], "ci_low": [0.7, 1.4, 2.1, 2.9],
+                           "ci_high": [0.9, 1.6, 2.3, 3.1]})
+    s, d = slope_summary(same), slope_summary(differ)
+    assert s["q_p_value"] > 0.5 and d["q_p_value"] < 1e-6
+    assert s["median"] == pytest.approx(1.505) and s["n_models"] == 4
+    assert s["pooled_ci_low"] < 1.5 < s["pooled_ci_high"]
+
+
+def test_curve_area_is_the_trapezoid_from_clean_accuracy_at_zero():
+    area = curve_area([0.1, 0.2], np.array([[0.6, 0.2]]), np.array([1.0]))
+    assert area[0] == pytest.approx(((1.0 + 0.6) / 2 * 0.1 + (0.6 + 0.2) / 2 * 0.1) / 0.2)
+
+
+def test_pareto_front_matches_brute_force():
+    rng = np.random.default_rng(1)
+    c, r = rng.random(60).round(2), rng.random(60).round(2)
+    front = pareto_front(c, r)
+    for i in range(60):
+        dominated = any(c[j] >= c[i] and r[j] >= r[i] and (c[j] > c[i] or r[j] > r[i]) for j in range(60))
+        assert front[i] == (not dominated)
+
+
+@pytest.fixture(scope="module")
+def study():
+    return make_study(30, n_flagged=3, seed=1)
+
+
+@pytest.fixture(scope="module")
+def analysis(study):
+    return analyze(study, n_boot=300)
+
+
+def test_flagged_models_are_left_out_of_statistics_by_default(study, analysis):
+    corr = analysis.tables["correlations"]
+    assert analysis.n_flagged == 3 and analysis.n_used == 27
+    assert set(corr["n"]) == {27}
+    t = analysis.tables["trials"]
+    assert not t.loc[t["flagged"], "in_statistics"].any() and not t.loc[t["flagged"], "pareto"].any()
+    used = t[t["in_statistics"]]
+    assert (used["pareto"].to_numpy() == pareto_front(used["clean_accuracy"], used["robust_accuracy"])).all()
+    with_flagged = analyze(study, include_flagged=True, n_boot=200)
+    assert set(with_flagged.tables["correlations"]["n"]) == {30}
+
+
+def test_trial_area_and_headline_robust_accuracy(study, analysis):
+    t = analysis.tables["trials"].set_index("trial")
+    a = study.trials[5].user_attrs
+    curve = a["robust_accuracy"]["worst_case"]
+    expected = np.trapezoid([a["attacked_clean_accuracy"], *curve], [0.0, *EPS]) / EPS[-1]
+    assert t.loc[5, "robust_auc"] == pytest.approx(expected)
+    assert analysis.eps == 0.05 and t.loc[5, "robust_accuracy"] == curve[EPS.index(0.05)]
+
+
+def test_correlation_table_equals_scipy_on_the_trials(study, analysis):
+    t = trials_table(study)
+    t = t[(t["state"] == "COMPLETE") & t["sanity_ok"]]
+    eps_i = EPS.index(0.05)
+    robust = [study.trials[n].user_attrs["robust_accuracy"]["worst_case"][eps_i] for n in t["trial"]]
+    corr = analysis.tables["correlations"]
+    row = corr[(corr["eps"] == 0.05) & (corr["variable"] == "log10_params") & (corr["method"] == "kendall")].iloc[0]
+    ref = stats.kendalltau(robust, np.log10(t["params"].astype(float)))
+    assert row["coef"] == pytest.approx(ref.statistic) and row["p_value"] == pytest.approx(ref.pvalue)
+    row = corr[(corr["eps"] == 0.05) & (corr["variable"] == "clean_accuracy") & (corr["method"] == "pearson")].iloc[0]
+    assert row["coef"] == pytest.approx(stats.pearsonr(robust, t["clean_accuracy"]).statistic)
+    assert len(corr) == (len(EPS) + 1) * 5 * 3  # every ε and the area × 5 variables × 3 methods
+
+
+def test_power_law_table_has_one_fit_per_complete_trial(analysis):
+    pl = analysis.tables["power_law"]
+    assert len(pl) == 30 and (pl["status"] == "ok").all()
+    assert ((pl["ci_low"] <= pl["slope"]) & (pl["slope"] <= pl["ci_high"])).all()
+    assert analysis.fits["power_law"]["n_models"] == 27
+
+
+def test_too_few_trials_give_tables_but_no_statistics():
+    a = analyze(make_study(3, n_flagged=1), n_boot=100)
+    assert not a.enough and a.n_used == 2 and a.tables["correlations"].empty
+    assert len(a.tables["trials"]) == 6 and len(a.tables["power_law"]) == 3
