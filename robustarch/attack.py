@@ -5,13 +5,10 @@ loop (`robustarch.gradient`); every other attack is Foolbox's, by class name.
 """
 from __future__ import annotations
 
-import inspect
 import time
 import warnings
-from dataclasses import dataclass, field, replace
-from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -19,163 +16,13 @@ import torch
 from torch import nn
 
 from .errors import UserError
+from .foolbox_attacks import (_foolbox, attack_kind, attack_threat_model, foolbox_attack_names,  # noqa: F401
+                              make_foolbox_attack)
 from .gradient import NATIVE, PGDParams, fgsm_all_eps, huge_eps, pgd
+from .result import WORST_CASE, AttackResult  # noqa: F401 (public here too)
 from .sanity import sanity_checks
 from .suite import AttackConfig, SuiteConfig, load_suite
 from .verify import EPS_ATOL, EPS_RTOL, eps_tolerance, lp_distance, verify  # noqa: F401 (re-exported)
-
-WORST_CASE = "worst_case"
-# Foolbox attacks that use no gradient (noise, decision-based): the gradient-masking baseline.
-_GRADIENT_FREE = ("Noise", "HopSkipJump", "Boundary", "Blur", "Contrast", "Inversion", "Dataset",
-                  "Pointwise", "GenAttack", "Binarization")
-_SINGLE_STEP = ("FGSM", "FGM", "LinfFastGradientAttack", "L2FastGradientAttack", "L1FastGradientAttack")
-
-
-def _foolbox():
-    import os
-
-    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")  # foolbox.zoo imports GitPython
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import foolbox
-
-    return foolbox
-
-
-@lru_cache(maxsize=1)
-def foolbox_attack_names() -> tuple[str, ...]:
-    fb = _foolbox()
-    names = []
-    for name in dir(fb.attacks):
-        obj = getattr(fb.attacks, name)
-        if isinstance(obj, type) and issubclass(obj, fb.attacks.base.Attack) and name[0].isupper() \
-                and not getattr(obj, "__abstractmethods__", None):
-            names.append(name)
-    return tuple(sorted(names))
-
-
-def make_foolbox_attack(name: str, kwargs: dict[str, Any]):
-    """Instantiate a Foolbox attack, with stronger defaults than Foolbox's where good practice says so.
-
-    PGD-style attacks get a step of 2.5·ε/steps (Madry et al.) unless the suite sets one: Foolbox's
-    default relative step (0.01/0.3·ε for Linf) is weaker at the same number of steps.
-    """
-    cls = getattr(_foolbox().attacks, name)
-    kwargs = dict(kwargs)
-    params = inspect.signature(cls.__init__).parameters
-    if "rel_stepsize" in params and "rel_stepsize" not in kwargs and "abs_stepsize" not in kwargs \
-            and "steps" in params:
-        steps = kwargs.get("steps", params["steps"].default)
-        if isinstance(steps, int) and steps > 1:
-            kwargs["rel_stepsize"] = 2.5 / steps
-    return cls(**kwargs)
-
-
-def attack_threat_model(instance) -> str | None:
-    """'linf', 'l2' or 'l1' for the attack's distance, None when the attack declares none."""
-    try:
-        distance = instance.distance
-    except (AttributeError, NotImplementedError):
-        return None
-    text = str(distance).lower()
-    for key in ("linf", "l2", "l1"):
-        if text.startswith(key):
-            return key
-    return None
-
-
-def attack_kind(acfg: AttackConfig) -> str:
-    """'single_step', 'iterative' (fixed-ε), 'minimization' (gradient-based) or 'gradient_free'."""
-    if any(part in acfg.attack for part in _GRADIENT_FREE):
-        return "gradient_free"
-    if acfg.attack in _SINGLE_STEP:
-        return "single_step"
-    if acfg.engine == "native":
-        return "iterative"
-    fb = _foolbox()
-    cls = getattr(fb.attacks, acfg.attack)
-    return "minimization" if issubclass(cls, fb.attacks.base.MinimizationAttack) else "iterative"
-
-
-@dataclass
-class AttackResult:
-    """What a suite found on one model.
-
-    `per_sample`: one row per sample — `label`, `clean_correct`, `margin` (top-1 minus runner-up
-    logit), `min_adversarial_eps` (smallest ε at which any attack broke it; inf if never; 0 if
-    misclassified clean) and `eps_<attack>` (the same per attack; NaN where that attack did not run,
-    see `AttackConfig.samples`). Fixed-ε attacks give ε on the grid, minimization attacks the
-    measured distance. `curve`: one row per attack × ε — `robust_accuracy` (fraction of the samples
-    the attack saw that are clean-correct and unbroken at ε) and `n`; `attack == "worst_case"` is the
-    per-sample worst case over attacks (mean over samples of the min over attacks). `sanity`: named
-    checks, each a dict with `ok` and the numbers behind it. `adversarials` (on request): per attack
-    and for the worst case, `x_adv` (the verified adversarial at the sample's minimal ε, NaN if none)
-    and `eps`.
-    """
-
-    suite: SuiteConfig
-    per_sample: pd.DataFrame
-    curve: pd.DataFrame
-    sanity: dict[str, dict]
-    seconds: float
-    adversarials: dict[str, dict[str, torch.Tensor]] | None = None
-    attack_seconds: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def clean_accuracy(self) -> float:
-        return float(self.per_sample["clean_correct"].mean())
-
-    def robust_accuracy(self, eps: float, attack: str = WORST_CASE) -> float:
-        rows = self.curve[(self.curve["attack"] == attack) & np.isclose(self.curve["eps"], eps)]
-        if rows.empty:
-            raise KeyError(f"no result for attack={attack!r} at eps={eps}")
-        return float(rows["robust_accuracy"].iloc[0])
-
-    @property
-    def median_min_eps(self) -> float:
-        """Median minimal adversarial ε over clean-correct samples (inf when most were never broken)."""
-        values = self.per_sample.loc[self.per_sample["clean_correct"], "min_adversarial_eps"]
-        return float(np.median(values)) if len(values) else float("nan")
-
-    @property
-    def sanity_ok(self) -> bool:
-        return all(check["ok"] for check in self.sanity.values())
-
-    def curve_table(self) -> pd.DataFrame:
-        """The ε-curve as a wide table: one row per ε, one column per attack (worst case last)."""
-        wide = self.curve.pivot(index="eps", columns="attack", values="robust_accuracy")
-        order = [a for a in self.curve["attack"].drop_duplicates() if a != WORST_CASE] + [WORST_CASE]
-        return wide[order]
-
-    def sanity_table(self) -> pd.DataFrame:
-        """One row per check: `check`, `ok` and its numbers as a compact text."""
-        rows = [{"check": name, "ok": bool(c["ok"]),
-                 "numbers": ", ".join(f"{k}={_fmt(v)}" for k, v in c.items() if k != "ok")}
-                for name, c in self.sanity.items()]
-        return pd.DataFrame(rows)
-
-    def save(self, folder: str | Path) -> list[Path]:
-        """Write curve.csv, per_sample.csv, sanity.json (and adversarials.pt when kept)."""
-        import json
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        paths = [folder / "curve.csv", folder / "per_sample.csv", folder / "sanity.json"]
-        self.curve.to_csv(paths[0], index=False)
-        self.per_sample.to_csv(paths[1], index=False)
-        paths[2].write_text(json.dumps(self.sanity, indent=2, default=float) + "\n")
-        if self.adversarials is not None:
-            paths.append(folder / "adversarials.pt")
-            torch.save(self.adversarials, paths[-1])
-        return paths
-
-
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    if isinstance(v, (list, tuple)) and v and isinstance(v[0], float):
-        return "[" + " ".join(f"{x:.3g}" for x in v) + "]"
-    return str(v)
 
 
 class _Normalized(nn.Module):
@@ -228,7 +75,10 @@ class AttackSuite:
         x = torch.as_tensor(x).to(device=device, dtype=torch.float32)
         y = torch.as_tensor(y).to(device=device, dtype=torch.int64)
         self._check_inputs(x, y)
+        # Attacks seed torch's global RNG (Foolbox draws from it): give the caller's state back.
+        rng = torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
         try:
+            rng.__enter__()
             model.to(device)
             net = model if self.mean is None else _Normalized(model, self.mean, 1.0 if self.std is None else self.std).to(device)
             net.eval()
@@ -248,6 +98,7 @@ class AttackSuite:
                 extras["step_doubling"] = run.step_doubling()
         finally:
             state.restore()
+            rng.__exit__(None, None, None)
         return run.result(top2[:, 0] - top2[:, 1], extras, keep_adversarials, time.perf_counter() - start)
 
     # -- input validation --------------------------------------------------------------------------

@@ -91,7 +91,7 @@ def parse_suite(doc: Section, default_name: str = "suite") -> SuiteConfig:
 
 
 def _parse_attack(sec: Section, threat: str) -> AttackConfig:
-    from . import attack as _attack  # the Foolbox wrapper knows which attacks exist
+    from . import foolbox_attacks as _attack  # the Foolbox side knows which attacks exist
 
     name = sec.get("attack", str)
     known = _attack.foolbox_attack_names()

@@ -255,7 +255,10 @@ def test_model_state_restored_and_eval_mode_used(digits, digits_model):
 
 def test_deterministic_given_seed(digits, digits_model):
     cfg = suite(pgd_cfg(steps=5), noise(3), eps=(0.05, 0.1, 0.2), samples=40)
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
     runs = [AttackSuite(cfg).run(digits_model, digits.test.x, digits.test.y, seed=3) for _ in range(2)]
+    assert torch.equal(torch.random.get_rng_state(), before)  # the caller's RNG is left alone
     pd.testing.assert_frame_equal(runs[0].per_sample, runs[1].per_sample)
     pd.testing.assert_frame_equal(runs[0].curve, runs[1].curve)
 
