@@ -1,18 +1,14 @@
 """Run an attack suite on any torch classifier and return verified, per-sample results.
 
-This is the only module that talks to Foolbox. Foolbox runs the attacks; we decide what counts:
-every adversarial is re-checked against the model (eval mode) and the ε-ball before it is counted,
-because an attack's own success flag is not evidence.
+Attacks search; `robustarch.verify` decides what counts. FGSM/PGD run in our own early-stopping torch
+loop (`robustarch.gradient`); every other attack is Foolbox's, by class name.
 """
 from __future__ import annotations
 
-import math
 import time
 import warnings
-from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -20,123 +16,13 @@ import torch
 from torch import nn
 
 from .errors import UserError
+from .foolbox_attacks import (_foolbox, attack_kind, attack_threat_model, foolbox_attack_names,  # noqa: F401
+                              make_foolbox_attack)
+from .gradient import NATIVE, PGDParams, fgsm_all_eps, huge_eps, pgd
+from .result import WORST_CASE, AttackResult  # noqa: F401 (public here too)
+from .sanity import sanity_checks
 from .suite import AttackConfig, SuiteConfig, load_suite
-
-# A counted adversarial must lie within eps * (1 + EPS_RTOL) + EPS_ATOL of the original (input units);
-# the slack only absorbs float32 rounding of x + delta, far below any ε a study would use.
-EPS_RTOL = 1e-5
-EPS_ATOL = 1e-6
-WORST_CASE = "worst_case"
-_NORM_ORD = {"linf": math.inf, "l2": 2.0, "l1": 1.0}
-
-
-def _foolbox():
-    import os
-
-    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")  # foolbox.zoo imports GitPython
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import foolbox
-
-    return foolbox
-
-
-@lru_cache(maxsize=1)
-def foolbox_attack_names() -> tuple[str, ...]:
-    fb = _foolbox()
-    names = []
-    for name in dir(fb.attacks):
-        obj = getattr(fb.attacks, name)
-        if isinstance(obj, type) and issubclass(obj, fb.attacks.base.Attack) and name[0].isupper() \
-                and not getattr(obj, "__abstractmethods__", None):
-            names.append(name)
-    return tuple(sorted(names))
-
-
-def make_foolbox_attack(name: str, kwargs: dict[str, Any]):
-    """Instantiate a Foolbox attack, with stronger defaults than Foolbox's where good practice says so.
-
-    PGD-style attacks get a step of 2.5·ε/steps (Madry et al.) unless the suite sets one: Foolbox's
-    default relative step (0.01/0.3·ε for Linf) is weaker at the same number of steps.
-    """
-    fb = _foolbox()
-    cls = getattr(fb.attacks, name)
-    kwargs = dict(kwargs)
-    import inspect
-
-    params = inspect.signature(cls.__init__).parameters
-    if "rel_stepsize" in params and "rel_stepsize" not in kwargs and "abs_stepsize" not in kwargs \
-            and "steps" in params:
-        steps = kwargs.get("steps", params["steps"].default)
-        if isinstance(steps, int) and steps > 1:
-            kwargs["rel_stepsize"] = 2.5 / steps
-    return cls(**kwargs)
-
-
-def attack_threat_model(instance) -> str | None:
-    """'linf', 'l2' or 'l1' for the attack's distance, None when the attack declares none."""
-    try:
-        distance = instance.distance
-    except (AttributeError, NotImplementedError):
-        return None
-    text = str(distance).lower()
-    for key in ("linf", "l2", "l1"):
-        if text.startswith(key):
-            return key
-    return None
-
-
-def lp_distance(a: torch.Tensor, b: torch.Tensor, threat_model: str) -> torch.Tensor:
-    return (a - b).flatten(1).norm(p=_NORM_ORD[threat_model], dim=1)
-
-
-@dataclass
-class AttackResult:
-    """What a suite found on one model.
-
-    `per_sample`: one row per attacked sample — `label`, `clean_correct`, `margin` (top-1 minus
-    runner-up logit), `min_adversarial_eps` (smallest ε at which any attack broke it; inf if never)
-    and `eps_<attack>` (the same per attack). `curve`: one row per attack × ε — `robust_accuracy`
-    (fraction of all attacked samples that are clean-correct and unbroken), with `attack ==
-    "worst_case"` the per-sample worst case over attacks. `sanity`: named checks, each a dict with
-    `ok` and the numbers behind it.
-    """
-
-    suite: SuiteConfig
-    per_sample: pd.DataFrame
-    curve: pd.DataFrame
-    sanity: dict[str, dict]
-    seconds: float
-    adversarials: dict[str, dict[str, torch.Tensor]] | None = None
-    attack_seconds: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def clean_accuracy(self) -> float:
-        return float(self.per_sample["clean_correct"].mean())
-
-    def robust_accuracy(self, eps: float, attack: str = WORST_CASE) -> float:
-        rows = self.curve[(self.curve["attack"] == attack) & np.isclose(self.curve["eps"], eps)]
-        if rows.empty:
-            raise KeyError(f"no result for attack={attack!r} at eps={eps}")
-        return float(rows["robust_accuracy"].iloc[0])
-
-    @property
-    def median_min_eps(self) -> float:
-        """Median minimal adversarial ε over clean-correct samples (inf when most were never broken)."""
-        values = self.per_sample.loc[self.per_sample["clean_correct"], "min_adversarial_eps"]
-        return float(np.median(values)) if len(values) else float("nan")
-
-    def curve_table(self) -> pd.DataFrame:
-        """The ε-curve as a wide table: one row per ε, one column per attack."""
-        return self.curve.pivot(index="eps", columns="attack", values="robust_accuracy")
-
-    def save(self, folder: str | Path) -> list[Path]:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        paths = [folder / "curve.csv", folder / "per_sample.csv"]
-        self.curve.to_csv(paths[0], index=False)
-        self.per_sample.to_csv(paths[1], index=False)
-        return paths
+from .verify import EPS_ATOL, EPS_RTOL, eps_tolerance, lp_distance, verify  # noqa: F401 (re-exported)
 
 
 class _Normalized(nn.Module):
@@ -158,8 +44,8 @@ class AttackSuite:
     Example::
 
         suite = AttackSuite.load("quick", bounds=(0, 1))
-        result = suite.run(model, x_test, y_test)
-        print(result.curve_table())
+        result = suite.run(model, x_test, y_test, seed=0)
+        print(result.curve_table(), result.median_min_eps)
 
     `bounds` is the range of the inputs `x` as given; if the model expects normalized inputs, pass
     `mean`/`std` (per channel) and give `x` un-normalized: ε is measured in the un-normalized space.
@@ -179,135 +65,275 @@ class AttackSuite:
 
     def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
             keep_adversarials: bool = False, seed: int | None = None) -> AttackResult:
+        """Attack the first `config.samples` of (x, y); deterministic on CPU for a given seed."""
         cfg = self.config
-        fb = _foolbox()
         start = time.perf_counter()
-        device = self.device or _model_device(model)
         if cfg.samples is not None:
             x, y = x[: cfg.samples], y[: cfg.samples]
-        x = x.to(device=device, dtype=torch.float32)
-        y = y.to(device=device, dtype=torch.int64)
-        self._check_inputs(x, y)
-        net = model if self.mean is None else _Normalized(model, self.mean, self.std or 1.0).to(device)
         state = _ModelState(model)
+        device = self.device or state.device
+        x = torch.as_tensor(x).to(device=device, dtype=torch.float32)
+        y = torch.as_tensor(y).to(device=device, dtype=torch.int64)
+        self._check_inputs(x, y)
+        # Attacks seed torch's global RNG (Foolbox draws from it): give the caller's state back.
+        rng = torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
         try:
+            rng.__enter__()
+            model.to(device)
+            net = model if self.mean is None else _Normalized(model, self.mean, 1.0 if self.std is None else self.std).to(device)
             net.eval()
             for p in model.parameters():
                 p.requires_grad_(False)  # gradients w.r.t. inputs only; faster and side-effect free
-            logits = _batched_logits(net, x, cfg.batch_size)
-            self._check_logits(logits, y)
-            clean_correct = logits.argmax(1) == y
+            logits = self._logits(net, x, y)
+            run = _Run(self, net, x, y, logits.argmax(1) == y, cfg.seed if seed is None else seed)
             top2 = logits.topk(2, dim=1).values
-            margin = (top2[:, 0] - top2[:, 1]).cpu().numpy()
-            fmodel = fb.PyTorchModel(net, bounds=self.bounds, device=device)
-            broken: dict[str, np.ndarray] = {}
-            timings: dict[str, float] = {}
-            adversarials = {} if keep_adversarials else None
-            base_seed = cfg.seed if seed is None else seed
             for i, acfg in enumerate(cfg.attacks):
                 t0 = time.perf_counter()
-                eps_broken, adv = self._run_attack(fb, fmodel, net, acfg, x, y, clean_correct,
-                                                   base_seed + 1000 * i)
-                timings[acfg.label] = time.perf_counter() - t0
-                broken[acfg.label] = eps_broken
-                if adversarials is not None:
-                    adversarials[acfg.label] = adv
-            grad_info = _input_gradient_check(net, x[: min(len(x), 64)], y[: min(len(y), 64)])
+                run.attack(i, acfg)
+                run.seconds[acfg.label] = time.perf_counter() - t0
+            extras = {"gradients": _input_gradient_check(net, x[run.correct_idx[:64]], y[run.correct_idx[:64]])}
+            if cfg.large_eps:
+                extras["large_eps"] = run.large_eps_check(logits.shape[1])
+            if cfg.step_doubling:
+                extras["step_doubling"] = run.step_doubling()
         finally:
             state.restore()
-        return _assemble(cfg, y, clean_correct.cpu().numpy(), margin, broken, timings, adversarials,
-                         grad_info, time.perf_counter() - start)
-
-    # -- one attack over the whole ε grid -------------------------------------------------------
-    def _run_attack(self, fb, fmodel, net, acfg: AttackConfig, x, y, clean_correct, seed):
-        """Per-sample smallest ε (on the grid, or exact for minimization attacks) that broke it."""
-        cfg = self.config
-        attack = make_foolbox_attack(acfg.attack, acfg.kwargs)
-        n = len(y)
-        eps_broken = np.full(n, np.inf)
-        best_adv = torch.full_like(x, float("nan"))
-        minimization = isinstance(attack, fb.attacks.base.MinimizationAttack)
-        for restart in range(acfg.restarts):
-            torch.manual_seed(seed + restart)
-            if minimization:
-                # One run gives each sample its minimal ε: no rerun per ε.
-                active = clean_correct.clone()
-                idx = active.nonzero().flatten()
-                for chunk in _chunks(idx, cfg.batch_size):
-                    _, adv, _ = attack(fmodel, x[chunk], y[chunk], epsilons=None)
-                    ok, dist = self._verify(net, x[chunk], adv, y[chunk])
-                    d = dist.cpu().numpy()
-                    for j, k in enumerate(chunk.cpu().numpy()):
-                        if ok[j] and d[j] < eps_broken[k]:
-                            eps_broken[k] = d[j]
-                            best_adv[k] = adv[j].clamp(*self.bounds)
-            else:
-                for eps in cfg.eps:
-                    # A sample broken at a smaller ε is broken here too: attack only the rest.
-                    active = clean_correct & torch.as_tensor(np.isinf(eps_broken), device=x.device)
-                    idx = active.nonzero().flatten()
-                    for chunk in _chunks(idx, cfg.batch_size):
-                        _, adv, _ = attack(fmodel, x[chunk], y[chunk], epsilons=eps)
-                        ok, dist = self._verify(net, x[chunk], adv, y[chunk])
-                        ok = ok & (dist <= eps * (1 + EPS_RTOL) + EPS_ATOL)
-                        for j, k in enumerate(chunk.cpu().numpy()):
-                            if ok[j]:
-                                eps_broken[k] = eps
-                                best_adv[k] = adv[j].clamp(*self.bounds)
-        adv = {"x_adv": best_adv.cpu(), "eps": torch.as_tensor(eps_broken)}
-        return eps_broken, adv
-
-    def _verify(self, net, x, adv, y):
-        """Re-check adversarials ourselves: clip to bounds, run the model in eval mode, measure."""
-        adv = adv.detach().clamp(*self.bounds)
-        with torch.no_grad():
-            pred = net(adv).argmax(1)
-        dist = lp_distance(adv, x, self.config.threat_model)
-        finite = torch.isfinite(adv.flatten(1)).all(1)
-        return ((pred != y) & finite).cpu(), dist.cpu()
+            rng.__exit__(None, None, None)
+        return run.result(top2[:, 0] - top2[:, 1], extras, keep_adversarials, time.perf_counter() - start)
 
     # -- input validation --------------------------------------------------------------------------
     def _check_inputs(self, x, y):
         lo, hi = self.bounds
-        if x.ndim < 2 or len(x) != len(y):
-            raise UserError(f"inputs must be a batch (n, ...) with n labels; got x {tuple(x.shape)}, y {tuple(y.shape)}")
+        if x.ndim < 2 or y.ndim != 1 or len(x) != len(y) or len(x) == 0:
+            raise UserError(f"inputs must be a non-empty batch (n, ...) with n labels; got x {tuple(x.shape)}, "
+                            f"y {tuple(y.shape)}")
         xmin, xmax = float(x.min()), float(x.max())
-        if xmin < lo - 1e-6 or xmax > hi + 1e-6:
+        if not (np.isfinite(xmin) and np.isfinite(xmax)) or xmin < lo - 1e-6 or xmax > hi + 1e-6:
             raise UserError(f"inputs lie in [{xmin:.4g}, {xmax:.4g}], outside the declared bounds "
                             f"[{lo:g}, {hi:g}]: give un-normalized inputs and pass mean/std, or fix bounds")
 
-    def _check_logits(self, logits, y):
-        if logits.ndim != 2:
-            raise UserError(f"the model must return a (batch, classes) tensor of logits; got shape {tuple(logits.shape)}")
-        if int(y.max()) >= logits.shape[1]:
-            raise UserError(f"labels go up to {int(y.max())} but the model returns {logits.shape[1]} classes")
+    def _logits(self, net, x, y) -> torch.Tensor:
+        outs = []
+        with torch.no_grad():
+            for chunk in x.split(self.config.batch_size):
+                out = net(chunk)
+                if not isinstance(out, torch.Tensor):
+                    raise UserError(f"the model must return a tensor of logits; got {type(out).__name__}")
+                if out.ndim != 2 or len(out) != len(chunk) or out.shape[1] < 2:
+                    raise UserError(f"the model must return a (batch, classes) tensor of logits; for a "
+                                    f"batch of {len(chunk)} it returned shape {tuple(out.shape)}")
+                outs.append(out.float())
+        logits = torch.cat(outs)
+        if int(y.max()) >= logits.shape[1] or int(y.min()) < 0:
+            raise UserError(f"labels range over [{int(y.min())}, {int(y.max())}] but the model returns "
+                            f"{logits.shape[1]} classes")
         sums = logits.sum(1)
         if bool(((logits >= 0) & (logits <= 1)).all()) and torch.allclose(sums, torch.ones_like(sums), atol=1e-3):
             warnings.warn("the model's outputs look like softmax probabilities, not logits: gradient "
                           "attacks are weaker on probabilities (vanishing gradients); return logits",
                           stacklevel=3)
+        return logits
+
+
+class _Run:
+    """One suite run on one model: per attack, each sample's smallest breaking ε and its adversarial."""
+
+    def __init__(self, suite: AttackSuite, net, x, y, clean_correct, seed: int):
+        self.suite, self.cfg, self.net, self.x, self.y = suite, suite.config, net, x, y
+        self.clean_correct = clean_correct
+        self.correct_idx = clean_correct.nonzero().flatten()
+        self.seed = seed
+        self.eps_broken: dict[str, np.ndarray] = {}
+        self.adv: dict[str, torch.Tensor] = {}
+        self.kinds: dict[str, str] = {}
+        self.seconds: dict[str, float] = {}
+        self._fmodel = None
+
+    # -- dispatch ----------------------------------------------------------------------------------
+    def attack(self, i: int, acfg: AttackConfig, *, steps_factor: int = 1) -> np.ndarray:
+        # The attack sees the first `samples` of the suite's samples (all by default): NaN marks the
+        # rest, 0 the misclassified ones (broken without any perturbation), inf the ones to attack.
+        seen = len(self.y) if acfg.samples is None else min(acfg.samples, len(self.y))
+        idx = self.correct_idx[self.correct_idx < seen]
+        eps = np.full(len(self.y), np.nan)
+        eps[:seen] = 0.0
+        eps[idx.cpu().numpy()] = np.inf
+        adv = torch.full_like(self.x, float("nan"))
+        gen = torch.Generator().manual_seed(self.seed + 1000 * i)
+        torch.manual_seed(self.seed + 1000 * i)  # Foolbox's random starts and noise use the global RNG
+        kind = attack_kind(acfg)
+        if acfg.engine == "native" and kind == "single_step":
+            self._fgsm(idx, eps, adv)
+        elif acfg.engine == "native":
+            kw = acfg.kwargs
+            params = PGDParams(NATIVE[acfg.attack][0], steps=kw.get("steps", 40) * steps_factor,
+                               rel_stepsize=kw.get("rel_stepsize"), abs_stepsize=kw.get("abs_stepsize"),
+                               random_start=kw.get("random_start", True), loss=kw.get("loss", "ce"))
+            self._descend(idx, eps, adv, acfg.restarts, lambda xc, yc, e, init: pgd(
+                self.net, xc, yc, e, params, self.suite.bounds, gen=gen, init=init)[0])
+        else:
+            kwargs = dict(acfg.kwargs)
+            if steps_factor != 1:
+                kwargs["steps"] = kwargs.get("steps", 40) * steps_factor  # noqa (iterative Foolbox attack)
+            fb_attack = make_foolbox_attack(acfg.attack, kwargs)
+            if kind == "minimization" or isinstance(fb_attack, _foolbox().attacks.base.MinimizationAttack):
+                self._minimize(idx, eps, adv, acfg.restarts, fb_attack)
+            else:
+                self._descend(idx, eps, adv, acfg.restarts,
+                              lambda xc, yc, e, init: fb_attack(self.fmodel, xc, yc, epsilons=e)[1])
+        if steps_factor == 1:
+            self.eps_broken[acfg.label], self.adv[acfg.label], self.kinds[acfg.label] = eps, adv, kind
+        return eps
+
+    @property
+    def fmodel(self):
+        if self._fmodel is None:
+            self._fmodel = _foolbox().PyTorchModel(self.net, bounds=self.suite.bounds, device=self.x.device)
+        return self._fmodel
+
+    def _verify(self, idx, candidates, eps=None):
+        return verify(self.net, self.x[idx], candidates, self.y[idx], threat_model=self.cfg.threat_model,
+                      bounds=self.suite.bounds, eps=eps)
+
+    # -- schedules ---------------------------------------------------------------------------------
+    def _fgsm(self, idx, eps_out, adv_out):
+        """One gradient per sample gives FGSM's point at every ε; the smallest verified one counts."""
+        grid = self.cfg.eps
+        for chunk in _chunks(idx, self.cfg.batch_size):
+            points = fgsm_all_eps(self.net, self.x[chunk], self.y[chunk], grid, self.cfg.threat_model,
+                                  self.suite.bounds)
+            open_ = torch.ones(len(chunk), dtype=torch.bool, device=chunk.device)
+            for e, cand in zip(grid, points):
+                ok, _, clipped = self._verify(chunk, cand, e)
+                new = ok & open_
+                eps_out[chunk[new].cpu().numpy()] = e
+                adv_out[chunk[new]] = clipped[new]
+                open_ &= ~ok
+
+    def _descend(self, idx, eps_out, adv_out, restarts: int, attack_fn: Callable):
+        """A fixed-ε attack over the whole grid, from the largest ε down.
+
+        An adversarial within ε₁ is one within every ε₂ > ε₁; conversely a sample the attack cannot
+        break at ε₂ is not attacked at any ε₁ < ε₂. Going down, each level attacks only the samples
+        broken at the level above, starting from that adversarial projected into the smaller ball
+        (most break again in a step or two), so each sample costs about one failed attack in total.
+        Restarts (random starts) are spent only on samples that resisted the previous try.
+        """
+        candidates = idx
+        warm: torch.Tensor | None = None
+        for e in reversed(self.cfg.eps):
+            if len(candidates) == 0:
+                break
+            found = torch.zeros(len(candidates), dtype=torch.bool, device=self.x.device)
+            points = self.x[candidates].clone()
+            for r in range(restarts):
+                todo = (~found).nonzero().flatten()
+                for chunk in _chunks(todo, self.cfg.batch_size):
+                    rows = candidates[chunk]
+                    init = warm[chunk] if (r == 0 and warm is not None) else None
+                    cand = attack_fn(self.x[rows], self.y[rows], e, init)
+                    ok, _, clipped = self._verify(rows, cand, e)
+                    found[chunk[ok]] = True
+                    points[chunk[ok]] = clipped[ok]
+            broken = candidates[found]
+            eps_out[broken.cpu().numpy()] = e
+            adv_out[broken] = points[found]
+            candidates, warm = broken, points[found]
+
+    def _minimize(self, idx, eps_out, adv_out, restarts: int, fb_attack):
+        """A minimization attack once for all ε: each sample's verified distance is its minimal ε."""
+        for _ in range(restarts):
+            for chunk in _chunks(idx, self.cfg.batch_size):
+                _, cand, _ = fb_attack(self.fmodel, self.x[chunk], self.y[chunk], epsilons=None)
+                ok, dist, clipped = self._verify(chunk, cand)
+                d = dist.cpu().numpy()
+                better = ok.cpu().numpy() & (d < eps_out[chunk.cpu().numpy()])
+                rows = chunk[torch.as_tensor(better, device=chunk.device)]
+                eps_out[rows.cpu().numpy()] = d[better]
+                adv_out[rows] = clipped[torch.as_tensor(better, device=chunk.device)]
+
+    # -- sanity extras -----------------------------------------------------------------------------
+    def large_eps_check(self, num_classes: int) -> dict:
+        """PGD at an ε whose ball is the whole input box: accuracy must fall to chance or below."""
+        e = huge_eps(self.cfg.threat_model, self.suite.bounds, self.x)
+        threat = self.cfg.threat_model if self.cfg.threat_model in ("linf", "l2") else "l2"
+        params = PGDParams(threat, steps=20)
+        gen = torch.Generator().manual_seed(self.seed + 7)
+        broken = 0
+        for chunk in _chunks(self.correct_idx, self.cfg.batch_size):
+            cand, _ = pgd(self.net, self.x[chunk], self.y[chunk], e, params, self.suite.bounds, gen=gen)
+            broken += int(self._verify(chunk, cand)[0].sum())  # within the box = within ε by construction
+        n = len(self.y)
+        return {"eps": e, "robust_accuracy": (len(self.correct_idx) - broken) / n,
+                "chance": 1.0 / num_classes, "n": n}
+
+    def step_doubling(self) -> dict:
+        """Rerun each iterative attack with twice its steps: robust accuracy must barely move."""
+        changes, detail = [], {}
+        for i, acfg in enumerate(self.cfg.attacks):
+            if self.kinds[acfg.label] != "iterative" or "steps" not in acfg.kwargs and acfg.engine != "native":
+                continue
+            doubled = self.attack(i, acfg, steps_factor=2)
+            a = _curve_values(self.eps_broken[acfg.label], self.cfg.eps)
+            b = _curve_values(doubled, self.cfg.eps)
+            detail[acfg.label] = {"steps": a, "double_steps": b}
+            changes.append(float(np.max(np.abs(np.array(a) - np.array(b)))))
+        return {"max_change": max(changes, default=0.0), "curves": detail}
+
+    # -- tables ------------------------------------------------------------------------------------
+    def result(self, margin, extras, keep_adversarials, seconds) -> AttackResult:
+        cfg = self.cfg
+        cc = self.clean_correct.cpu().numpy()
+        per_sample = pd.DataFrame({"sample": np.arange(len(cc)), "label": self.y.cpu().numpy(),
+                                   "clean_correct": cc, "margin": margin.cpu().numpy()})
+        for label, e in self.eps_broken.items():
+            per_sample[f"eps_{label}"] = e
+        cols = per_sample[[f"eps_{a}" for a in self.eps_broken]].to_numpy(dtype=float)
+        per_sample["min_adversarial_eps"] = np.min(np.where(np.isnan(cols), np.inf, cols), axis=1)
+        rows = []
+        for e in cfg.eps:
+            for label in list(self.eps_broken) + [WORST_CASE]:
+                col = per_sample["min_adversarial_eps" if label == WORST_CASE else f"eps_{label}"].to_numpy()
+                seen = ~np.isnan(col)
+                robust = seen & (col > eps_tolerance(e))
+                rows.append({"attack": label, "eps": e, "robust_accuracy": float(robust.sum() / seen.sum()),
+                             "n": int(seen.sum())})
+        curve = pd.DataFrame(rows)
+        sanity = sanity_checks(per_sample, curve, cfg.eps, self.kinds, extras)
+        adversarials = None
+        if keep_adversarials:
+            adversarials = {label: {"x_adv": a.cpu(), "eps": torch.tensor(per_sample[f"eps_{label}"].to_numpy())}
+                            for label, a in self.adv.items()}
+            best = per_sample[[f"eps_{a}" for a in self.adv]].to_numpy(dtype=float)
+            pick = np.argmin(np.where(np.isnan(best), np.inf, best), axis=1)
+            labels = list(self.adv)
+            worst = torch.stack([self.adv[labels[k]][j] for j, k in enumerate(pick)]).cpu()
+            adversarials[WORST_CASE] = {"x_adv": worst,
+                                        "eps": torch.tensor(per_sample["min_adversarial_eps"].to_numpy())}
+        return AttackResult(cfg, per_sample, curve, sanity, seconds, adversarials, dict(self.seconds))
+
+
+def _curve_values(eps_broken: np.ndarray, grid) -> list[float]:
+    """Robust accuracy per grid ε over the samples the attack saw (see `_Run.attack`)."""
+    e = eps_broken[~np.isnan(eps_broken)]
+    return [float((e > eps_tolerance(g)).mean()) for g in grid]
 
 
 class _ModelState:
-    """Remembers train/eval mode and requires_grad of every parameter, to restore them after attacks."""
+    """Remembers device, train/eval mode and requires_grad of every parameter, to restore them."""
 
     def __init__(self, model: nn.Module):
         self.model = model
         self.modes = [(m, m.training) for m in model.modules()]
         self.grads = [(p, p.requires_grad) for p in model.parameters()]
+        self.device = next((p.device for p in model.parameters()), torch.device("cpu"))
 
     def restore(self):
+        self.model.to(self.device)
         for m, mode in self.modes:
             m.training = mode
         for p, flag in self.grads:
             p.requires_grad_(flag)
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    try:
-        return next(model.parameters()).device
-    except StopIteration:
-        return torch.device("cpu")
 
 
 def _chunks(idx: torch.Tensor, size: int) -> list[torch.Tensor]:
@@ -315,39 +341,12 @@ def _chunks(idx: torch.Tensor, size: int) -> list[torch.Tensor]:
     return [c for c in idx.split(size) if len(c)]
 
 
-def _batched_logits(net, x, batch_size):
-    with torch.no_grad():
-        return torch.cat([net(chunk) for chunk in x.split(batch_size)])
-
-
 def _input_gradient_check(net, x, y) -> dict:
+    if len(x) == 0:
+        return {"finite": True, "fraction_zero": 0.0, "median_grad_l1": 0.0, "n": 0}
     x = x.clone().requires_grad_(True)
-    loss = nn.functional.cross_entropy(net(x), y)
+    loss = nn.functional.cross_entropy(net(x), y, reduction="sum")
     (grad,) = torch.autograd.grad(loss, x)
     norms = grad.flatten(1).abs().sum(1)
-    return {"finite": bool(torch.isfinite(grad).all()), "fraction_zero": float((norms == 0).float().mean())}
-
-
-def _assemble(cfg: SuiteConfig, y, clean_correct, margin, broken, timings, adversarials, grad_info,
-              seconds) -> AttackResult:
-    n = len(clean_correct)
-    per_sample = pd.DataFrame({"sample": np.arange(n), "label": y.cpu().numpy(),
-                               "clean_correct": clean_correct, "margin": margin})
-    for label, eps_broken in broken.items():
-        per_sample[f"eps_{label}"] = np.where(clean_correct, eps_broken, 0.0)
-    per_sample["min_adversarial_eps"] = per_sample[[f"eps_{a}" for a in broken]].min(axis=1)
-    rows = []
-    for eps in cfg.eps:
-        tol = eps * (1 + EPS_RTOL) + EPS_ATOL
-        for label in list(broken) + [WORST_CASE]:
-            col = "min_adversarial_eps" if label == WORST_CASE else f"eps_{label}"
-            robust = clean_correct & (per_sample[col].to_numpy() > tol)
-            rows.append({"attack": label, "eps": eps, "robust_accuracy": float(robust.mean()), "n": n})
-    curve = pd.DataFrame(rows)
-    wc = curve[curve.attack == WORST_CASE]["robust_accuracy"].to_numpy()
-    sanity = {
-        "curve_non_increasing": {"ok": bool(np.all(np.diff(wc) <= 1e-12)), "curve": wc.tolist()},
-        "gradients_finite_nonzero": {"ok": grad_info["finite"] and grad_info["fraction_zero"] < 0.5,
-                                     **grad_info},
-    }
-    return AttackResult(cfg, per_sample, curve, sanity, seconds, adversarials, timings)
+    return {"finite": bool(torch.isfinite(grad).all()), "fraction_zero": float((norms == 0).float().mean()),
+            "median_grad_l1": float(norms.median()), "n": len(x)}

@@ -53,7 +53,11 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
     if metadata.get("format") != "robustarch-checkpoint-1":
         raise UserError(f"{path}: not a robustarch checkpoint (no ArchSpec in its header)")
     arch = ArchSpec.from_json(metadata["arch"])
-    model = build_model(arch).to(device)
-    model.load_state_dict(tensors)
+    try:
+        model = build_model(arch).to(device)
+        model.load_state_dict(tensors)
+    except (RuntimeError, TypeError, ValueError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{path}: its weights do not fit the model its ArchSpec builds ({first})") from None
     model.eval()
     return Checkpoint(model, arch, json.loads(metadata["train_config"]), json.loads(metadata["info"]))

@@ -253,32 +253,63 @@ def export(
 
 @app.command()
 def attack(
-    checkpoint: Path = typer.Argument(..., help="A robustarch checkpoint (.safetensors)."),
-    suite: str = typer.Option("standard", help="Attack suite: preset name or YAML path."),
+    checkpoint: Optional[Path] = typer.Argument(None, help="A robustarch checkpoint (.safetensors); or use --study/--trial."),
+    suite: str = typer.Option("standard", help="Attack suite: quick, standard, thorough or a YAML path."),
+    study: Optional[str] = typer.Option(None, help="Attack a trial of this study (with --trial)."),
+    trial: Optional[int] = typer.Option(None, help="Trial number within --study."),
+    storage: str = typer.Option("robustarch.journal", help=STORAGE_HELP),
+    artifacts: Optional[Path] = typer.Option(None, help="Checkpoint store of the study (default: beside the journal file)."),
     dataset: Optional[str] = typer.Option(None, help="Dataset (default: the one the model was trained on)."),
     data_dir: Optional[str] = typer.Option(None, help="Folder with the torchvision dataset files."),
-    seed: int = typer.Option(0, help="Seed of the data splits."),
+    seed: int = typer.Option(0, help="Seed of the data splits and of the attacks."),
+    samples: Optional[int] = typer.Option(None, min=1, help="Test samples to attack (default: the suite's)."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, ... (default: CUDA if available)."),
-    out_dir: Optional[Path] = typer.Option(None, "--out", help="Folder for curve.csv and per_sample.csv."),
+    threads: Optional[int] = typer.Option(None, help="CPU threads for torch (default: $ROBUSTARCH_THREADS or all cores)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Folder for the tables (default: attack-results/<model>-<suite>)."),
+    adversarials: bool = typer.Option(False, "--adversarials", help="Also save the adversarial examples (adversarials.pt)."),
 ):
-    """Run an attack suite on a saved checkpoint and print the ε-table."""
+    """Run an attack suite on a saved checkpoint (or a study's trial); print the ε-table, write the tables."""
+    import dataclasses
+    import tempfile
+
     from .attack import AttackSuite
     from .checkpoint import load_checkpoint
     from .data import load_dataset
     from .runtime import configure_threads, pick_device
+    from .suite import load_suite
 
-    configure_threads()
-    if out_dir is not None:
-        _check_writable(out_dir / "curve.csv", "output")
+    if (checkpoint is None) == (study is None):
+        raise UserError("give either a CHECKPOINT file or --study NAME --trial N")
+    if study is not None and trial is None:
+        raise UserError("--study needs --trial N (the trial number whose checkpoint to attack)")
+    config = load_suite(suite)
+    if samples is not None:
+        config = dataclasses.replace(config, samples=samples)
+    model_name = checkpoint.stem if checkpoint is not None else f"{study}-trial-{trial}"
+    out_dir = out_dir or Path("attack-results") / f"{model_name}-{config.name}"
+    _check_writable(out_dir / "curve.csv", "output")
+    configure_threads(threads)
     dev = pick_device(device)
-    ckpt = load_checkpoint(checkpoint, device=dev)
+    with tempfile.TemporaryDirectory() as tmp:
+        if study is not None:
+            from .study import download_checkpoint
+
+            checkpoint = download_checkpoint(storage, study, trial, tmp, artifacts)
+        ckpt = load_checkpoint(checkpoint, device=dev)
     data = load_dataset(dataset or ckpt.info.get("dataset", "digits"), data_dir=data_dir, seed=seed)
-    result = AttackSuite.load(suite, bounds=data.bounds, device=dev).run(ckpt.model, data.test.x, data.test.y)
-    out.print(f"clean accuracy {result.clean_accuracy:.4f} on {len(result.per_sample)} test samples")
-    out.print(result.curve_table().to_string(float_format=lambda v: f"{v:.4f}"))
-    if out_dir is not None:
-        for p in result.save(out_dir):
-            out.print(f"table: {p}")
+    bounds = tuple(ckpt.info.get("bounds", data.bounds))
+    result = AttackSuite(config, bounds=bounds, device=dev).run(
+        ckpt.model, data.test.x, data.test.y, seed=seed, keep_adversarials=adversarials)
+    out.print(f"{model_name}: suite {config.name!r} ({config.threat_model}), {len(result.per_sample)} test samples, "
+              f"clean accuracy {result.clean_accuracy:.4f}, {result.seconds:.1f} s", markup=False, soft_wrap=True)
+    out.print("robust accuracy per ε (columns: attacks; worst_case = per-sample worst case over attacks)")
+    out.print(result.curve_table().to_string(float_format=lambda v: f"{v:.4f}"), markup=False, highlight=False,
+              soft_wrap=True)  # a table must not wrap at the terminal width
+    out.print(f"median minimal adversarial ε: {result.median_min_eps:.4g}")
+    for name, check in result.sanity.items():
+        out.print(f"sanity {name}: {'ok' if check['ok'] else 'FAILED'}", markup=False, highlight=False)
+    for p in result.save(out_dir):
+        out.print(f"table: {p}", markup=False, highlight=False, soft_wrap=True)
 
 
 @spaces_app.command("list")

@@ -42,3 +42,12 @@ def test_not_a_checkpoint_is_a_user_error(tmp_path):
         load_checkpoint(junk)
     with pytest.raises(UserError, match="no such checkpoint"):
         load_checkpoint(tmp_path / "missing.safetensors")
+
+
+def test_weights_that_do_not_fit_the_spec_are_a_user_error(tmp_path):
+    """A checkpoint whose header names another architecture than its weights: one line, no traceback."""
+    small = ArchSpec(in_chans=1, num_classes=10, input_size=8, stem_width=8, stages=(StageSpec(1, 8),))
+    wider = ArchSpec(in_chans=1, num_classes=10, input_size=8, stem_width=8, stages=(StageSpec(1, 16),))
+    path = save_checkpoint(tmp_path / "m.safetensors", build_model(wider), small, TrainConfig().to_dict())
+    with pytest.raises(UserError, match="do not fit the model its ArchSpec builds"):
+        load_checkpoint(path)

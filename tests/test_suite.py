@@ -1,0 +1,94 @@
+"""Attack-suite YAML: the presets load, and bad files fail with file, line, field and allowed values."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from robustarch import UserError, load_suite
+from robustarch.presets import preset_names
+
+
+def test_presets_load_with_their_promises():
+    assert {"quick", "standard", "thorough"} <= set(preset_names("attacks"))
+    quick, standard, thorough = (load_suite(n) for n in ("quick", "standard", "thorough"))
+    for suite in (quick, standard, thorough):
+        assert list(suite.eps) == sorted(suite.eps) and suite.threat_model == "linf"
+        assert {a.attack for a in suite.attacks} >= {"FGSM", "LinfPGD", "LInfFMNAttack"}
+    assert quick.samples <= standard.samples <= thorough.samples
+    assert thorough.step_doubling and not standard.step_doubling
+    hsj = [a for a in thorough.attacks if a.attack == "HopSkipJumpAttack"]
+    assert hsj and hsj[0].samples == 50 and hsj[0].engine == "foolbox"
+    assert any("Noise" in a.attack for a in standard.attacks)
+    pgd = [a for a in standard.attacks if a.attack == "LinfPGD"][0]
+    assert pgd.engine == "native" and pgd.restarts >= 2
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "suite.yaml"
+    path.write_text(text)
+    return path
+
+
+GOOD = """\
+name: tiny
+threat_model: linf
+eps_255: [8, 16]
+attacks:
+  - attack: FGSM
+  - attack: LinfPGD
+    steps: 5
+"""
+
+
+def test_eps_in_units_of_255_and_defaults(tmp_path):
+    suite = load_suite(_write(tmp_path, GOOD))
+    assert suite.eps == pytest.approx((8 / 255, 16 / 255))
+    assert [a.engine for a in suite.attacks] == ["native", "native"]
+    assert suite.attacks[1].kwargs == {"steps": 5}
+
+
+@pytest.mark.parametrize("text, expected", [
+    (GOOD.replace("threat_model: linf", "threat_model: linfinity"),
+     [":2: field 'threat_model'", "'linf', 'l2' or 'l1'"]),
+    (GOOD.replace("  - attack: FGSM", "  - attack: FGSMM"),
+     [":5: field 'attacks[0].attack'", "unknown attack 'FGSMM'", "close:", "'FGSM'"]),
+    (GOOD.replace("    steps: 5", "    stepz: 5"),
+     [":7: field 'attacks[1].stepz'", "allowed fields are", "'steps'", "'loss'"]),
+    (GOOD.replace("    steps: 5", "    loss: hinge"),
+     [":7: field 'attacks[1].loss'", "allowed values are 'ce' or 'margin'"]),
+    (GOOD.replace("    steps: 5", "    steps: 0"), [":7: field 'attacks[1].steps'", "must be >= 1"]),
+    (GOOD.replace("  - attack: FGSM", "  - attack: L2PGD"),
+     ["field 'attacks[0].attack'", "l2 threat model", "'linf'"]),
+    (GOOD.replace("  - attack: FGSM", "  - attack: DDNAttack\n    engine: native"),
+     ["field 'attacks[0].engine'", "no native implementation", "engine: foolbox"]),
+    (GOOD.replace("  - attack: FGSM", "  - attack: LInfFMNAttack\n    stepsize: 3"),
+     ["field 'attacks[0]'", "bad arguments for Foolbox LInfFMNAttack", "stepsize"]),
+    (GOOD + "sanity:\n  doubling: true\n", [":9: field 'sanity.doubling'", "'step_doubling' or 'large_eps'"]),
+    (GOOD.replace("eps_255: [8, 16]", "eps: [0.1]\neps_255: [8]"), ["give exactly one of 'eps'"]),
+    (GOOD + "epsilon: 3\n", [":8: field 'epsilon'", "allowed fields are"]),
+])
+def test_validation_errors_name_file_line_field_and_allowed_values(tmp_path, text, expected):
+    path = _write(tmp_path, text)
+    with pytest.raises(UserError) as info:
+        load_suite(path)
+    message = str(info.value)
+    assert message.startswith(str(path))
+    for part in expected:
+        assert part in message, (part, message)
+
+
+def test_unknown_preset_lists_the_presets():
+    with pytest.raises(UserError, match="'quick', 'standard' or 'thorough'"):
+        load_suite("quik")
+
+
+def test_cli_bad_suite_exits_2_with_one_line(tmp_path):
+    path = _write(tmp_path, GOOD.replace("  - attack: FGSM", "  - attack: Nope"))
+    ckpt = tmp_path / "missing.safetensors"
+    proc = subprocess.run([sys.executable, "-m", "robustarch", "attack", str(ckpt), "--suite", str(path)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "attacks[0].attack" in lines[0] and "unknown attack 'Nope'" in lines[0]
