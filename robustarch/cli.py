@@ -44,7 +44,8 @@ def _trial_line(study, trial) -> str:
     if trial.state == TrialState.COMPLETE:
         names = study.user_attrs.get("objective_names") or ["robust_accuracy"]
         values = " ".join(f"{n}={v:.4g}" for n, v in zip(names, trial.values))
-        return f"trial {trial.number}: {a.get('arch_summary')} clean={a.get('clean_accuracy', 0):.3f} {values}"
+        clean = "" if "clean_accuracy" in names else f" clean_accuracy={a.get('clean_accuracy', 0):.4g}"
+        return f"trial {trial.number}: {a.get('arch_summary')}{clean} {values}"
     reason = a.get("fail_reason") or a.get("rejected") or "see log"
     return f"trial {trial.number}: {trial.state.name.lower()} ({reason})"
 
@@ -54,7 +55,7 @@ def _progress_callback(progress, task, n_trials):
         from optuna.trial import TrialState
 
         done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-        progress.console.print(_trial_line(study, trial), markup=False, highlight=False)
+        progress.console.print(_trial_line(study, trial), markup=False, highlight=False, soft_wrap=True)
         progress.update(task, completed=min(done, n_trials))
     return on_trial
 
@@ -174,7 +175,7 @@ def worker(
 
     def on_trial(s, t):
         if not quiet:
-            console.print(_trial_line(s, t), markup=False, highlight=False)
+            console.print(_trial_line(s, t), markup=False, highlight=False, soft_wrap=True)
     summary = st.run_study(optuna_study, config, n_trials=budget, timeout=timeout, device=device,
                            threads=threads, artifacts=store, worker_index=worker_index, on_trial=on_trial)
     if not quiet:
