@@ -1,6 +1,6 @@
 """Trials per minute with 1 and with 2 worker processes on the same tiny study (target ≥ 1.7×).
 
-    python benchmarks/scaling.py [--storage-dir DIR | --postgres URL] [--trials-per-worker 16]
+    python benchmarks/scaling.py [--postgres URL] [--trials-per-worker 20]
 
 Each worker is a real `robustarch worker` process with one torch thread. The steady-state rate counts
 the trials completed after every worker finished its first one (process start-up and first-trial
@@ -102,7 +102,7 @@ def free_parallelism() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials-per-worker", type=int, default=12)
+    parser.add_argument("--trials-per-worker", type=int, default=20)
     parser.add_argument("--postgres", help="a PostgreSQL URL instead of a journal file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
