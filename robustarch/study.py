@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from .arch import build_model, count_flops, count_params
+from .arch import count_flops, count_params
 from .attack import WORST_CASE, AttackSuite
 from .checkpoint import save_checkpoint
 from .data import load_dataset
@@ -23,7 +23,7 @@ from .runtime import pick_device
 from .space import SearchSpace, load_space
 from .suite import SuiteConfig, load_suite
 from .storage import DEFAULT_STORAGE, _optuna, default_artifacts, open_storage  # noqa: F401 (API)
-from .train import TrainingFailed, accuracy, train_model
+from .train import TrainingFailed, accuracy, build_or_fail, train_model
 
 # objective → (what the trial values are, their directions); the robust term is `robust_metric`.
 OBJECTIVES = {
@@ -240,10 +240,10 @@ class TrialRunner:
         seed = self.config.seed + trial.number
         torch.manual_seed(seed)
         try:
-            model = build_model(arch)
+            model = build_or_fail(arch)  # builds and runs one forward pass
             params, flops = count_params(model), count_flops(model, arch)
-        except Exception as exc:  # an unbuildable spec is the search space's fault, not a crash
-            return self._fail(trial, "invalid_arch", f"{type(exc).__name__}: {exc}")
+        except TrainingFailed as exc:  # an unbuildable spec is the search space's fault, not a crash
+            return self._fail(trial, exc.reason, str(exc))
         for key, value in {"params": params, "flops": flops, "depth": arch.depth,
                            "width": arch.width}.items():
             trial.set_user_attr(key, value)
@@ -253,15 +253,13 @@ class TrialRunner:
         if over:  # rejected before training: nothing is trained and thrown away
             trial.set_user_attr("rejected", "over_budget: " + ", ".join(over))
             raise _optuna().TrialPruned("over budget: " + ", ".join(over))
+        if train_config.train_fraction < 1.0:  # the "load-like" knob: fewer training samples
+            data = data.with_train_fraction(train_config.train_fraction, seed=self.config.seed)
         try:
             result = train_model(model, data, train_config, device=self.device, seed=seed,
                                  on_epoch=self._pruning_hook(trial))
         except TrainingFailed as exc:
             return self._fail(trial, exc.reason, str(exc))
-        except torch.cuda.OutOfMemoryError as exc:
-            del model
-            torch.cuda.empty_cache()
-            return self._fail(trial, "oom", str(exc).splitlines()[0])
         clean = accuracy(model, data.test, self.device)
         attack = self.suite.run(model, data.test.x, data.test.y, seed=seed)
         robust = {a: g.sort_values("eps")["robust_accuracy"].round(6).tolist()
@@ -269,6 +267,7 @@ class TrialRunner:
         correct = attack.per_sample["clean_correct"].to_numpy()
         attrs = {
             "clean_accuracy": clean, "val_accuracy": result.val_accuracy, "best_epoch": result.best_epoch,
+            "n_train": len(data.train),
             "train_seconds": round(result.seconds, 3), "attack_seconds": round(attack.seconds, 3),
             "eps": list(self.suite_config.eps), "robust_accuracy": robust,
             "attacked_clean_accuracy": attack.clean_accuracy, "n_attacked": len(correct),
@@ -363,6 +362,7 @@ def download_checkpoint(storage_url: str | None, study_name: str, trial_number: 
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     path = dest / f"{study_name}-trial-{trial_number}.safetensors"
+    path.unlink(missing_ok=True)  # Optuna refuses to overwrite; a fresh copy of the same artifact is wanted
     download_artifact(artifact_store=FileSystemArtifactStore(str(root)), file_path=str(path),
                       artifact_id=artifact_id)
     return path

@@ -114,3 +114,22 @@ def test_journal_recovery_fails_and_requeues_only_trials_of_dead_workers(tiny):
     (retry,) = [t for t in trials if t.state == TrialState.WAITING]
     assert retry.params == trials[dead.number].params and retry.user_attrs["retried_from"] == dead.number
     assert recover_lost_trials(study) == []  # recovered once only
+
+
+def test_searched_training_fraction_trains_on_that_share_of_the_training_split(tmp_path):
+    """The "load-like" knob: a trial sampling train_fraction f trains on f of the training split."""
+    from _tiny_study import TINY_SPACE
+
+    space = tmp_path / "fraction.yaml"
+    space.write_text(TINY_SPACE.replace("  batch_size: 128\n", "  batch_size: 128\n  train_fraction: [0.25, 1.0]\n"))
+    _, suite = write_tiny(tmp_path)
+    config = StudyConfig(space=str(space), suite=str(suite), sampler="random", seed=0)
+    study = _study(tmp_path, config)
+    for fraction in (0.25, 1.0):  # the other parameters are sampled
+        study.enqueue_trial({"train_train_fraction": fraction})
+    run_study(study, config, n_trials=2)
+    seen = {}
+    for t in study.get_trials(states=(TrialState.COMPLETE,)):
+        seen[t.user_attrs["train_config"]["train_fraction"]] = t.user_attrs["n_train"]
+    assert set(seen) == {0.25, 1.0}, seen
+    assert seen[0.25] == pytest.approx(0.25 * seen[1.0], abs=2)
