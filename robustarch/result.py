@@ -91,11 +91,3 @@ def _fmt(v) -> str:
     if isinstance(v, (list, tuple)) and v and isinstance(v[0], float):
         return "[" + " ".join(f"{x:.3g}" for x in v) + "]"
     return str(v)
-
-
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    if isinstance(v, (list, tuple)) and v and isinstance(v[0], float):
-        return "[" + " ".join(f"{x:.3g}" for x in v) + "]"
-    return str(v)
