@@ -5,6 +5,7 @@ over, and indexing a resident tensor is far cheaper than collating Python object
 """
 from __future__ import annotations
 
+import contextlib
 import gc
 import math
 import time
@@ -171,6 +172,8 @@ def _train(model: nn.Module, data: Dataset, config: TrainConfig, device: torch.d
                                   t_in_epochs=False)
     loss_kwargs = dict(eps=config.eps, steps=config.attack_steps, beta=config.trades_beta,
                        bounds=data.bounds, generator=device_gen)
+    # bf16 autocast only on the fast path; the CPU path enters no autocast context at all
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if fast else contextlib.nullcontext())
     best_acc, best_epoch, best_state = -1.0, 0, None
     history, seen, step = [], 0, 0
     start = time.perf_counter()
@@ -185,7 +188,7 @@ def _train(model: nn.Module, data: Dataset, config: TrainConfig, device: torch.d
             # augmentation on the device: no host round trip, no per-sample Python
             xb = augment(x_train[idx], data.augment, device_gen, memory_format=memory_format)
             # bf16 autocast: tensor-core matmuls at full fp32 range, so no loss scaling is needed
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast):
+            with autocast:
                 loss = recipe_loss(config.recipe, net, xb, y_train[idx], **loss_kwargs)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
