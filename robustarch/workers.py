@@ -67,6 +67,23 @@ def _give_back(study, trial, n_trials: int) -> None:
             user_attrs={k: v for k, v in frozen.user_attrs.items() if k == "retried_from"}))
 
 
+def _cap_to_grid(config: StudyConfig, n_trials: int) -> int:
+    """A grid study holds at most one complete trial per grid point: a larger budget would repeat points."""
+    if config.sampler != "grid":
+        return n_trials
+    import math
+    import warnings
+
+    from .space import load_space
+    from .study import search_grid
+
+    size = math.prod(len(v) for v in search_grid(load_space(config.space)).values())
+    if n_trials > size:
+        warnings.warn(f"--n-trials {n_trials} is more than the {size} points of the grid; "
+                      f"the study stops after {size}", stacklevel=3)
+    return min(n_trials, size)
+
+
 def run_study(study, config: StudyConfig, *, n_trials: int, timeout: float | None = None,
               device: str | None = None, artifacts: str | Path | None = None,
               threads: int | None = None, workers: int = 1, worker_index: int | None = 0,
@@ -83,6 +100,7 @@ def run_study(study, config: StudyConfig, *, n_trials: int, timeout: float | Non
     """
     optuna = _optuna()
     State = optuna.trial.TrialState
+    n_trials = _cap_to_grid(config, n_trials)
     configure_threads(threads, workers=workers)
     runner = TrialRunner(config, device=device, artifacts=artifacts)
     for key, value in runner.study_attrs().items():

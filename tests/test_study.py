@@ -133,3 +133,18 @@ def test_searched_training_fraction_trains_on_that_share_of_the_training_split(t
         seen[t.user_attrs["train_config"]["train_fraction"]] = t.user_attrs["n_train"]
     assert set(seen) == {0.25, 1.0}, seen
     assert seen[0.25] == pytest.approx(0.25 * seen[1.0], abs=2)
+
+
+def test_grid_budget_larger_than_the_grid_runs_each_point_once(tiny):
+    folder, base = tiny
+    config = StudyConfig(**{**base.to_dict(), "sampler": "grid"})
+    grid = search_grid(load_space(config.space))
+    size = 1
+    for values in grid.values():
+        size *= len(values)
+    study = _study(folder, config)
+    with pytest.warns(UserWarning, match=f"the study stops after {size}"):
+        run_study(study, config, n_trials=size + 3)
+    done = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(done) == size
+    assert len({tuple(sorted(t.params.items())) for t in done}) == size
