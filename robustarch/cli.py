@@ -386,13 +386,13 @@ def main() -> None:
         sys.stderr.write("robustarch: interrupted; the study storage is intact\n")
         sys.exit(130)
     except Exception as exc:  # click's own usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+        # Typer may vendor its own copy of click (typer._click): recognise both by class name.
+        names = {cls.__name__ for cls in type(exc).__mro__}
+        if "ClickException" in names:
             exc.show()
             sys.exit(2)
-        if isinstance(exc, click.exceptions.Exit):
+        if "Exit" in names:
             sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
+        if "Abort" in names:
             sys.exit(130)
         raise

@@ -112,6 +112,8 @@ def create_or_resume(storage, name: str, config: StudyConfig | None):
     >>> study, config = create_or_resume(open_storage("x.journal"), "s1", StudyConfig())  # doctest: +SKIP
     """
     optuna = _optuna()
+    if config is not None:
+        _validate(config)  # bad settings are reported as such, also when the name exists already
     existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage)}
     if name in existing:
         stored = StudyConfig.from_dict(existing[name].user_attrs.get(CONFIG_ATTR, {}))
@@ -127,7 +129,6 @@ def create_or_resume(storage, name: str, config: StudyConfig | None):
     if config is None:
         raise UserError(f"no study named {name!r} in this storage; existing: "
                         f"{one_of(sorted(existing)) or 'none'}")
-    _validate(config)
     study = optuna.create_study(storage=storage, study_name=name, directions=list(config.directions),
                                 pruner=_make_pruner(config.pruner),
                                 sampler=_make_sampler(config.sampler, config.seed, _space_for(config)))

@@ -110,6 +110,7 @@ def test_errors_leave_the_stored_study_intact(searched, tmp_path):
         (("--storage", str(tmp_path / "no" / "dir" / "x.journal")), ("does not exist",)),
         (("--storage", "postgresql://nobody@127.0.0.1:9/none"), ("cannot open storage",)),
         (("--study", "e2e", "--suite", "standard"), ("already exists with other settings", "suite")),
+        (("--study", "e2e", "--sampler", "foo"), ("unknown sampler 'foo'", "'tpe'")),
     ]
     for args, needles in cases:
         assert_user_error(robustarch("search", *args, cwd=work), *needles)
@@ -117,5 +118,7 @@ def test_errors_leave_the_stored_study_intact(searched, tmp_path):
     malformed.write_text("name: x\nstages: [\n  - depth: 1\n")
     assert_user_error(robustarch("search", "--space", str(malformed), cwd=work), "malformed.yaml", "line")
     assert_user_error(robustarch("report", "--study", "nope", cwd=work), "no study named 'nope'")
+    usage = robustarch("search", "--n-trials", "many", cwd=work)  # click's usage error: exit 2 too
+    assert usage.returncode == 2 and "Traceback" not in usage.stderr and "--n-trials" in usage.stderr
     study = optuna.load_study(study_name="e2e", storage=open_storage(str(work / "robustarch.journal")))
     assert len([t for t in study.trials if t.state.name == "COMPLETE"]) == 2
