@@ -63,7 +63,8 @@ def test_worker_for_a_missing_study_names_the_existing_ones(monkeypatch, capsys,
 
 def test_ctrl_c_marks_the_running_trial_failed_and_the_same_command_resumes(monkeypatch, capsys, tmp_path):
     space, suite = write_tiny(tmp_path)
-    space.write_text(space.read_text().replace("epochs: 2", "epochs: 8"))  # a trial long enough to hit
+    # trials long enough that the signal lands inside one (between trials there is none to mark)
+    space.write_text(space.read_text().replace("epochs: 2", "epochs: 40"))
     journal = str(tmp_path / "study.journal")
     args = ["search", "--study", "cc", "--storage", journal, "--space", str(space), "--suite", str(suite),
             "--sampler", "random", "--n-trials", "3", "--report-dir", str(tmp_path / "reports")]
@@ -94,6 +95,7 @@ def test_ctrl_c_marks_the_running_trial_failed_and_the_same_command_resumes(monk
     assert not [t for t in stopped if t.state == TrialState.RUNNING]
 
     monkeypatch.setenv("ROBUSTARCH_THREADS", "1")
+    space.write_text(space.read_text().replace("epochs: 40", "epochs: 2"))  # short trials to finish
     code, err = _cli(monkeypatch, capsys, *args)  # the same command again resumes the study
     assert code == 0, err[-2000:]
     resumed = create_or_resume(open_storage(journal), "cc", None)[0].get_trials()
