@@ -31,9 +31,6 @@ class Split:
     def __len__(self) -> int:
         return len(self.y)
 
-    def subset(self, n: int | None) -> "Split":
-        return self if n is None or n >= len(self) else Split(self.x[:n], self.y[:n])
-
 
 @dataclass
 class Dataset:
