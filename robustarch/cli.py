@@ -1,7 +1,6 @@
 """The `robustarch` command line: parse, call the library, print. Bad input exits 2 with one line."""
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Optional

@@ -127,8 +127,8 @@ def power_law(a: Analysis) -> Plot | None:
             ax.line(grid[c > 0], c[c > 0], tip, trial=trial, color=color, width=0.6, dash="2 2")
         xs = np.geomspace(f["eps_low"], f["eps_high"], 8)
         ax.line(xs, 10 ** (f["intercept"] + f["slope"] * np.log10(xs)), tip, trial=trial, color=color)
-    plot.caption = (f"Lines: least-squares fits of log error on log ε over each model's fit range "
-                    f"(grid points with 0 < error ≤ 0.5). Error = share of clean-correct samples broken.")
+    plot.caption = ("Lines: least-squares fits of log error on log ε over each model's fit range "
+                    "(grid points with 0 < error ≤ 0.5). Error = share of clean-correct samples broken.")
     return plot
 
 

@@ -12,7 +12,8 @@ from .cells import RESNET_STEM_WIDTH
 from .data import DATASET_SHAPES
 from .errors import one_of
 from .presets import Section
-from .train import OPTIMIZERS, RECIPES, TrainConfig
+from .recipes import RECIPES
+from .train import OPTIMIZERS, TrainConfig
 
 
 @dataclass(frozen=True)

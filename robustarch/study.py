@@ -331,8 +331,9 @@ class TrialFailed(Exception):
         self.reason = reason
 
 
-def run_study(study, config: StudyConfig, **kwargs) -> dict:
-    """Run trials until the study holds `n_trials` complete trials; see `robustarch.workers.run_study`."""
+def run_study(study, config: StudyConfig, **kwargs):
+    """Run trials until the study holds `n_trials` complete trials; returns a `WorkerSummary`
+    (see `robustarch.workers.run_study`)."""
     from .workers import run_study as _run
 
     return _run(study, config, **kwargs)

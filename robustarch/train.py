@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from .data import Dataset, Split
-from .recipes import RECIPES, recipe_loss
+from .recipes import recipe_loss
 
 OPTIMIZERS = ("sgd", "adamw")
 FAIL_REASONS = ("diverged", "oom", "invalid_arch")

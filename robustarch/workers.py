@@ -5,11 +5,13 @@ machine — runs the same loop against the shared storage; the storage is the on
 """
 from __future__ import annotations
 
+import math
 import os
 import random
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -71,9 +73,6 @@ def _cap_to_grid(config: StudyConfig, n_trials: int) -> int:
     """A grid study holds at most one complete trial per grid point: a larger budget would repeat points."""
     if config.sampler != "grid":
         return n_trials
-    import math
-    import warnings
-
     from .space import load_space
     from .study import search_grid
 
@@ -99,7 +98,6 @@ def run_study(study, config: StudyConfig, *, n_trials: int, timeout: float | Non
     >>> run_study(study, config, n_trials=50, artifacts="ckpts")  # doctest: +SKIP
     """
     optuna = _optuna()
-    State = optuna.trial.TrialState
     n_trials = _cap_to_grid(config, n_trials)
     configure_threads(threads, workers=workers)
     runner = TrialRunner(config, device=device, artifacts=artifacts)

@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import warnings
 
 import numpy as np
 import pandas as pd
