@@ -24,7 +24,7 @@ import torch
 
 def trained_digits_cnn(data):
     from robustarch import ArchSpec, StageSpec, build_model
-    from robustarch.train import TrainConfig, train_model
+    from robustarch.search.train import TrainConfig, train_model
 
     torch.manual_seed(0)
     spec = ArchSpec(in_chans=1, num_classes=10, input_size=8, stem_width=16,

@@ -40,7 +40,7 @@ attacks:
 def run(n_workers: int, n_trials: int, storage: str, folder: Path) -> dict:
     from optuna.trial import TrialState
 
-    from robustarch.storage import open_storage
+    from robustarch.study.storage import open_storage
     from robustarch.study import StudyConfig, create_or_resume
 
     name = f"scaling-{n_workers}-{uuid.uuid4().hex[:6]}"

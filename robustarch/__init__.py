@@ -5,29 +5,43 @@ Public API::
     from robustarch import AttackSuite, load_dataset, load_space, build_model   # library pieces
     from robustarch import StudyConfig, open_storage, create_or_resume, run_study  # studies
     from robustarch import robustness_table, trials_table, analyze, write_report   # results
+
+The stages are subpackages whose imports point one way: `search` (spaces, models, data, training)
+and `attacks` (suites, verified results) → `study` (Optuna) → `analysis` (tables, statistics; no
+torch) → `report` (HTML). Names are resolved on first use, so `import robustarch.analysis` does not
+pull in torch.
 """
 from __future__ import annotations
 
+import importlib as _importlib
 import os as _os
+
+from ._version import __version__
 
 _os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")  # foolbox imports GitPython; git may be absent
 
-from .arch import ArchSpec, StageSpec, build_model, count_flops, count_params  # noqa: E402
-from .attack import AttackResult, AttackSuite  # noqa: E402
-from .checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from .data import Dataset, load_dataset  # noqa: E402
-from .errors import UserError  # noqa: E402
-from .space import SearchSpace, load_space  # noqa: E402
-from .suite import SuiteConfig, load_suite  # noqa: E402
-from .train import TrainConfig, train_model  # noqa: E402
-from .record import robustness_table, trials_table  # noqa: E402
-from .study import StudyConfig, create_or_resume, open_storage, run_study  # noqa: E402
-from .analysis import analyze  # noqa: E402
-from .report import write_report  # noqa: E402
+# public name → the subpackage that defines it (each subpackage's __init__ lists its own API)
+_EXPORTS = {
+    "search": ("ArchSpec", "StageSpec", "build_model", "count_flops", "count_params", "load_checkpoint",
+               "save_checkpoint", "Dataset", "load_dataset", "SearchSpace", "load_space", "TrainConfig",
+               "train_model"),
+    "attacks": ("AttackResult", "AttackSuite", "SuiteConfig", "load_suite"),
+    "errors": ("UserError",),
+    "study": ("StudyConfig", "create_or_resume", "open_storage", "run_study"),
+    "analysis": ("robustness_table", "trials_table", "analyze"),
+    "report": ("write_report",),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = ["__version__", *_WHERE]
 
-__version__ = "0.1.0"
-__all__ = ["ArchSpec", "StageSpec", "build_model", "count_flops", "count_params", "AttackResult",
-           "AttackSuite", "load_checkpoint", "save_checkpoint", "Dataset", "load_dataset", "UserError",
-           "SearchSpace", "load_space", "SuiteConfig", "load_suite", "TrainConfig", "train_model",
-           "robustness_table", "trials_table", "StudyConfig", "create_or_resume", "open_storage",
-           "run_study", "analyze", "write_report"]
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'robustarch' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    globals()[name] = value  # resolved once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -8,74 +8,17 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from . import terminal
 from .errors import UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Adversarial robustness versus clean accuracy across neural architectures.")
 spaces_app = typer.Typer(no_args_is_help=True, help="List and show search spaces.")
 app.add_typer(spaces_app, name="spaces")
-console = Console(stderr=True)
+console = terminal.console
 out = Console()
 
 STORAGE_HELP = "Optuna storage: a journal file (default robustarch.journal) or an SQLAlchemy URL (sqlite:///x.db, postgresql://...)"
-
-
-def _check_writable(path: Path, what: str) -> None:
-    """Fail before any work if the file `path` cannot be written: create its folder and a probe file
-    (permission bits alone are no proof: root passes every os.access check, /proc refuses anyway)."""
-    import tempfile
-
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".robustarch-probe-"):
-            pass
-    except OSError as exc:
-        raise UserError(f"{what} {path}: cannot write there ({exc.strerror or exc})") from None
-    if path.is_dir():
-        raise UserError(f"{what} {path}: is a folder, expected a file path")
-
-
-def _trial_line(study, trial) -> str:
-    """One line per finished trial: its architecture and values, or why it did not complete."""
-    from optuna.trial import TrialState
-
-    a = trial.user_attrs
-    if trial.state == TrialState.COMPLETE:
-        names = study.user_attrs.get("objective_names") or ["robust_accuracy"]
-        values = " ".join(f"{n}={v:.4g}" for n, v in zip(names, trial.values))
-        clean = "" if "clean_accuracy" in names else f" clean_accuracy={a.get('clean_accuracy', 0):.4g}"
-        return f"trial {trial.number}: {a.get('arch_summary')}{clean} {values}"
-    reason = a.get("fail_reason") or a.get("rejected") or "see log"
-    return f"trial {trial.number}: {trial.state.name.lower()} ({reason})"
-
-
-def _progress_callback(progress, task, n_trials):
-    def on_trial(study, trial):
-        from optuna.trial import TrialState
-
-        done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-        progress.console.print(_trial_line(study, trial), markup=False, highlight=False, soft_wrap=True)
-        progress.update(task, completed=min(done, n_trials))
-    return on_trial
-
-
-def _parse_gpus(gpus: Optional[str]) -> Optional[list[int]]:
-    if gpus is None:
-        return None
-    try:
-        ids = [int(g) for g in gpus.split(",") if g.strip()]
-    except ValueError:
-        raise UserError(f"--gpus {gpus!r}: expected GPU indices separated by commas, e.g. 0,1,2") from None
-    if not ids:
-        raise UserError("--gpus: give at least one GPU index, e.g. 0,1")
-    import torch
-
-    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    missing = [g for g in ids if not 0 <= g < count]
-    if missing:
-        raise UserError(f"--gpus {gpus}: no GPU {missing[0]} on this machine "
-                        f"({count} CUDA device{'s' if count != 1 else ''} visible)")
-    return ids
 
 
 @app.command()
@@ -103,29 +46,22 @@ def search(
     artifacts: Optional[Path] = typer.Option(None, help="Checkpoint store (default: beside the journal file)."),
 ):
     """Run (or resume) an architecture search study and write its HTML report."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from . import study as st
-    from . import workers as wk
     from .report import write_report
+    from .study import workers as wk
 
-    gpu_ids = _parse_gpus(gpus)
+    gpu_ids = terminal.parse_gpus(gpus)
     n_workers = len(gpu_ids) if gpu_ids and workers == 1 else workers
     report_path = report_dir / f"{study}.html"
-    _check_writable(report_path, "report")
+    terminal.check_writable(report_path, "report")
     config = st.StudyConfig(dataset=dataset, space=space, suite=suite, objective=objective,
                             objective_eps=objective_eps, sampler=sampler, seed=seed, data_dir=data_dir,
                             robust_metric=robust_metric, pruner=pruner)
-    baselines = st.load_enqueue_file(enqueue, st.load_space(space)) if enqueue is not None else []
-    store = st.open_storage(storage)
-    optuna_study, config = st.create_or_resume(store, study, config)
-    for params in baselines:
-        optuna_study.enqueue_trial(params, skip_if_exists=True)
+    optuna_study, config = _open_study(storage, study, config, enqueue)
     artifacts = artifacts or st.default_artifacts(storage)
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console) as progress:
+    with terminal.progress() as progress:
         task = progress.add_task(f"study {study}", total=n_trials)
-        on_trial = _progress_callback(progress, task, n_trials)
+        on_trial = terminal.progress_callback(progress, task, n_trials)
         worker_failed = False
         if n_workers == 1 and not gpu_ids:
             st.run_study(optuna_study, config, n_trials=n_trials, timeout=timeout, device=device,
@@ -135,12 +71,7 @@ def search(
             procs = wk.start_local_workers(storage, study, n_workers, n_trials=n_trials, timeout=timeout,
                                            device=device, gpus=gpu_ids, threads=threads,
                                            artifacts=artifacts)
-
-            def on_exit(i, proc):
-                if proc.returncode != 0:
-                    progress.console.print(f"worker {i} (pid {proc.pid}) exited with status {proc.returncode}; "
-                                           "its trial is retried by the other workers (or on resume)", markup=False)
-            worker_failed = any(wk.watch(optuna_study, procs, on_trial=on_trial, on_exit=on_exit))
+            worker_failed = terminal.watch_workers(progress, optuna_study, procs, on_trial)
     complete, _ = wk.count_states(optuna_study)
     if complete < n_trials:
         console.print(f"study {study}: {complete} of {n_trials} complete trials (stopped early; run the "
@@ -149,6 +80,18 @@ def search(
     out.print(f"report: {path}")
     if complete < n_trials and worker_failed:
         raise typer.Exit(1)  # every worker gave up on errors: say so in the exit status too
+
+
+def _open_study(storage: str, name: str, config, enqueue: Optional[Path]):
+    """Create or resume the study; queue the `--enqueue` baselines (checked before anything is stored)."""
+    from . import study as st
+    from .search import load_space
+
+    baselines = st.load_enqueue_file(enqueue, load_space(config.space)) if enqueue is not None else []
+    optuna_study, config = st.create_or_resume(st.open_storage(storage), name, config)
+    for params in baselines:
+        optuna_study.enqueue_trial(params, skip_if_exists=True)
+    return optuna_study, config
 
 
 @app.command()
@@ -174,7 +117,7 @@ def worker(
 
     def on_trial(s, t):
         if not quiet:
-            console.print(_trial_line(s, t), markup=False, highlight=False, soft_wrap=True)
+            console.print(terminal.trial_line(s, t), markup=False, highlight=False, soft_wrap=True)
     summary = st.run_study(optuna_study, config, n_trials=budget, timeout=timeout, device=device,
                            threads=threads, artifacts=store, worker_index=worker_index, on_trial=on_trial)
     if not quiet:
@@ -209,13 +152,13 @@ def report(
         if fmt != "html":
             raise UserError("--compare writes an HTML page; use --format json/csv with --study for tables")
         path = out_path or rp.comparison_path(*compare)
-        _check_writable(path, "report")
+        terminal.check_writable(path, "report")
         store = st.open_storage(storage)
         studies = [st.create_or_resume(store, name, None)[0] for name in compare]
         out.print(f"report: {rp.write_comparison(*studies, path, eps=eps, include_flagged=include_flagged)}")
         return
     path = out_path or rp.default_path(study, fmt)
-    _check_writable(path if fmt != "csv" else path / "trials.csv", "report")
+    terminal.check_writable(path if fmt != "csv" else path / "trials.csv", "report")
     optuna_study, _ = st.create_or_resume(st.open_storage(storage), study, None)
     out.print(f"report: {rp.write_report(optuna_study, path, eps=eps, include_flagged=include_flagged, fmt=fmt)}")
 
@@ -232,10 +175,10 @@ def export(
 ):
     """Export one of a study's tables (CSV, JSON or Parquet)."""
     from . import study as st
-    from .record import export_table, robustness_table, samples_table, trials_table
+    from .analysis import export_table, robustness_table, samples_table, trials_table
 
     raw = {"robustness": robustness_table, "trials": trials_table, "samples": samples_table}
-    _check_writable(out_path, "table")
+    terminal.check_writable(out_path, "table")
     optuna_study, _ = st.create_or_resume(st.open_storage(storage), study, None)
     if table in raw:
         frame = raw[table](optuna_study)
@@ -272,11 +215,9 @@ def attack(
     import dataclasses
     import tempfile
 
-    from .attack import AttackSuite
-    from .checkpoint import load_checkpoint
-    from .data import load_dataset
+    from .attacks import AttackSuite, load_suite
     from .runtime import configure_threads, pick_device
-    from .suite import load_suite
+    from .search import load_checkpoint, load_dataset
 
     if (checkpoint is None) == (study is None):
         raise UserError("give either a CHECKPOINT file or --study NAME --trial N")
@@ -287,7 +228,7 @@ def attack(
         config = dataclasses.replace(config, samples=samples)
     model_name = checkpoint.stem if checkpoint is not None else f"{study}-trial-{trial}"
     out_dir = out_dir or Path("attack-results") / f"{model_name}-{config.name}"
-    _check_writable(out_dir / "curve.csv", "output")
+    terminal.check_writable(out_dir / "curve.csv", "output")
     configure_threads(threads)
     dev = pick_device(device)
     with tempfile.TemporaryDirectory() as tmp:
@@ -316,7 +257,7 @@ def attack(
 def spaces_list():
     """List the search-space presets: architectures and parameter range of each."""
     from .presets import preset_names
-    from .space import load_space
+    from .search import load_space
 
     for name in preset_names("search_spaces"):
         sp = load_space(name)
@@ -329,8 +270,8 @@ def spaces_list():
 @spaces_app.command("show")
 def spaces_show(name: str = typer.Argument(..., help="Preset name or YAML path.")):
     """Show one search space: every parameter, its values, the architecture count and size range."""
-    from .space import load_space
-    from .space_schema import Choice, Range, values_of
+    from .search import load_space
+    from .search.space_schema import Choice, Range, values_of
 
     sp = load_space(name)
     shape = _space_shape(sp)
@@ -359,7 +300,7 @@ def spaces_show(name: str = typer.Argument(..., help="Preset name or YAML path."
 
 
 def _space_shape(sp) -> dict:
-    from .data import DATASET_SHAPES
+    from .search import DATASET_SHAPES
 
     chans, size, classes = DATASET_SHAPES[sp.dataset]
     return {"in_chans": chans, "input_size": size, "num_classes": classes}

@@ -1,4 +1,4 @@
-"""robustarch.stats / powerlaw / analysis: numbers checked against direct scipy computations."""
+"""robustarch.analysis.stats / powerlaw / analysis: numbers checked against direct scipy computations."""
 from __future__ import annotations
 
 import math
@@ -10,10 +10,11 @@ import pytest
 from scipy import stats
 
 from _studies import EPS, make_study
-from robustarch.analysis import analyze, curve_area, pareto_front
-from robustarch.powerlaw import fit_power_law, margin_tail_slope, slope_summary
-from robustarch.record import trials_table
-from robustarch.stats import bootstrap_statistic, correlate, ols, partial_correlation, resample_counts
+from robustarch.analysis import analyze, pareto_front
+from robustarch.metrics import curve_area
+from robustarch.analysis.powerlaw import fit_power_law, margin_tail_slope, slope_summary
+from robustarch.analysis.record import trials_table
+from robustarch.analysis.stats import bootstrap_statistic, correlate, ols, partial_correlation, resample_counts
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

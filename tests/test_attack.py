@@ -16,12 +16,13 @@ import pytest
 import torch
 from torch import nn
 
-import robustarch.attack as attack_module
+import robustarch.attacks.native as attack_module
 from robustarch import AttackSuite, UserError
-from robustarch.attack import WORST_CASE
-from robustarch.gradient import PGDParams, pgd
-from robustarch.suite import AttackConfig, SuiteConfig
-from robustarch.verify import eps_tolerance, lp_distance, verify
+from robustarch.attacks import WORST_CASE
+from robustarch.attacks.gradient import PGDParams, pgd
+from robustarch.attacks import AttackConfig, SuiteConfig
+from robustarch.attacks.verify import lp_distance, verify
+from robustarch.metrics import eps_tolerance
 
 GRID = (0.05, 0.1, 0.2, 5.0)  # 5.0 is far beyond the input range [0, 1]: every point is allowed
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from robustarch.arch import ArchSpec, StageSpec, build_model
-from robustarch.checkpoint import load_checkpoint, save_checkpoint
+from robustarch.search.arch import ArchSpec, StageSpec, build_model
+from robustarch.search.checkpoint import load_checkpoint, save_checkpoint
 from robustarch.errors import UserError
-from robustarch.train import TrainConfig
+from robustarch.search.train import TrainConfig
 
 
 @pytest.mark.parametrize("family", ["cells", "timm-resnet"])

@@ -10,7 +10,7 @@ from _tiny_study import robustarch, wait_for, write_tiny
 from optuna.trial import TrialState
 
 from robustarch import cli
-from robustarch.storage import open_storage
+from robustarch.study.storage import open_storage
 from robustarch.study import create_or_resume
 
 

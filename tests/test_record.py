@@ -1,4 +1,4 @@
-"""robustarch.record: trial user attributes → tidy tables, for every trial state and objective kind."""
+"""robustarch.analysis.record: trial user attributes → tidy tables, for every trial state and objective kind."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +6,7 @@ import optuna
 
 from _studies import make_study
 from robustarch.analysis import analyze
-from robustarch.record import robustness_table, samples_table, trials_table
+from robustarch.analysis.record import robustness_table, samples_table, trials_table
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

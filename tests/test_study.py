@@ -8,10 +8,10 @@ from _tiny_study import write_tiny
 from optuna.trial import TrialState
 
 from robustarch.errors import UserError
-from robustarch.storage import open_storage, recover_lost_trials, worker_id
-from robustarch.study import (SAMPLERS, StudyConfig, create_or_resume, load_enqueue_file, robust_auc,
-                              run_study, search_grid)
-from robustarch.space import load_space
+from robustarch.study.storage import open_storage, recover_lost_trials, worker_id
+from robustarch.metrics import robust_auc
+from robustarch.study import SAMPLERS, StudyConfig, create_or_resume, load_enqueue_file, run_study, search_grid
+from robustarch.search.space import load_space
 
 
 @pytest.fixture

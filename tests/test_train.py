@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from robustarch.arch import ArchSpec, StageSpec, build_model
-from robustarch.recipes import RECIPES, fgsm_rs, pgd
-from robustarch.train import TrainConfig, TrainingFailed, accuracy, augment, train_model
+from robustarch.search.arch import ArchSpec, StageSpec, build_model
+from robustarch.search.recipes import RECIPES, fgsm_rs, pgd
+from robustarch.search.train import TrainConfig, TrainingFailed, accuracy, augment, train_model
 
 CPU = torch.device("cpu")
 

@@ -10,11 +10,11 @@ import signal
 from _tiny_study import postgres_url, robustarch, unique, wait_for, worker_env, write_tiny  # noqa: F401
 from optuna.trial import TrialState
 
-from robustarch.checkpoint import load_checkpoint
+from robustarch.search.checkpoint import load_checkpoint
 from robustarch.errors import UserError
-from robustarch.storage import is_journal, open_storage
+from robustarch.study.storage import is_journal, open_storage
 from robustarch.study import StudyConfig, create_or_resume, download_checkpoint
-from robustarch.workers import has_slot
+from robustarch.study.workers import has_slot
 
 N_TRIALS = 4
 
@@ -128,7 +128,7 @@ def test_two_trials_racing_for_the_last_slot_cannot_both_run(tmp_path):
 
 
 def test_local_workers_get_one_gpu_each_and_share_the_cores(monkeypatch):
-    from robustarch.workers import local_devices, threads_per_worker, worker_command
+    from robustarch.study.workers import local_devices, threads_per_worker, worker_command
 
     assert local_devices(3, None, [2, 5]) == ["cuda:2", "cuda:5", "cuda:2"]
     assert local_devices(2, "cpu", [0]) == ["cpu", "cpu"]

@@ -1,0 +1,239 @@
+"""Statistics on a study's tables: how robustness relates to clean accuracy, size and shape.
+
+`analyze(study)` returns an `Analysis`: every table behind the report (pandas), so each number on
+the page can be exported and recomputed. Models whose attack sanity checks failed are kept in the
+tables but left out of the statistics unless `include_flagged=True`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UserError
+from ..metrics import WORST_CASE, curve_area
+from .powerlaw import MAX_ERROR, power_law_table, slope_summary
+from .record import robustness_table, samples_table, trials_table
+from .stats import N_BOOT, Resampler, correlate, ols, partial_correlation
+
+MIN_TRIALS_FOR_STATS = 5
+AGAINST = ("clean_accuracy", "log10_params", "log10_flops", "depth", "width")
+OLS_PREDICTORS = ["clean_accuracy", "log10_params", "depth", "width"]
+
+
+def correlations(table: pd.DataFrame, target: str = "robust_accuracy", against=AGAINST, *,
+                 n_boot: int = N_BOOT, seed: int = 0, resampler: Resampler | None = None) -> pd.DataFrame:
+    """Pearson, Spearman and Kendall correlation of `target` with each column in `against`: one row
+    per variable × method with n, coefficient, p-value and bootstrap 95% CI (rows with a missing
+    value in the pair are dropped)."""
+    rows = []
+    resampler = resampler or Resampler(len(table), n_boot, seed)
+    for col in against:
+        if col not in table:
+            continue
+        for r in correlate(table[target], table[col], n_boot=n_boot, seed=seed, resampler=resampler):
+            rows.append({"target": target, "variable": col, **r})
+    return pd.DataFrame(rows, columns=["target", "variable", "method", "n", "coef", "p_value",
+                                       "ci_low", "ci_high"])
+
+
+def pareto_front(clean: np.ndarray, robust: np.ndarray) -> np.ndarray:
+    """True where no other model is at least as good on both and better on one."""
+    clean, robust = np.asarray(clean, float), np.asarray(robust, float)
+    ge = (clean[None, :] >= clean[:, None]) & (robust[None, :] >= robust[:, None])
+    gt = (clean[None, :] > clean[:, None]) | (robust[None, :] > robust[:, None])
+    return ~(ge & gt).any(1)
+
+
+def _bins(values: pd.Series, max_bins: int, log: bool) -> pd.Series:
+    """Group values into at most `max_bins` labelled bins (the values themselves when few)."""
+    v = pd.to_numeric(values, errors="coerce")
+    uniq = np.sort(v.dropna().unique())
+    if len(uniq) <= max_bins:
+        return v.map(lambda x: f"{x:g}" if pd.notna(x) else None)
+    t = np.log10(v) if log else v
+    edges = np.linspace(t.min(), t.max(), max_bins + 1)
+    idx = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, max_bins - 1)
+    back = (lambda e: 10 ** e) if log else (lambda e: e)
+    labels = [f"{back(edges[i]):.3g}–{back(edges[i + 1]):.3g}" for i in range(max_bins)]
+    return pd.Series([labels[i] for i in idx], index=v.index)
+
+
+def grid_map(table: pd.DataFrame, x: str, y: str, value: str = "robust_accuracy", *,
+             max_bins: int = 6, log_x: bool = False, log_y: bool = False) -> pd.DataFrame:
+    """Mean, min, max and count of `value` in each (x bin, y bin) cell, bins in ascending order."""
+    sub = table[[x, y, value]].dropna()
+    cols = [f"{x}_bin", f"{y}_bin", f"{x}_order", f"{y}_order", "mean", "min", "max", "n"]
+    if sub.empty:
+        return pd.DataFrame(columns=cols)
+    bx, by = _bins(sub[x], max_bins, log_x), _bins(sub[y], max_bins, log_y)
+    order_x = {b: float(sub.loc[bx == b, x].min()) for b in bx.unique()}
+    order_y = {b: float(sub.loc[by == b, y].min()) for b in by.unique()}
+    g = (sub.assign(**{f"{x}_bin": bx, f"{y}_bin": by})
+         .groupby([f"{x}_bin", f"{y}_bin"])[value].agg(["mean", "min", "max", "count"]).reset_index()
+         .rename(columns={"count": "n"}))
+    g[f"{x}_order"] = g[f"{x}_bin"].map(order_x)
+    g[f"{y}_order"] = g[f"{y}_bin"].map(order_y)
+    return g.sort_values([f"{x}_order", f"{y}_order"])[cols].reset_index(drop=True)
+
+
+def _per_trial(trials: pd.DataFrame, curves: pd.DataFrame, eps, eps_grid, include_flagged: bool) -> pd.DataFrame:
+    """The trials table plus what the statistics use: log sizes, temperature, robust accuracy at the
+    headline ε and the ε-curve's area, the sanity flag, whether the model enters the statistics,
+    and whether it is on the clean-vs-robust Pareto front (of the models in the statistics)."""
+    t = trials.copy()
+    for col in ("params", "flops"):
+        t[f"log10_{col}"] = np.log10(pd.to_numeric(t[col], errors="coerce").where(lambda v: v > 0))
+    t["temperature"] = pd.to_numeric(t["lr"], errors="coerce") / pd.to_numeric(t["batch_size"], errors="coerce")
+    t["flagged"] = t["sanity_ok"].eq(False)
+    has_curve = t["trial"].isin(curves["trial"])
+    t["robust_accuracy"] = np.nan
+    t["robust_auc"] = np.nan
+    if has_curve.any():
+        c = curves.set_index("trial").reindex(t.loc[has_curve, "trial"])
+        clean_att = t.loc[has_curve, "attacked_clean_accuracy"].fillna(t.loc[has_curve, "clean_accuracy"])
+        t.loc[has_curve, "robust_accuracy"] = c[eps].to_numpy()
+        t.loc[has_curve, "robust_auc"] = curve_area(eps_grid, c[eps_grid].to_numpy(float),
+                                                    clean_att.to_numpy(float))
+    t["in_statistics"] = has_curve & (include_flagged | ~t["flagged"])
+    t["pareto"] = False
+    used = t[t["in_statistics"]]
+    if not used.empty:
+        t.loc[used.index[pareto_front(used["clean_accuracy"], used["robust_accuracy"])], "pareto"] = True
+    return t
+
+
+def _statistics(u: pd.DataFrame, curves: pd.DataFrame, eps, eps_grid, enough: bool, *, n_boot: int,
+                seed: int) -> dict[str, pd.DataFrame]:
+    """Correlations at every ε and of the curve area, partial correlations, OLS — on the models `u`."""
+    corr_cols = ["target", "eps", "variable", "method", "n", "coef", "p_value", "ci_low", "ci_high"]
+    partial_cols = ["target", "eps", "variable", "controlling_for", "method", "n", "coef", "p_value",
+                    "ci_low", "ci_high"]
+    if not enough:
+        return {"correlations": pd.DataFrame(columns=corr_cols), "partial_correlations":
+                pd.DataFrame(columns=partial_cols), "ols_coefficients": pd.DataFrame(), "ols_fit": pd.DataFrame()}
+    resampler = Resampler(len(u), n_boot, seed)  # one set of resamples for every pair
+    frames = []
+    for e in eps_grid:
+        per_eps = u[["trial", *AGAINST]].merge(curves[["trial", e]].rename(columns={e: "robust_accuracy"}),
+                                               on="trial")
+        frames.append(correlations(per_eps, n_boot=n_boot, seed=seed, resampler=resampler).assign(eps=e))
+    frames.append(correlations(u, "robust_auc", n_boot=n_boot, seed=seed, resampler=resampler).assign(eps=np.nan))
+    partial = []
+    for target in ("robust_accuracy", "robust_auc"):
+        for method in ("pearson", "spearman"):
+            r = partial_correlation(u[target], u["log10_params"], u["clean_accuracy"], method=method,
+                                    n_boot=n_boot, seed=seed)
+            partial.append({"target": target, "eps": eps if target == "robust_accuracy" else np.nan,
+                            "variable": "log10_params", "controlling_for": "clean_accuracy", **r})
+    coef, fit = ols(u, "robust_accuracy", OLS_PREDICTORS)
+    coef.insert(0, "target", f"robust_accuracy at eps={eps:g}")
+    return {"correlations": pd.concat(frames, ignore_index=True)[corr_cols],
+            "partial_correlations": pd.DataFrame(partial, columns=partial_cols),
+            "ols_coefficients": coef, "ols_fit": pd.DataFrame([fit])}
+
+
+@dataclass
+class Analysis:
+    """Everything the report shows, as tables. `tables` maps a name to its DataFrame."""
+
+    study_name: str
+    eps: float | None
+    eps_grid: list[float]
+    include_flagged: bool
+    n_total: int
+    n_complete: int
+    n_flagged: int
+    n_used: int
+    enough: bool
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    fits: dict[str, dict] = field(default_factory=dict)
+    attrs: dict = field(default_factory=dict)
+
+    @property
+    def knobs_searched(self) -> list[str]:
+        t = self.tables["trials"]
+        return [k for k in ("lr", "batch_size", "train_fraction") if k in t and t[k].nunique() > 1]
+
+
+def analyze(study, *, eps: float | None = None, include_flagged: bool = False, n_boot: int = N_BOOT,
+            seed: int = 0, max_error: float = MAX_ERROR) -> Analysis:
+    """All of a study's statistics. `eps`: the ε of the headline robust accuracy (default: the
+    study's objective ε, else the middle of the grid)."""
+    from threadpoolctl import threadpool_limits
+
+    # The bootstrap's matrix products are mid-sized: one BLAS thread is as fast on an idle machine
+    # and much faster on a busy one (idle BLAS threads spin and steal the cores).
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _analyze(study, eps=eps, include_flagged=include_flagged, n_boot=n_boot, seed=seed,
+                        max_error=max_error)
+
+
+def _analyze(study, *, eps, include_flagged, n_boot, seed, max_error) -> Analysis:
+    trials = trials_table(study)
+    robustness = robustness_table(study)
+    samples = samples_table(study)
+    attrs = dict(study.user_attrs)
+    wc = robustness[robustness["attack"] == WORST_CASE]
+    eps_grid = sorted(wc["eps"].unique().tolist())
+    on_grid = (lambda e: e is not None and any(math.isclose(e, g) for g in eps_grid))
+    if eps is not None and eps_grid and not on_grid(eps):
+        raise UserError(f"--eps {eps:g} is not on the study's ε grid {eps_grid}")
+    if eps is None and eps_grid:
+        stored = attrs.get("objective_eps")
+        eps = stored if on_grid(stored) else eps_grid[(len(eps_grid) - 1) // 2]
+    if eps is not None:
+        eps = next((g for g in eps_grid if math.isclose(eps, g)), eps)  # the grid's own float
+
+    curves = wc.pivot_table(index="trial", columns="eps", values="robust_accuracy").reset_index()
+    curves.columns.name = None
+    t = _per_trial(trials, curves, eps, eps_grid, include_flagged)
+    analysed, used = t[t["trial"].isin(curves["trial"])], t[t["in_statistics"]]
+    result = Analysis(study.study_name, eps, eps_grid, include_flagged, len(t), len(analysed),
+                      int(analysed["flagged"].sum()), len(used), len(used) >= MIN_TRIALS_FOR_STATS,
+                      attrs=attrs)
+
+    curve_info = curves.merge(t[["trial", "attacked_clean_accuracy"]], on="trial", how="left")
+    power = power_law_table(samples, curve_info, eps_grid, max_error=max_error, n_boot=n_boot, seed=seed)
+    t = t.merge(power[["trial", "slope"]].rename(columns={"slope": "power_law_slope"}), on="trial", how="left")
+    result.fits["power_law"] = slope_summary(power[power["trial"].isin(used["trial"])])
+    result.tables.update(_statistics(t[t["in_statistics"]], curves, eps, eps_grid, result.enough,
+                                     n_boot=n_boot, seed=seed))
+    result.fits["ols"] = result.tables["ols_fit"].iloc[0].to_dict() if not result.tables["ols_fit"].empty else {}
+    result.tables["trials"] = t
+    result.tables["robustness"] = robustness
+    result.tables["power_law"] = power.merge(t[["trial", "arch_summary", "flagged", "in_statistics"]],
+                                             on="trial", how="left")
+    result.tables["power_law_summary"] = pd.DataFrame([result.fits["power_law"]])
+    # Is the slope a property of the architecture? Its correlations with size, shape and accuracy.
+    u = t[t["in_statistics"]]
+    result.tables["slope_correlations"] = (
+        correlations(u, "power_law_slope", ("clean_accuracy", "log10_params", "depth", "width"), n_boot=n_boot,
+                     seed=seed) if result.enough else pd.DataFrame(columns=["target", "variable", "method", "n",
+                                                                             "coef", "p_value", "ci_low", "ci_high"]))
+    result.tables["samples"] = samples
+    result.tables["margin_quantiles"] = margin_quantiles(samples)
+    result.tables["pareto_front"] = (t.loc[t["pareto"], ["trial", "arch_summary", "clean_accuracy",
+                                                         "robust_accuracy"]].sort_values("clean_accuracy"))
+    result.tables["depth_width"] = grid_map(t[t["in_statistics"]], "depth", "width", log_y=True)
+    phase = pd.DataFrame()
+    if result.knobs_searched:
+        # Temperature-like knob: lr / batch_size (SGD noise scale); load-like: training fraction.
+        u = t[t["in_statistics"]].assign(train_fraction=lambda d: d["train_fraction"].fillna(1.0))
+        phase = grid_map(u, "temperature", "train_fraction", log_x=True)
+    result.tables["phase_diagram"] = phase
+    return result
+
+
+def margin_quantiles(samples: pd.DataFrame, n_points: int = 41) -> pd.DataFrame:
+    """Each trial's logit-margin distribution as its empirical CDF at `n_points` quantiles."""
+    if samples.empty:
+        return pd.DataFrame(columns=["trial", "quantile", "margin"])
+    q = np.linspace(0, 1, n_points)
+    s = samples.sort_values("trial", kind="stable")
+    trials, starts = np.unique(s["trial"].to_numpy(), return_index=True)
+    groups = np.split(s["margin"].to_numpy(float), starts[1:])
+    return pd.DataFrame({"trial": np.repeat(trials, n_points), "quantile": np.tile(q, len(trials)),
+                         "margin": np.concatenate([np.quantile(g, q) for g in groups])})

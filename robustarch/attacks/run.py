@@ -1,0 +1,133 @@
+"""One suite run on one model: for each attack, every sample's smallest verified breaking ε and the
+adversarial at it, found with the schedule the attack's type calls for (see `base`).
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from .base import Attack, FixedEpsilonAttack, SingleStepAttack, Target
+from .registry import build_attack
+from .spec import SuiteConfig
+from .verify import verify
+
+
+def chunks(idx: torch.Tensor, size: int) -> list[torch.Tensor]:
+    """Non-empty batches of sample indices (`Tensor.split` yields one empty chunk for no indices)."""
+    return [c for c in idx.split(size) if len(c)]
+
+
+class SuiteRun:
+    """The attacks of a suite on one model (`net`, eval mode, inputs in `bounds`) and samples (x, y)."""
+
+    def __init__(self, config: SuiteConfig, bounds: tuple[float, float], net: nn.Module,
+                 x: torch.Tensor, y: torch.Tensor, clean_correct: torch.Tensor, seed: int):
+        self.cfg, self.bounds, self.net, self.x, self.y = config, bounds, net, x, y
+        self.clean_correct = clean_correct
+        self.correct_idx = clean_correct.nonzero().flatten()
+        self.seed = seed
+        self.attacks: list[Attack] = [build_attack(a, config.threat_model) for a in config.attacks]
+        self.eps_broken: dict[str, np.ndarray] = {}
+        self.adv: dict[str, torch.Tensor] = {}
+        self.seconds: dict[str, float] = {}
+        self._cache: dict = {}  # shared by every attack's Target (e.g. one Foolbox model wrapper)
+
+    @property
+    def kinds(self) -> dict[str, str]:
+        return {a.label: a.kind for a in self.attacks}
+
+    def run_all(self) -> None:
+        for i, attack in enumerate(self.attacks):
+            start = time.perf_counter()
+            self.eps_broken[attack.label], self.adv[attack.label] = self.run_attack(i, attack)
+            self.seconds[attack.label] = time.perf_counter() - start
+
+    def target(self, seed: int) -> Target:
+        """The model for one attack, its RNGs seeded: our generator, and torch's global one, which
+        Foolbox's random starts and noise draw from."""
+        torch.manual_seed(seed)
+        return Target(self.net, self.bounds, self.x.device, torch.Generator().manual_seed(seed), self._cache)
+
+    def run_attack(self, i: int, attack: Attack) -> tuple[np.ndarray, torch.Tensor]:
+        """Attack `i` of the suite: per sample its smallest breaking ε and the adversarial there.
+
+        The attack sees the first `samples` of the suite's samples (all by default): NaN marks the
+        rest, 0 the misclassified ones (broken without any perturbation), inf the ones never broken.
+        """
+        seen = len(self.y) if attack.samples is None else min(attack.samples, len(self.y))
+        idx = self.correct_idx[self.correct_idx < seen]
+        eps = np.full(len(self.y), np.nan)
+        eps[:seen] = 0.0
+        eps[idx.cpu().numpy()] = np.inf
+        adv = torch.full_like(self.x, float("nan"))
+        target = self.target(self.seed + 1000 * i)
+        if isinstance(attack, SingleStepAttack):
+            self._grid(attack, target, idx, eps, adv)
+        elif isinstance(attack, FixedEpsilonAttack):
+            self._descend(attack, target, idx, eps, adv)
+        else:
+            self._minimize(attack, target, idx, eps, adv)
+        return eps, adv
+
+    def verify(self, idx, candidates, eps=None):
+        return verify(self.net, self.x[idx], candidates, self.y[idx], threat_model=self.cfg.threat_model,
+                      bounds=self.bounds, eps=eps)
+
+    # -- schedules ---------------------------------------------------------------------------------
+    def _grid(self, attack: SingleStepAttack, target, idx, eps_out, adv_out):
+        """One pass gives the attack's point at every ε; the smallest verified one counts."""
+        grid = self.cfg.eps
+        for chunk in chunks(idx, self.cfg.batch_size):
+            points = attack.run_grid(target, self.x[chunk], self.y[chunk], grid)
+            open_ = torch.ones(len(chunk), dtype=torch.bool, device=chunk.device)
+            for e, cand in zip(grid, points):
+                ok, _, clipped = self.verify(chunk, cand, e)
+                new = ok & open_
+                eps_out[chunk[new].cpu().numpy()] = e
+                adv_out[chunk[new]] = clipped[new]
+                open_ &= ~ok
+
+    def _descend(self, attack: FixedEpsilonAttack, target, idx, eps_out, adv_out):
+        """A fixed-ε attack over the whole grid, from the largest ε down.
+
+        An adversarial within ε₁ is one within every ε₂ > ε₁; conversely a sample the attack cannot
+        break at ε₂ is not attacked at any ε₁ < ε₂. Going down, each level attacks only the samples
+        broken at the level above, starting from that adversarial projected into the smaller ball
+        (most break again in a step or two), so each sample costs about one failed attack in total.
+        Restarts (random starts) are spent only on samples that resisted the previous try.
+        """
+        candidates = idx
+        warm: torch.Tensor | None = None
+        for e in reversed(self.cfg.eps):
+            if len(candidates) == 0:
+                break
+            found = torch.zeros(len(candidates), dtype=torch.bool, device=self.x.device)
+            points = self.x[candidates].clone()
+            for r in range(attack.restarts):
+                todo = (~found).nonzero().flatten()
+                for chunk in chunks(todo, self.cfg.batch_size):
+                    rows = candidates[chunk]
+                    init = warm[chunk] if (r == 0 and warm is not None) else None
+                    cand = attack.run(target, self.x[rows], self.y[rows], e, init)
+                    ok, _, clipped = self.verify(rows, cand, e)
+                    found[chunk[ok]] = True
+                    points[chunk[ok]] = clipped[ok]
+            broken = candidates[found]
+            eps_out[broken.cpu().numpy()] = e
+            adv_out[broken] = points[found]
+            candidates, warm = broken, points[found]
+
+    def _minimize(self, attack, target, idx, eps_out, adv_out):
+        """A minimization attack once for all ε: each sample's verified distance is its minimal ε."""
+        for _ in range(attack.restarts):
+            for chunk in chunks(idx, self.cfg.batch_size):
+                cand = attack.run(target, self.x[chunk], self.y[chunk])
+                ok, dist, clipped = self.verify(chunk, cand)
+                d = dist.cpu().numpy()
+                better = ok.cpu().numpy() & (d < eps_out[chunk.cpu().numpy()])
+                rows = chunk[torch.as_tensor(better, device=chunk.device)]
+                eps_out[rows.cpu().numpy()] = d[better]
+                adv_out[rows] = clipped[torch.as_tensor(better, device=chunk.device)]

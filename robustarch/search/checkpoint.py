@@ -1,0 +1,63 @@
+"""Checkpoints: weights in safetensors, with the ArchSpec and training recipe as JSON in its header.
+
+One self-describing file rebuilds the identical model anywhere; nothing is unpickled.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .arch import ArchSpec, build_model
+from ..errors import UserError
+
+
+@dataclass
+class Checkpoint:
+    model: nn.Module
+    arch: ArchSpec
+    train_config: dict
+    info: dict  # dataset name, bounds, trial number, ...
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, arch: ArchSpec, train_config: dict,
+                    info: dict | None = None) -> Path:
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    metadata = {"format": "robustarch-checkpoint-1", "arch": arch.to_json(),
+                "train_config": json.dumps(train_config, sort_keys=True),
+                "info": json.dumps(info or {}, sort_keys=True)}
+    save_file(tensors, str(path), metadata=metadata)
+    return path
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such checkpoint file")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+        tensors = load_file(str(path), device=str(device))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise UserError(f"{path}: not a safetensors checkpoint ({exc})") from None
+    if metadata.get("format") != "robustarch-checkpoint-1":
+        raise UserError(f"{path}: not a robustarch checkpoint (no ArchSpec in its header)")
+    arch = ArchSpec.from_json(metadata["arch"])
+    try:
+        model = build_model(arch).to(device)
+        model.load_state_dict(tensors)
+    except (RuntimeError, TypeError, ValueError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{path}: its weights do not fit the model its ArchSpec builds ({first})") from None
+    model.eval()
+    return Checkpoint(model, arch, json.loads(metadata["train_config"]), json.loads(metadata["info"]))

@@ -1,0 +1,78 @@
+"""What a study is: its objective, sampler, pruner, data, space and suite, stored with the study so
+that a resume (or a worker joining from another machine) runs exactly the same study.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+from ..attacks.config import SuiteConfig, load_suite
+from ..errors import UserError, one_of
+from ..search.space import load_space
+from .samplers import make_pruner, make_sampler
+
+# objective → (what the trial values are, their directions); the robust term is `robust_metric`.
+OBJECTIVES = {
+    "robust": (("robust_accuracy",), ("maximize",)),
+    "clean+robust": (("clean_accuracy", "robust_accuracy"), ("maximize", "maximize")),
+    "clean+robust+size": (("clean_accuracy", "robust_accuracy", "params"),
+                          ("maximize", "maximize", "minimize")),
+}
+ROBUST_METRICS = ("eps", "auc")  # worst case at objective_eps, or the area under the ε-curve
+CONFIG_ATTR = "robustarch_config"
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """What a study is: these settings are stored with the study, and a resume must match them."""
+
+    dataset: str = "digits"
+    space: str = "digits-cells"
+    suite: str = "quick"
+    objective: str = "robust"
+    objective_eps: float | None = None  # None: the middle of the suite's ε grid
+    sampler: str = "tpe"
+    seed: int = 0
+    data_dir: str | None = None
+    robust_metric: str = "eps"
+    pruner: str = "none"  # prunes on validation accuracy; single-objective studies only
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "StudyConfig":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    @property
+    def objective_names(self) -> tuple[str, ...]:
+        return OBJECTIVES[self.objective][0]
+
+    @property
+    def directions(self) -> tuple[str, ...]:
+        return OBJECTIVES[self.objective][1]
+
+
+def validate_config(config: StudyConfig) -> None:
+    if config.objective not in OBJECTIVES:
+        raise UserError(f"unknown objective {config.objective!r}: allowed values are {one_of(OBJECTIVES)}")
+    if config.robust_metric not in ROBUST_METRICS:
+        raise UserError(f"unknown robust metric {config.robust_metric!r}: allowed values are "
+                        f"{one_of(ROBUST_METRICS)}")
+    make_pruner(config.pruner)
+    if config.pruner != "none" and len(config.objective_names) > 1:
+        raise UserError(f"--pruner {config.pruner}: Optuna cannot prune multi-objective studies "
+                        f"(objective {config.objective!r}); use --pruner none or --objective robust")
+    space = load_space(config.space)
+    make_sampler(config.sampler, config.seed, space)
+    suite = load_suite(config.suite)
+    if config.objective_eps is not None and not any(math.isclose(config.objective_eps, e) for e in suite.eps):
+        raise UserError(f"--objective-eps {config.objective_eps} is not on suite {suite.name!r}'s ε grid "
+                        f"{list(suite.eps)}")
+
+
+def objective_eps(config: StudyConfig, suite: SuiteConfig) -> float:
+    if config.objective_eps is not None:
+        return config.objective_eps
+    return suite.eps[(len(suite.eps) - 1) // 2]

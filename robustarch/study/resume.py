@@ -1,0 +1,48 @@
+"""Creating a study, or resuming it: same name and storage resume, other settings are refused."""
+from __future__ import annotations
+
+from dataclasses import fields
+
+from ..errors import UserError, one_of
+from ..search.space import SearchSpace, load_space
+from .config import CONFIG_ATTR, StudyConfig, validate_config
+from .samplers import make_pruner, make_sampler
+from .storage import _optuna
+
+
+def create_or_resume(storage, name: str, config: StudyConfig | None):
+    """Create study `name`, or load it if it exists (same name + storage = resume, never overwrite).
+
+    With `config=None` the stored configuration is used (a worker joining a study).
+
+    >>> study, config = create_or_resume(open_storage("x.journal"), "s1", StudyConfig())  # doctest: +SKIP
+    """
+    optuna = _optuna()
+    if config is not None:
+        validate_config(config)  # bad settings are reported as such, also when the name exists already
+    existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage)}
+    if name in existing:
+        stored = StudyConfig.from_dict(existing[name].user_attrs.get(CONFIG_ATTR, {}))
+        if config is not None and config != stored:
+            diff = [f"{f.name}={getattr(config, f.name)!r} (stored {getattr(stored, f.name)!r})"
+                    for f in fields(StudyConfig) if getattr(config, f.name) != getattr(stored, f.name)]
+            raise UserError(f"study {name!r} already exists with other settings: {', '.join(diff)}; "
+                            "use another --study name or the stored settings to resume it")
+        config = stored
+        study = optuna.load_study(study_name=name, storage=storage, pruner=make_pruner(config.pruner),
+                                  sampler=make_sampler(config.sampler, config.seed, _space_for(config)))
+        return study, config
+    if config is None:
+        raise UserError(f"no study named {name!r} in this storage; existing: "
+                        f"{one_of(sorted(existing)) or 'none'}")
+    study = optuna.create_study(storage=storage, study_name=name, directions=list(config.directions),
+                                pruner=make_pruner(config.pruner),
+                                sampler=make_sampler(config.sampler, config.seed, _space_for(config)))
+    study.set_user_attr(CONFIG_ATTR, config.to_dict())
+    study.set_user_attr("objective_names", list(config.objective_names))
+    study.set_user_attr("directions", list(config.directions))
+    return study, config
+
+
+def _space_for(config: StudyConfig) -> SearchSpace | None:
+    return load_space(config.space) if config.sampler == "grid" else None
