@@ -153,6 +153,12 @@ class Analysis:
     attrs: dict = field(default_factory=dict)
 
     @property
+    def used_trials(self) -> pd.DataFrame:
+        """The trials the statistics use (complete, with attack results, unflagged unless included)."""
+        t = self.tables["trials"]
+        return t[t["in_statistics"]]
+
+    @property
     def knobs_searched(self) -> list[str]:
         t = self.tables["trials"]
         return [k for k in ("lr", "batch_size", "train_fraction") if k in t and t[k].nunique() > 1]

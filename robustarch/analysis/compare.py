@@ -18,11 +18,6 @@ METRICS = [("clean_accuracy", "clean accuracy"), ("robust_accuracy", "robust acc
            ("log10_params", "log10 parameters")]
 
 
-def used_trials(a: Analysis) -> pd.DataFrame:
-    t = a.tables["trials"]
-    return t[t["in_statistics"]]
-
-
 def _mean_diff(x: np.ndarray, y: np.ndarray, n_boot: int, seed: int) -> tuple[float, float, float]:
     """Mean of y minus mean of x, with a percentile bootstrap CI (each study resampled on its own)."""
     rng = np.random.default_rng(seed)
@@ -36,7 +31,7 @@ def compare_tables(a: Analysis, b: Analysis, *, n_boot: int = N_BOOT, seed: int 
     """`metrics`: per metric, each study's n, mean and median, B − A with 95% CI and the Mann–Whitney
     p-value. `correlations`: Spearman ρ of robust accuracy with clean accuracy and log params in
     each study, and the difference B − A with a bootstrap CI."""
-    ua, ub = used_trials(a), used_trials(b)
+    ua, ub = a.used_trials, b.used_trials
     rows = []
     for col, label in METRICS:
         x, y = ua[col].dropna().to_numpy(float), ub[col].dropna().to_numpy(float)

@@ -154,8 +154,7 @@ def _pareto(a: Analysis) -> list[str]:
     front = a.tables["pareto_front"]
     if front.empty:
         return []
-    t = a.tables["trials"]
-    u = t[t["in_statistics"]]
+    u = a.used_trials
     best = u.loc[u["robust_accuracy"].idxmax()]
     return [f"{len(front)} model(s) are Pareto-optimal for clean vs robust accuracy; the most robust "
             f"{'of the models in the statistics ' if a.n_flagged and not a.include_flagged else ''}is "
@@ -166,8 +165,7 @@ def _pareto(a: Analysis) -> list[str]:
 def _phase_diagram(a: Analysis) -> list[str]:
     if a.tables["phase_diagram"].empty:
         return ["Training knobs (learning rate, batch size, training fraction) were not searched: no phase diagram."]
-    t = a.tables["trials"]
-    u = t[t["in_statistics"]]
+    u = a.used_trials
     out = []
     for knob, name in (("temperature", "the temperature lr/batch"), ("train_fraction", "the training fraction")):
         if u[knob].nunique() > 1:

@@ -57,17 +57,18 @@ def parse_suite(doc: Section, default_name: str = "suite") -> SuiteConfig:
 def _parse_attack(sec: Section, threat: str) -> AttackConfig:
     name = sec.get("attack", str)
     known = foolbox_attack_names()
-    if name not in known and native_attack(name) is None:
+    native = native_attack(name)
+    if name not in known and native is None:
         close = [k for k in known if k.lower().startswith(name.lower()[:3])][:8]
         hint = f" (close: {one_of(close)})" if close else ""
         raise sec.error("attack", f"unknown attack {name!r}{hint}; allowed: any class name in foolbox.attacks")
-    engine = sec.get("engine", str, "native" if native_attack(name) else "foolbox", choices=ENGINES)
+    engine = sec.get("engine", str, "native" if native else "foolbox", choices=ENGINES)
     kwargs = {k: v for k, v in sec.data.items() if k not in _OUR_ATTACK_FIELDS}
     if engine == "native":
-        if native_attack(name) is None:
+        if native is None:
             raise sec.error("engine", f"no native implementation of {name}; 'native' is allowed for "
                                       f"{one_of(native_names())}; use engine: foolbox")
-        cls, distance = native_attack(name)
+        cls, distance = native
         for key in kwargs:
             if key not in cls.SETTINGS:
                 raise sec.error(key, f"not an argument of the native {name}; allowed fields are "

@@ -88,10 +88,17 @@ def _fmodel(target: Target):
 class _FoolboxAttack:
     """What both Foolbox wrappers share: the Foolbox class name and its instance."""
 
-    name: str
+    def __init__(self, name: str, instance, label: str, threat_model: str, settings: dict[str, Any], *,
+                 restarts: int = 1, samples: int | None = None):
+        super().__init__(label, threat_model, settings, restarts=restarts, samples=samples)
+        self.name, self.instance = name, instance
+
+    @property
+    def kind(self) -> AttackKind:
+        return _kind(self.name, isinstance(self, MinimizationAttack))
 
     def with_steps_factor(self, factor: int):
-        if self.kind != AttackKind.ITERATIVE or "steps" not in self.settings:
+        if "steps" not in self.settings:
             return None
         return foolbox_attack(self.name, {**self.settings, "steps": self.settings["steps"] * factor},
                               label=self.label, threat_model=self.threat_model, restarts=self.restarts,
@@ -115,6 +122,4 @@ def foolbox_attack(name: str, settings: dict[str, Any], *, label: str, threat_mo
     instance = make_foolbox_attack(name, settings)
     minimization = isinstance(instance, _foolbox().attacks.base.MinimizationAttack)
     cls = FoolboxMinimization if minimization else FoolboxFixedEpsilon
-    attack = cls(label, threat_model, settings, restarts=restarts, samples=samples)
-    attack.name, attack.instance, attack.kind = name, instance, _kind(name, minimization)
-    return attack
+    return cls(name, instance, label, threat_model, settings, restarts=restarts, samples=samples)

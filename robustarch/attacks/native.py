@@ -10,8 +10,6 @@ from ..presets import Section
 from .base import FixedEpsilonAttack, SingleStepAttack, register_native
 from .gradient import LOSSES, PGDParams, fgsm_all_eps, pgd
 
-DEFAULT_STEPS = 40
-
 
 @register_native(FGSM="linf", LinfFastGradientAttack="linf", FGM="l2", L2FastGradientAttack="l2")
 class NativeFGSM(SingleStepAttack):
@@ -26,11 +24,12 @@ class NativeFGSM(SingleStepAttack):
 class NativePGD(FixedEpsilonAttack):
     """Projected gradient ascent (Madry et al. 2018), step 2.5·ε/steps unless set, stopping per sample."""
 
+    # the PGDParams fields a suite may set; unset ones keep PGDParams' defaults
     SETTINGS = ("steps", "rel_stepsize", "abs_stepsize", "random_start", "loss")
 
     @classmethod
     def check_settings(cls, sec: Section) -> None:
-        sec.get("steps", int, DEFAULT_STEPS, min=1)
+        sec.get("steps", int, PGDParams.steps, min=1)
         sec.get("rel_stepsize", float, 1.0, min=0.0)
         sec.get("abs_stepsize", float, 1.0, min=0.0)
         sec.get("loss", str, "ce", choices=LOSSES)
@@ -38,13 +37,10 @@ class NativePGD(FixedEpsilonAttack):
 
     @property
     def params(self) -> PGDParams:
-        s = self.settings
-        return PGDParams(self.threat_model, steps=s.get("steps", DEFAULT_STEPS),
-                         rel_stepsize=s.get("rel_stepsize"), abs_stepsize=s.get("abs_stepsize"),
-                         random_start=s.get("random_start", True), loss=s.get("loss", "ce"))
+        return PGDParams(self.threat_model, **self.settings)
 
     def run(self, target, x, y, eps, init):
         return pgd(target.net, x, y, eps, self.params, target.bounds, gen=target.generator, init=init)[0]
 
     def with_steps_factor(self, factor: int):
-        return self._copy_with(steps=self.settings.get("steps", DEFAULT_STEPS) * factor)
+        return self._copy_with(steps=self.params.steps * factor)

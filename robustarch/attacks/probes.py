@@ -8,9 +8,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..metrics import eps_tolerance
 from .base import AttackKind
 from .gradient import PGDParams, huge_eps, pgd
+from .result import robust_fraction
 from .run import SuiteRun, chunks
 
 
@@ -50,14 +50,8 @@ def step_doubling(run: SuiteRun) -> dict:
         if doubled is None:
             continue
         eps_doubled, _ = run.run_attack(i, doubled)
-        a = curve_values(run.eps_broken[attack.label], run.cfg.eps)
-        b = curve_values(eps_doubled, run.cfg.eps)
+        a = [robust_fraction(run.eps_broken[attack.label], e)[0] for e in run.cfg.eps]
+        b = [robust_fraction(eps_doubled, e)[0] for e in run.cfg.eps]
         detail[attack.label] = {"steps": a, "double_steps": b}
         changes.append(float(np.max(np.abs(np.array(a) - np.array(b)))))
     return {"max_change": max(changes, default=0.0), "curves": detail}
-
-
-def curve_values(eps_broken: np.ndarray, grid) -> list[float]:
-    """Robust accuracy per grid ε over the samples the attack saw (see `SuiteRun.run_attack`)."""
-    e = eps_broken[~np.isnan(eps_broken)]
-    return [float((e > eps_tolerance(g)).mean()) for g in grid]

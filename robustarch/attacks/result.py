@@ -13,6 +13,20 @@ from ..metrics import WORST_CASE, eps_tolerance
 from .spec import SuiteConfig
 
 
+def min_eps(per_sample: pd.DataFrame, labels: list[str]) -> np.ndarray:
+    """Per sample, the smallest ε at which any of the `labels` attacks broke it (NaN, where an
+    attack did not see the sample, counts as never)."""
+    cols = per_sample[[f"eps_{a}" for a in labels]].to_numpy(dtype=float)
+    return np.min(np.where(np.isnan(cols), np.inf, cols), axis=1)
+
+
+def robust_fraction(eps_broken: np.ndarray, eps: float) -> tuple[float, int]:
+    """Robust accuracy at `eps` over the samples an attack saw (non-NaN), and how many it saw."""
+    seen = ~np.isnan(eps_broken)
+    robust = seen & (eps_broken > eps_tolerance(eps))
+    return float(robust.sum() / seen.sum()), int(seen.sum())
+
+
 def per_sample_table(y: torch.Tensor, clean_correct: torch.Tensor, margin: torch.Tensor,
                      eps_broken: dict[str, np.ndarray]) -> pd.DataFrame:
     """One row per sample: label, clean_correct, margin, `eps_<attack>` and `min_adversarial_eps`."""
@@ -21,8 +35,7 @@ def per_sample_table(y: torch.Tensor, clean_correct: torch.Tensor, margin: torch
                                "clean_correct": cc, "margin": margin.cpu().numpy()})
     for label, e in eps_broken.items():
         per_sample[f"eps_{label}"] = e
-    cols = per_sample[[f"eps_{a}" for a in eps_broken]].to_numpy(dtype=float)
-    per_sample["min_adversarial_eps"] = np.min(np.where(np.isnan(cols), np.inf, cols), axis=1)
+    per_sample["min_adversarial_eps"] = min_eps(per_sample, list(eps_broken))
     return per_sample
 
 
@@ -32,10 +45,8 @@ def curve_from(per_sample: pd.DataFrame, labels: list[str], grid: tuple[float, .
     for e in grid:
         for label in list(labels) + [WORST_CASE]:
             col = per_sample["min_adversarial_eps" if label == WORST_CASE else f"eps_{label}"].to_numpy()
-            seen = ~np.isnan(col)
-            robust = seen & (col > eps_tolerance(e))
-            rows.append({"attack": label, "eps": e, "robust_accuracy": float(robust.sum() / seen.sum()),
-                         "n": int(seen.sum())})
+            robust, n = robust_fraction(col, e)
+            rows.append({"attack": label, "eps": e, "robust_accuracy": robust, "n": n})
     return pd.DataFrame(rows)
 
 

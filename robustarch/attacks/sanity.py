@@ -10,6 +10,7 @@ import pandas as pd
 
 from ..metrics import eps_tolerance
 from .base import AttackKind
+from .result import min_eps
 
 # Per-sample exceptions allowed before a per-sample comparison fails: random starts make a weaker
 # attack win on the odd sample by luck (seen: FGSM at ε=0.10 where FMN needed 0.102, on 2 of 198
@@ -30,18 +31,13 @@ def grid_level(eps: np.ndarray, grid: tuple[float, ...]) -> np.ndarray:
     return out
 
 
-def _best(per_sample: pd.DataFrame, labels: list[str]) -> np.ndarray:
-    cols = per_sample[[f"eps_{a}" for a in labels]].to_numpy(dtype=float)
-    return np.nanmin(np.where(np.isnan(cols), np.inf, cols), axis=1)
-
-
 def _weaker_wins(per_sample, grid, strong: list[str], weak: list[str]) -> dict:
     """How often the `weak` attacks broke a sample at a smaller grid ε than every `strong` one."""
     attacked = per_sample["clean_correct"].to_numpy(dtype=bool).copy()
     for a in strong + weak:  # only samples every compared attack saw
         attacked &= ~np.isnan(per_sample[f"eps_{a}"].to_numpy(dtype=float))
-    s = grid_level(_best(per_sample, strong), grid)[attacked]
-    w = grid_level(_best(per_sample, weak), grid)[attacked]
+    s = grid_level(min_eps(per_sample, strong), grid)[attacked]
+    w = grid_level(min_eps(per_sample, weak), grid)[attacked]
     n = int(attacked.sum())
     bad = int((w < s).sum())
     fraction = bad / n if n else 0.0
@@ -68,7 +64,7 @@ def sanity_checks(per_sample: pd.DataFrame, curve: pd.DataFrame, grid: tuple[flo
     if minimization:
         cols = per_sample[[f"eps_{a}" for a in minimization]].to_numpy(dtype=float)
         seen = per_sample["clean_correct"].to_numpy(dtype=bool) & ~np.isnan(cols).all(axis=1)
-        best = _best(per_sample, minimization)[seen]
+        best = min_eps(per_sample, minimization)[seen]
         broken = float(np.isfinite(best).mean()) if len(best) else 1.0
         checks["unbounded_minimization_breaks_all"] = {
             "ok": broken >= MIN_BROKEN_UNBOUNDED, "fraction_broken": broken,

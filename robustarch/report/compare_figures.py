@@ -4,7 +4,6 @@ from __future__ import annotations
 import pandas as pd
 
 from ..analysis.analyzer import Analysis
-from ..analysis.compare import used_trials
 from .figures import trial_tip
 from .svgplot import PALETTE, Axes, Plot
 
@@ -31,7 +30,7 @@ def compare_plots(a: Analysis, b: Analysis) -> list[Plot]:
         ax = Axes(p, (0, max(grid)), (0, 1))
         for color, x in ((PALETTE[0], a), (PALETTE[1], b)):
             rob = x.tables["robustness"]
-            rob = rob[(rob["attack"] == "worst_case") & rob["trial"].isin(used_trials(x)["trial"])]
+            rob = rob[(rob["attack"] == "worst_case") & rob["trial"].isin(x.used_trials["trial"])]
             if rob.empty:
                 continue
             g = rob.groupby("eps")["robust_accuracy"]
