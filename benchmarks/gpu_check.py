@@ -1,10 +1,13 @@
-"""GPU check: train a `cifar-cells` net on synthetic CIFAR-shaped data, with and without the fast path.
+"""GPU check: CUDA correctness of the training engine first, then its speed on a `cifar-cells` net.
 
     python benchmarks/gpu_check.py [--samples 20000] [--epochs 3] [--compile]
 
-Fast path = resident data + channels_last + bf16 autocast (what `train_model` does on CUDA); the slow
-side is the same trainer with `fast_path=False` (fp32, NCHW). Prints samples/second of each and their
-ratio; with --compile also the fast path under torch.compile. Without CUDA it says so and exits 0.
+Correctness (each prints ok or FAIL, exit 1 on a failure): a real CUDA out-of-memory error fails
+training as 'oom' and gives its memory back; `batch_size_for` sizes batches from the free memory;
+robust validation (PGD) runs under bf16; with --compile, a second model of the same shape reuses
+the compiled code. Speed: fast path = resident data + channels_last + bf16 autocast + fused SGD
+(what `train_model` does on CUDA) against the same trainer with `fast_path=False` (fp32, NCHW);
+samples/second of each and their ratio. Without CUDA it says so and exits 0.
 """
 from __future__ import annotations
 
@@ -54,6 +57,59 @@ def run(arch, data, *, device: torch.device, epochs: int, batch_size: int, fast:
     return result.samples_per_second, steady
 
 
+class _Huge(torch.nn.Module):
+    """A real net whose training forward then asks for 1 TiB: a genuine CUDA out-of-memory error."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 64, 3, padding=1)
+        self.head = torch.nn.Linear(64, 10)
+
+    def forward(self, x):
+        x = self.conv(x).relu().mean((2, 3))
+        if self.training:
+            torch.empty(1 << 40, dtype=torch.uint8, device=x.device)
+        return self.head(x)
+
+
+def correctness(arch, data, device: torch.device, compile: bool) -> bool:
+    """The CUDA-only paths of the engine, checked for outcomes rather than speed."""
+    from robustarch.runtime import batch_size_for, release_memory
+    from robustarch.search.arch import build_model
+    from robustarch.search.train import TrainConfig, TrainingFailed, train_model
+
+    checks = {}
+    release_memory(device)
+    before = torch.cuda.memory_allocated(device)
+    try:
+        train_model(_Huge(), data, TrainConfig(epochs=1, batch_size=512), device=device)
+        checks["real CUDA OOM fails as 'oom'"] = False
+    except TrainingFailed as exc:
+        checks["real CUDA OOM fails as 'oom'"] = exc.reason == "oom"
+    release_memory(device)
+    leaked = torch.cuda.memory_allocated(device) - before
+    checks[f"memory of the OOM run released (left {leaked} B)"] = leaked < (64 << 20)
+    model = build_model(arch).to(device)
+    batch = batch_size_for(model, data.val.x[0], device, grad=True)
+    checks[f"batch_size_for from free memory: {batch} with input gradients"] = batch > 32
+    small = type(data)(data.name, type(data.train)(data.train.x[:2048], data.train.y[:2048]), data.val,
+                       data.test, num_classes=data.num_classes)
+    cfg = TrainConfig(recipe="fgsm-rs", eps=8 / 255, epochs=2, batch_size=256, lr=0.1)
+    result = train_model(build_model(arch), small, cfg, device=device)
+    robust = result.val_robust_accuracy
+    checks[f"robust validation under bf16 (val_robust_accuracy {robust})"] = (
+        result.selection_metric == "val_robust_accuracy" and robust is not None and 0 <= robust <= 1)
+    if compile:
+        runs = [train_model(build_model(arch), small, TrainConfig(epochs=1, batch_size=256, compile=True),
+                            device=device) for _ in range(2)]
+        checks[f"compile reused for a second model of the same shape "
+               f"({runs[0].compile_seconds:.1f} s, then {runs[1].compile_seconds:.2f} s)"] = (
+            runs[1].compile_reused and runs[1].compile_seconds < runs[0].compile_seconds)
+    for name, ok in checks.items():
+        print(f"  {'ok  ' if ok else 'FAIL'} {name}", flush=True)
+    return all(checks.values())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=20000)
@@ -75,6 +131,8 @@ def main() -> int:
     print(f"device {name}; torch {torch.__version__}")
     print(f"model {arch.summary()} ({count_params(build_model(arch)):,} params); "
           f"{len(data.train)} train samples, batch {args.batch_size}, {args.epochs} epochs")
+    print("correctness:" if device.type == "cuda" else "correctness: CUDA only, skipped")
+    ok = correctness(arch, data, device, args.compile) if device.type == "cuda" else True
     sides = [("fp32 NCHW (fast path off)", dict(fast=False)), ("bf16 channels_last (fast path)", dict(fast=True))]
     if args.compile:
         sides.append(("fast path + torch.compile", dict(fast=True, compile=True)))
@@ -86,7 +144,7 @@ def main() -> int:
     base = rates[sides[0][0]]
     for name in list(rates)[1:]:
         print(f"  speed-up {name}: {rates[name] / base:.2f}x")
-    return 0
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from . import terminal
+from . import commands, terminal
 from .errors import UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -23,75 +23,65 @@ STORAGE_HELP = "Optuna storage: a journal file (default robustarch.journal) or a
 
 @app.command()
 def search(
-    study: str = typer.Option("robustarch-digits", help="Study name (same name + storage = resume)."),
+    config_file: Optional[str] = typer.Option(None, "--config", help="Study recipe: a preset of studies/ (e.g. cubuk2017-digits) or a YAML path. Flags given here override it."),
+    study: Optional[str] = typer.Option(None, help="Study name (same name + storage = resume); default: the recipe's, else robustarch-digits."),
     storage: str = typer.Option("robustarch.journal", help=STORAGE_HELP),
-    dataset: str = typer.Option("digits", help="digits (built in), mnist, fashion-mnist, cifar10 or svhn."),
+    dataset: Optional[str] = typer.Option(None, help="digits (built in, the default), mnist, fashion-mnist, cifar10 or svhn."),
     data_dir: Optional[str] = typer.Option(None, help="Folder with the torchvision dataset files."),
-    space: str = typer.Option("digits-cells", help="Search space: preset name or YAML path."),
-    suite: str = typer.Option("quick", help="Attack suite: preset name or YAML path."),
-    n_trials: int = typer.Option(12, min=1, help="Complete trials the study should hold in total, across all workers."),
+    space: Optional[str] = typer.Option(None, help="Search space: preset name or YAML path (default digits-cells)."),
+    suite: Optional[str] = typer.Option(None, help="Attack suite: preset name or YAML path (default: the dataset's, quick or quick-cifar)."),
+    n_trials: Optional[int] = typer.Option(None, min=1, help="Complete trials the study should hold in total, across all workers (default 12)."),
     timeout: Optional[float] = typer.Option(None, help="Stop starting new trials after this many seconds."),
-    objective: str = typer.Option("robust", help="robust (one value), clean+robust or clean+robust+size (Pareto front)."),
-    robust_metric: str = typer.Option("eps", help="The robust term: eps (worst case at --objective-eps) or auc (area under the ε-curve)."),
+    objective: Optional[str] = typer.Option(None, help="robust (one value, the default), clean+robust or clean+robust+size (Pareto front)."),
+    robust_metric: Optional[str] = typer.Option(None, help="The robust term: eps (worst case at --objective-eps, the default) or auc (area under the ε-curve)."),
     objective_eps: Optional[float] = typer.Option(None, help="ε of the objective (default: middle of the suite's grid)."),
-    sampler: str = typer.Option("tpe", help="tpe, nsgaii, gp, random or grid."),
-    pruner: str = typer.Option("none", help="none, median or hyperband: prune on validation accuracy (single objective only)."),
+    sampler: Optional[str] = typer.Option(None, help="tpe (the default; finds the most robust), random or qmc (a fair sample of the space, for correlations), nsgaii, gp or grid."),
+    pruner: Optional[str] = typer.Option(None, help="none (the default), median or hyperband: prune on validation accuracy (single objective only)."),
     enqueue: Optional[Path] = typer.Option(None, help="YAML/JSON list of parameter mappings to run first (baselines)."),
-    seed: int = typer.Option(0, help="Seed for data splits, sampler and training."),
+    seed: Optional[int] = typer.Option(None, help="Seed for data splits, sampler and training (default 0)."),
+    rescore_top: Optional[int] = typer.Option(None, min=0, help="At the end, re-attack the K best models (chosen on validation) and the Pareto front with the dataset's autoattack suite on the test split (default 5 on CUDA, 0 on CPU: see `robustarch rescore`)."),
     workers: int = typer.Option(1, min=1, help="Local worker processes (default: one per --gpus entry, else 1)."),
-    gpus: Optional[str] = typer.Option(None, help="GPU indices for the local workers, e.g. 0,1,2,3: one worker per GPU."),
+    gpus: Optional[str] = typer.Option(None, help="GPU indices for the local workers, e.g. 0,1,2,3: one worker per GPU (repeat an index, 0,0,1,1, for several)."),
+    workers_per_gpu: int = typer.Option(1, min=1, help="Local workers on each GPU of --gpus (default: all visible GPUs); small candidates leave a GPU idle otherwise."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: CUDA if available)."),
     threads: Optional[int] = typer.Option(None, help="CPU threads per worker (default: $ROBUSTARCH_THREADS or the cores divided among workers)."),
     report_dir: Path = typer.Option(Path("reports"), help="Where the HTML report is written."),
     artifacts: Optional[Path] = typer.Option(None, help="Checkpoint store (default: beside the journal file)."),
 ):
-    """Run (or resume) an architecture search study and write its HTML report."""
+    """Run (or resume) an architecture search study, or a study recipe, and write its HTML report."""
     from . import study as st
-    from .report import write_report
-    from .study import workers as wk
 
-    gpu_ids = terminal.parse_gpus(gpus)
-    n_workers = len(gpu_ids) if gpu_ids and workers == 1 else workers
-    report_path = report_dir / f"{study}.html"
-    terminal.check_writable(report_path, "report")
-    config = st.StudyConfig(dataset=dataset, space=space, suite=suite, objective=objective,
-                            objective_eps=objective_eps, sampler=sampler, seed=seed, data_dir=data_dir,
-                            robust_metric=robust_metric, pruner=pruner)
-    optuna_study, config = _open_study(storage, study, config, enqueue)
+    recipe = st.load_recipe(config_file) if config_file else None
+    flags = {"dataset": dataset, "space": space, "suite": suite, "objective": objective,
+             "robust_metric": robust_metric, "objective_eps": objective_eps, "sampler": sampler,
+             "seed": seed, "data_dir": data_dir, "pruner": pruner}
+    runs = st.plan(recipe, study, flags)
+    for _, config in runs:  # every study of the recipe is checked before the first is created
+        st.validate_config(config)
+    budget = n_trials or (recipe.n_trials if recipe else None) or 12
+    timeout = timeout if timeout is not None else (recipe.timeout if recipe else None)
+    top = commands.rescore_default(rescore_top, recipe, device)
+    gpu_ids = terminal.parse_gpus(gpus, workers_per_gpu)
+    paths = [report_dir / f"{name}.html" for name, _ in runs]
+    for path in paths:
+        terminal.check_writable(path, "report")
     artifacts = artifacts or st.default_artifacts(storage)
-    with terminal.progress() as progress:
-        task = progress.add_task(f"study {study}", total=n_trials)
-        on_trial = terminal.progress_callback(progress, task, n_trials)
-        worker_failed = False
-        if n_workers == 1 and not gpu_ids:
-            st.run_study(optuna_study, config, n_trials=n_trials, timeout=timeout, device=device,
-                         threads=threads, artifacts=artifacts, on_trial=on_trial)
-        else:
-            optuna_study.set_user_attr("n_trials", n_trials)
-            procs = wk.start_local_workers(storage, study, n_workers, n_trials=n_trials, timeout=timeout,
-                                           device=device, gpus=gpu_ids, threads=threads,
-                                           artifacts=artifacts)
-            worker_failed = terminal.watch_workers(progress, optuna_study, procs, on_trial)
-    complete, _ = wk.count_states(optuna_study)
-    if complete < n_trials:
-        console.print(f"study {study}: {complete} of {n_trials} complete trials (stopped early; run the "
-                      "same command again to resume)", markup=False)
-    path = write_report(optuna_study, report_path)
-    out.print(f"report: {path}")
-    if complete < n_trials and worker_failed:
+    opened, failed = [], False
+    for (name, config), path in zip(runs, paths):
+        optuna_study, config, worker_failed = commands.run_one(
+            storage, name, config, enqueue, budget, timeout, gpu_ids, workers, device, threads, artifacts)
+        commands.rescore(optuna_study, storage, config, top, device, artifacts)
+        commands.write_search_report(optuna_study, config, path)
+        opened.append(optuna_study)
+        failed = failed or worker_failed
+    if recipe is not None and recipe.compare:
+        from .report import comparison_path, write_comparison
+
+        path = comparison_path(*(name for name, _ in runs))
+        terminal.check_writable(path, "report")
+        out.print(f"comparison: {write_comparison(*opened, path)}")
+    if failed:
         raise typer.Exit(1)  # every worker gave up on errors: say so in the exit status too
-
-
-def _open_study(storage: str, name: str, config, enqueue: Optional[Path]):
-    """Create or resume the study; queue the `--enqueue` baselines (checked before anything is stored)."""
-    from . import study as st
-    from .search import load_space
-
-    baselines = st.load_enqueue_file(enqueue, load_space(config.space)) if enqueue is not None else []
-    optuna_study, config = st.create_or_resume(st.open_storage(storage), name, config)
-    for params in baselines:
-        optuna_study.enqueue_trial(params, skip_if_exists=True)
-    return optuna_study, config
 
 
 @app.command()
@@ -102,6 +92,8 @@ def worker(
     timeout: Optional[float] = typer.Option(None, help="Stop starting new trials after this many seconds."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: CUDA if available)."),
     threads: Optional[int] = typer.Option(None, help="CPU threads for torch (default: $ROBUSTARCH_THREADS or all cores)."),
+    gpus: Optional[str] = typer.Option(None, help="Run one worker process per entry here, e.g. 0,1 or 0,0,1,1 (several on one GPU)."),
+    workers_per_gpu: int = typer.Option(1, min=1, help="Worker processes on each GPU of --gpus (default: all visible GPUs)."),
     artifacts: Optional[Path] = typer.Option(None, help="Checkpoint store (default: the study's, else beside the journal file)."),
     worker_index: Optional[int] = typer.Option(None, hidden=True, help="Set by `search --workers`."),
     quiet: bool = typer.Option(False, help="Print nothing per trial (`search --workers` prints for all)."),
@@ -118,6 +110,9 @@ def worker(
     def on_trial(s, t):
         if not quiet:
             console.print(terminal.trial_line(s, t), markup=False, highlight=False, soft_wrap=True)
+    if len(gpu_ids := terminal.parse_gpus(gpus, workers_per_gpu) or []) > 1:  # a joining process per entry
+        raise typer.Exit(terminal.join_locally(optuna_study, storage, gpu_ids, budget, timeout, threads, store, quiet))
+    device = f"cuda:{gpu_ids[0]}" if gpu_ids else device
     summary = st.run_study(optuna_study, config, n_trials=budget, timeout=timeout, device=device,
                            threads=threads, artifacts=store, worker_index=worker_index, on_trial=on_trial)
     if not quiet:
@@ -169,15 +164,16 @@ def export(
     storage: str = typer.Option("robustarch.journal", help=STORAGE_HELP),
     out_path: Path = typer.Option(..., "--out", help="Table file: .csv, .json or .parquet."),
     table: str = typer.Option("robustness", help="robustness (trial × attack × ε, tidy), trials (one row per "
-                              "trial), samples (per attacked sample), or any table of the report "
-                              "(correlations, power_law, ...)."),
+                              "trial), samples (per attacked sample), rescore (search vs autoattack), or any "
+                              "table of the report (findings, correlations, power_law, depth_pairs, ...)."),
     include_flagged: bool = typer.Option(False, "--include-flagged", help="As for report."),
 ):
     """Export one of a study's tables (CSV, JSON or Parquet)."""
     from . import study as st
-    from .analysis import export_table, robustness_table, samples_table, trials_table
+    from .analysis import export_table, rescore_table, robustness_table, samples_table, trials_table
 
-    raw = {"robustness": robustness_table, "trials": trials_table, "samples": samples_table}
+    raw = {"robustness": robustness_table, "trials": trials_table, "samples": samples_table,
+           "rescore": rescore_table}
     terminal.check_writable(out_path, "table")
     optuna_study, _ = st.create_or_resume(st.open_storage(storage), study, None)
     if table in raw:
@@ -204,7 +200,7 @@ def attack(
     artifacts: Optional[Path] = typer.Option(None, help="Checkpoint store of the study (default: beside the journal file)."),
     dataset: Optional[str] = typer.Option(None, help="Dataset (default: the one the model was trained on)."),
     data_dir: Optional[str] = typer.Option(None, help="Folder with the torchvision dataset files."),
-    seed: int = typer.Option(0, help="Seed of the data splits and of the attacks."),
+    seed: Optional[int] = typer.Option(None, help="Seed of the data splits and of the attacks (default: the split seed the checkpoint was trained with, else 0)."),
     samples: Optional[int] = typer.Option(None, min=1, help="Test samples to attack (default: the suite's)."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, ... (default: CUDA if available)."),
     threads: Optional[int] = typer.Option(None, help="CPU threads for torch (default: $ROBUSTARCH_THREADS or all cores)."),
@@ -218,6 +214,7 @@ def attack(
     from .attacks import AttackSuite, load_suite
     from .runtime import configure_threads, pick_device
     from .search import load_checkpoint, load_dataset
+    from .search.checkpoint import check_split
 
     if (checkpoint is None) == (study is None):
         raise UserError("give either a CHECKPOINT file or --study NAME --trial N")
@@ -237,7 +234,9 @@ def attack(
 
             checkpoint = download_checkpoint(storage, study, trial, tmp, artifacts)
         ckpt = load_checkpoint(checkpoint, device=dev)
+    seed = seed if seed is not None else int(ckpt.info.get("split_seed", 0))
     data = load_dataset(dataset or ckpt.info.get("dataset", "digits"), data_dir=data_dir, seed=seed)
+    check_split(ckpt.info, data.split_info(), model_name)
     bounds = tuple(ckpt.info.get("bounds", data.bounds))
     result = AttackSuite(config, bounds=bounds, device=dev).run(
         ckpt.model, data.test.x, data.test.y, seed=seed, keep_adversarials=adversarials)
@@ -248,9 +247,27 @@ def attack(
               soft_wrap=True)  # a table must not wrap at the terminal width
     out.print(f"median minimal adversarial ε: {result.median_min_eps:.4g}")
     for name, check in result.sanity.items():
-        out.print(f"sanity {name}: {'ok' if check['ok'] else 'FAILED'}", markup=False, highlight=False)
+        verdict = "ok" if check["ok"] else f"FAILED ({check.get('severity', 'invalid')})"
+        out.print(f"sanity {name}: {verdict}", markup=False, highlight=False)
     for p in result.save(out_dir):
         out.print(f"table: {p}", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def rescore(
+    study: str = typer.Option(..., help="Study name."),
+    storage: str = typer.Option("robustarch.journal", help=STORAGE_HELP),
+    top: int = typer.Option(5, min=1, help="How many of the best models (chosen on validation) to rescore, plus the Pareto front."),
+    suite: Optional[str] = typer.Option(None, help="Attack suite (default: the dataset's autoattack suite)."),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda, ... (default: CUDA if available)."),
+    artifacts: Optional[Path] = typer.Option(None, help="Checkpoint store of the study (default: the study's)."),
+):
+    """Re-attack a study's best models with AutoAttack's composition on the test split (for its report)."""
+    from . import study as st
+
+    optuna_study, config = st.create_or_resume(st.open_storage(storage), study, None)
+    commands.rescore(optuna_study, storage, config, top, device, artifacts, suite=suite)
+    commands.write_search_report(optuna_study, config, Path("reports") / f"{study}.html")
 
 
 @spaces_app.command("list")

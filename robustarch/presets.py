@@ -1,6 +1,6 @@
 """Named presets: YAML search spaces and attack suites resolved by name or by file path.
 
-The YAML files live in the repository's top-level `search_spaces/` and `attacks/` folders and are
+The YAML files live in the repository's top-level `search_spaces/`, `attacks/` and `studies/` folders and are
 shipped inside the wheel as `robustarch/_presets/<kind>/`, so names work after a plain `pip install .`.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import yaml
 
 from .errors import UserError, one_of
 
-KINDS = ("search_spaces", "attacks")
+KINDS = ("search_spaces", "attacks", "studies")
 _PACKAGE = Path(__file__).resolve().parent
 
 
@@ -42,7 +42,7 @@ def resolve(kind: str, name_or_path: str | Path) -> Path:
     candidate = preset_dir(kind) / f"{text}.yaml"
     if candidate.is_file():
         return candidate
-    label = "search space" if kind == "search_spaces" else "attack suite"
+    label = {"search_spaces": "search space", "attacks": "attack suite", "studies": "study recipe"}[kind]
     raise UserError(
         f"unknown {label} {text!r}: use a YAML file path or one of {one_of(preset_names(kind))}"
     )

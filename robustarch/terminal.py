@@ -35,11 +35,21 @@ def trial_line(study, trial) -> str:
     a = trial.user_attrs
     if trial.state == TrialState.COMPLETE:
         names = study.user_attrs.get("objective_names") or ["robust_accuracy"]
-        values = " ".join(f"{n}={v:.4g}" for n, v in zip(names, trial.values))
-        clean = "" if "clean_accuracy" in names else f" clean_accuracy={a.get('clean_accuracy', 0):.4g}"
-        return f"trial {trial.number}: {a.get('arch_summary')}{clean} {values}"
+        # the objective is measured on validation data (`val_`); the report quotes test numbers
+        split = "val_" if a.get("selection_split") == "val" else ""
+        values = " ".join(f"{split}{n}={v:.4g}" for n, v in zip(names, trial.values))
+        clean = "" if "clean_accuracy" in names else f" {split}clean_accuracy={a.get(f'{split}clean_accuracy', 0):.4g}"
+        flags = f" INVALID ({', '.join(a['sanity_invalid'])})" if a.get("sanity_invalid") else ""
+        return f"trial {trial.number}: {a.get('arch_summary')}{clean} {values}{flags}"
     reason = a.get("fail_reason") or a.get("rejected") or "see log"
     return f"trial {trial.number}: {trial.state.name.lower()} ({reason})"
+
+
+def rescore_line(number: int, rescored: dict) -> str:
+    """One line per model re-attacked at the end of a search."""
+    curve = " ".join(f"{v:.3f}" for v in rescored["robust_accuracy"]["worst_case"])
+    return (f"rescored trial {number} with {rescored['suite']} on test in {rescored['seconds']:.1f} s: "
+            f"worst-case robust accuracy per ε {curve}")
 
 
 def progress_callback(progress, task, n_trials):
@@ -52,23 +62,37 @@ def progress_callback(progress, task, n_trials):
     return on_trial
 
 
-def parse_gpus(gpus: Optional[str]) -> Optional[list[int]]:
-    if gpus is None:
+def parse_gpus(gpus: Optional[str], workers_per_gpu: int = 1, *,
+               visible: Optional[int] = None) -> Optional[list[int]]:
+    """`--gpus 0,1` and `--workers-per-gpu N` → one GPU index per local worker (`[0, 0, 1, 1]`), or
+    None for no GPU list. A repeated index (`0,0,1,1`) also puts several workers on one GPU;
+    `--workers-per-gpu` alone means every visible GPU. `visible`: the CUDA device count (default:
+    torch's)."""
+    if gpus is None and workers_per_gpu == 1:
         return None
+    if visible is None:
+        import torch
+
+        visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    plural = f"{visible} CUDA device{'s' if visible != 1 else ''} visible"
+    if gpus is None:
+        if not visible:
+            raise UserError(f"--workers-per-gpu {workers_per_gpu}: no GPU on this machine ({plural}); "
+                            "on CPU use --workers N")
+        gpus = ",".join(str(i) for i in range(visible))
     try:
         ids = [int(g) for g in gpus.split(",") if g.strip()]
     except ValueError:
-        raise UserError(f"--gpus {gpus!r}: expected GPU indices separated by commas, e.g. 0,1,2") from None
+        raise UserError(f"--gpus {gpus!r}: expected GPU indices separated by commas, e.g. 0,1,2 "
+                        "(repeat an index for several workers on one GPU: 0,0,1,1)") from None
     if not ids:
         raise UserError("--gpus: give at least one GPU index, e.g. 0,1")
-    import torch
-
-    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    missing = [g for g in ids if not 0 <= g < count]
+    missing = [g for g in ids if not 0 <= g < visible]
     if missing:
-        raise UserError(f"--gpus {gpus}: no GPU {missing[0]} on this machine "
-                        f"({count} CUDA device{'s' if count != 1 else ''} visible)")
-    return ids
+        raise UserError(f"--gpus {gpus}: no GPU {missing[0]} on this machine ({plural})")
+    from .study.workers import expand_gpus
+
+    return expand_gpus(ids, workers_per_gpu)
 
 
 def progress():
@@ -87,3 +111,15 @@ def watch_workers(progress, optuna_study, procs, on_trial) -> bool:
             progress.console.print(f"worker {i} (pid {proc.pid}) exited with status {proc.returncode}; "
                                    "its trial is retried by the other workers (or on resume)", markup=False)
     return any(wk.watch(optuna_study, procs, on_trial=on_trial, on_exit=on_exit))
+
+
+def join_locally(optuna_study, storage: str, gpu_ids: list[int], n_trials: int, timeout, threads,
+                 artifacts, quiet: bool) -> int:
+    """`robustarch worker --gpus ... / --workers-per-gpu N`: one joining worker process per entry
+    of `gpu_ids`; waits for them and returns 1 when any failed, else 0."""
+    from .study import workers as wk
+
+    procs = wk.start_local_workers(storage, optuna_study.study_name, len(gpu_ids), n_trials=n_trials,
+                                   timeout=timeout, gpus=gpu_ids, threads=threads, artifacts=artifacts,
+                                   quiet=quiet, joining=True)
+    return int(any(wk.watch(optuna_study, procs)))

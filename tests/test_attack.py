@@ -215,8 +215,8 @@ def test_native_pgd_at_least_as_strong_as_foolbox_default(digits, digits_model):
     same_budget = AttackSuite(suite(pgd_cfg(steps=40, restarts=1, loss="ce"), eps=(eps,), samples=150,
                                     large_eps=False)).run(digits_model, x, y, seed=0)
     assert same_budget.robust_accuracy(eps) <= foolbox_robust
-    standard = AttackSuite.load("standard")
-    pgd_standard = [a for a in standard.config.attacks if a.attack == "LinfPGD"]
+    quick = AttackSuite.load("quick")
+    pgd_standard = [a for a in quick.config.attacks if a.attack == "LinfPGD"]
     tuned = AttackSuite(suite(*pgd_standard, eps=(eps,), samples=150, large_eps=False)).run(digits_model, x, y, seed=0)
     assert tuned.robust_accuracy(eps) <= foolbox_robust - 0.02, (tuned.robust_accuracy(eps), foolbox_robust)
 
@@ -266,8 +266,9 @@ def test_deterministic_given_seed(digits, digits_model):
 # -- 6. sanity checks -----------------------------------------------------------------------------
 def test_sanity_flags_with_numbers_on_a_healthy_model(tiny):
     s = tiny.sanity
-    assert set(s) == {"curve_non_increasing", "large_eps_chance_level", "unbounded_minimization_breaks_all",
-                      "iterative_at_least_single_step", "gradient_free_not_stronger", "gradients_finite_nonzero"}
+    assert set(s) == {"deterministic_outputs", "curve_non_increasing", "large_eps_chance_level",
+                      "unbounded_minimization_breaks_all", "iterative_at_least_single_step",
+                      "gradient_free_not_stronger", "gradients_finite_nonzero"}
     assert all(check["ok"] for check in s.values()), s
     assert s["large_eps_chance_level"]["robust_accuracy"] == 0.0 and s["large_eps_chance_level"]["chance"] == 0.1
     assert s["unbounded_minimization_breaks_all"]["fraction_broken"] >= 0.99

@@ -24,7 +24,10 @@ def test_each_attack_knows_its_kind_and_schedule_type():
                 "pgd_ce": (FixedEpsilonAttack, AttackKind.ITERATIVE),
                 "LInfFMNAttack": (MinimizationAttack, AttackKind.MINIMIZATION),
                 "uniform_noise": (FixedEpsilonAttack, AttackKind.GRADIENT_FREE),
-                "HopSkipJumpAttack": (MinimizationAttack, AttackKind.GRADIENT_FREE)}
+                "HopSkipJumpAttack": (MinimizationAttack, AttackKind.GRADIENT_FREE),
+                "apgd_ce": (FixedEpsilonAttack, AttackKind.ITERATIVE),
+                "apgd_t": (FixedEpsilonAttack, AttackKind.ITERATIVE),
+                "square": (FixedEpsilonAttack, AttackKind.GRADIENT_FREE)}
     for label, (cls, kind) in expected.items():
         attack = thorough[label]
         assert isinstance(attack, cls) and attack.kind == kind, (label, attack)
@@ -91,3 +94,43 @@ def test_a_new_attack_validates_its_own_settings(tmp_path):
         _suite(tmp_path, "    flips: true\n")
     with pytest.raises(UserError, match="flip.*bool"):
         _suite(tmp_path, "    flip: 3\n")
+
+
+def _one_attack(tmp_path, entry: str, eps: str = "[0.1]"):
+    path = tmp_path / "one.yaml"
+    path.write_text(f"threat_model: linf\neps: {eps}\nattacks:\n  - attack: {entry}\n")
+    return load_suite(path)
+
+
+@pytest.mark.parametrize("entry, hint", [
+    ("LInfFMNAttack\n    restarts: 2", "restarts: 1"),  # Foolbox FMN: no random start
+    ("LinfFABT\n    restarts: 3", "restarts: 1"),  # native FAB-T starts at the clean point
+    ("LinfPGD\n    random_start: false\n    restarts: 2", "random_start: true"),
+    ("LinfBasicIterativeAttack\n    restarts: 2", "random_start: true"),  # Foolbox BIM: no random start
+])
+def test_restarts_on_a_deterministic_attack_are_refused(tmp_path, entry, hint):
+    with pytest.raises(UserError) as info:
+        _one_attack(tmp_path, entry)
+    message = str(info.value)
+    assert "field 'attacks[0].restarts'" in message and "deterministic" in message and hint in message
+
+
+def test_restarts_on_random_attacks_are_kept(tmp_path):
+    for entry in ("LinfPGD\n    restarts: 2", "LinfAPGD\n    restarts: 2", "LinfSquare\n    restarts: 2"):
+        assert _one_attack(tmp_path, entry).attacks[0].restarts == 2
+
+
+def test_grid_entries_may_be_fractions(tmp_path):
+    cfg = _one_attack(tmp_path, "LinfAPGD", eps='["0.5/255", "8/255", 0.1, " 16 / 255 "]')
+    assert cfg.eps == pytest.approx((0.5 / 255, 8 / 255, 16 / 255, 0.1))  # sorted
+    for bad in ('["8/"]', '["8/0"]', '["eight/255"]', '["-8/255"]', "[0]"):
+        with pytest.raises(UserError, match=r"field 'eps'.*(8/255|positive)"):
+            _one_attack(tmp_path, "LinfAPGD", eps=bad)
+
+
+def test_autoattack_names_are_native_in_both_threat_models():
+    for name, kind in [("APGD", AttackKind.ITERATIVE), ("APGDT", AttackKind.ITERATIVE),
+                       ("Square", AttackKind.GRADIENT_FREE), ("FABT", AttackKind.MINIMIZATION)]:
+        for prefix, tm in (("Linf", "linf"), ("L2", "l2")):
+            attack = build_attack(AttackConfig(prefix + name, name, {}, engine="native"), tm)
+            assert attack.kind == kind and attack.threat_model == tm

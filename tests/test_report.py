@@ -9,6 +9,7 @@ import sys
 import optuna
 import pandas as pd
 import pytest
+from markupsafe import escape
 
 from _studies import make_study
 from robustarch import cli
@@ -47,6 +48,11 @@ def test_summary_numbers_come_from_the_data(study, html):
     expected = f"Spearman ρ = {row['coef']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}], n = {int(row['n'])}"
     assert expected.replace("-", "−") in html
     assert "2 model(s) failed an attack sanity check and are excluded" in html
+    f = a.tables["findings"].set_index("key")
+    assert str(escape(f.loc["robust_tracks_clean", "text"])) in html
+    # The summary states a relation only as a finding, worded from its verdict.
+    assert "grows as a power of ε" not in html and "rises with depth" not in html
+    assert "held fixed" in html and "per extra cell" in html and "layer" not in html
     assert "--include-flagged" in html
     # The methods section names what a reader needs to reproduce the study.
     for fact in ("1068 train / 189 validation / 540 test", "LinfPGD", "{&#39;steps&#39;: 10", "linf",
@@ -153,4 +159,4 @@ def test_multi_objective_study_reports_its_objectives(tmp_path):
     text = write_report(s, tmp_path / "mo.html", n_boot=100).read_text()
     assert "maximize clean, maximize robust" in text
     assert "Too few complete trials" not in text  # statistics ran (6 ≥ 5 models)
-    assert "Worst-case robust accuracy at ε = 0.05" in text
+    assert 'id="findings-table"' in text and "Holm-corrected as one family of 6 claims" in text

@@ -109,3 +109,23 @@ def test_comparison_and_too_few_pages_render_cleanly(browser, pages, tmp_path):
     browser.open(pages["tiny"])
     assert browser.problems() == []
     assert "Too few complete trials" in browser.eval("document.getElementById('too-few').textContent")
+
+
+def test_findings_and_rescore_render_in_the_browser(browser, tmp_path):
+    from test_findings import pairs_study
+
+    rescore = {3: {"suite": "strong", "split": "test", "eps": [0.05], "clean_accuracy": 0.9, "n_attacked": 400,
+                   "robust_accuracy": {"worst_case": [0.1]}, "seconds": 3.0, "sanity_invalid": []}}
+    page = write_report(pairs_study(sampler="tpe", rescore=rescore), tmp_path / "findings.html", n_boot=100)
+    browser.open(page)
+    assert browser.problems() == []
+    rows = browser.eval("""Array.from(document.querySelectorAll('#findings-table tbody tr'))
+        .map(r => [r.cells[0].textContent, r.cells[1].textContent])""")
+    assert len(rows) == 6 and {v for _, v in rows} <= {"supported", "not supported", "inconclusive"}
+    # The findings come first: above the summary, and visible on the first screen.
+    top = browser.eval("document.getElementById('findings-table').getBoundingClientRect().top")
+    assert 0 < top < browser.eval("document.getElementById('summary').getBoundingClientRect().top")
+    assert "tpe sampler" in browser.eval("document.getElementById('sampler-caveat').textContent")
+    cells = browser.eval("""Array.from(document.querySelectorAll('#rescore-table tbody td')).map(c => c.textContent)""")
+    assert "strong" in cells and "0.100" in cells
+    assert _pixel_spread(browser.screenshot(tmp_path / "findings.png")) > 20

@@ -127,6 +127,24 @@ def test_training_knobs_are_sampled(tmp_path):
     assert space.n_architectures() == 1  # training knobs are not architectures
 
 
+def test_training_length_and_label_noise_are_fixed_or_searched(tmp_path):
+    """The temperature knob (training length: `epochs`, or `max_steps` with early stopping off)
+    and the label-noise fraction, set in the YAML like any other training field."""
+    path = write(tmp_path, """
+        stages: [{depth: 1, width: 8}]
+        training: {max_steps: {min: 100, max: 400, step: 100}, label_noise: [0.0, 0.2, 0.4]}
+    """)
+    space = load_space(path)
+    assert space.grid()["train_max_steps"] == [100, 200, 300, 400]
+    assert space.grid()["train_label_noise"] == [0.0, 0.2, 0.4]
+    trial = optuna.trial.FixedTrial({"train_max_steps": 300, "train_label_noise": 0.2})
+    _, config = space.sample(trial, in_chans=1, num_classes=10, input_size=8)
+    assert (config.max_steps, config.label_noise, config.patience) == (300, 0.2, None)
+    fixed = load_space(write(tmp_path, "stages: [{depth: 1, width: 8}]\ntraining: {max_steps: 50}\n"))
+    assert fixed.sample(optuna.trial.FixedTrial({}), in_chans=1, num_classes=10,
+                        input_size=8)[1].max_steps == 50
+
+
 @pytest.mark.parametrize("body, message", [
     ("stages: [{depth: 1, width: 8, cell: resnet}]",
      r":1: field 'stages\[0\].cell': got 'resnet'; allowed values are 'plain', 'basic', 'bottleneck' or 'dwsep'"),
@@ -142,6 +160,8 @@ def test_training_knobs_are_sampled(tmp_path):
     ("stages: [{depth: 1, width: 8}]\ntraining:\n  recipe: free",
      r":3: field 'training.recipe': got 'free'; allowed values are 'standard', 'fgsm-rs', 'pgd' or 'trades'"),
     ("stages: [{depth: 1, width: 8}]\ntraining:\n  train_fraction: 1.5", r":3: field 'training.train_fraction': got 1.5; must be <= 1.0"),
+    ("stages: [{depth: 1, width: 8}]\ntraining:\n  label_noise: 1.5", r":3: field 'training.label_noise': got 1.5; must be <= 1.0"),
+    ("stages: [{depth: 1, width: 8}]\ntraining:\n  max_steps: 0", r":3: field 'training.max_steps': got 0; must be >= 1"),
     ("family: timm-resnet\nstages: [{depth: 1, width: 8}]", r":2: field 'stages': timm-resnet has exactly 4 stages"),
     ("family: vit\nstages: [{depth: 1, width: 8}]", r":1: field 'family': got 'vit'; allowed values are 'cells' or 'timm-resnet'"),
     ("stages: [{depth: 1, width: 8}]\nkernel_size: true", r":2: field 'kernel_size': got True; allowed values are 1, 3, 5 or 7"),

@@ -55,5 +55,5 @@ def test_an_old_checkpoint_is_attacked(old_study):
                       "--suite", "quick", "--samples", "40", "--out", "res", cwd=old_study)
     assert proc.returncode == 0, proc.stderr
     curve = pd.read_csv(old_study / "res" / "curve.csv")
-    assert set(curve["attack"]) == {"FGSM", "LinfPGD", "LInfFMNAttack", "worst_case"}
+    assert set(curve["attack"]) == {"FGSM", "LinfPGD", "LInfFMNAttack", "square", "worst_case"}
     assert curve["robust_accuracy"].between(0, 1).all()

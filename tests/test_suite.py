@@ -11,17 +11,22 @@ from robustarch.presets import preset_names
 
 
 def test_presets_load_with_their_promises():
-    assert {"quick", "standard", "thorough"} <= set(preset_names("attacks"))
-    quick, standard, thorough = (load_suite(n) for n in ("quick", "standard", "thorough"))
-    for suite in (quick, standard, thorough):
+    assert {"quick", "standard", "thorough", "autoattack"} <= set(preset_names("attacks"))
+    quick, standard, thorough, auto = (load_suite(n) for n in ("quick", "standard", "thorough", "autoattack"))
+    for suite in (quick, standard, thorough, auto):
         assert list(suite.eps) == sorted(suite.eps) and suite.threat_model == "linf"
-        assert {a.attack for a in suite.attacks} >= {"FGSM", "LinfPGD", "LInfFMNAttack"}
+    names = {s.name: {a.attack for a in s.attacks} for s in (quick, standard, thorough, auto)}
+    # every suite has a gradient-free attack, so the masking check runs in every search
+    assert names["quick"] >= {"FGSM", "LinfPGD", "LInfFMNAttack", "LinfSquare"}
+    assert names["standard"] >= {"LinfAPGD", "LinfAPGDT", "LInfFMNAttack", "LinfSquare"}
+    assert names["autoattack"] == {"LinfAPGD", "LinfAPGDT", "LinfFABT", "LinfSquare"}
+    square = [a for a in auto.attacks if a.attack == "LinfSquare"][0]
+    assert square.kwargs["queries"] == 5000  # AutoAttack's standard budget
     assert quick.samples <= standard.samples <= thorough.samples
     assert thorough.step_doubling and not standard.step_doubling
     hsj = [a for a in thorough.attacks if a.attack == "HopSkipJumpAttack"]
     assert hsj and hsj[0].samples == 50 and hsj[0].engine == "foolbox"
-    assert any("Noise" in a.attack for a in standard.attacks)
-    pgd = [a for a in standard.attacks if a.attack == "LinfPGD"][0]
+    pgd = [a for a in quick.attacks if a.attack == "LinfPGD"][0]
     assert pgd.engine == "native" and pgd.restarts >= 2
 
 
@@ -80,7 +85,7 @@ def test_validation_errors_name_file_line_field_and_allowed_values(tmp_path, tex
 
 
 def test_unknown_preset_lists_the_presets():
-    with pytest.raises(UserError, match="'quick', 'standard' or 'thorough'"):
+    with pytest.raises(UserError, match="'autoattack', .*'quick', .*'standard-cifar' or 'thorough'"):
         load_suite("quik")
 
 

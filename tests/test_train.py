@@ -1,12 +1,16 @@
 """Training engine: recipes learn, failures carry their reason, same seed gives the same result."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from robustarch.search.arch import ArchSpec, StageSpec, build_model
-from robustarch.search.recipes import RECIPES, fgsm_rs, pgd
-from robustarch.search.train import TrainConfig, TrainingFailed, accuracy, augment, train_model
+from robustarch.search import train as train_module
+from robustarch.search.recipes import RECIPES, fgsm_rs, pgd, pgd_accuracy
+from robustarch.search.train import (ROBUST_VAL_SAMPLES, ROBUST_VAL_STEPS, TrainConfig, TrainingFailed,
+                                    accuracy, augment, train_model)
 
 CPU = torch.device("cpu")
 
@@ -156,3 +160,92 @@ def test_threads_are_chosen_deliberately(monkeypatch):
         assert configure_threads(2) == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_fgsm_rs_selects_the_epoch_with_the_best_robust_validation_accuracy(digits):
+    """Wong et al. 2020 / Rice et al. 2020: adversarial training picks its epoch on PGD validation
+    accuracy. In this run (fixed seed, CPU) the best clean epoch is another one."""
+    config = TrainConfig(recipe="fgsm-rs", epochs=6, lr=0.1, batch_size=64, eps=0.1)
+    model = fresh_model()
+    result = train_model(model, digits, config, device=CPU, seed=0)
+    robust = [h["val_robust_accuracy"] for h in result.history]
+    clean = [h["val_accuracy"] for h in result.history]
+    assert robust.index(max(robust)) != clean.index(max(clean))  # the two criteria disagree here
+    assert result.selection_metric == "val_robust_accuracy"
+    assert result.best_epoch == robust.index(max(robust))
+    assert result.val_robust_accuracy == max(robust)
+    assert result.val_accuracy == clean[result.best_epoch] < max(clean)
+    # the kept weights are that epoch's: PGD-10 on the same subset and starts gives the same number
+    pick = torch.randperm(len(digits.val), generator=torch.Generator().manual_seed(0))[:ROBUST_VAL_SAMPLES]
+    x, y = digits.val.x[pick], digits.val.y[pick]
+    again = pgd_accuracy(model, x, y, eps=0.1, steps=ROBUST_VAL_STEPS, bounds=digits.bounds, seed=0)
+    assert float(again) == pytest.approx(result.val_robust_accuracy)
+
+
+def test_standard_recipe_selects_on_clean_validation_accuracy(digits):
+    result = train_model(fresh_model(), digits, TrainConfig(epochs=2, lr=0.1), device=CPU)
+    assert result.selection_metric == "val_accuracy" and result.val_robust_accuracy is None
+    assert all(h["val_robust_accuracy"] is None for h in result.history)
+
+
+def test_max_steps_ends_mid_epoch_with_the_schedule_spanning_the_steps(digits):
+    steps_per_epoch = -(-len(digits.train) // 64)
+    config = TrainConfig(epochs=15, lr=0.1, batch_size=64, max_steps=steps_per_epoch + 3)
+    result = train_model(fresh_model(), digits, config, device=CPU)
+    assert [h["steps"] for h in result.history] == [steps_per_epoch, steps_per_epoch + 3]
+    assert result.steps == steps_per_epoch + 3
+    assert result.history[-1]["lr"] < 0.01 * config.lr  # cosine ended at the last step, not epoch 15
+    long = train_model(fresh_model(), digits, TrainConfig(epochs=15, lr=0.1, batch_size=64, patience=0),
+                       device=CPU)
+    assert long.history[0]["lr"] > 0.5 * config.lr  # the same epoch of a 15-epoch run: still high
+
+
+def test_label_noise_and_max_steps_are_checked():
+    with pytest.raises(ValueError, match="label_noise"):
+        TrainConfig(label_noise=1.5)
+    with pytest.raises(ValueError, match="max_steps"):
+        TrainConfig(max_steps=0)
+    assert TrainConfig(label_noise=1.0).label_noise == 1.0
+
+
+def test_second_model_of_the_same_shape_reuses_the_compiled_code(digits, monkeypatch):
+    """torch.compile once per architecture shape: a fresh model (new weights) of a shape compiled
+    before records `compile_reused` and makes dynamo capture no new graph. aot_eager: dynamo and
+    AOTAutograd run for real, without the minute inductor's C++ build takes on this CPU."""
+    from torch._dynamo.utils import counters
+
+    monkeypatch.setattr(train_module, "COMPILE_BACKEND", "aot_eager")
+    monkeypatch.setattr(train_module, "_COMPILED", {})
+    config = TrainConfig(epochs=1, lr=0.1, batch_size=128, compile=True)
+    first = train_model(fresh_model(0), digits, config, device=CPU)
+    graphs = counters["stats"]["unique_graphs"]
+    second_model = fresh_model(1)
+    second = train_model(second_model, digits, config, device=CPU)
+    assert not first.compile_reused and second.compile_reused
+    assert counters["stats"]["unique_graphs"] == graphs  # nothing recompiled for new weights
+    assert first.compile_seconds > 0 and second.compile_seconds < first.compile_seconds
+    # the compiled code trained the second model's own weights: the same run as eager training
+    eager_model = fresh_model(1)
+    eager = train_model(eager_model, digits, replace(config, compile=False), device=CPU)
+    assert [h["loss"] for h in second.history] == pytest.approx([h["loss"] for h in eager.history])
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in
+               zip(second_model.state_dict().values(), eager_model.state_dict().values()))
+
+
+def test_batch_size_for_is_fixed_on_cpu():
+    from robustarch.runtime import CPU_BATCH, batch_size_for
+
+    assert batch_size_for(fresh_model(), torch.zeros(1, 8, 8), CPU) == CPU_BATCH
+
+
+def test_select_last_keeps_the_final_weights(digits):
+    """A phase diagram measures the model trained N steps, not its best epoch."""
+    config = TrainConfig(epochs=6, lr=0.1, batch_size=64, select="last")
+    model = fresh_model()
+    result = train_model(model, digits, config, device=CPU, seed=0)
+    assert result.best_epoch == 5 and result.val_accuracy == result.history[-1]["val_accuracy"]
+    assert accuracy(model, digits.val, CPU) == pytest.approx(result.history[-1]["val_accuracy"])
+    with pytest.raises(ValueError, match="select"):
+        TrainConfig(select="middle")
+    with pytest.raises(ValueError, match="label_smoothing"):
+        TrainConfig(label_smoothing=1.0)

@@ -4,9 +4,13 @@ Real processes, real storages: the journal-file default and a PostgreSQL server 
 """
 from __future__ import annotations
 
+import gc
 import os
 import signal
+import weakref
 
+import pytest
+import torch
 from _tiny_study import postgres_url, robustarch, unique, wait_for, worker_env, write_tiny  # noqa: F401
 from optuna.trial import TrialState
 
@@ -55,7 +59,8 @@ def test_journal_search_with_two_workers_survives_a_killed_worker(tmp_path):
     journal = str(tmp_path / "study.journal")
     search = robustarch("search", "--study", "kill", "--storage", journal, "--space", str(space),
                         "--suite", str(suite), "--sampler", "random", "--n-trials", str(N_TRIALS),
-                        "--workers", "2", "--report-dir", str(tmp_path / "reports"), cwd=tmp_path)
+                        "--workers", "2", "--report-dir", str(tmp_path / "reports"),
+                        "--rescore-top", "0", cwd=tmp_path)  # rescoring is tested elsewhere; here ~1 min a model
     try:
         study = wait_for(lambda: os.path.exists(journal) and _load(journal, "kill"), 120, "the study")
         killed = wait_for(_victim_training(study, None), 120, "a worker to start training a trial")
@@ -139,3 +144,72 @@ def test_local_workers_get_one_gpu_each_and_share_the_cores(monkeypatch):
     assert cmd[1:4] == ["-m", "robustarch", "worker"]
     assert cmd[4:] == ["--storage", "x.journal", "--study", "s", "--n-trials", "5", "--device", "cuda:1",
                        "--threads", "2", "--worker-index", "1"]
+
+
+def test_several_workers_per_gpu_split_the_cpu_threads(monkeypatch):
+    """`--gpus 0,1 --workers-per-gpu 2` and `--gpus 0,0,1,1` plan the same four workers, two per
+    GPU, and the cores are divided among all four (not among the GPUs)."""
+    from robustarch import terminal
+    from robustarch.study.workers import expand_gpus, local_devices, threads_per_worker
+
+    planned = terminal.parse_gpus("0,1", 2, visible=2)
+    assert planned == [0, 0, 1, 1] == terminal.parse_gpus("0,0,1,1", visible=2)
+    assert local_devices(len(planned), None, planned) == ["cuda:0", "cuda:0", "cuda:1", "cuda:1"]
+    assert terminal.parse_gpus(None, 3, visible=1) == [0, 0, 0]  # every visible GPU
+    assert terminal.parse_gpus(None, 1, visible=4) is None and expand_gpus(None, 4) is None
+    with pytest.raises(UserError, match="--workers-per-gpu 2: no GPU on this machine"):
+        terminal.parse_gpus(None, 2, visible=0)
+    with pytest.raises(UserError, match="no GPU 2 on this machine"):
+        terminal.parse_gpus("0,2", 2, visible=2)
+    monkeypatch.delenv("ROBUSTARCH_THREADS", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    assert threads_per_worker(None, len(planned)) == 4
+    assert threads_per_worker(None, len(terminal.parse_gpus("0", 4, visible=1))) == 4
+    assert threads_per_worker(None, 32) == 1
+
+
+class _OutOfMemoryOnce(torch.nn.Module):
+    """A real model whose training forward raises CUDA's out-of-memory error after computing its
+    activations, as a net too big for the GPU does (this error type can be raised on CPU)."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        out = self.net(x)
+        if self.training:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return out
+
+
+def test_an_oom_trial_is_stored_as_failed_and_its_memory_released_before_the_next(tmp_path, monkeypatch):
+    """With automatic garbage collection off, the failed trial's model survives (a traceback cycle
+    holds it) unless the worker releases it before starting the next trial."""
+    from robustarch.study import objective, run_study
+
+    space, suite = write_tiny(tmp_path)
+    study, config = create_or_resume(open_storage(str(tmp_path / "s.journal")), "oom",
+                                     StudyConfig(space=str(space), suite=str(suite), sampler="random"))
+    real_build, built, alive_at_start = objective.build_or_fail, [], []
+
+    def build(arch):
+        alive_at_start.append([ref() is not None for ref in built])
+        model = real_build(arch)
+        if not built:  # the first trial's net does not fit
+            model = _OutOfMemoryOnce(model)
+        built.append(weakref.ref(model))
+        return model
+
+    monkeypatch.setattr(objective, "build_or_fail", build)
+    gc.disable()
+    try:
+        summary = run_study(study, config, n_trials=1, threads=1)
+    finally:
+        gc.enable()
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
+    assert trials[0].user_attrs["fail_reason"] == "oom"
+    assert "Tried to allocate" in trials[0].user_attrs["fail_detail"]
+    assert summary.started == 2 and summary.complete == 1
+    assert alive_at_start == [[], [False]]  # the OOM trial's model was gone when trial 1 started

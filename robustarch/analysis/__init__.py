@@ -1,12 +1,14 @@
-"""From a study's stored trials to statistics: tidy tables, correlations, the power law in ε and
-the sentences a report prints. Works on tables alone and never imports torch.
+"""From a study's stored trials to statistics: tidy tables, correlations, the power law in ε, the
+Holm-corrected findings and the sentences a report prints. Works on tables alone, never imports torch.
 
     a = analyze(study)                 # every table behind the report
     a.tables["correlations"]
 """
 from .analyzer import MIN_TRIALS_FOR_STATS, Analysis, analyze, pareto_front
 from .compare import analyze_pair, compare_tables
-from .record import export_table, robustness_table, samples_table, trials_table
+from .findings import findings_table, holm
+from .record import export_table, rescore_table, robustness_table, samples_table, trials_table
 
 __all__ = ["MIN_TRIALS_FOR_STATS", "Analysis", "analyze", "analyze_pair", "compare_tables",
-           "export_table", "pareto_front", "robustness_table", "samples_table", "trials_table"]
+           "export_table", "findings_table", "holm", "pareto_front", "rescore_table", "robustness_table",
+           "samples_table", "trials_table"]

@@ -1,8 +1,10 @@
 """Statistics on a study's tables: how robustness relates to clean accuracy, size and shape.
 
 `analyze(study)` returns an `Analysis`: every table behind the report (pandas), so each number on
-the page can be exported and recomputed. Models whose attack sanity checks failed are kept in the
-tables but left out of the statistics unless `include_flagged=True`.
+the page can be exported and recomputed. Models with a failed sanity check of severity "invalid"
+are kept in the tables but left out of the statistics unless `include_flagged=True` (warnings are
+shown, not excluded). The best model and the Pareto front are chosen on validation numbers when the
+trials stored them, and quote test numbers.
 """
 from __future__ import annotations
 
@@ -14,8 +16,10 @@ import pandas as pd
 
 from ..errors import UserError
 from ..metrics import WORST_CASE, curve_area
+from .findings import depth_pairs, findings_table, sampler_caveat
+from .phase import gap, phase_table
 from .powerlaw import MAX_ERROR, power_law_table, slope_summary
-from .record import robustness_table, samples_table, trials_table
+from .record import rescore_table, robustness_table, samples_table, trials_table
 from .stats import N_BOOT, Resampler, correlate, ols, partial_correlation
 
 MIN_TRIALS_FOR_STATS = 5
@@ -79,15 +83,18 @@ def grid_map(table: pd.DataFrame, x: str, y: str, value: str = "robust_accuracy"
     return g.sort_values([f"{x}_order", f"{y}_order"])[cols].reset_index(drop=True)
 
 
-def _per_trial(trials: pd.DataFrame, curves: pd.DataFrame, eps, eps_grid, include_flagged: bool) -> pd.DataFrame:
+def _per_trial(trials: pd.DataFrame, curves: pd.DataFrame, eps, eps_grid,
+               include_flagged: bool) -> tuple[pd.DataFrame, str]:
     """The trials table plus what the statistics use: log sizes, temperature, robust accuracy at the
-    headline ε and the ε-curve's area, the sanity flag, whether the model enters the statistics,
-    and whether it is on the clean-vs-robust Pareto front (of the models in the statistics)."""
+    headline ε (test, and validation where stored), the ε-curve's area, the generalization gap, the
+    invalid flag, whether the model enters the statistics, and whether it is on the clean-vs-robust
+    Pareto front (of the models in the statistics). Returns it and the split the front was chosen on."""
     t = trials.copy()
     for col in ("params", "flops"):
         t[f"log10_{col}"] = np.log10(pd.to_numeric(t[col], errors="coerce").where(lambda v: v > 0))
     t["temperature"] = pd.to_numeric(t["lr"], errors="coerce") / pd.to_numeric(t["batch_size"], errors="coerce")
-    t["flagged"] = t["sanity_ok"].eq(False)
+    t["generalization_gap"] = gap(t["train_accuracy"], t["clean_accuracy"])
+    t["flagged"] = t["sanity_invalid"].fillna("").ne("")
     has_curve = t["trial"].isin(curves["trial"])
     t["robust_accuracy"] = np.nan
     t["robust_auc"] = np.nan
@@ -97,12 +104,17 @@ def _per_trial(trials: pd.DataFrame, curves: pd.DataFrame, eps, eps_grid, includ
         t.loc[has_curve, "robust_accuracy"] = c[eps].to_numpy()
         t.loc[has_curve, "robust_auc"] = curve_area(eps_grid, c[eps_grid].to_numpy(float),
                                                     clean_att.to_numpy(float))
+    t["val_robust_accuracy"] = pd.to_numeric(t["val_robust_accuracy"], errors="coerce")
     t["in_statistics"] = has_curve & (include_flagged | ~t["flagged"])
     t["pareto"] = False
     used = t[t["in_statistics"]]
+    # Choosing the best models on the numbers they are then reported with overstates them (the
+    # winner's curse); validation numbers choose, test numbers are quoted.
+    on_val = not used.empty and used[["val_accuracy", "val_robust_accuracy"]].notna().all().all()
+    x, y = ("val_accuracy", "val_robust_accuracy") if on_val else ("clean_accuracy", "robust_accuracy")
     if not used.empty:
-        t.loc[used.index[pareto_front(used["clean_accuracy"], used["robust_accuracy"])], "pareto"] = True
-    return t
+        t.loc[used.index[pareto_front(used[x], used[y])], "pareto"] = True
+    return t, "val" if on_val else "test"
 
 
 def _statistics(u: pd.DataFrame, curves: pd.DataFrame, eps, eps_grid, enough: bool, *, n_boot: int,
@@ -151,17 +163,22 @@ class Analysis:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     fits: dict[str, dict] = field(default_factory=dict)
     attrs: dict = field(default_factory=dict)
+    selection_split: str = "test"  # the split the best model and the Pareto front were chosen on
+    caveat: str | None = None  # why the models may not be a fair sample of the space
+
+    @property
+    def best_trial(self) -> pd.Series | None:
+        """The most robust model in the statistics, chosen on `selection_split` (its row quotes test
+        numbers)."""
+        u = self.used_trials
+        col = "val_robust_accuracy" if self.selection_split == "val" else "robust_accuracy"
+        return None if u.empty or u[col].isna().all() else u.loc[u[col].idxmax()]
 
     @property
     def used_trials(self) -> pd.DataFrame:
         """The trials the statistics use (complete, with attack results, unflagged unless included)."""
         t = self.tables["trials"]
         return t[t["in_statistics"]]
-
-    @property
-    def knobs_searched(self) -> list[str]:
-        t = self.tables["trials"]
-        return [k for k in ("lr", "batch_size", "train_fraction") if k in t and t[k].nunique() > 1]
 
 
 def analyze(study, *, eps: float | None = None, include_flagged: bool = False, n_boot: int = N_BOOT,
@@ -178,7 +195,6 @@ def analyze(study, *, eps: float | None = None, include_flagged: bool = False, n
 
 
 def _analyze(study, *, eps, include_flagged, n_boot, seed, max_error) -> Analysis:
-    trials = trials_table(study)
     robustness = robustness_table(study)
     samples = samples_table(study)
     attrs = dict(study.user_attrs)
@@ -195,14 +211,14 @@ def _analyze(study, *, eps, include_flagged, n_boot, seed, max_error) -> Analysi
 
     curves = wc.pivot_table(index="trial", columns="eps", values="robust_accuracy").reset_index()
     curves.columns.name = None
-    t = _per_trial(trials, curves, eps, eps_grid, include_flagged)
+    t, selection = _per_trial(trials_table(study, eps), curves, eps, eps_grid, include_flagged)
     analysed, used = t[t["trial"].isin(curves["trial"])], t[t["in_statistics"]]
     result = Analysis(study.study_name, eps, eps_grid, include_flagged, len(t), len(analysed),
                       int(analysed["flagged"].sum()), len(used), len(used) >= MIN_TRIALS_FOR_STATS,
-                      attrs=attrs)
+                      attrs=attrs, selection_split=selection, caveat=sampler_caveat(attrs))
 
-    curve_info = curves.merge(t[["trial", "attacked_clean_accuracy"]], on="trial", how="left")
-    power = power_law_table(samples, curve_info, eps_grid, max_error=max_error, n_boot=n_boot, seed=seed)
+    power = power_law_table(samples, analysed["trial"], used["trial"], max_error=max_error, n_boot=n_boot,
+                            seed=seed)
     t = t.merge(power[["trial", "slope"]].rename(columns={"slope": "power_law_slope"}), on="trial", how="left")
     result.fits["power_law"] = slope_summary(power[power["trial"].isin(used["trial"])])
     result.tables.update(_statistics(t[t["in_statistics"]], curves, eps, eps_grid, result.enough,
@@ -213,24 +229,32 @@ def _analyze(study, *, eps, include_flagged, n_boot, seed, max_error) -> Analysi
     result.tables["power_law"] = power.merge(t[["trial", "arch_summary", "flagged", "in_statistics"]],
                                              on="trial", how="left")
     result.tables["power_law_summary"] = pd.DataFrame([result.fits["power_law"]])
+    result.tables["samples"] = samples
+    result.tables["margin_quantiles"] = margin_quantiles(samples)
+    result.tables["rescore"] = rescore_table(study)
+    _model_tables(result, t[t["in_statistics"]], n_boot=n_boot, seed=seed)
+    return result
+
+
+def _model_tables(result: Analysis, u: pd.DataFrame, *, n_boot: int, seed: int) -> None:
+    """The tables over the models in the statistics `u`: findings, slope correlations, Pareto front,
+    depth × width, depth pairs and the phase diagram."""
+    power = result.tables["power_law"]
+    result.tables["findings"] = findings_table(u, power[power["in_statistics"].fillna(False).astype(bool)],
+                                               n_boot=n_boot, seed=seed)
     # Is the slope a property of the architecture? Its correlations with size, shape and accuracy.
-    u = t[t["in_statistics"]]
     result.tables["slope_correlations"] = (
         correlations(u, "power_law_slope", ("clean_accuracy", "log10_params", "depth", "width"), n_boot=n_boot,
                      seed=seed) if result.enough else pd.DataFrame(columns=["target", "variable", "method", "n",
                                                                              "coef", "p_value", "ci_low", "ci_high"]))
-    result.tables["samples"] = samples
-    result.tables["margin_quantiles"] = margin_quantiles(samples)
-    result.tables["pareto_front"] = (t.loc[t["pareto"], ["trial", "arch_summary", "clean_accuracy",
-                                                         "robust_accuracy"]].sort_values("clean_accuracy"))
-    result.tables["depth_width"] = grid_map(t[t["in_statistics"]], "depth", "width", log_y=True)
-    phase = pd.DataFrame()
-    if result.knobs_searched:
-        # Temperature-like knob: lr / batch_size (SGD noise scale); load-like: training fraction.
-        u = t[t["in_statistics"]].assign(train_fraction=lambda d: d["train_fraction"].fillna(1.0))
-        phase = grid_map(u, "temperature", "train_fraction", log_x=True)
-    result.tables["phase_diagram"] = phase
-    return result
+    t = result.tables["trials"]
+    front = ["trial", "arch_summary", "val_accuracy", "val_robust_accuracy", "clean_accuracy", "robust_accuracy"]
+    result.tables["pareto_front"] = t.loc[t["pareto"], front].sort_values("clean_accuracy")
+    result.tables["depth_width"] = grid_map(u, "depth", "width", log_y=True)
+    result.tables["depth_pairs"] = depth_pairs(u)
+    result.tables["phase_diagram"] = phase_table(u.assign(train_fraction=lambda d: d["train_fraction"].fillna(1.0),
+                                                          label_noise=lambda d: d["label_noise"].fillna(0.0)),
+                                                 grid_map)
 
 
 def margin_quantiles(samples: pd.DataFrame, n_points: int = 41) -> pd.DataFrame:

@@ -2,6 +2,7 @@
 
 `trials_table`: one row per trial. `robustness_table`: one row per trial × attack × ε (tidy).
 `samples_table`: one row per trial × attacked clean-correct sample (logit margin, minimal ε).
+`rescore_table`: one row per trial re-attacked after the search (`rescore:<trial>` study attributes).
 """
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ from ..errors import UserError
 TRIAL_COLUMNS = ["trial", "state", "arch_summary", "params", "flops", "depth", "width",
                  "clean_accuracy", "val_accuracy", "attacked_clean_accuracy", "n_attacked",
                  "median_min_eps", "lr", "batch_size", "train_fraction", "epochs", "recipe",
-                 "train_seconds", "attack_seconds", "fail_reason", "sanity_ok", "sanity_failed"]
-TRAIN_KNOBS = ("lr", "batch_size", "train_fraction", "epochs", "recipe")
+                 "train_seconds", "attack_seconds", "fail_reason", "sanity_ok", "sanity_failed",
+                 "sanity_invalid", "sanity_warnings", "train_accuracy", "label_noise", "max_steps",
+                 "selection_split", "val_robust_accuracy", "val_attacked_clean_accuracy", "val_n_attacked"]
+TRAIN_KNOBS = ("lr", "batch_size", "train_fraction", "epochs", "recipe", "label_noise", "max_steps")
 
 
 def _trials(study):
@@ -38,12 +41,17 @@ def _objective_columns(names: list[str]) -> list[str]:
     return ["objective"] if names == ["objective"] else [f"objective_{n}" for n in names]
 
 
-def trials_table(study) -> pd.DataFrame:
+def trials_table(study, eps: float | None = None) -> pd.DataFrame:
     """One row per trial (any state): architecture, size (params; FLOPs per input, 1 multiply-add =
     2 FLOPs), clean accuracy on the test split, the objective value(s) (`objective` for one objective,
     `objective_<name>` for several), training knobs from `train_config`, timings in seconds, the
     failure/rejection reason, and the attack sanity checks (`sanity_ok`; `sanity_failed` names the
-    failed checks, comma-separated)."""
+    failed checks, comma-separated; `sanity_invalid` the failed checks that invalidate the model,
+    `sanity_warnings` those only shown). `selection_split` is "val" when the objective was measured on
+    a validation subset, else "test" (studies stored before that split existed);
+    `val_robust_accuracy` is its worst-case robust accuracy at `eps` (default: the study's
+    objective ε), empty where not stored."""
+    eps = study.user_attrs.get("objective_eps") if eps is None else eps
     names = objective_names(study)
     obj_cols = _objective_columns(names)
     rows = []
@@ -62,6 +70,10 @@ def trials_table(study) -> pd.DataFrame:
             "fail_reason": a.get("fail_reason") or a.get("rejected"),
             "sanity_ok": all(sanity.values()) if sanity else None,
             "sanity_failed": ", ".join(sorted(k for k, ok in sanity.items() if not ok)),
+            **_sanity_severity(a, sanity), "train_accuracy": a.get("train_accuracy"),
+            "selection_split": a.get("selection_split") or ("val" if "val_robust_accuracy" in a else "test"),
+            "val_attacked_clean_accuracy": a.get("val_attacked_clean_accuracy"),
+            "val_n_attacked": a.get("val_n_attacked"), "val_robust_accuracy": _val_robust(a, eps),
         }
         for knob in TRAIN_KNOBS:
             row[knob] = train.get(knob)
@@ -69,6 +81,51 @@ def trials_table(study) -> pd.DataFrame:
         row.update(zip(obj_cols, values))
         rows.append(row)
     return pd.DataFrame(rows, columns=TRIAL_COLUMNS + obj_cols)
+
+
+def _sanity_severity(a: dict, sanity: dict) -> dict:
+    """Failed checks split by severity. Studies stored before severities existed have no
+    `sanity_invalid`: every failed check there counts as invalid, as it did then."""
+    failed = sorted(k for k, ok in sanity.items() if not ok)
+    if "sanity_invalid" in a or "sanity_warnings" in a:
+        invalid, warnings = sorted(a.get("sanity_invalid") or []), sorted(a.get("sanity_warnings") or [])
+    else:
+        invalid, warnings = failed, []
+    return {"sanity_invalid": ", ".join(invalid), "sanity_warnings": ", ".join(warnings)}
+
+
+def _val_robust(a: dict, eps: float | None):
+    """Worst-case robust accuracy on the validation subset at `eps` (None where not stored)."""
+    val = (a.get("val_robust_accuracy") or {}).get("worst_case")
+    if val is None or eps is None:
+        return None
+    return next((v for e, v in zip(a.get("eps") or [], val) if math.isclose(e, eps)), None)
+
+
+def rescore_table(study) -> pd.DataFrame:
+    """One row per rescored trial × ε: the search's worst-case robust accuracy (test split) beside
+    the rescore's (`rescore:<trial>` study attribute, usually a stronger suite) and the drop
+    (search − rescore). ε the search did not measure leave `search_robust_accuracy` empty."""
+    cols = ["trial", "suite", "split", "eps", "search_robust_accuracy", "rescored_robust_accuracy", "drop",
+            "search_clean_accuracy", "rescored_clean_accuracy", "n_attacked", "seconds", "sanity_invalid"]
+    trials = {t.number: t.user_attrs for t in _trials(study)}
+    rows = []
+    for key, r in sorted(study.user_attrs.items()):
+        if not key.startswith("rescore:") or not key[8:].isdigit():
+            continue
+        trial = int(key[8:])
+        a = trials.get(trial, {})
+        search = dict(zip(a.get("eps") or [], (a.get("robust_accuracy") or {}).get("worst_case") or []))
+        rescored = (r.get("robust_accuracy") or {}).get("worst_case") or []
+        for eps, value in zip(r.get("eps") or [], rescored):
+            before = next((v for e, v in search.items() if math.isclose(e, eps)), None)
+            rows.append({"trial": trial, "suite": r.get("suite"), "split": r.get("split"), "eps": eps,
+                         "search_robust_accuracy": before, "rescored_robust_accuracy": value,
+                         "drop": None if before is None else before - value,
+                         "search_clean_accuracy": a.get("clean_accuracy"),
+                         "rescored_clean_accuracy": r.get("clean_accuracy"), "n_attacked": r.get("n_attacked"),
+                         "seconds": r.get("seconds"), "sanity_invalid": ", ".join(r.get("sanity_invalid") or [])})
+    return pd.DataFrame(rows, columns=cols)
 
 
 def _finite_or_none(value):
@@ -97,23 +154,31 @@ def robustness_table(study) -> pd.DataFrame:
 def samples_table(study) -> pd.DataFrame:
     """One row per complete trial × attacked clean-correct sample: `margin` (top-1 minus runner-up
     logit), `min_adversarial_eps` (smallest ε at which any attack broke it; inf = never broken) and
-    `broken` (False where no attack broke it)."""
-    trials, margins, min_eps = [], [], []
+    `broken` (False where no attack broke it), and `minimization_min_eps` (smallest ε found by the
+    minimization attacks alone; NaN where the trial did not store it — older studies)."""
+    trials, margins, min_eps, min_eps_min = [], [], [], []
     for t in _trials(study):
         a = t.user_attrs
         if t.state.name != "COMPLETE" or "margins" not in a:
             continue
         m = np.asarray(a.get("margins") or [], dtype=float)
-        e = a.get("min_adversarial_eps")
-        e = np.full(len(m), np.nan) if e is None else np.array([np.inf if v is None else v for v in e], dtype=float)
         trials.append(np.full(len(m), t.number))
         margins.append(m)
-        min_eps.append(e)
+        min_eps.append(_eps_list(a.get("min_adversarial_eps"), len(m)))
+        min_eps_min.append(_eps_list(a.get("minimization_min_eps"), len(m)))
     cat = (lambda parts, dtype: np.concatenate(parts) if parts else np.array([], dtype=dtype))
     eps = cat(min_eps, float)
     # `broken` spells out what inf means: JSON has no infinity (pandas writes null, as for missing).
     return pd.DataFrame({"trial": cat(trials, int), "margin": cat(margins, float),
-                         "min_adversarial_eps": eps, "broken": np.isfinite(eps)})
+                         "min_adversarial_eps": eps, "broken": np.isfinite(eps),
+                         "minimization_min_eps": cat(min_eps_min, float)})
+
+
+def _eps_list(values, n: int) -> np.ndarray:
+    """A stored per-sample ε list as floats: None (never broken) → inf, missing list → NaN."""
+    if values is None or len(values) != n:
+        return np.full(n, np.nan)
+    return np.array([np.inf if v is None else v for v in values], dtype=float)
 
 
 def export_table(table: pd.DataFrame, path: str | Path) -> Path:

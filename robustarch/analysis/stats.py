@@ -195,27 +195,65 @@ def partial_correlation(x, y, z, *, method: str = "pearson", n_boot: int = N_BOO
     return out
 
 
+def _usable_predictors(X: np.ndarray, names: list[str]) -> tuple[list[int], list[str]]:
+    """Indices of the predictors to keep, and why each other one was dropped: constant columns (no
+    information beside the intercept), then any column that adds no rank to the ones kept before it
+    (an exact linear combination: its coefficient would not be identifiable)."""
+    keep, dropped = [], []
+    base = np.ones((len(X), 1))
+    for i, name in enumerate(names):
+        col = X[:, i]
+        if np.ptp(col) == 0:
+            dropped.append(f"{name} (constant)")
+            continue
+        cand = np.column_stack([base, X[:, keep], col])
+        scale = np.abs(cand).max(0)
+        if np.linalg.matrix_rank(cand / np.where(scale > 0, scale, 1)) < cand.shape[1]:
+            dropped.append(f"{name} (collinear with {' + '.join(['intercept', *(names[j] for j in keep)])})")
+            continue
+        keep.append(i)
+    return keep, dropped
+
+
+def vif(X: np.ndarray) -> np.ndarray:
+    """Variance inflation factor of each column of X (no intercept column): 1 / (1 − R²) of the
+    column regressed on the others with an intercept. Above ~10 its coefficient is unstable."""
+    out = np.full(X.shape[1], math.nan)
+    for j in range(X.shape[1]):
+        others = np.column_stack([np.ones(len(X)), np.delete(X, j, axis=1)])
+        coef, *_ = np.linalg.lstsq(others, X[:, j], rcond=None)
+        resid = X[:, j] - others @ coef
+        ss = float(((X[:, j] - X[:, j].mean()) ** 2).sum())
+        r2 = 1 - float(resid @ resid) / ss if ss > 0 else math.nan
+        out[j] = math.inf if r2 >= 1 - 1e-12 else 1 / (1 - r2)
+    return out
+
+
 def ols(table: pd.DataFrame, target: str, predictors: list[str],
         confidence: float = CONFIDENCE) -> tuple[pd.DataFrame, dict]:
     """Ordinary least squares `target ~ 1 + predictors` on the complete rows of `table`.
 
-    Returns the coefficient table (term, coef, std_err, t, p_value, ci_low, ci_high; t-based
-    intervals) and the fit (n, r2, adj_r2, residual std). Too few rows → empty table, NaN fit.
+    Constant predictors and predictors collinear with earlier ones are dropped first (the fit's
+    `dropped` says which and why; `predictors` lists those used). Returns the coefficient table
+    (term, coef, std_err, t, p_value, ci_low, ci_high with t-based intervals, vif) and the fit (n,
+    r2, adj_r2, residual std). Too few rows → empty table, NaN fit.
     """
     sub = table[[target, *predictors]].apply(pd.to_numeric, errors="coerce").dropna()
-    n, k = len(sub), len(predictors) + 1
+    keep, dropped = _usable_predictors(sub[predictors].to_numpy(float), predictors)
+    used = [predictors[i] for i in keep]
+    n, k = len(sub), len(used) + 1
     fit = {"n": n, "r2": math.nan, "adj_r2": math.nan, "resid_std": math.nan, "target": target,
-           "predictors": " + ".join(predictors)}
-    cols = ["term", "coef", "std_err", "t", "p_value", "ci_low", "ci_high"]
+           "predictors": " + ".join(used), "dropped": "; ".join(dropped)}
+    cols = ["term", "coef", "std_err", "t", "p_value", "ci_low", "ci_high", "vif"]
     if n <= k + 1:
         return pd.DataFrame(columns=cols), fit
-    X = np.column_stack([np.ones(n), sub[predictors].to_numpy(float)])
+    X = np.column_stack([np.ones(n), sub[used].to_numpy(float)])
     y = sub[target].to_numpy(float)
     coef, *_ = np.linalg.lstsq(X, y, rcond=None)
     resid = y - X @ coef
     df = n - k
     sigma2 = float(resid @ resid) / df
-    cov = sigma2 * np.linalg.pinv(X.T @ X)
+    cov = sigma2 * np.linalg.inv(X.T @ X)
     se = np.sqrt(np.clip(np.diag(cov), 0, None))
     with np.errstate(divide="ignore", invalid="ignore"):
         t = coef / se
@@ -224,7 +262,7 @@ def ols(table: pd.DataFrame, target: str, predictors: list[str],
     r2 = 1 - float(resid @ resid) / ss_tot if ss_tot > 0 else math.nan
     fit.update(r2=r2, adj_r2=1 - (1 - r2) * (n - 1) / df if ss_tot > 0 else math.nan,
                resid_std=math.sqrt(sigma2))
-    rows = pd.DataFrame({"term": ["intercept", *predictors], "coef": coef, "std_err": se, "t": t,
+    rows = pd.DataFrame({"term": ["intercept", *used], "coef": coef, "std_err": se, "t": t,
                          "p_value": 2 * stats.t.sf(np.abs(t), df), "ci_low": coef - q * se,
-                         "ci_high": coef + q * se})
+                         "ci_high": coef + q * se, "vif": [math.nan, *vif(X[:, 1:])]})
     return rows, fit

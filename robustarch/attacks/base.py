@@ -56,6 +56,12 @@ class Attack(ABC):
         """Validate this attack's settings in its YAML entry (`sec.get(key, type, default, ...)`
         raises the one-line error); unknown keys are rejected before this is called."""
 
+    @classmethod
+    def is_deterministic(cls, settings: dict[str, Any]) -> bool:
+        """True when these settings make every run from the same sample identical (no random start),
+        so `restarts` > 1 would only repeat the first run; the suite config refuses that."""
+        return False
+
     def __init__(self, label: str, threat_model: str, settings: dict[str, Any] | None = None, *,
                  restarts: int = 1, samples: int | None = None):
         self.label, self.threat_model = label, threat_model

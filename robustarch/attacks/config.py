@@ -5,16 +5,18 @@ the file, line, field and the allowed values.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from ..errors import one_of
 from ..presets import Section, load_yaml, resolve
-from .foolbox_adapter import attack_threat_model, foolbox_attack_names, make_foolbox_attack
+from .foolbox_adapter import (attack_threat_model, foolbox_attack_names, foolbox_is_deterministic,
+                              make_foolbox_attack)
 from .registry import native_attack, native_names
 from .spec import ENGINES, THREAT_MODELS, AttackConfig, SuiteConfig
 
 _TOP_FIELDS = ("name", "description", "threat_model", "eps", "eps_255", "samples", "batch_size",
-               "seed", "attacks", "sanity")
+               "seed", "attacks", "sanity", "eot")
 _SANITY_FIELDS = ("step_doubling", "large_eps")
 # Fields of an attack entry that are ours; every other key is a keyword argument of the attack.
 _OUR_ATTACK_FIELDS = ("attack", "name", "restarts", "engine", "samples")
@@ -36,11 +38,10 @@ def parse_suite(doc: Section, default_name: str = "suite") -> SuiteConfig:
         raise doc.error(None, "give exactly one of 'eps' (absolute, input units) or 'eps_255' (units of 1/255)")
     key = "eps" if "eps" in doc else "eps_255"
     raw = doc.data[key]
-    if not isinstance(raw, list) or not raw or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in raw):
+    if not isinstance(raw, list) or not raw:
         raise doc.error(key, f"expected a non-empty list of positive numbers, got {raw!r}")
     scale = 1.0 if key == "eps" else 1.0 / 255.0
-    eps = tuple(sorted({float(v) * scale for v in raw}))
+    eps = tuple(sorted({_grid_value(doc, key, v) * scale for v in raw}))
     attacks = tuple(_parse_attack(s, threat) for s in doc.sections("attacks"))
     labels = [a.label for a in attacks]
     if len(set(labels)) != len(labels):
@@ -51,7 +52,26 @@ def parse_suite(doc: Section, default_name: str = "suite") -> SuiteConfig:
         name=doc.get("name", str, default_name), threat_model=threat, eps=eps, attacks=attacks,
         samples=doc.get("samples", int, 500, min=1), batch_size=doc.get("batch_size", int, 256, min=1),
         seed=doc.get("seed", int, 0), description=doc.get("description", str, ""),
-        step_doubling=sanity.get("step_doubling", bool, False), large_eps=sanity.get("large_eps", bool, True))
+        step_doubling=sanity.get("step_doubling", bool, False), large_eps=sanity.get("large_eps", bool, True),
+        eot=doc.get("eot", int, None, min=1))
+
+
+_FRACTION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*/\s*(\d+(?:\.\d*)?|\.\d+)\s*$")
+
+
+def _grid_value(doc: Section, key: str, value: object) -> float:
+    """One ε of the grid: a positive number, or a fraction written as a string ("8/255", "0.5/255"),
+    which keeps CIFAR-style grids readable."""
+    if isinstance(value, str):
+        match = _FRACTION.match(value)
+        if match is None or float(match.group(2)) == 0:
+            raise doc.error(key, f"cannot read {value!r} as an ε; write a positive number (0.03) or a "
+                                 f"fraction like '8/255'")
+        value = float(match.group(1)) / float(match.group(2))
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise doc.error(key, f"expected a non-empty list of positive numbers (or fractions like '8/255'), "
+                             f"got {value!r}")
+    return float(value)
 
 
 def _parse_attack(sec: Section, threat: str) -> AttackConfig:
@@ -74,15 +94,24 @@ def _parse_attack(sec: Section, threat: str) -> AttackConfig:
                 raise sec.error(key, f"not an argument of the native {name}; allowed fields are "
                                      f"{one_of(_OUR_ATTACK_FIELDS + cls.SETTINGS)}")
         cls.check_settings(sec)
+        deterministic = cls.is_deterministic(kwargs)
+        randomizable = "random_start" in cls.SETTINGS
     else:
         try:
             instance = make_foolbox_attack(name, kwargs)
         except (TypeError, ValueError, AssertionError) as exc:
             raise sec.error(None, f"bad arguments for Foolbox {name}: {exc or type(exc).__name__}") from None
         distance = attack_threat_model(instance)
+        deterministic = foolbox_is_deterministic(name, instance)
+        randomizable = hasattr(instance, "random_start")
     if distance is not None and distance != threat:
         raise sec.error("attack", f"{name} works in the {distance} threat model but the suite's "
                                   f"threat_model is {threat!r}")
+    restarts = sec.get("restarts", int, 1, min=1)
+    if restarts > 1 and deterministic:
+        hint = " or set random_start: true" if randomizable else ""
+        raise sec.error("restarts", f"{name} is deterministic here (no random start), so every restart "
+                                    f"would repeat the first; allowed: restarts: 1{hint}")
     return AttackConfig(attack=name, label=sec.get("name", str, name), kwargs=kwargs,
-                        restarts=sec.get("restarts", int, 1, min=1), engine=engine,
+                        restarts=restarts, engine=engine,
                         samples=sec.get("samples", int, None, min=1))

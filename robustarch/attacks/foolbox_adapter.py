@@ -15,6 +15,9 @@ from .base import AttackKind, FixedEpsilonAttack, MinimizationAttack, Target
 # Foolbox attacks that use no gradient (noise, decision-based): the gradient-masking baseline.
 _GRADIENT_FREE = ("Noise", "HopSkipJump", "Boundary", "Blur", "Contrast", "Inversion", "Dataset",
                   "Pointwise", "GenAttack", "Binarization")
+# Foolbox attacks that start from the clean point and draw nothing random: reruns repeat the first.
+_DETERMINISTIC = ("FMN", "DDN", "CarliniWagner", "EAD", "DeepFool", "FastGradient", "FGSM", "FGM",
+                  "NewtonFool")
 _SINGLE_STEP = ("FGSM", "FGM", "LinfFastGradientAttack", "L2FastGradientAttack", "L1FastGradientAttack")
 
 
@@ -67,6 +70,14 @@ def attack_threat_model(instance) -> str | None:
         if text.startswith(key):
             return key
     return None
+
+
+def foolbox_is_deterministic(name: str, instance) -> bool:
+    """True when Foolbox's `name` has no random start: FMN, DDN, C&W, FGSM, or a gradient-descent
+    attack (PGD, BIM) with `random_start=False`."""
+    if any(part in name for part in _DETERMINISTIC):
+        return True
+    return getattr(instance, "random_start", None) is False
 
 
 def _kind(name: str, minimization: bool) -> AttackKind:

@@ -1,5 +1,5 @@
-"""The model under attack: normalization as part of the model, its state restored afterwards, and
-the checks that inputs lie in bounds and outputs are (batch, classes) logits.
+"""The model under attack: normalization and (for random models) averaging over draws as part of the
+model, its state restored afterwards, and checks that inputs lie in bounds and outputs are logits.
 """
 from __future__ import annotations
 
@@ -23,6 +23,47 @@ class Normalized(nn.Module):
 
     def forward(self, x):
         return self.model((x - self.mean) / self.std)
+
+
+class ExpectedLogits(nn.Module):
+    """Expectation over transformation (Athalye et al. 2018) for a model whose output is random in
+    eval mode (dropout left on, random preprocessing): the mean logits over `draws` forward passes.
+
+    Attacks then follow the gradient of the expectation, and `verify` judges the averaged prediction,
+    so a single unlucky draw neither breaks a clean sample nor counts as an adversarial.
+    """
+
+    def __init__(self, model: nn.Module, draws: int):
+        super().__init__()
+        self.model, self.draws = model, draws
+
+    def forward(self, x):
+        # Separate passes, not one batch of repeated inputs: a random transform may draw once per
+        # batch (a random resize), and would then give every copy the same draw.
+        return torch.stack([self.model(x) for _ in range(self.draws)]).mean(0)
+
+
+class ZeroGradientPath(nn.Module):
+    """A model whose output does not depend on its input through autograd (preprocessing in numpy,
+    `.detach()`): gradient attacks would crash on it. This adds a zero-valued term that links the
+    output to the input, so they run and see what such a model gives them — a zero gradient — and
+    the gradient and large-ε checks flag the evaluation invalid instead of the program failing."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        out = self.model(x)
+        if out.requires_grad or not x.requires_grad:
+            return out
+        return out + 0.0 * x.flatten(1).sum(1, keepdim=True)
+
+
+def has_gradient_path(net: nn.Module, x: torch.Tensor) -> bool:
+    """Whether autograd connects the model's output to its input (on one sample)."""
+    with torch.enable_grad():
+        return bool(net(x[:1].clone().requires_grad_(True)).requires_grad)
 
 
 class ModelState:

@@ -15,6 +15,10 @@ from .gradient import LOSSES, PGDParams, fgsm_all_eps, pgd
 class NativeFGSM(SingleStepAttack):
     """One gradient, one ray: FGSM's (L∞) or FGM's (L2) point at every ε of the grid."""
 
+    @classmethod
+    def is_deterministic(cls, settings) -> bool:
+        return True
+
     def run_grid(self, target, x, y, grid):
         return fgsm_all_eps(target.net, x, y, grid, self.threat_model, target.bounds)
 
@@ -34,6 +38,10 @@ class NativePGD(FixedEpsilonAttack):
         sec.get("abs_stepsize", float, 1.0, min=0.0)
         sec.get("loss", str, "ce", choices=LOSSES)
         sec.get("random_start", bool, True)
+
+    @classmethod
+    def is_deterministic(cls, settings) -> bool:
+        return not settings.get("random_start", PGDParams.random_start)
 
     @property
     def params(self) -> PGDParams:

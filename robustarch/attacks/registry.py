@@ -3,7 +3,7 @@ name a Foolbox class. Importing this module registers the native attacks.
 """
 from __future__ import annotations
 
-from . import native  # noqa: F401 (registers the native attacks)
+from . import apgd, fab, native, square  # noqa: F401 (registers the native attacks)
 from .base import NATIVE, Attack
 from .foolbox_adapter import foolbox_attack, foolbox_attack_names
 from .spec import AttackConfig

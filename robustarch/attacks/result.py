@@ -73,7 +73,9 @@ class AttackResult:
     measured distance. `curve`: one row per attack × ε — `robust_accuracy` (fraction of the samples
     the attack saw that are clean-correct and unbroken at ε) and `n`; `attack == "worst_case"` is the
     per-sample worst case over attacks (mean over samples of the min over attacks). `sanity`: named
-    checks, each a dict with `ok` and the numbers behind it. `adversarials` (on request): per attack
+    checks, each a dict with `ok`, `severity` ('invalid': the numbers cannot be trusted; 'warning':
+    an attack was under-powered, see `sanity.SEVERITY`) and the numbers behind it; `valid` says no
+    invalid check failed, `sanity_ok` that none failed at all. `adversarials` (on request): per attack
     and for the worst case, `x_adv` (the verified adversarial at the sample's minimal ε, NaN if none)
     and `eps`.
     """
@@ -104,7 +106,28 @@ class AttackResult:
 
     @property
     def sanity_ok(self) -> bool:
+        """No check failed, warnings included."""
         return all(check["ok"] for check in self.sanity.values())
+
+    def _failed(self, severity: str) -> list[str]:
+        # A check stored before severities existed counts as invalid: the cautious reading.
+        return [name for name, c in self.sanity.items()
+                if not c["ok"] and c.get("severity", "invalid") == severity]
+
+    @property
+    def invalid_checks(self) -> list[str]:
+        """Names of the failed checks that make the evaluation untrustworthy."""
+        return self._failed("invalid")
+
+    @property
+    def warning_checks(self) -> list[str]:
+        """Names of the failed checks that only warn (an attack that more effort would strengthen)."""
+        return self._failed("warning")
+
+    @property
+    def valid(self) -> bool:
+        """No invalid check failed: the robust accuracy can be used (warnings may remain)."""
+        return not self.invalid_checks
 
     def curve_table(self) -> pd.DataFrame:
         """The ε-curve as a wide table: one row per ε, one column per attack (worst case last)."""
@@ -113,9 +136,9 @@ class AttackResult:
         return wide[order]
 
     def sanity_table(self) -> pd.DataFrame:
-        """One row per check: `check`, `ok` and its numbers as a compact text."""
-        rows = [{"check": name, "ok": bool(c["ok"]),
-                 "numbers": ", ".join(f"{k}={_fmt(v)}" for k, v in c.items() if k != "ok")}
+        """One row per check: `check`, `ok`, `severity` and its numbers as a compact text."""
+        rows = [{"check": name, "ok": bool(c["ok"]), "severity": c.get("severity", "invalid"),
+                 "numbers": ", ".join(f"{k}={_fmt(v)}" for k, v in c.items() if k not in ("ok", "severity"))}
                 for name, c in self.sanity.items()]
         return pd.DataFrame(rows)
 

@@ -1,7 +1,8 @@
 """Sanity checks of an attack evaluation (Carlini et al. 2019, "On Evaluating Adversarial Robustness").
 
-Each check is a named flag with the numbers behind it; a failed flag means the robust accuracy is
-suspect (most often: gradient masking, or attacks too weak), not that the code crashed.
+Each check is a named flag with its numbers and a severity: a failed *invalid* check means the robust
+accuracy cannot be trusted (gradient masking, a random model, broken bookkeeping); a failed *warning*
+means an attack was under-powered in a way the suite's worst case already absorbs or bounds.
 """
 from __future__ import annotations
 
@@ -19,6 +20,27 @@ MAX_VIOLATION_FRACTION = 0.02
 MAX_ZERO_GRADIENT_FRACTION = 0.05
 MIN_BROKEN_UNBOUNDED = 0.99
 MAX_STEP_DOUBLING_CHANGE = 0.01  # robust accuracy, as a fraction (1 point)
+# When the ε-ball covers the whole input box every sample can be sent to a point of another class
+# (the box holds inputs of every class): robust accuracy must be ~0, not merely at chance. One point of slack.
+MAX_LARGE_EPS_ROBUST = 0.01
+
+INVALID, WARNING = "invalid", "warning"
+SEVERITY = {
+    # Signs that the gradient attacks were misled or that the numbers do not measure the model.
+    "deterministic_outputs": INVALID,  # random outputs: noise flips look like adversarials
+    "curve_non_increasing": INVALID,  # per-sample bookkeeping broken
+    "large_eps_chance_level": INVALID,  # the attack cannot win where winning is guaranteed
+    "gradients_finite_nonzero": INVALID,  # nothing for a gradient attack to follow
+    "iterative_at_least_single_step": INVALID,  # many steps losing to one: a misleading loss surface
+    "gradient_free_not_stronger": INVALID,  # noise beating gradients: the gradients point nowhere
+    # Under-powered attacks whose result is still usable. Step doubling: the stronger doubled run is
+    # merged into the attack's column and the worst case, so the reported curve is the better one;
+    # the flag says "more steps would likely help more". Unbounded minimization: a few-step FMN may
+    # stop short of the boundary on a robust model (seen: 1 of 95 on an FGSM-trained digits CNN);
+    # the fixed-ε attacks and the large-ε probe still bound the curve, and masking shows above.
+    "step_doubling_stable": WARNING,
+    "unbounded_minimization_breaks_all": WARNING,
+}
 
 
 def grid_level(eps: np.ndarray, grid: tuple[float, ...]) -> np.ndarray:
@@ -48,8 +70,12 @@ def _weaker_wins(per_sample, grid, strong: list[str], weak: list[str]) -> dict:
 
 def sanity_checks(per_sample: pd.DataFrame, curve: pd.DataFrame, grid: tuple[float, ...],
                   kinds: dict[str, AttackKind], extras: dict) -> dict[str, dict]:
-    """All checks that the suite's attacks allow; `kinds` maps attack label → its `AttackKind`."""
+    """All checks that the suite's attacks allow, each with `ok`, `severity` and its numbers;
+    `kinds` maps attack label → its `AttackKind`, `extras` holds the `probes` results."""
     checks: dict[str, dict] = {}
+    if "determinism" in extras:
+        info = extras["determinism"]
+        checks["deterministic_outputs"] = {"ok": not info["random"], **info}
     # Our curves come from per-sample minimal ε, so they cannot rise unless that bookkeeping is
     # broken; the flag guards it (per-ε reruns, as Foolbox sweeps do, can rise).
     increases = {a: float(np.max(np.diff(g.sort_values("eps")["robust_accuracy"].to_numpy()), initial=0.0))
@@ -59,7 +85,25 @@ def sanity_checks(per_sample: pd.DataFrame, curve: pd.DataFrame, grid: tuple[flo
                                       "max_increase_per_attack": increases}
     if "large_eps" in extras:
         info = extras["large_eps"]
-        checks["large_eps_chance_level"] = {"ok": info["robust_accuracy"] <= info["chance"], **info}
+        checks["large_eps_chance_level"] = {"ok": info["robust_accuracy"] <= MAX_LARGE_EPS_ROBUST,
+                                            "allowed_robust_accuracy": MAX_LARGE_EPS_ROBUST, **info}
+    checks.update(_attack_comparisons(per_sample, grid, kinds))
+    grad = extras["gradients"]
+    checks["gradients_finite_nonzero"] = {
+        "ok": grad["finite"] and grad["fraction_zero"] <= MAX_ZERO_GRADIENT_FRACTION,
+        "allowed_fraction_zero": MAX_ZERO_GRADIENT_FRACTION, **grad}
+    if "step_doubling" in extras:
+        info = extras["step_doubling"]
+        checks["step_doubling_stable"] = {"ok": info["max_change"] < MAX_STEP_DOUBLING_CHANGE,
+                                          "allowed_change": MAX_STEP_DOUBLING_CHANGE, **info}
+    # Severity right after ok, so a stored check reads "ok, severity, numbers".
+    return {name: {"ok": bool(c["ok"]), "severity": SEVERITY[name], **c} for name, c in checks.items()}
+
+
+def _attack_comparisons(per_sample: pd.DataFrame, grid: tuple[float, ...],
+                        kinds: dict[str, AttackKind]) -> dict[str, dict]:
+    """The checks that compare the suite's attacks with each other, where the suite has both sides."""
+    checks: dict[str, dict] = {}
     minimization = [a for a, k in kinds.items() if k == AttackKind.MINIMIZATION]
     if minimization:
         cols = per_sample[[f"eps_{a}" for a in minimization]].to_numpy(dtype=float)
@@ -77,12 +121,4 @@ def sanity_checks(per_sample: pd.DataFrame, curve: pd.DataFrame, grid: tuple[flo
     free = [a for a, k in kinds.items() if k == AttackKind.GRADIENT_FREE]
     if free and gradient:
         checks["gradient_free_not_stronger"] = _weaker_wins(per_sample, grid, gradient, free)
-    grad = extras["gradients"]
-    checks["gradients_finite_nonzero"] = {
-        "ok": grad["finite"] and grad["fraction_zero"] <= MAX_ZERO_GRADIENT_FRACTION,
-        "allowed_fraction_zero": MAX_ZERO_GRADIENT_FRACTION, **grad}
-    if "step_doubling" in extras:
-        info = extras["step_doubling"]
-        checks["step_doubling_stable"] = {"ok": info["max_change"] < MAX_STEP_DOUBLING_CHANGE,
-                                          "allowed_change": MAX_STEP_DOUBLING_CHANGE, **info}
     return checks

@@ -14,12 +14,12 @@ ENGINES = ("native", "foolbox")
 class AttackConfig:
     """One attack by Foolbox class name, with its keyword arguments and our own settings.
 
-    `engine`: 'native' runs FGSM/FGM/PGD in robustarch's own early-stopping torch loop
-    (`robustarch.attacks.native`), 'foolbox' runs Foolbox's class. `samples` caps how many of the
+    `engine`: 'native' runs a registered native attack (FGSM/FGM, PGD, APGD, APGD-T, Square, FAB-T)
+    in robustarch's own early-stopping torch loops, 'foolbox' runs Foolbox's class. `samples` caps how many of the
     suite's samples this attack sees (for slow decision-based attacks); None: all.
     """
 
-    attack: str  # Foolbox class name, e.g. "LinfPGD"
+    attack: str  # Foolbox class name or native name, e.g. "LinfPGD", "LinfAPGDT"
     label: str  # the name results use; defaults to `attack`
     kwargs: dict[str, Any] = field(default_factory=dict)
     restarts: int = 1
@@ -39,6 +39,7 @@ class SuiteConfig:
     description: str = ""
     step_doubling: bool = False  # sanity: rerun iterative attacks with twice the steps
     large_eps: bool = True  # sanity: PGD at an ε covering the whole input box must break ~all
+    eot: int | None = None  # draws averaged when the model's output is random (None: the suite's default)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -2,6 +2,7 @@
 
 A candidate counts at ε when, clipped to the input bounds, the model (in eval mode) misclassifies it
 and its Lp distance to the original is at most ε·(1 + EPS_RTOL) + EPS_ATOL (`robustarch.metrics`).
+For a random model (an `ExpectedLogits` average over draws) two independent averages must agree.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import torch
 from torch import nn
 
 from ..metrics import eps_tolerance
+from .model import ExpectedLogits
 
 _NORM_ORD = {"linf": math.inf, "l2": 2.0, "l1": 1.0}
 
@@ -33,9 +35,13 @@ def verify(net: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor
     clipped = x_adv.detach().clamp(*bounds)
     finite = torch.isfinite(clipped.flatten(1)).all(1)
     clipped = torch.where(finite.reshape(-1, *([1] * (x.ndim - 1))), clipped, x)
-    pred = net(clipped).argmax(1)
+    ok = finite & (net(clipped).argmax(1) != y)
+    if isinstance(net, ExpectedLogits):
+        # Attacks stop at the first point their own average misclassifies, i.e. on the boundary,
+        # where one fresh average is a coin flip: a second, independent one must agree, so that a
+        # noise flip (probability p) counts with probability p² only.
+        ok &= net(clipped).argmax(1) != y
     distance = lp_distance(clipped, x, threat_model)
-    ok = finite & (pred != y)
     if eps is not None:
         ok &= distance <= eps_tolerance(eps)
     return ok, distance, clipped

@@ -23,7 +23,9 @@ def _num(v, digits=3) -> str:
 
 def trial_tip(row) -> str:
     """Hover text of a model: its architecture and numbers."""
-    flag = f" | FLAGGED: {row['sanity_failed']}" if row.get("flagged") else ""
+    flag = f" | FLAGGED: {row['sanity_invalid']}" if row.get("flagged") else ""
+    if row.get("sanity_warnings"):
+        flag += f" | warning: {row['sanity_warnings']}"
     return (f"trial {int(row['trial'])}: {row['arch_summary']} | clean {_num(row['clean_accuracy'])}"
             f" | robust {_num(row['robust_accuracy'])} | AUC {_num(row['robust_auc'])}"
             f" | params {_num(row['params'])} | FLOPs {_num(row['flops'])} | depth {_num(row['depth'])}"
@@ -58,8 +60,11 @@ def robust_vs(a: Analysis, x: str, label: str, *, log_x=False, front=False) -> P
     ax = Axes(plot, (xs.min(), xs.max()), (0, max(0.05, float(t["robust_accuracy"].max()))), log_x=log_x)
     if front:
         f = t[t["pareto"]].sort_values(x)
-        ax.line(f[x], f["robust_accuracy"], "Pareto front (clean vs robust)", cls="front-line", dash="4 3")
-        plot.legend.append(("#f57900", "Pareto-optimal"))
+        # The front is chosen on validation numbers where stored, and drawn at the test numbers.
+        on = "validation" if a.selection_split == "val" else "test"
+        ax.line(f[x], f["robust_accuracy"], f"Pareto front (clean vs robust, chosen on {on} numbers)",
+                cls="front-line", dash="4 3")
+        plot.legend.append(("#f57900", f"Pareto-optimal ({on})"))
     for r in t.to_dict("records"):
         ax.point(float(r[x]), float(r["robust_accuracy"]), trial_tip(r), trial=int(r["trial"]), cls=_cls(r))
     plot.legend.append(("#3465a4", "model"))
@@ -96,39 +101,34 @@ def power_law(a: Analysis) -> Plot | None:
     rows = _rows(a)
     plot = Plot("Adversarial error vs ε (log–log) with power-law fits", "ε (log scale)",
                 "adversarial error (log scale)", plot_id="power-law")
-    grid = np.asarray(a.eps_grid, float)
     from ..analysis.powerlaw import error_curve
 
-    by_trial = {k: g["min_adversarial_eps"].to_numpy() for k, g in samples.groupby("trial")}
-    curves = {}
-    for f in ok.to_dict("records"):
-        trial = int(f["trial"])
-        if trial in by_trial:
-            curves[trial] = error_curve(by_trial[trial], grid)
-        else:
-            r = rows[trial]
-            rob = a.tables["robustness"]
-            g = rob[(rob["trial"] == trial) & (rob["attack"] == "worst_case")].sort_values("eps")
-            curves[trial] = 1 - g["robust_accuracy"].to_numpy() / r["attacked_clean_accuracy"]
-    errs = np.concatenate([c[c > 0] for c in curves.values()])
-    ax = Axes(plot, (grid[grid > 0].min(), grid.max()), (max(errs.min(), 1e-4), 1), log_x=True, log_y=True)
+    col = {t: "minimization_min_eps" if str(src).startswith("minimization") else "min_adversarial_eps"
+           for t, src in zip(ok["trial"], ok["error_source"])}
+    by_trial = {int(k): g[col[k]].to_numpy() for k, g in samples.groupby("trial") if k in col}
+    grids = {int(f["trial"]): np.geomspace(f["eps_low"], f["eps_high"], int(f["n_points"])) for f in ok.to_dict("records")}
+    curves = {t: error_curve(by_trial[t], grids[t]) for t in grids}
+    errs = np.concatenate([c[c > 0] for c in curves.values()] + [np.array([1e-3])])
+    lo, hi = min(g[0] for g in grids.values()), max(g[-1] for g in grids.values())
+    ax = Axes(plot, (lo, hi), (max(errs.min(), 1e-4), 1), log_x=True, log_y=True)
     for f in ok.to_dict("records"):
         trial = int(f["trial"])
         r = rows[trial]
-        tip = (r["tip"] + f" | fit ε {f['eps_low']:g}–{f['eps_high']:g}: slope {f['slope']:.2f}"
-               f" [{_num(f['ci_low'])}, {_num(f['ci_high'])}]")
+        verdict = "passes" if f["power_law_ok"] else "fails"
+        tip = (r["tip"] + f" | fit ε {f['eps_low']:.3g}–{f['eps_high']:.3g}: slope {f['slope']:.2f}"
+               f" [{_num(f['ci_low'])}, {_num(f['ci_high'])}], {verdict} the goodness-of-fit tests")
         color = "#cc0000" if r["flagged"] else "#3465a4"
-        c = curves[trial]
+        c, grid = curves[trial], grids[trial]
         if len(ok) <= MAX_POINT_MODELS:
             for e, v in zip(grid, c):
                 if v > 0:
                     ax.point(e, v, tip, trial=trial, r=2.5, cls="flagged" if r["flagged"] else "")
         else:  # many models: the measured error as a thin line, to keep the page light
             ax.line(grid[c > 0], c[c > 0], tip, trial=trial, color=color, width=0.6, dash="2 2")
-        xs = np.geomspace(f["eps_low"], f["eps_high"], 8)
-        ax.line(xs, 10 ** (f["intercept"] + f["slope"] * np.log10(xs)), tip, trial=trial, color=color)
-    plot.caption = ("Lines: least-squares fits of log error on log ε over each model's fit range "
-                    "(grid points with 0 < error ≤ 0.5). Error = share of clean-correct samples broken.")
+        ax.line(grid, 10 ** (f["intercept"] + f["slope"] * np.log10(grid)), tip, trial=trial, color=color)
+    plot.caption = ("Points: share of clean-correct samples broken within ε, on the log-spaced ε window shared by all "
+                    "models; lines: maximum-likelihood power laws (multinomial counts, zero counts kept). A point at "
+                    "zero error has no place on a log axis and is not drawn.")
     return plot
 
 
@@ -172,13 +172,13 @@ def margins(a: Analysis) -> Plot | None:
 
 
 def _grid_heatmap(table: pd.DataFrame, x: str, y: str, title: str, x_label: str, y_label: str,
-                  caption: str) -> Plot | None:
+                  caption: str, value_name: str = "robust accuracy") -> Plot | None:
     if table.empty:
         return None
     xb = list(dict.fromkeys(table.sort_values(f"{x}_order")[f"{x}_bin"]))
     yb = list(dict.fromkeys(table.sort_values(f"{y}_order")[f"{y}_bin"]))
     cells = [{"x": r[f"{x}_bin"], "y": r[f"{y}_bin"], "value": float(r["mean"]),
-              "tip": f"{x_label} {r[f'{x}_bin']}, {y_label} {r[f'{y}_bin']}: mean robust accuracy "
+              "tip": f"{x_label} {r[f'{x}_bin']}, {y_label} {r[f'{y}_bin']}: mean {value_name} "
                      f"{r['mean']:.3f} (min {r['min']:.3f}, max {r['max']:.3f}, n = {int(r['n'])})"}
              for r in table.to_dict("records")]
     return heatmap(title, x_label, y_label, xb, yb, cells, caption=caption)
@@ -186,21 +186,30 @@ def _grid_heatmap(table: pd.DataFrame, x: str, y: str, title: str, x_label: str,
 
 def depth_width(a: Analysis) -> Plot | None:
     p = _grid_heatmap(a.tables["depth_width"], "depth", "width",
-                      f"Mean robust accuracy at ε={a.eps:g} by depth × width", "depth (layers)",
+                      f"Mean robust accuracy at ε={a.eps:g} by depth × width", "depth (cells)",
                       "width (mean channels)", "Cell colour and number: mean robust accuracy of the models in it.")
     if p:
         p.plot_id = "depth-width"
     return p
 
 
-def phase(a: Analysis) -> Plot | None:
-    p = _grid_heatmap(a.tables["phase_diagram"], "temperature", "train_fraction",
-                      f"Phase diagram: robust accuracy at ε={a.eps:g}", "temperature lr/batch",
-                      "training fraction (load)", "Temperature-like knob: learning rate / batch size; "
-                      "load-like knob: fraction of the training split used.")
-    if p:
-        p.plot_id = "phase"
-    return p
+def phase(a: Analysis) -> list[Plot]:
+    """One heatmap per load knob × metric of the phase table (analysis.phase)."""
+    from ..analysis.phase import label
+
+    table, plots = a.tables["phase_diagram"], []
+    if table.empty:
+        return plots
+    for (load, temperature, metric), g in table.groupby(["load_knob", "temperature_knob", "metric"], sort=False):
+        name = label(metric) + (f" at ε={a.eps:g}" if metric == "robust_accuracy" else "")
+        p = _grid_heatmap(g.rename(columns={"temperature_bin": "t_bin", "load_bin": "l_bin", "temperature_order":
+                                            "t_order", "load_order": "l_order"}), "t", "l",
+                          f"Phase diagram: {name}", label(temperature), label(load),
+                          f"Cell colour and number: mean {name} of the models in it (colours clip to 0–1).",
+                          value_name=name)
+        p.plot_id = "phase" if not plots else f"phase-{load}-{metric}"
+        plots.append(p)
+    return plots
 
 
 def all_figures(a: Analysis) -> list[Plot]:
@@ -208,5 +217,5 @@ def all_figures(a: Analysis) -> list[Plot]:
         return []
     figs = [robust_vs(a, "clean_accuracy", "clean accuracy", front=True),
             robust_vs(a, "params", "parameters", log_x=True), eps_curves(a), power_law(a),
-            slope_histogram(a), margins(a), depth_width(a), phase(a)]
+            slope_histogram(a), margins(a), depth_width(a), *phase(a)]
     return [f for f in figs if f is not None]

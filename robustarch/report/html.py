@@ -20,14 +20,16 @@ from ..errors import UserError
 from .figures import all_figures
 from ..analysis.powerlaw import MAX_ERROR
 from ..analysis.stats import N_BOOT
-from ..analysis.summary import sentences
+from ..analysis.summary import ols_sentence, selection_text, sentences
 
 TRIAL_COLUMNS = [("trial", "trial"), ("state", "state"), ("arch_summary", "architecture"),
                  ("sanity", "sanity"), ("params", "params"), ("flops", "FLOPs"), ("depth", "depth"),
                  ("width", "width"), ("clean_accuracy", "clean"), ("robust_accuracy", "robust"),
-                 ("robust_auc", "AUC"), ("power_law_slope", "power-law slope"),
+                 ("val_accuracy", "val clean"), ("val_robust_accuracy", "val robust"),
+                 ("train_accuracy", "train acc"), ("robust_auc", "AUC"), ("power_law_slope", "power-law slope"),
                  ("median_min_eps", "median min ε"), ("lr", "lr"), ("batch_size", "batch"),
-                 ("train_fraction", "train fraction"), ("train_seconds", "train s"),
+                 ("train_fraction", "train fraction"), ("label_noise", "label noise"), ("epochs", "epochs"),
+                 ("max_steps", "max steps"), ("train_seconds", "train s"),
                  ("attack_seconds", "attack s"), ("fail_reason", "fail reason"), ("pareto", "Pareto")]
 TEXT_COLUMNS = ("state", "arch_summary", "sanity", "fail_reason")
 FORMATS = ("html", "json", "csv")
@@ -103,7 +105,8 @@ def build_report(study, *, eps: float | None = None, include_flagged: bool = Fal
         suite=attrs.get("suite_config", {}), space_path=attrs.get("space_path"),
         objectives=_objective_text(study, attrs, a.eps) if a.eps is not None else "?",
         recipes=_recipes(study), sanity_names=sanity_names, min_trials=MIN_TRIALS_FOR_STATS,
-        n_boot=n_boot, seed=seed, max_error=MAX_ERROR, fmt=_fmt)
+        n_boot=n_boot, seed=seed, max_error=MAX_ERROR, fmt=_fmt, ols_text=ols_sentence(a),
+        selection=selection_text(a), findings=a.tables["findings"].to_dict("records") if a.enough else [])
 
 
 def default_path(study_name: str, fmt: str = "html") -> Path:

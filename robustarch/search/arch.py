@@ -54,6 +54,9 @@ class ArchSpec:
     stem_kernel: int = 3
     stem_stride: int = 1
     drop_path: float = 0.0
+    # > 1: round each input to this many levels in [0, 1] first (bit-depth reduction, "feature
+    # squeezing", Xu et al. 2018) — a defense known to mask gradients; the sanity checks must say so
+    input_levels: int = 0
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -89,6 +92,8 @@ class ArchSpec:
         parts = [f"{s.depth}x{s.width}{'/' + str(s.stride) if s.stride > 1 else ''}|{s.cell}"
                  f"{'+se' if s.se > 0 else ''}" for s in self.stages]
         prefix = "" if self.family == "cells" else f"{self.family} "
+        if self.input_levels > 1:
+            prefix += f"quantize{self.input_levels} "
         return f"{prefix}stem{self.stem_width} " + " ".join(parts)
 
 

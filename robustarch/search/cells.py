@@ -97,8 +97,11 @@ class CellNet(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(spec.head_dropout)
         self.head = nn.Linear(in_chs, spec.num_classes)
+        self.input_levels = getattr(spec, "input_levels", 0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.input_levels > 1:  # non-differentiable on purpose: its gradient is zero almost everywhere
+            x = torch.round(x * (self.input_levels - 1)) / (self.input_levels - 1)
         x = self.pool(self.cells(self.stem(x))).flatten(1)
         return self.head(self.dropout(x))
 

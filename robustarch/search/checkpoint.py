@@ -61,3 +61,17 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
         raise UserError(f"{path}: its weights do not fit the model its ArchSpec builds ({first})") from None
     model.eval()
     return Checkpoint(model, arch, json.loads(metadata["train_config"]), json.loads(metadata["info"]))
+
+
+SPLIT_KEYS = ("dataset", "split_seed", "val_fraction", "n_train", "n_val", "n_test")
+
+
+def check_split(info: dict, split: dict, source: str) -> None:
+    """Refuse to evaluate a checkpoint on other splits than it was trained with: another split seed
+    (or dataset size) puts some of its training samples into the test split. `split` is
+    `Dataset.split_info()`; checkpoints saved before splits were recorded are not checked."""
+    stored = {k: info[k] for k in SPLIT_KEYS if k in info}
+    differ = [f"{k} {split[k]!r} (trained with {v!r})" for k, v in stored.items() if split.get(k) != v]
+    if differ:
+        raise UserError(f"{source}: the data split does not match the one the model was trained on: "
+                        f"{', '.join(differ)}; use the training split (e.g. --seed {stored.get('split_seed', 0)})")

@@ -42,6 +42,8 @@ class Dataset:
     test: Split
     num_classes: int
     bounds: tuple[float, float] = (0.0, 1.0)
+    seed: int = 0  # the split seed: same name, seed and fractions → the same samples in each split
+    val_fraction: float = 0.15
 
     @property
     def augment(self) -> str:
@@ -56,6 +58,24 @@ class Dataset:
         x, y = self.train.x.numpy(), self.train.y.numpy()
         (xs, ys), _ = _split_off(x, y, 1.0 - fraction, seed + 2)
         return replace(self, train=_tensor_split(xs, ys))
+
+    def with_label_noise(self, fraction: float, seed: int = 0) -> "Dataset":
+        """This dataset with `fraction` of its training labels replaced by labels drawn uniformly at
+        random (Zhang et al. 2017; a drawn label may equal the true one); validation and test keep
+        their true labels. The "load" knob of Martin & Mahoney (2017): less effective data."""
+        if fraction <= 0.0:
+            return self
+        gen = torch.Generator().manual_seed(seed + 3)
+        n = len(self.train)
+        chosen = torch.randperm(n, generator=gen)[: int(round(fraction * n))]
+        y = self.train.y.clone()
+        y[chosen] = torch.randint(0, self.num_classes, (len(chosen),), generator=gen)
+        return replace(self, train=Split(self.train.x, y))
+
+    def split_info(self) -> dict:
+        """What fixes the splits: a model is evaluated on the same test samples only if all match."""
+        return {"dataset": self.name, "split_seed": self.seed, "val_fraction": self.val_fraction,
+                "n_train": len(self.train), "n_val": len(self.val), "n_test": len(self.test)}
 
     @property
     def in_chans(self) -> int:
@@ -106,7 +126,8 @@ def load_dataset(name: str = "digits", *, data_dir: str | Path | None = None, se
     if train_fraction < 1.0:
         (x_tr, y_tr), _ = _split_off(x_tr, y_tr, 1.0 - train_fraction, seed + 2)
     return Dataset(name, _tensor_split(x_tr, y_tr), _tensor_split(x_va, y_va),
-                   _tensor_split(x_te, y_te), num_classes=int(max(y_trv.max(), y_te.max()) + 1))
+                   _tensor_split(x_te, y_te), num_classes=int(max(y_trv.max(), y_te.max()) + 1),
+                   seed=seed, val_fraction=val_fraction)
 
 
 _WHERE = {
@@ -117,11 +138,24 @@ _WHERE = {
 }
 
 
-def _load_torchvision(name: str, data_dir: str | Path | None):
-    import torchvision.datasets as tvd
+# The last torchvision dataset read: a study checks its data before it creates anything, then its
+# trial runner loads the same files; one read serves both.
+_LAST_READ: dict[tuple[str, str], list] = {}
 
+
+def _load_torchvision(name: str, data_dir: str | Path | None):
     if data_dir is None:
         raise UserError(f"dataset {name!r} needs --data-dir pointing at a folder holding {_WHERE[name]}")
+    key = (name, str(Path(data_dir).expanduser().resolve()))
+    if key not in _LAST_READ:
+        _LAST_READ.clear()
+        _LAST_READ[key] = _read_torchvision(name, data_dir)
+    return _LAST_READ[key]
+
+
+def _read_torchvision(name: str, data_dir: str | Path):
+    import torchvision.datasets as tvd
+
     root = Path(data_dir).expanduser()
     try:
         if name in ("mnist", "fashion-mnist"):

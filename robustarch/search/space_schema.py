@@ -13,7 +13,7 @@ from .data import DATASET_SHAPES
 from ..errors import one_of
 from ..presets import Section
 from .recipes import RECIPES
-from .train import OPTIMIZERS, TrainConfig
+from .train import OPTIMIZERS, SELECT, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -46,12 +46,12 @@ def values_of(param: Any) -> list:
 
 _TOP = ("name", "description", "family", "dataset", "stem", "stages", "head", "act", "norm",
         "drop_path", "depth", "cell", "kernel_size", "se", "width_multiplier", "match_params",
-        "training", "constraints")
+        "training", "constraints", "input_levels")
 _STAGE = ("depth", "width", "stride", "cell", "kernel_size", "se")
 _SHARED = ("depth", "cell", "kernel_size", "se")  # top-level defaults a stage may override
 _KERNELS = (1, 3, 5, 7)
 _RESNET_CELLS = ("basic", "bottleneck")
-_TRAIN_INT = ("epochs", "batch_size", "patience", "attack_steps")
+_TRAIN_INT = ("epochs", "batch_size", "patience", "attack_steps", "max_steps")
 _TRAIN_FIELDS = tuple(f.name for f in fields(TrainConfig))
 
 
@@ -179,6 +179,7 @@ def _parse_shared(doc: Section, resnet: bool, family: str, params: dict[str, Any
     head.check_keys(("dropout",))
     params["head_dropout"] = param(head, "dropout", 0.0, integer=False, min_value=0, max_value=0.95)
     params["drop_path"] = param(doc, "drop_path", 0.0, integer=False, min_value=0, max_value=0.95)
+    params["input_levels"] = param(doc, "input_levels", 0, integer=True, min_value=0)  # 0: off
     shared_defaults = {"depth": None, "cell": "basic" if resnet else "plain", "kernel_size": 3, "se": 0.0}
     for key, default in shared_defaults.items():
         params[key] = _shared_field(doc, key, default, family)
@@ -216,10 +217,16 @@ def _train_field(sec: Section, key: str) -> Any:
         return param(sec, key, "standard", integer=False, choices=RECIPES)
     if key == "optimizer":
         return param(sec, key, "sgd", integer=False, choices=OPTIMIZERS)
+    if key == "select":
+        return param(sec, key, "best", integer=False, choices=SELECT)
     if key == "compile":
         return param(sec, key, False, integer=False, choices=(False, True))
     if key in _TRAIN_INT:
         return param(sec, key, None, integer=True, min_value=1)
     if key == "train_fraction":
         return param(sec, key, None, integer=False, min_value=0.01, max_value=1.0)
+    if key == "label_noise":
+        return param(sec, key, None, integer=False, min_value=0.0, max_value=1.0)
+    if key == "label_smoothing":
+        return param(sec, key, None, integer=False, min_value=0.0, max_value=0.9)
     return param(sec, key, None, integer=False, min_value=0)

@@ -4,16 +4,20 @@ and checkpoints as artifacts. The only stage that imports Optuna.
     study, config = create_or_resume(open_storage("robustarch.journal"), "s1", StudyConfig())
     run_study(study, config, n_trials=12)
 """
+from .advice import eps_advice
 from .artifacts import download_checkpoint
-from .config import OBJECTIVES, ROBUST_METRICS, StudyConfig, objective_eps
+from .config import DEFAULT_SUITES, OBJECTIVES, ROBUST_METRICS, StudyConfig, objective_eps, validate_config
 from .enqueue import load_enqueue_file
 from .objective import TrialFailed, TrialRunner
+from .recipe import StudyRecipe, load_recipe, plan
+from .rescore import RESCORE_PREFIX, rescore
 from .resume import create_or_resume
 from .samplers import PRUNERS, SAMPLERS, search_grid
 from .storage import DEFAULT_STORAGE, default_artifacts, open_storage
 from .workers import WorkerSummary, run_study
 
-__all__ = ["DEFAULT_STORAGE", "OBJECTIVES", "PRUNERS", "ROBUST_METRICS", "SAMPLERS", "StudyConfig",
-           "TrialFailed", "TrialRunner", "WorkerSummary", "create_or_resume", "default_artifacts",
-           "download_checkpoint", "load_enqueue_file", "objective_eps", "open_storage", "run_study",
-           "search_grid"]
+__all__ = ["DEFAULT_STORAGE", "DEFAULT_SUITES", "OBJECTIVES", "PRUNERS", "RESCORE_PREFIX", "ROBUST_METRICS",
+           "SAMPLERS", "StudyConfig", "StudyRecipe", "TrialFailed", "TrialRunner", "WorkerSummary",
+           "create_or_resume", "default_artifacts", "download_checkpoint", "eps_advice", "load_enqueue_file",
+           "load_recipe", "objective_eps", "open_storage", "plan", "rescore", "run_study", "search_grid",
+           "validate_config"]

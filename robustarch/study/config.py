@@ -3,8 +3,9 @@ that a resume (or a worker joining from another machine) runs exactly the same s
 """
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 
 from ..attacks.config import SuiteConfig, load_suite
 from ..errors import UserError, one_of
@@ -20,6 +21,12 @@ OBJECTIVES = {
 }
 ROBUST_METRICS = ("eps", "auc")  # worst case at objective_eps, or the area under the ε-curve
 CONFIG_ATTR = "robustarch_config"
+# Each dataset's ε scale: MNIST-like grids in absolute pixel units up to 0.3, natural images in
+# units of 1/255 up to 16/255 (an MNIST grid would leave every CIFAR-10 model at 0 robust accuracy).
+# (suite scored in the search, suite of the final rescoring)
+DEFAULT_SUITES = {"digits": ("quick", "autoattack"), "mnist": ("quick", "autoattack"),
+                  "fashion-mnist": ("quick", "autoattack"), "cifar10": ("quick-cifar", "autoattack-cifar"),
+                  "svhn": ("quick-cifar", "autoattack-cifar")}
 
 
 @dataclass(frozen=True)
@@ -28,7 +35,7 @@ class StudyConfig:
 
     dataset: str = "digits"
     space: str = "digits-cells"
-    suite: str = "quick"
+    suite: str | None = None  # None: the dataset's default (`DEFAULT_SUITES`)
     objective: str = "robust"
     objective_eps: float | None = None  # None: the middle of the suite's ε grid
     sampler: str = "tpe"
@@ -36,6 +43,12 @@ class StudyConfig:
     data_dir: str | None = None
     robust_metric: str = "eps"
     pruner: str = "none"  # prunes on validation accuracy; single-objective studies only
+    # fixed training settings that override the space's `training:` section (e.g. recipe: pgd)
+    training: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.suite is None and self.dataset in DEFAULT_SUITES:
+            object.__setattr__(self, "suite", DEFAULT_SUITES[self.dataset][0])
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -44,6 +57,15 @@ class StudyConfig:
     def from_dict(cls, data: dict) -> "StudyConfig":
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+    def apply_training(self, train_config):
+        """`train_config` (sampled from the space) with this study's fixed training overrides."""
+        return dataclasses.replace(train_config, **self.training) if self.training else train_config
+
+    @property
+    def rescore_suite(self) -> str:
+        """The suite of the final rescoring: AutoAttack's composition on this dataset's ε scale."""
+        return DEFAULT_SUITES.get(self.dataset, ("", "autoattack"))[1]
 
     @property
     def objective_names(self) -> tuple[str, ...]:
@@ -61,6 +83,7 @@ def validate_config(config: StudyConfig) -> None:
         raise UserError(f"unknown robust metric {config.robust_metric!r}: allowed values are "
                         f"{one_of(ROBUST_METRICS)}")
     make_pruner(config.pruner)
+    _check_training(config.training)
     if config.pruner != "none" and len(config.objective_names) > 1:
         raise UserError(f"--pruner {config.pruner}: Optuna cannot prune multi-objective studies "
                         f"(objective {config.objective!r}); use --pruner none or --objective robust")
@@ -70,6 +93,22 @@ def validate_config(config: StudyConfig) -> None:
     if config.objective_eps is not None and not any(math.isclose(config.objective_eps, e) for e in suite.eps):
         raise UserError(f"--objective-eps {config.objective_eps} is not on suite {suite.name!r}'s ε grid "
                         f"{list(suite.eps)}")
+
+
+def _check_training(overrides: dict) -> None:
+    from ..search.train import TrainConfig
+
+    allowed = [f.name for f in fields(TrainConfig)]
+    unknown = [k for k in overrides if k not in allowed]
+    if unknown:
+        raise UserError(f"training: unknown setting {unknown[0]!r}: allowed values are {one_of(allowed)}")
+
+
+def check_data(config: StudyConfig) -> None:
+    """Load the study's data once, so a missing dataset fails before any study is stored."""
+    from ..search.data import load_dataset
+
+    load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed)
 
 
 def objective_eps(config: StudyConfig, suite: SuiteConfig) -> float:

@@ -3,7 +3,6 @@ measures is stored as Optuna trial user attributes, so any Optuna tool can read 
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import torch
@@ -12,13 +11,16 @@ from ..attacks.suite import AttackSuite
 from ..metrics import WORST_CASE, robust_auc
 from ..runtime import pick_device
 from ..search.arch import count_flops, count_params
-from ..search.data import load_dataset
+from ..search.data import Dataset, load_dataset
 from ..search.space import SearchSpace, load_space
 from ..search.train import TrainingFailed, accuracy, build_or_fail, train_model
 from ..attacks.config import load_suite
 from .artifacts import store_checkpoint
+from .evaluate import evaluate, invalid_checks, report_attrs, robust_value, val_attrs, warning_checks
 from .config import StudyConfig, objective_eps
 from .storage import _optuna
+
+INVALID_CONSTRAINT = "invalid_evaluation"  # Optuna constraint: > 0 when a sanity check says invalid
 
 
 class TrialRunner:
@@ -54,10 +56,11 @@ class TrialRunner:
             trial.set_user_attr("fail_detail", f"{type(exc).__name__}: {exc}"[:500])
             raise TrialFailed("exception", f"{type(exc).__name__}: {exc}") from exc
 
-    def _run(self, trial) -> float:
+    def _run(self, trial) -> float | tuple[float, ...]:
         data = self.data
         arch, train_config = self.space.sample(trial, in_chans=data.in_chans,
                                                num_classes=data.num_classes, input_size=data.input_size)
+        train_config = self.config.apply_training(train_config)
         trial.set_user_attr("arch", arch.to_dict())
         trial.set_user_attr("arch_summary", arch.summary())
         trial.set_user_attr("train_config", train_config.to_dict())
@@ -71,60 +74,76 @@ class TrialRunner:
         for key, value in {"params": params, "flops": flops, "depth": arch.depth,
                            "width": arch.width}.items():
             trial.set_user_attr(key, value)
+        self._check_budget(trial, params, flops)
+        data = self._trial_data(train_config)
+        failure = None
+        try:
+            result = train_model(model, data, train_config, device=self.device, seed=seed,
+                                 on_epoch=self._pruning_hook(trial))
+        except TrainingFailed as exc:
+            failure = (exc.reason, str(exc))
+        if failure is not None:
+            # Failed outside the except block and without the model: Optuna logs the raised error with
+            # its traceback, which must not keep a failed (e.g. out-of-memory) model alive.
+            del model
+            return self._fail(trial, *failure)
+        val, val_clean, test, test_clean = evaluate(self.suite, model, data, self.device, seed)
+        attrs = {"val_accuracy": result.val_accuracy, "best_epoch": result.best_epoch,
+                 "n_train": len(data.train), "train_accuracy": accuracy(model, data.train, self.device),
+                 "train_seconds": round(result.seconds, 3), "eps": list(self.suite_config.eps),
+                 "compile_seconds": result.compile_seconds, "compile_reused": result.compile_reused,
+                 "selection_metric": result.selection_metric, "pgd_val_accuracy": result.val_robust_accuracy,
+                 "train_steps": result.steps,
+                 **val_attrs(val, val_clean), **report_attrs(test, test_clean)}
+        invalid = invalid_checks(val)
+        attrs["sanity_invalid"] = sorted(set(invalid) | set(invalid_checks(test)))
+        attrs["sanity_warnings"] = sorted(set(warning_checks(val)) | set(warning_checks(test)))
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        if WORST_CASE in attrs["robust_accuracy"]:
+            trial.set_user_attr("robust_auc", round(robust_auc(
+                test.clean_accuracy, list(self.suite_config.eps), attrs["robust_accuracy"][WORST_CASE]), 6))
+        # Optuna's constraints: a trial whose validation evaluation shows masking or random outputs
+        # is infeasible, so the sampler learns to avoid it and `best_trial` never returns it.
+        trial.set_constraint(INVALID_CONSTRAINT, 1.0 if invalid else 0.0)
+        if self.artifacts is not None:
+            self._store_checkpoint(trial, model, arch, train_config, data)
+        values = {"clean_accuracy": val_clean, "params": float(params),
+                  "robust_accuracy": robust_value(val, self.eps, self.config.robust_metric, self.suite_config.eps)}
+        picked = tuple(values[name] for name in self.config.objective_names)
+        return picked[0] if len(picked) == 1 else picked
+
+    def _check_budget(self, trial, params: int, flops: int) -> None:
         over = [f"{what} {value} > {limit}" for what, value, limit in
                 (("params", params, self.space.max_params), ("flops", flops, self.space.max_flops))
                 if limit is not None and value > limit]
         if over:  # rejected before training: nothing is trained and thrown away
             trial.set_user_attr("rejected", "over_budget: " + ", ".join(over))
             raise _optuna().TrialPruned("over budget: " + ", ".join(over))
-        if train_config.train_fraction < 1.0:  # the "load-like" knob: fewer training samples
+
+    def _trial_data(self, train_config) -> Dataset:
+        """The study's data with this trial's load knobs: fewer training samples, noisy labels."""
+        data = self.data
+        if train_config.train_fraction < 1.0:
             data = data.with_train_fraction(train_config.train_fraction, seed=self.config.seed)
-        try:
-            result = train_model(model, data, train_config, device=self.device, seed=seed,
-                                 on_epoch=self._pruning_hook(trial))
-        except TrainingFailed as exc:
-            return self._fail(trial, exc.reason, str(exc))
-        clean = accuracy(model, data.test, self.device)
-        attack = self.suite.run(model, data.test.x, data.test.y, seed=seed)
-        robust = {a: g.sort_values("eps")["robust_accuracy"].round(6).tolist()
-                  for a, g in attack.curve.groupby("attack")}
-        correct = attack.per_sample["clean_correct"].to_numpy()
-        attrs = {
-            "clean_accuracy": clean, "val_accuracy": result.val_accuracy, "best_epoch": result.best_epoch,
-            "n_train": len(data.train),
-            "train_seconds": round(result.seconds, 3), "attack_seconds": round(attack.seconds, 3),
-            "eps": list(self.suite_config.eps), "robust_accuracy": robust,
-            "attacked_clean_accuracy": attack.clean_accuracy, "n_attacked": len(correct),
-            "median_min_eps": attack.median_min_eps,
-            "min_adversarial_eps": [None if math.isinf(v) else round(float(v), 6)
-                                    for v in attack.per_sample["min_adversarial_eps"][correct]],
-            "margins": [round(float(v), 4) for v in attack.per_sample["margin"][correct]],
-            "sanity": {k: bool(v["ok"]) for k, v in attack.sanity.items()},
-            "sanity_details": attack.sanity,
-        }
-        for key, value in attrs.items():
-            trial.set_user_attr(key, value)
-        if WORST_CASE in robust:
-            trial.set_user_attr("robust_auc", round(robust_auc(
-                attack.clean_accuracy, list(self.suite_config.eps), robust[WORST_CASE]), 6))
-        if self.artifacts is not None:
-            self._store_checkpoint(trial, model, arch, train_config)
-        robust_value = (trial.user_attrs["robust_auc"] if self.config.robust_metric == "auc"
-                        else attack.robust_accuracy(self.eps, WORST_CASE))
-        values = {"clean_accuracy": clean, "robust_accuracy": robust_value, "params": float(params)}
-        picked = tuple(values[name] for name in self.config.objective_names)
-        return picked[0] if len(picked) == 1 else picked
+        label_noise = getattr(train_config, "label_noise", 0.0)
+        if label_noise > 0.0:
+            data = data.with_label_noise(label_noise, seed=self.config.seed)
+        return data
 
     def _pruning_hook(self, trial):
-        """Report validation accuracy per epoch; prune when the pruner says (single objective only)."""
+        """Report the epoch-selection metric per epoch (clean validation accuracy, or PGD validation
+        accuracy for adversarial recipes); prune when the pruner says (single objective only)."""
         if self.config.pruner == "none" or len(self.config.objective_names) > 1:
             return None
 
-        def on_epoch(epoch: int, val_accuracy: float) -> None:
-            trial.report(val_accuracy, epoch)
+        def on_epoch(epoch: int, value: float) -> None:
+            trial.report(value, epoch)
             if trial.should_prune():
-                trial.set_user_attr("rejected", f"pruned at epoch {epoch}: val_accuracy {val_accuracy:.4f}")
-                raise _optuna().TrialPruned(f"val_accuracy {val_accuracy:.4f} at epoch {epoch}")
+                metric = trial.user_attrs.get("train_config", {}).get("recipe", "standard")
+                metric = "val_accuracy" if metric == "standard" else "pgd_val_accuracy"
+                trial.set_user_attr("rejected", f"pruned at epoch {epoch}: {metric} {value:.4f}")
+                raise _optuna().TrialPruned(f"{metric} {value:.4f} at epoch {epoch}")
         return on_epoch
 
     def _fail(self, trial, reason: str, detail: str):
@@ -132,10 +151,12 @@ class TrialRunner:
         trial.set_user_attr("fail_detail", detail[:500])
         raise TrialFailed(reason, detail)
 
-    def _store_checkpoint(self, trial, model, arch, train_config):
+    def _store_checkpoint(self, trial, model, arch, train_config, data: Dataset):
+        # the split information lets `robustarch attack --study` refuse a different test split
         store_checkpoint(trial, self.artifacts, model, arch, train_config,
-                         {"dataset": self.config.dataset, "bounds": list(self.data.bounds),
-                          "trial": trial.number, "study": trial.study.study_name})
+                         {**self.data.split_info(), "bounds": list(self.data.bounds),
+                          "n_train_used": len(data.train), "trial": trial.number,
+                          "study": trial.study.study_name})
 
 
 class TrialFailed(Exception):

@@ -5,7 +5,7 @@ from dataclasses import fields
 
 from ..errors import UserError, one_of
 from ..search.space import SearchSpace, load_space
-from .config import CONFIG_ATTR, StudyConfig, validate_config
+from .config import CONFIG_ATTR, StudyConfig, check_data, validate_config
 from .samplers import make_pruner, make_sampler
 from .storage import _optuna
 
@@ -35,6 +35,7 @@ def create_or_resume(storage, name: str, config: StudyConfig | None):
     if config is None:
         raise UserError(f"no study named {name!r} in this storage; existing: "
                         f"{one_of(sorted(existing)) or 'none'}")
+    check_data(config)  # a command that fails before its first trial must leave no study behind
     study = optuna.create_study(storage=storage, study_name=name, directions=list(config.directions),
                                 pruner=make_pruner(config.pruner),
                                 sampler=make_sampler(config.sampler, config.seed, _space_for(config)))

@@ -7,7 +7,10 @@ from ..errors import UserError, one_of
 from ..search.space import SearchSpace
 from .storage import _optuna
 
-SAMPLERS = ("tpe", "nsgaii", "gp", "random", "grid")
+# tpe/gp/nsgaii concentrate trials where the objective is high: right for "find the most robust",
+# biased for correlations over the space; random and qmc (scrambled Sobol) sample it fairly.
+SAMPLERS = ("tpe", "nsgaii", "gp", "random", "qmc", "grid")
+FAIR_SAMPLERS = ("random", "qmc", "grid")
 PRUNERS = ("none", "median", "hyperband")
 NSGAII_POPULATION = 20  # Optuna's 50 would leave a few-dozen-trial study entirely random
 
@@ -24,6 +27,10 @@ def make_sampler(name: str, seed: int, space: SearchSpace | None = None):
             return optuna.samplers.GPSampler(seed=seed, n_startup_trials=5)
         if name == "random":
             return optuna.samplers.RandomSampler(seed=seed)
+        if name == "qmc":
+            # categorical parameters (cell types) fall back to Optuna's independent random sampler
+            return optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=seed,
+                                              warn_independent_sampling=False)
         if name == "grid":
             return optuna.samplers.GridSampler(search_grid(space), seed=seed)
     raise UserError(f"unknown sampler {name!r}: allowed values are {one_of(SAMPLERS)}")

@@ -77,16 +77,20 @@ def open_storage(url: str | None = None):
 
 
 def _postgres_driver(url: str) -> str:
-    """`postgresql://` means psycopg 3 to SQLAlchemy 2.1+; use psycopg2 when only it is installed
-    (our `postgres` extra installs psycopg2-binary)."""
+    """`postgresql://` means psycopg 3 to SQLAlchemy 2.1+, which our `postgres` extra installs, so
+    the same URL works in `optuna.load_study` and `optuna-dashboard`. Only when psycopg 3 is missing
+    and psycopg2 is present do we name psycopg2 (an older install keeps working)."""
     scheme, sep, rest = url.partition("://")
     if scheme not in ("postgresql", "postgres") or not sep:
         return url
     import importlib.util
 
-    if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
+    if importlib.util.find_spec("psycopg") is not None:
+        return f"postgresql://{rest}"
+    if importlib.util.find_spec("psycopg2") is not None:
         return f"postgresql+psycopg2://{rest}"
-    return f"postgresql://{rest}"
+    raise UserError(f"storage {scheme}://...: no PostgreSQL driver installed; "
+                    'pip install "robustarch[postgres]" (psycopg 3)')
 
 
 def default_artifacts(storage_url: str | None) -> Path:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..runtime import configure_threads
+from ..runtime import configure_threads, release_memory
 from ..search.space import load_space
 from .config import StudyConfig
 from .objective import TrialFailed, TrialRunner
@@ -109,7 +109,8 @@ def run_study(study, config: StudyConfig, *, n_trials: int, timeout: float | Non
     if worker_index != 0:
         study.sampler.reseed_rng()
     gave_up: list[int] = []
-    objective = _budgeted(study, runner, n_trials, gave_up)
+    failed: list[str] = []
+    objective = _budgeted(study, runner, n_trials, gave_up, failed)
     callbacks = [on_trial] if on_trial is not None else []
     summary = WorkerSummary()
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -132,6 +133,10 @@ def run_study(study, config: StudyConfig, *, n_trials: int, timeout: float | Non
             # Another worker failed our trial as stale (we missed heartbeats, e.g. a frozen
             # machine); it has been re-queued, so carry on with the next one.
             continue
+        finally:
+            if failed:  # before the next trial: the failed one's model, optimizer and activations go
+                failed.clear()
+                release_memory(runner.device)
         if gave_up:  # lost a race for the last slot: back off a random while so racers desynchronise
             gave_up.clear()
             summary.started -= 1
@@ -139,8 +144,9 @@ def run_study(study, config: StudyConfig, *, n_trials: int, timeout: float | Non
     return summary
 
 
-def _budgeted(study, runner: TrialRunner, n_trials: int, gave_up: list[int]):
-    """The objective with the budget's claim-then-count (see `has_slot`) and the worker recorded."""
+def _budgeted(study, runner: TrialRunner, n_trials: int, gave_up: list[int], failed: list[str]):
+    """The objective with the budget's claim-then-count (see `has_slot`) and the worker recorded;
+    appends to `failed` the reason of a trial that failed or was pruned (its memory is then released)."""
     optuna = _optuna()
     me = worker_id()
 
@@ -153,6 +159,9 @@ def _budgeted(study, runner: TrialRunner, n_trials: int, gave_up: list[int]):
                 gave_up.append(trial.number)
                 raise optuna.TrialPruned("the study's budget of complete trials is already taken")
             return runner(trial)
+        except (TrialFailed, optuna.TrialPruned) as exc:  # a pruned trial's traceback holds its model too
+            failed.append(getattr(exc, "reason", "pruned"))
+            raise
         except KeyboardInterrupt:  # Ctrl-C: Optuna marks the trial failed; say why before it does
             if "fail_reason" not in trial.user_attrs:
                 trial.set_user_attr("fail_reason", "interrupted")
@@ -192,8 +201,19 @@ def worker_command(storage: str, study_name: str, *, n_trials: int | None = None
     return cmd + (["--quiet"] if quiet else [])
 
 
+def expand_gpus(gpus: list[int] | None, workers_per_gpu: int = 1) -> list[int] | None:
+    """One entry per local worker: each GPU index `workers_per_gpu` times (`[0, 1]`, 2 →
+    `[0, 0, 1, 1]`). Small candidates leave most of a GPU idle (kernel launches, the Python loop,
+    validation), so several workers per GPU raise complete trials per hour; `--gpus 0,0,1,1` says
+    the same by repeating indices."""
+    if not gpus:
+        return gpus
+    return [g for g in gpus for _ in range(max(1, workers_per_gpu))]
+
+
 def local_devices(n_workers: int, device: str | None, gpus: list[int] | None) -> list[str | None]:
-    """One device per local worker: the given one, else the GPUs in turn, else CPU (None)."""
+    """One device per local worker: the given one, else the GPUs in turn (a repeated index puts
+    several workers on that GPU), else CPU (None)."""
     if device is not None:
         return [device] * n_workers
     if gpus:
@@ -205,7 +225,8 @@ def local_devices(n_workers: int, device: str | None, gpus: list[int] | None) ->
 
 
 def threads_per_worker(threads: int | None, n_workers: int) -> int:
-    """CPU threads for each of `n_workers` local processes: the cores divided among them."""
+    """CPU threads for each of `n_workers` local processes — all of them, also those sharing a GPU:
+    the cores divided among them, so that N workers never oversubscribe the CPU that feeds the GPUs."""
     if threads is not None:
         return threads
     env = os.environ.get("ROBUSTARCH_THREADS")
@@ -215,12 +236,15 @@ def threads_per_worker(threads: int | None, n_workers: int) -> int:
 def start_local_workers(storage: str, study_name: str, n_workers: int, *, n_trials: int,
                         timeout: float | None = None, device: str | None = None,
                         gpus: list[int] | None = None, threads: int | None = None,
-                        artifacts: str | Path | None = None, quiet: bool = True) -> list[subprocess.Popen]:
-    """Start `n_workers` worker processes on this machine (one per GPU when there are GPUs)."""
+                        artifacts: str | Path | None = None, quiet: bool = True,
+                        joining: bool = False) -> list[subprocess.Popen]:
+    """Start `n_workers` worker processes on this machine: one per entry of `gpus` (see
+    `expand_gpus` for several per GPU), else on `device` or the visible GPUs in turn. `joining`:
+    workers of `robustarch worker` (another machine): every one reseeds its sampler."""
     per_worker = threads_per_worker(threads, n_workers)
     return [subprocess.Popen(worker_command(storage, study_name, n_trials=n_trials, timeout=timeout,
                                             device=dev, threads=per_worker, artifacts=artifacts,
-                                            worker_index=i, quiet=quiet))
+                                            worker_index=None if joining else i, quiet=quiet))
             for i, dev in enumerate(local_devices(n_workers, device, gpus))]
 
 

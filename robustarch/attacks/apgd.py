@@ -1,0 +1,214 @@
+"""APGD-CE and APGD-T (Croce & Hein 2020, the gradient attacks of AutoAttack), L∞ and L2, written
+over robustarch's batched torch loop: a sample leaves the batch once misclassified.
+
+Why native: the suite's descending-ε schedule starts each smaller ε from the adversarial of the larger
+one and stops per sample, so a whole ε-curve costs about one attack; AutoAttack's code runs every ε
+from scratch. We follow the published algorithm (step 2ε, checkpoints p_j, halving with ρ = 0.75,
+momentum α = 0.75, restart from the best point); torchattacks' port is the reference in the tests.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..presets import Section
+from .base import FixedEpsilonAttack, Target, register_native
+from .gradient import _ascent_direction, _flat_norm, _project
+
+APGD_LOSSES = ("ce", "dlr")
+MOMENTUM = 0.75  # α of the paper: weight of the new gradient step against the last move
+
+
+@dataclass(frozen=True)
+class APGDParams:
+    threat_model: str  # 'linf' or 'l2'
+    steps: int = 100
+    rho: float = 0.75  # halve the step when the loss rose in fewer than ρ of the steps since the last checkpoint
+    loss: str = "ce"  # 'ce', 'dlr', or 'dlr-targeted' (APGD-T)
+
+
+def checkpoints(steps: int) -> set[int]:
+    """Iterations after which the step size may be halved: w_j = ⌈p_j·N⌉ with p_1 = 0.22 and
+    p_{j+1} = p_j + max(p_j − p_{j−1} − 0.03, 0.06), in AutoAttack's integer form."""
+    first, shrink, least = max(int(0.22 * steps), 1), max(int(0.03 * steps), 1), max(int(0.06 * steps), 1)
+    out, at, interval = set(), 0, first
+    while at + interval <= steps:
+        at += interval
+        out.add(at)
+        interval = max(interval - shrink, least)
+    return out
+
+
+def _dlr(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+    """Difference of logits ratio, per sample: shift- and scale-invariant, so large logits (a model
+    whose softmax saturates) do not hide the gradient as they do for cross-entropy."""
+    srt = logits.sort(dim=1).values
+    true = logits.gather(1, y[:, None])[:, 0]
+    if target is None:
+        other = logits.masked_fill(F.one_hot(y, logits.shape[1]).bool(), float("-inf")).amax(1)
+        return -(true - other) / (srt[:, -1] - srt[:, -3] + 1e-12)
+    tgt = logits.gather(1, target[:, None])[:, 0]
+    return -(true - tgt) / (srt[:, -1] - 0.5 * (srt[:, -3] + srt[:, -4]) + 1e-12)
+
+
+def _loss_and_grad(net: nn.Module, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None,
+                   loss: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-sample loss, its input gradient and whether the point is misclassified."""
+    xg = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        logits = net(xg)
+        per_sample = F.cross_entropy(logits, y, reduction="none") if loss == "ce" else _dlr(logits, y, target)
+        # each sample's loss depends on its own input only (eval mode), so the sum's gradient is exact
+        (grad,) = torch.autograd.grad(per_sample.sum(), xg)
+    return per_sample.detach(), grad, logits.detach().argmax(1) != y
+
+
+def random_start(x: torch.Tensor, eps: float, threat_model: str, gen: torch.Generator) -> torch.Tensor:
+    """AutoAttack's start: a random point on the ε-sphere (L2) or with max |δ| = ε (L∞), drawn on
+    CPU from the attack's generator so CPU and CUDA runs start alike."""
+    if threat_model == "linf":
+        t = torch.rand(x.shape, generator=gen, device="cpu").to(x) * 2 - 1
+        return eps * t / t.abs().flatten(1).amax(1).clamp_min(1e-12).reshape(-1, *[1] * (x.ndim - 1))
+    t = torch.randn(x.shape, generator=gen, device="cpu").to(x)
+    return eps * t / _flat_norm(t, 2.0).clamp_min(1e-12)
+
+
+class _State:
+    """Per-sample state of the active samples; `keep` drops the broken ones from every field."""
+
+    FIELDS = ("idx", "x", "y", "tgt", "cur", "prev", "grad", "loss", "best", "grad_best", "loss_best",
+              "step", "rises", "loss_at_check", "reduced")
+
+    def __init__(self, **fields):
+        self.__dict__.update(fields)
+
+    def keep(self, mask: torch.Tensor) -> None:
+        for name in self.FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, value[mask])
+
+
+def apgd(net: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, params: APGDParams,
+         bounds: tuple[float, float], start: torch.Tensor, target: torch.Tensor | None = None
+         ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One APGD run from `start` (inside the ball and bounds). Returns `(x_adv, found)`: the first
+    misclassified point of each sample that broke, else its highest-loss point."""
+    lo, hi = bounds
+    tm = params.threat_model
+
+    def proj(p: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+        return (x0 + _project(p - x0, eps, tm)).clamp(lo, hi)
+
+    loss, grad, adv = _loss_and_grad(net, start, y, target, params.loss)
+    out, found = start.clone(), adv.clone()
+    n = len(x)
+    s = _State(idx=torch.arange(n, device=x.device), x=x, y=y, tgt=target, cur=start.clone(),
+               prev=start.clone(), grad=grad, loss=loss, best=start.clone(), grad_best=grad.clone(),
+               loss_best=loss.clone(), step=torch.full((n,), 2.0 * eps, device=x.device, dtype=x.dtype),
+               rises=torch.zeros(n, device=x.device), loss_at_check=loss.clone(),
+               reduced=torch.ones(n, dtype=torch.bool, device=x.device))
+    s.keep(~adv)
+    marks, since = checkpoints(params.steps), 0
+    for i in range(params.steps):
+        if len(s.idx) == 0:
+            break
+        shape = (-1, *[1] * (x.ndim - 1))
+        z = proj(s.cur + s.step.reshape(shape) * _ascent_direction(s.grad, tm), s.x)
+        a = 1.0 if i == 0 else MOMENTUM
+        nxt = proj(s.cur + a * (z - s.cur) + (1 - a) * (s.cur - s.prev), s.x)
+        s.prev, s.cur = s.cur, nxt
+        loss, s.grad, adv = _loss_and_grad(net, s.cur, s.y, s.tgt, params.loss)
+        out[s.idx[adv]], found[s.idx[adv]] = s.cur[adv], True
+        s.rises += (loss > s.loss).float()
+        s.loss = loss
+        better = loss > s.loss_best
+        s.best[better], s.grad_best[better], s.loss_best[better] = s.cur[better], s.grad[better], loss[better]
+        since += 1
+        if i + 1 in marks:
+            _checkpoint(s, params.rho, since)
+            since = 0
+        s.keep(~adv)
+    out[s.idx] = s.best
+    return out, found
+
+
+def _checkpoint(s: _State, rho: float, since: int) -> None:
+    """Halve the step of samples whose loss rose in at most ρ of the last steps, or whose best loss
+    did not improve since a checkpoint that kept the step; they restart from their best point."""
+    halve = (s.rises <= rho * since) | (~s.reduced & (s.loss_at_check >= s.loss_best))
+    s.step[halve] /= 2.0
+    s.cur[halve], s.grad[halve] = s.best[halve], s.grad_best[halve]
+    s.reduced, s.loss_at_check = halve, s.loss_best.clone()
+    s.rises.zero_()
+
+
+def _start(x: torch.Tensor, eps: float, threat_model: str, bounds: tuple[float, float],
+           gen: torch.Generator, init: torch.Tensor | None) -> torch.Tensor:
+    delta = random_start(x, eps, threat_model, gen) if init is None else _project(init - x, eps, threat_model)
+    return (x + delta).clamp(*bounds)
+
+
+class _APGDBase(FixedEpsilonAttack):
+    """What APGD-CE and APGD-T share: the step budget, ρ, and step doubling."""
+
+    @classmethod
+    def check_settings(cls, sec: Section) -> None:
+        sec.get("steps", int, 100, min=1)
+        sec.get("rho", float, 0.75, min=0.0, max=1.0)
+
+    def with_steps_factor(self, factor: int):
+        return self._copy_with(steps=self.settings.get("steps", 100) * factor)
+
+
+@register_native(LinfAPGD="linf", L2APGD="l2")
+class APGD(_APGDBase):
+    """APGD (untargeted) on cross-entropy (APGD-CE, AutoAttack's first attack) or on the DLR loss."""
+
+    SETTINGS = ("steps", "rho", "loss")
+
+    @classmethod
+    def check_settings(cls, sec: Section) -> None:
+        super().check_settings(sec)
+        sec.get("loss", str, "ce", choices=APGD_LOSSES)
+
+    def run(self, target: Target, x, y, eps, init):
+        params = APGDParams(self.threat_model, **self.settings)
+        start = _start(x, eps, self.threat_model, target.bounds, target.generator, init)
+        return apgd(target.net, x, y, eps, params, target.bounds, start)[0]
+
+
+@register_native(LinfAPGDT="linf", L2APGDT="l2")
+class APGDT(_APGDBase):
+    """APGD-T: APGD on the targeted DLR loss, once per target class, the runner-up classes of the clean
+    logits in order (AutoAttack: 9). Each target runs only on the samples the earlier ones left."""
+
+    SETTINGS = ("steps", "rho", "n_target_classes")
+
+    @classmethod
+    def check_settings(cls, sec: Section) -> None:
+        super().check_settings(sec)
+        sec.get("n_target_classes", int, 9, min=1)
+
+    def run(self, target: Target, x, y, eps, init):
+        settings = dict(self.settings)
+        n_targets = settings.pop("n_target_classes", 9)
+        params = APGDParams(self.threat_model, loss="dlr-targeted", **settings)
+        with torch.no_grad():
+            ranked = target.net(x).argsort(dim=1, descending=True)
+        out = x.clone()
+        todo = torch.arange(len(x), device=x.device)
+        # rank 0 is the predicted class; ranks 1..C−1 are the possible targets
+        for k in range(1, min(n_targets, ranked.shape[1] - 1) + 1):
+            first = init[todo] if (k == 1 and init is not None) else None
+            xs, ys = x[todo], y[todo]
+            start = _start(xs, eps, self.threat_model, target.bounds, target.generator, first)
+            adv, found = apgd(target.net, xs, ys, eps, params, target.bounds, start, ranked[todo, k])
+            out[todo] = torch.where(found.reshape(-1, *[1] * (x.ndim - 1)), adv, out[todo]) if k > 1 else adv
+            todo = todo[~found]
+            if len(todo) == 0:
+                break
+        return out

@@ -1,0 +1,286 @@
+"""robustarch.analysis.findings / powerlaw / record (new trial attributes): the power-law fit against
+known distributions, Holm against a direct computation, verdicts on designed studies, selection on
+validation numbers, sanity severities, rescoring and the phase diagram. Studies are real in-memory
+Optuna studies built with `create_trial` (no training)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from optuna.distributions import IntDistribution
+from optuna.trial import TrialState, create_trial
+from scipy import optimize, stats
+
+from robustarch.analysis import analyze
+from robustarch.analysis.findings import holm
+from robustarch.analysis.powerlaw import bin_counts, fit_counts, fit_power_law
+from robustarch.analysis.record import rescore_table, trials_table
+from robustarch.analysis.summary import sentences
+from robustarch.report import build_report
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+EPS = [0.01, 0.02, 0.03, 0.05, 0.1, 0.15, 0.2, 0.3]
+
+
+def power_samples(rng, n, k, e0, never=0.0):
+    """Minimal ε with P(min ε ≤ e) = (1 − never)(e / e0)^k on [0, e0] (inverse-CDF sampling)."""
+    m = e0 * rng.random(n) ** (1 / k)
+    m[rng.random(n) < never] = np.inf
+    return m
+
+
+@pytest.mark.parametrize("k", [0.8, 1.5, 2.5])
+def test_fit_recovers_a_known_exponent(k):
+    m = power_samples(np.random.default_rng(int(10 * k)), 3000, k, 0.3, never=0.1)
+    fit = fit_power_law(m, (0.01, 0.1), n_boot=300)
+    assert fit["status"] == "ok" and fit["n_points"] == 8
+    assert fit["ci_low"] < k < fit["ci_high"] and fit["slope"] == pytest.approx(k, rel=0.1)
+    # error = 0.9 (ε/0.3)^k  →  log10 A = log10 0.9 − k log10 0.3
+    assert fit["intercept"] == pytest.approx(math.log10(0.9) - k * math.log10(0.3), abs=0.15)
+    assert fit["power_law_ok"] and fit["deviance_p"] > 0.05 and fit["curvature_p"] > 0.05
+
+
+def test_fit_is_the_multinomial_maximum_likelihood():
+    m = power_samples(np.random.default_rng(5), 500, 1.3, 0.2)
+    grid = np.geomspace(0.02, 0.12, 8)
+    counts = bin_counts(m, grid)
+    x = np.log(grid / grid[-1])
+
+    def nll(theta):
+        F = np.exp(theta[0] + theta[1] * x)
+        pi = np.r_[F[0], np.diff(F), 1 - F[-1]]
+        return np.inf if (pi <= 0).any() else -(counts * np.log(pi)).sum()
+
+    ref = optimize.minimize(nll, [math.log(0.5), 1.0], method="Nelder-Mead", options={"xatol": 1e-10, "fatol": 1e-12})
+    fit = fit_counts(counts, x)
+    assert fit["slope"] == pytest.approx(ref.x[1], abs=1e-4)
+    # The deviance is twice the log-likelihood gap to the saturated multinomial.
+    sat = -(counts[counts > 0] * np.log(counts[counts > 0] / counts.sum())).sum()
+    assert fit["deviance"] == pytest.approx(2 * (ref.fun - sat), abs=1e-6)
+
+
+@pytest.mark.parametrize("name", ["logistic", "exponential"])
+def test_fit_rejects_curves_that_are_not_power_laws(name):
+    rng = np.random.default_rng(1)
+    if name == "logistic":  # an S-shaped CDF in ε: the log–log curve bends upward, then flattens
+        u = rng.random(4000)
+        m = 0.1 + 0.02 * np.log(u / (1 - u))
+        window, bend = (0.01, 0.1), 1
+    else:  # 1 − exp(−ε/0.05): local slope falls from 1 as ε grows
+        m, window, bend = rng.exponential(0.05, 4000), (0.005, 0.05), -1
+    fit = fit_power_law(m[m > 0], window, n_boot=0)
+    assert fit["status"] == "ok" and not fit["power_law_ok"]
+    assert min(fit["deviance_p"], fit["curvature_p"]) < 0.01
+    assert np.sign(fit["curvature"]) == bend
+
+
+def test_zero_counts_are_kept_and_no_resample_is_dropped():
+    rng = np.random.default_rng(2)
+    m = power_samples(rng, 400, 3.0, 0.5, never=0.0)  # at the window's bottom almost nothing is broken
+    fit = fit_power_law(m, (0.03, 0.3), n_boot=400)
+    counts = bin_counts(m, np.geomspace(0.03, 0.3, 8))
+    assert counts[0] == 0 and counts[1] == 0  # empty bins enter the likelihood as they are
+    assert fit["status"] == "ok" and fit["ci_low"] < 3.0 < fit["ci_high"]
+    assert fit["boot_undefined"] == 0.0
+    sparse = fit_power_law(np.r_[power_samples(rng, 14, 1.0, 0.1), [np.inf] * 300], (0.01, 0.1), n_boot=400)
+    assert sparse["status"] == "ok" and sparse["boot_undefined"] == 0.0  # every resample has a slope
+    assert sparse["ci_low"] < sparse["slope"] < sparse["ci_high"]
+
+
+def test_holm_matches_a_direct_computation():
+    p = [0.01, 0.04, 0.03, 0.005, math.nan]
+    # sorted: 0.005·4 = 0.02, 0.01·3 = 0.03, 0.03·2 = 0.06, 0.04·1 → max(0.06, 0.04) = 0.06
+    np.testing.assert_allclose(holm(p), [0.03, 0.06, 0.06, 0.02, math.nan])
+    rng = np.random.default_rng(0)
+    q = rng.random(9) ** 3
+    direct = [max(min(1.0, (9 - j) * s) for j, s in enumerate(sorted(q)) if s <= qi) for qi in q]
+    np.testing.assert_allclose(holm(q), direct)
+
+
+def _attrs(rng, *, depth, width, clean, e0, k=1.5, n=400, val=None, sanity_invalid=None, sanity_warnings=None,
+           old_failed=None, train_accuracy=None, label_noise=0.0, max_steps=200, samples=None):
+    n_correct = round(clean * n)
+    m = samples(rng, n_correct) if samples else power_samples(rng, n_correct, k, e0)
+    sanity = {"curve_non_increasing": True, "gradients_finite_nonzero": old_failed is None}
+    a = {"arch_summary": f"{depth}x{width}", "params": int(9 * width * width * depth), "flops": 1000, "depth": depth,
+         "width": float(width), "clean_accuracy": clean, "val_accuracy": clean if val is None else val[0],
+         "attacked_clean_accuracy": n_correct / n, "n_attacked": n, "eps": EPS,
+         "robust_accuracy": {"worst_case": [float((m > e).sum()) / n for e in EPS]},
+         "min_adversarial_eps": [None if math.isinf(v) else float(v) for v in m],
+         "minimization_min_eps": [None if math.isinf(v) else float(v) for v in m],
+         "margins": [float(v) * 40 if math.isfinite(v) else 99.0 for v in m], "sanity": sanity,
+         "train_config": {"epochs": 4, "max_steps": max_steps, "label_noise": label_noise, "train_fraction": 1.0},
+         "train_accuracy": clean + 0.05 if train_accuracy is None else train_accuracy}
+    if val is not None:
+        a |= {"val_robust_accuracy": {"worst_case": [val[1]] * len(EPS)}, "val_attacked_clean_accuracy": val[0],
+              "val_n_attacked": 100, "selection_split": "val"}
+    if old_failed is None:
+        a |= {"sanity_invalid": sanity_invalid or [], "sanity_warnings": sanity_warnings or []}
+    return a
+
+
+def build(models: list[dict], *, sampler="random", rescore=None, seed=0, name="designed"):
+    rng = np.random.default_rng(seed)
+    study = optuna.create_study(study_name=name, direction="maximize")
+    study.set_user_attr("robustarch_config", {"sampler": sampler, "seed": seed})
+    study.set_user_attr("objective_eps", 0.05)
+    for key, value in (rescore or {}).items():
+        study.set_user_attr(f"rescore:{key}", value)
+    for spec in models:
+        attrs = _attrs(rng, **spec)
+        value = attrs["val_robust_accuracy"]["worst_case"][0] if "val_robust_accuracy" in attrs else \
+            attrs["robust_accuracy"]["worst_case"][3]
+        study.add_trial(create_trial(params={"depth": spec["depth"]}, distributions={"depth": IntDistribution(1, 9)},
+                                     values=[value], user_attrs=attrs, state=TrialState.COMPLETE))
+    return study
+
+
+def pairs_study(**kw):
+    """Ten matched-size pairs (depth 2 vs 8 at half the width: same parameter count); the deeper net
+    of each pair is more robust, and robustness tracks clean accuracy."""
+    models = []
+    for j in range(10):
+        base = 0.10 + 0.02 * j
+        models.append({"depth": 2, "width": 32 + 4 * j, "clean": 0.70 + 0.02 * j, "e0": base})
+        models.append({"depth": 8, "width": 16 + 2 * j, "clean": 0.71 + 0.02 * j, "e0": base + 0.04})
+    return build(models, **kw)
+
+
+@pytest.fixture(scope="module")
+def designed():
+    return analyze(pairs_study(), n_boot=300)
+
+
+def test_findings_verdicts_on_a_designed_study(designed):
+    f = designed.tables["findings"].set_index("key")
+    assert list(f.index) == ["robust_tracks_clean", "conditional_tracks_clean", "size_adds_little", "power_law",
+                             "slope_matches_margin_tail", "deeper_more_robust"]
+    assert f.loc["robust_tracks_clean", "verdict"] == "supported"
+    assert f.loc["power_law", "verdict"] == "supported"
+    assert f.loc["power_law", "ci_low"] < 1.5 < f.loc["power_law", "ci_high"]
+    assert f.loc["slope_matches_margin_tail", "verdict"] == "supported"  # margins ∝ minimal ε here
+    assert f.loc["deeper_more_robust", "verdict"] == "supported" and f.loc["deeper_more_robust", "n"] == 10
+    # The numbers are the tests they name, on the models, with Holm over the six claims.
+    u = designed.used_trials
+    rho = stats.spearmanr(u["robust_accuracy"], u["clean_accuracy"])
+    assert f.loc["robust_tracks_clean", "value"] == pytest.approx(rho.statistic)
+    assert f.loc["robust_tracks_clean", "p_value"] == pytest.approx(rho.pvalue)
+    np.testing.assert_allclose(f["p_holm"], holm(f["p_value"]))
+    pairs = designed.tables["depth_pairs"]
+    assert len(pairs) == 10 and (pairs["params_ratio"] == 1).all()
+    assert f.loc["deeper_more_robust", "p_value"] == pytest.approx(stats.wilcoxon(pairs["robust_difference"]).pvalue)
+    assert "mechanical" in f.loc["robust_tracks_clean", "text"]
+    assert "minimization attacks" in f.loc["power_law", "text"]
+    assert designed.caveat is None  # a random sampler
+
+
+def test_too_few_pairs_and_a_biased_sampler_are_said(designed):
+    a = analyze(build([{"depth": 2 + i % 3, "width": 8 * (1 + i), "clean": 0.8 + 0.01 * i, "e0": 0.1 + 0.01 * i}
+                       for i in range(8)], sampler="tpe"), n_boot=100)
+    f = a.tables["findings"].set_index("key")
+    assert f.loc["deeper_more_robust", "verdict"] == "inconclusive"
+    assert "matched-size pair" in f.loc["deeper_more_robust", "text"]
+    assert "tpe sampler" in a.caveat and "--sampler random" in a.caveat
+    html = build_report(pairs_study(sampler="nsgaii"), n_boot=50)
+    assert 'id="sampler-caveat"' in html and "chosen by the nsgaii sampler" in html
+
+
+def test_summary_claims_no_power_law_the_fits_reject():
+    def logistic(rng, n):
+        u = rng.random(n)
+        return np.clip(0.12 + 0.02 * np.log(u / (1 - u)), 1e-4, None)
+
+    models = [{"depth": 2, "width": 16 + 4 * i, "clean": 0.8 + 0.02 * i, "e0": 0.1, "n": 1500, "samples": logistic}
+              for i in range(6)]
+    a = analyze(build(models), n_boot=100)
+    f = a.tables["findings"].set_index("key")
+    assert f.loc["power_law", "verdict"] == "not supported"
+    text = " ".join(sentences(a))
+    assert "rises faster than any single power" in text
+    assert "follows a power law" not in text and "grows as a power" not in text
+
+
+def test_selection_uses_validation_and_quotes_test_numbers():
+    # Trial 0 is the most robust on test but not on validation; trial 2 is the validation choice.
+    models = [{"depth": 2, "width": 16, "clean": 0.90, "e0": 0.40, "val": (0.85, 0.30)},
+              {"depth": 3, "width": 16, "clean": 0.88, "e0": 0.15, "val": (0.86, 0.35)},
+              {"depth": 4, "width": 16, "clean": 0.86, "e0": 0.20, "val": (0.90, 0.60)},
+              {"depth": 5, "width": 16, "clean": 0.84, "e0": 0.12, "val": (0.80, 0.20)},
+              {"depth": 6, "width": 16, "clean": 0.82, "e0": 0.11, "val": (0.79, 0.10)}]
+    study = build(models)
+    raw = trials_table(study)
+    assert raw["val_robust_accuracy"].tolist() == [0.30, 0.35, 0.60, 0.20, 0.10] and set(raw["selection_split"]) == {"val"}
+    a = analyze(study, n_boot=100)
+    t = a.tables["trials"].set_index("trial")
+    assert t["robust_accuracy"].idxmax() == 0 and a.selection_split == "val"
+    best = a.best_trial
+    assert int(best["trial"]) == 2
+    assert set(a.tables["pareto_front"]["trial"]) == {2}  # dominates the others on validation numbers
+    s = " ".join(sentences(a))
+    assert ("trial 2 (4x16), both chosen on the validation subset" in s and
+            f"test robust accuracy {t.loc[2, 'robust_accuracy']:.3f}" in s)
+    assert "chosen on a validation subset" in build_report(build(models), n_boot=50)
+    old = analyze(build([{k: v for k, v in m.items() if k != "val"} for m in models]), n_boot=100)
+    assert old.selection_split == "test" and int(old.best_trial["trial"]) == 0
+    assert "chosen on the test split itself" in " ".join(sentences(old))
+
+
+def test_invalid_checks_exclude_warnings_do_not_and_old_failures_are_invalid():
+    models = [{"depth": 2 + i, "width": 16, "clean": 0.8 + 0.02 * i, "e0": 0.1 + 0.02 * i} for i in range(7)]
+    models[0]["sanity_invalid"] = ["gradients_finite_nonzero"]
+    models[1]["sanity_warnings"] = ["curve_non_increasing"]
+    models[2]["old_failed"] = True  # a study stored before severities: a failed check is invalid
+    study = build(models)
+    t = trials_table(study).set_index("trial")
+    assert t.loc[0, "sanity_invalid"] == "gradients_finite_nonzero" and t.loc[1, "sanity_warnings"] == "curve_non_increasing"
+    assert t.loc[2, "sanity_invalid"] == "gradients_finite_nonzero"
+    a = analyze(study, n_boot=100)
+    used = set(a.used_trials["trial"])
+    assert used == {1, 3, 4, 5, 6} and a.n_flagged == 2
+    assert "1 model(s) failed a sanity check of severity \"warning\"" in " ".join(sentences(a))
+
+
+def test_rescore_table_and_report():
+    rescore = {3: {"suite": "strong", "split": "test", "eps": [0.05, 0.1], "clean_accuracy": 0.9, "n_attacked": 400,
+                   "robust_accuracy": {"worst_case": [0.2, 0.05]}, "seconds": 12.0, "sanity_invalid": []},
+               5: {"suite": "strong", "split": "test", "eps": [0.05], "clean_accuracy": 0.9, "n_attacked": 400,
+                   "robust_accuracy": {"worst_case": [0.0]}, "seconds": 9.0, "sanity_invalid": ["random_outputs"]}}
+    study = pairs_study(rescore=rescore)
+    r = rescore_table(study)
+    assert r.loc[r["trial"] == 5, "sanity_invalid"].item() == "random_outputs"
+    r = r[r["trial"] == 3]
+    search = study.trials[3].user_attrs["robust_accuracy"]["worst_case"]
+    assert list(r["eps"]) == [0.05, 0.1]
+    assert r["search_robust_accuracy"].tolist() == [search[EPS.index(0.05)], search[EPS.index(0.1)]]
+    assert r["drop"].tolist() == pytest.approx([search[3] - 0.2, search[4] - 0.05])
+    html = build_report(study, n_boot=50)
+    assert 'id="rescore-table"' in html and "1 model(s) were re-attacked with the strong suite" in html
+    assert "1 rescore(s) failed an invalid-severity sanity check" in html  # left out of the quoted drop
+    assert f"drops by {search[3] - 0.2:.3f}".replace("-", "−") in html
+
+
+def test_phase_diagram_over_label_noise_and_training_length():
+    models = [{"depth": 2, "width": 16 + i, "clean": 0.95 - 0.3 * noise - 0.02 * i, "e0": 0.1 + 0.01 * i,
+               "label_noise": noise, "max_steps": steps, "train_accuracy": 0.99 - noise * (steps / 800)}
+              for i, (noise, steps) in enumerate([(n, s) for n in (0.0, 0.2, 0.4) for s in (100, 400)])]
+    a = analyze(build(models), n_boot=50)
+    p = a.tables["phase_diagram"]
+    assert set(p["metric"]) == {"clean_accuracy", "generalization_gap", "robust_accuracy"}
+    assert set(p["load_knob"]) == {"label_noise"} and set(p["temperature_knob"]) == {"max_steps"}
+    cell = p[(p["metric"] == "generalization_gap") & (p["load_bin"] == "0.4") & (p["temperature_bin"] == "400")]
+    t = a.tables["trials"].set_index("trial")
+    assert cell["mean"].item() == pytest.approx(t.loc[5, "train_accuracy"] - t.loc[5, "clean_accuracy"])
+    html = build_report(build(models), n_boot=50)
+    assert 'id="phase"' in html and 'id="phase-label_noise-generalization_gap"' in html
+
+
+def test_old_studies_without_new_attributes_still_analyse():
+    from _studies import make_study
+
+    a = analyze(make_study(8, n_flagged=1, seed=3), n_boot=50)
+    assert a.selection_split == "test" and a.tables["rescore"].empty
+    assert len(a.tables["findings"]) == 6
+    assert pd.isna(a.tables["trials"]["val_robust_accuracy"]).all()

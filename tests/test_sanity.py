@@ -1,0 +1,204 @@
+"""Sanity checks without false alarms: masked and random models are flagged invalid, healthy ones
+(plain, logits ×1000, adversarially trained) pass; EOT for random models; step doubling merges.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from robustarch import ArchSpec, AttackSuite, StageSpec, UserError, build_model
+from robustarch.attacks import AttackConfig, SuiteConfig
+from robustarch.search.train import TrainConfig, train_model
+
+EPS = (0.05, 0.1, 0.2, 0.3)
+
+
+def attacks_config(samples: int = 100, **kw) -> SuiteConfig:
+    """A suite with one attack of each kind (the `quick` preset is being extended elsewhere)."""
+    attacks = (AttackConfig("FGSM", "FGSM", engine="native"),
+               AttackConfig("LinfPGD", "LinfPGD", {"steps": 10, "loss": "margin"}, restarts=2, engine="native"),
+               AttackConfig("LInfFMNAttack", "FMN", {"steps": 20}, engine="foolbox"),
+               AttackConfig("LinfRepeatedAdditiveUniformNoiseAttack", "noise", {"repeats": 20}, engine="foolbox"))
+    return SuiteConfig(name="sanity", threat_model="linf", eps=EPS, attacks=attacks, samples=samples,
+                       batch_size=128, **kw)
+
+
+def small_cnn(head_dropout: float = 0.0) -> nn.Module:
+    torch.manual_seed(0)
+    return build_model(ArchSpec(in_chans=1, num_classes=10, input_size=8, stem_width=16, head_dropout=head_dropout,
+                                stages=(StageSpec(1, 32, 1, "plain"), StageSpec(1, 32, 2, "plain"))))
+
+
+class Preprocessed(nn.Module):
+    """A fixed input transform in front of the CNN (the transform is the 'defense')."""
+
+    def __init__(self, model: nn.Module, transform):
+        super().__init__()
+        self.model, self.transform = model, transform
+
+    def forward(self, x):
+        return self.model(self.transform(x))
+
+
+class ScaledLogits(nn.Module):
+    def __init__(self, model: nn.Module, scale: float):
+        super().__init__()
+        self.model, self.scale = model, scale
+
+    def forward(self, x):
+        return self.model(x) * self.scale
+
+
+class AlwaysDropout(nn.Module):
+    """Dropout that ignores eval mode: the model's output is random at test time."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        return F.dropout(x, self.p, training=True)
+
+
+def median3x3(x: torch.Tensor) -> torch.Tensor:
+    n, c, h, w = x.shape
+    patches = F.unfold(F.pad(x, (1, 1, 1, 1), mode="reflect"), 3).view(n, c, 9, h * w)
+    return patches.median(2).values.view(n, c, h, w)
+
+
+@pytest.fixture(scope="module")
+def adv_cnn(digits):
+    model = small_cnn()
+    train_model(model, digits, TrainConfig(recipe="fgsm-rs", eps=0.1, epochs=6, lr=0.1, batch_size=128),
+                device=torch.device("cpu"))
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def plain(digits, digits_model):
+    return AttackSuite(attacks_config()).run(digits_model, digits.test.x, digits.test.y, seed=0)
+
+
+def _run(model, digits, **kw):
+    return AttackSuite(attacks_config(**kw)).run(model, digits.test.x, digits.test.y, seed=0)
+
+
+# -- healthy models: no failed invalid check --------------------------------------------------------
+def test_plain_cnn_is_valid_with_severities(plain):
+    assert plain.valid and plain.invalid_checks == [], plain.sanity_table()
+    assert plain.sanity["large_eps_chance_level"]["robust_accuracy"] == 0.0
+    assert plain.sanity["deterministic_outputs"]["max_relative_logit_change"] == 0.0
+    table = plain.sanity_table()
+    assert list(table.columns) == ["check", "ok", "severity", "numbers"]
+    assert set(table["severity"]) == {"invalid", "warning"}
+    assert all(c["severity"] in ("invalid", "warning") for c in plain.sanity.values())
+    assert plain.sanity_ok == (not plain.invalid_checks and not plain.warning_checks)
+
+
+def test_logits_times_1000_same_curve_and_valid(digits, digits_model, plain):
+    scaled = _run(ScaledLogits(digits_model, 1000.0), digits)
+    assert scaled.valid, scaled.sanity_table()
+    worst = [scaled.robust_accuracy(e) for e in EPS]
+    assert np.allclose(worst, [plain.robust_accuracy(e) for e in EPS], atol=0.02), worst
+    grad = scaled.sanity["gradients_finite_nonzero"]
+    plain_l1 = plain.sanity["gradients_finite_nonzero"]["median_grad_l1"]
+    assert grad["fraction_zero"] == 0.0 and grad["median_grad_l1"] > 100 * plain_l1  # margin: scaled, not saturated
+
+
+def test_adversarially_trained_cnn_is_valid(digits, adv_cnn, plain):
+    result = _run(adv_cnn, digits)
+    assert result.valid, result.sanity_table()
+    assert result.robust_accuracy(0.1) > plain.robust_accuracy(0.1)  # the training did something
+
+
+# -- masked and random models: invalid --------------------------------------------------------------
+@pytest.mark.parametrize("transform", [lambda x: torch.round(x * 4) / 4, lambda x: torch.round(x * 16) / 16],
+                         ids=["quantize-5-levels", "round-to-16ths"])
+def test_rounding_preprocessing_is_invalid(digits, digits_model, transform):
+    result = _run(Preprocessed(digits_model, transform), digits)
+    assert not result.valid
+    masked = {"gradients_finite_nonzero", "large_eps_chance_level", "gradient_free_not_stronger"}
+    assert masked <= set(result.invalid_checks)
+    assert result.sanity["gradients_finite_nonzero"]["fraction_zero"] == 1.0
+    assert result.sanity["large_eps_chance_level"]["robust_accuracy"] > 0.5
+
+
+def test_median_filter_is_not_masking(digits):
+    """Measured, against the first plan: a 3×3 median filter passes gradients (to each window's
+    median pixel) and gradient attacks break it faster than noise, so no invalid check may fire."""
+    model = Preprocessed(small_cnn(), median3x3)
+    train_model(model, digits, TrainConfig(epochs=6, lr=0.1, batch_size=128), device=torch.device("cpu"))
+    result = _run(model.eval(), digits)
+    assert result.valid, result.sanity_table()
+    for e in EPS:
+        assert result.robust_accuracy(e, "LinfPGD") <= result.robust_accuracy(e, "noise")
+
+
+def median3x3_numpy(x: torch.Tensor) -> torch.Tensor:
+    """The median filter as feature-squeezing code often writes it: scipy on the detached array."""
+    import scipy.ndimage as ndi
+
+    out = ndi.median_filter(x.detach().cpu().numpy(), size=(1, 1, 3, 3), mode="reflect")
+    return torch.as_tensor(out, device=x.device)
+
+
+def test_median_filter_outside_autograd_is_invalid(digits):
+    """Non-differentiable preprocessing: no gradient path from the output to the input. The suite
+    does not crash on it; its attacks see a zero gradient and the evaluation is flagged invalid."""
+    model = small_cnn()
+    train_model(model, digits, TrainConfig(epochs=6, lr=0.1, batch_size=128), device=torch.device("cpu"))
+    result = _run(Preprocessed(model.eval(), median3x3_numpy), digits)
+    assert not result.valid
+    assert {"gradients_finite_nonzero", "large_eps_chance_level"} <= set(result.invalid_checks)
+    assert result.sanity["gradients_finite_nonzero"]["gradient_path"] is False
+
+
+@pytest.fixture(scope="module")
+def dropout_cnn(digits):
+    model = small_cnn(head_dropout=0.3)
+    train_model(model, digits, TrainConfig(epochs=6, lr=0.1, batch_size=128), device=torch.device("cpu"))
+    model.dropout = AlwaysDropout(0.3)
+    return model.eval()
+
+
+def test_dropout_at_test_time_is_invalid_and_averaged(digits, dropout_cnn):
+    cfg = attacks_config(samples=60)
+    runs = [AttackSuite(cfg, eot=4).run(dropout_cnn, digits.test.x, digits.test.y, seed=1) for _ in range(2)]
+    result = runs[0]
+    check = result.sanity["deterministic_outputs"]
+    assert not result.valid and "deterministic_outputs" in result.invalid_checks
+    assert check["random"] and check["eot_draws"] == 4 and check["fraction_predictions_changed"] > 0.05
+    # The averaged model changes its mind less often than one draw: fewer noise flips counted.
+    assert check["eot_fraction_predictions_changed"] < check["fraction_predictions_changed"]
+    single = AttackSuite(cfg, eot=1).run(dropout_cnn, digits.test.x, digits.test.y, seed=1)
+    assert result.clean_accuracy > single.clean_accuracy  # one draw's noise no longer decides clean-correct
+    pd.testing.assert_frame_equal(runs[0].per_sample, runs[1].per_sample)  # seeded draws: reproducible
+
+
+# -- step doubling and constructor checks -----------------------------------------------------------
+def test_step_doubling_keeps_the_stronger_result(digits, digits_model):
+    pgd = AttackConfig("LinfPGD", "LinfPGD", {"steps": 2, "loss": "margin"}, restarts=1, engine="native")
+    cfg = {"name": "t", "threat_model": "linf", "eps": EPS, "attacks": (pgd,), "samples": 100,
+           "batch_size": 128, "large_eps": False}
+    once = AttackSuite(SuiteConfig(**cfg)).run(digits_model, digits.test.x, digits.test.y, seed=0)
+    both = AttackSuite(SuiteConfig(**cfg, step_doubling=True)).run(digits_model, digits.test.x, digits.test.y, seed=0)
+    check = both.sanity["step_doubling_stable"]
+    assert check["severity"] == "warning"
+    assert check["curves"]["LinfPGD"]["steps"] == [once.robust_accuracy(e) for e in EPS]  # flag as it was
+    a, b = once.per_sample["eps_LinfPGD"].to_numpy(), both.per_sample["eps_LinfPGD"].to_numpy()
+    assert np.all(b <= a) and check["samples_improved"] == int((b < a).sum()) > 0
+    assert np.array_equal(both.per_sample["min_adversarial_eps"].to_numpy(), b)
+    for e, doubled in zip(EPS, check["curves"]["LinfPGD"]["double_steps"]):
+        assert both.robust_accuracy(e) <= min(once.robust_accuracy(e), doubled)
+
+
+def test_constructor_errors():
+    cfg = attacks_config()
+    with pytest.raises(UserError, match="std= was given without mean="):
+        AttackSuite(cfg, std=[0.5])
+    with pytest.raises(UserError, match="eot= must be a whole number of draws >= 1"):
+        AttackSuite(cfg, eot=0)
