@@ -40,7 +40,7 @@ def search(
     enqueue: Optional[Path] = typer.Option(None, help="YAML/JSON list of parameter mappings to run first (baselines)."),
     seed: Optional[int] = typer.Option(None, help="Seed for data splits, sampler and training (default 0)."),
     rescore_top: Optional[int] = typer.Option(None, min=0, help="At the end, re-attack the K best models (chosen on validation) and the Pareto front with the dataset's autoattack suite on the test split (default 5 on CUDA, 0 on CPU: see `robustarch rescore`)."),
-    workers: int = typer.Option(1, min=1, help="Local worker processes (default: one per --gpus entry, else 1)."),
+    workers: Optional[int] = typer.Option(None, min=1, help="Local worker processes (default: the recipe's, else one per --gpus entry, else 1)."),
     gpus: Optional[str] = typer.Option(None, help="GPU indices for the local workers, e.g. 0,1,2,3: one worker per GPU (repeat an index, 0,0,1,1, for several)."),
     workers_per_gpu: int = typer.Option(1, min=1, help="Local workers on each GPU of --gpus (default: all visible GPUs); small candidates leave a GPU idle otherwise."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: CUDA if available)."),
@@ -62,6 +62,7 @@ def search(
     timeout = timeout if timeout is not None else (recipe.timeout if recipe else None)
     top = commands.rescore_default(rescore_top, recipe, device)
     gpu_ids = terminal.parse_gpus(gpus, workers_per_gpu)
+    workers = workers or (recipe.workers if recipe else None) or 1
     paths = [report_dir / f"{name}.html" for name, _ in runs]
     for path in paths:
         terminal.check_writable(path, "report")

@@ -7,6 +7,7 @@ means an attack was under-powered in a way the suite's worst case already absorb
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import binomtest
 import pandas as pd
 
 from ..metrics import eps_tolerance
@@ -17,6 +18,7 @@ from .result import min_eps
 # attack win on the odd sample by luck (seen: FGSM at ε=0.10 where FMN needed 0.102, on 2 of 198
 # samples); a systematic pattern is what the checks look for.
 MAX_VIOLATION_FRACTION = 0.02
+VIOLATION_ALPHA = 1e-3  # many models × checks per study: a strict level keeps false alarms rare
 MAX_ZERO_GRADIENT_FRACTION = 0.05
 MIN_BROKEN_UNBOUNDED = 0.99
 MAX_STEP_DOUBLING_CHANGE = 0.01  # robust accuracy, as a fraction (1 point)
@@ -63,9 +65,13 @@ def _weaker_wins(per_sample, grid, strong: list[str], weak: list[str]) -> dict:
     n = int(attacked.sum())
     bad = int((w < s).sum())
     fraction = bad / n if n else 0.0
-    return {"ok": fraction <= MAX_VIOLATION_FRACTION, "violations": bad, "n": n,
-            "fraction": fraction, "allowed_fraction": MAX_VIOLATION_FRACTION,
-            "strong": strong, "weak": weak}
+    # Luck makes the weaker attack win on the odd sample; a fixed 2% cut-off flagged honest models
+    # (4 of 190, 3 of 97 samples in a 40-model digits study). Flag only a rate significantly above
+    # it (one-sided binomial test), as masking gives (31 of 95 on a 5-level quantizer).
+    p_value = float(binomtest(bad, n, MAX_VIOLATION_FRACTION, alternative="greater").pvalue) if n else 1.0
+    return {"ok": fraction <= MAX_VIOLATION_FRACTION or p_value >= VIOLATION_ALPHA, "violations": bad,
+            "n": n, "fraction": fraction, "allowed_fraction": MAX_VIOLATION_FRACTION, "p_value": p_value,
+            "alpha": VIOLATION_ALPHA, "strong": strong, "weak": weak}
 
 
 def sanity_checks(per_sample: pd.DataFrame, curve: pd.DataFrame, grid: tuple[float, ...],

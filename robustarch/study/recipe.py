@@ -14,7 +14,8 @@ from .samplers import PRUNERS, SAMPLERS
 # StudyConfig fields a recipe (or one study of it) may set; `training` is parsed separately.
 _CONFIG_FIELDS = {"dataset": str, "space": str, "suite": str, "objective": str, "objective_eps": float,
                   "sampler": str, "seed": int, "robust_metric": str, "pruner": str}
-_RUN_FIELDS = ("name", "description", "n_trials", "timeout", "rescore_top", "studies", "compare", "training")
+_RUN_FIELDS = ("name", "description", "n_trials", "timeout", "rescore_top", "studies", "compare", "training",
+               "workers")
 _CHOICES = {"objective": tuple(OBJECTIVES), "robust_metric": ROBUST_METRICS, "sampler": SAMPLERS,
             "pruner": PRUNERS}
 
@@ -31,6 +32,7 @@ class StudyRecipe:
     rescore_top: int | None = None
     compare: bool = False
     path: str = ""
+    workers: int | None = None  # local worker processes (CPU recipes: one per core beats threads)
 
 
 def load_recipe(name_or_path: str | Path) -> StudyRecipe:
@@ -54,7 +56,7 @@ def parse_recipe(doc: Section, default_name: str = "study") -> StudyRecipe:
     return StudyRecipe(name, doc.get("description", str, ""), studies,
                        n_trials=doc.get("n_trials", int, None, min=1), timeout=timeout,
                        rescore_top=doc.get("rescore_top", int, None, min=0), compare=compare,
-                       path=str(doc.file))
+                       path=str(doc.file), workers=doc.get("workers", int, None, min=1))
 
 
 def _config_fields(sec: Section) -> dict:
