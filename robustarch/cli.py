@@ -52,17 +52,15 @@ def search(
     from . import study as st
 
     recipe = st.load_recipe(config_file) if config_file else None
-    flags = {"dataset": dataset, "space": space, "suite": suite, "objective": objective,
-             "robust_metric": robust_metric, "objective_eps": objective_eps, "sampler": sampler,
-             "seed": seed, "data_dir": data_dir, "pruner": pruner}
-    runs = st.plan(recipe, study, flags)
+    runs = st.plan(recipe, study, {"dataset": dataset, "space": space, "suite": suite, "objective": objective,
+                                   "robust_metric": robust_metric, "objective_eps": objective_eps,
+                                   "sampler": sampler, "seed": seed, "data_dir": data_dir, "pruner": pruner})
     for _, config in runs:  # every study of the recipe is checked before the first is created
         st.validate_config(config)
     budget = n_trials or (recipe.n_trials if recipe else None) or 12
     timeout = timeout if timeout is not None else (recipe.timeout if recipe else None)
     top = commands.rescore_default(rescore_top, recipe, device)
     gpu_ids = terminal.parse_gpus(gpus, workers_per_gpu)
-    workers = workers or (recipe.workers if recipe else None) or 1
     paths = [report_dir / f"{name}.html" for name, _ in runs]
     for path in paths:
         terminal.check_writable(path, "report")
@@ -70,7 +68,8 @@ def search(
     opened, failed = [], False
     for (name, config), path in zip(runs, paths):
         optuna_study, config, worker_failed = commands.run_one(
-            storage, name, config, enqueue, budget, timeout, gpu_ids, workers, device, threads, artifacts)
+            storage, name, config, enqueue, budget, timeout, gpu_ids,
+            workers or (recipe.workers if recipe else None) or 1, device, threads, artifacts)
         commands.rescore(optuna_study, storage, config, top, device, artifacts)
         commands.write_search_report(optuna_study, config, path)
         opened.append(optuna_study)
