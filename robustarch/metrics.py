@@ -1,5 +1,6 @@
 """Definitions every stage shares, importable without torch: when a distance counts as within ε,
-the name of the per-sample worst case, and the area under a robust-accuracy ε-curve.
+the name of the per-sample worst case, the area under a robust-accuracy ε-curve, and the
+clean/robust Pareto front (the study rescores it, the report draws it).
 
 `attacks/` verifies with these tolerances, `study/` scores with the area, and `analysis/` recomputes
 both from stored tables on machines that may have no torch at all.
@@ -36,3 +37,11 @@ def curve_area(eps_grid, robust: np.ndarray, clean: np.ndarray) -> np.ndarray:
 def robust_auc(clean: float, eps: list[float], robust: list[float]) -> float:
     """`curve_area` of one model: 1.0 is a model no attack breaks, 0.0 one broken at every ε."""
     return float(curve_area(eps, np.array([robust], float), np.array([clean], float))[0])
+
+
+def pareto_front(clean: np.ndarray, robust: np.ndarray) -> np.ndarray:
+    """True where no other model is at least as good on both and better on one."""
+    clean, robust = np.asarray(clean, float), np.asarray(robust, float)
+    ge = (clean[None, :] >= clean[:, None]) & (robust[None, :] >= robust[:, None])
+    gt = (clean[None, :] > clean[:, None]) | (robust[None, :] > robust[:, None])
+    return ~(ge & gt).any(1)

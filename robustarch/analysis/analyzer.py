@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
-from ..metrics import WORST_CASE, curve_area
+from ..metrics import WORST_CASE, curve_area, pareto_front
 from .findings import depth_pairs, findings_table, sampler_caveat
 from .phase import gap, phase_table
 from .powerlaw import MAX_ERROR, power_law_table, slope_summary
@@ -41,14 +41,6 @@ def correlations(table: pd.DataFrame, target: str = "robust_accuracy", against=A
             rows.append({"target": target, "variable": col, **r})
     return pd.DataFrame(rows, columns=["target", "variable", "method", "n", "coef", "p_value",
                                        "ci_low", "ci_high"])
-
-
-def pareto_front(clean: np.ndarray, robust: np.ndarray) -> np.ndarray:
-    """True where no other model is at least as good on both and better on one."""
-    clean, robust = np.asarray(clean, float), np.asarray(robust, float)
-    ge = (clean[None, :] >= clean[:, None]) & (robust[None, :] >= robust[:, None])
-    gt = (clean[None, :] > clean[:, None]) | (robust[None, :] > robust[:, None])
-    return ~(ge & gt).any(1)
 
 
 def _bins(values: pd.Series, max_bins: int, log: bool) -> pd.Series:

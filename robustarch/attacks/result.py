@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 
 from ..metrics import WORST_CASE, eps_tolerance
+from .base import AttackKind
 from .spec import SuiteConfig
 
 
@@ -87,6 +88,7 @@ class AttackResult:
     seconds: float
     adversarials: dict[str, dict[str, torch.Tensor]] | None = None
     attack_seconds: dict[str, float] = field(default_factory=dict)
+    kinds: dict[str, AttackKind] = field(default_factory=dict)  # attack label → its kind
 
     @property
     def clean_accuracy(self) -> float:

@@ -56,8 +56,8 @@ class AttackSuite:
         self.bounds = (float(bounds[0]), float(bounds[1]))
         self.mean, self.std = mean, std
         self.device = torch.device(device) if device is not None else None
-        # A suite file's `eot` (once `SuiteConfig` has the field) applies unless the caller overrides.
-        self.eot = eot if eot is not None else getattr(config, "eot", None)
+        # A suite file's `eot` applies unless the caller overrides it.
+        self.eot = eot if eot is not None else config.eot
 
     @classmethod
     def load(cls, name_or_path: str | Path, **kwargs) -> AttackSuite:
@@ -140,4 +140,5 @@ class AttackSuite:
         curve = curve_from(per_sample, list(run.eps_broken), self.config.eps)
         sanity = sanity_checks(per_sample, curve, self.config.eps, run.kinds, extras)
         adversarials = kept_adversarials(per_sample, run.adv) if keep_adversarials else None
-        return AttackResult(self.config, per_sample, curve, sanity, seconds, adversarials, dict(run.seconds))
+        return AttackResult(self.config, per_sample, curve, sanity, seconds, adversarials, dict(run.seconds),
+                            run.kinds)

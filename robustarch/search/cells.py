@@ -97,7 +97,7 @@ class CellNet(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(spec.head_dropout)
         self.head = nn.Linear(in_chs, spec.num_classes)
-        self.input_levels = getattr(spec, "input_levels", 0)
+        self.input_levels = spec.input_levels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.input_levels > 1:  # non-differentiable on purpose: its gradient is zero almost everywhere

@@ -82,7 +82,7 @@ class SearchSpace:
                         stem_width=v["stem_width"], stages=stages, act=v["act"], norm=v["norm"],
                         head_dropout=float(v["head_dropout"]), family=self.family,
                         stem_kernel=v["stem_kernel"], stem_stride=v["stem_stride"],
-                        drop_path=float(v["drop_path"]), input_levels=int(v.get("input_levels", 0)))
+                        drop_path=float(v["drop_path"]), input_levels=int(v["input_levels"]))
         if v.get("width_multiplier", 1) != 1:
             arch = _scale_widths(arch, float(v["width_multiplier"]))
         if v.get("match_params"):

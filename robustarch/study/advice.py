@@ -7,7 +7,7 @@ import numpy as np
 
 from ..attacks.config import load_suite
 from ..metrics import WORST_CASE
-from .config import StudyConfig, objective_eps
+from .config import StudyConfig, objective_eps, objective_eps_index
 
 NEAR = 0.02  # robust accuracy within 2 points of 0 (or of clean accuracy) does not rank models
 MIN_MODELS = 3
@@ -19,7 +19,7 @@ def eps_advice(study, config: StudyConfig) -> str | None:
     suite = load_suite(config.suite)
     grid = np.asarray(suite.eps)
     target = objective_eps(config, suite)
-    k = int(np.argmin(np.abs(grid - target)))
+    k = objective_eps_index(config, suite)
     rows = []
     for t in study.get_trials(deepcopy=False):
         a = t.user_attrs

@@ -115,3 +115,9 @@ def objective_eps(config: StudyConfig, suite: SuiteConfig) -> float:
     if config.objective_eps is not None:
         return config.objective_eps
     return suite.eps[(len(suite.eps) - 1) // 2]
+
+
+def objective_eps_index(config: StudyConfig, suite: SuiteConfig) -> int:
+    """Position of the objective ε in the suite's grid (stored curves are lists over the grid)."""
+    target = objective_eps(config, suite)
+    return min(range(len(suite.eps)), key=lambda i: abs(suite.eps[i] - target))

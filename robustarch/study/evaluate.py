@@ -9,21 +9,11 @@ import numpy as np
 import torch
 
 from ..attacks.base import AttackKind
-from ..attacks.registry import build_attack
 from ..attacks.result import AttackResult
 from ..attacks.suite import AttackSuite
 from ..metrics import WORST_CASE, robust_auc
 from ..search.data import Dataset
 from ..search.train import accuracy
-
-
-def invalid_checks(result: AttackResult) -> list[str]:
-    """Failed checks that make the evaluation untrustworthy (masking signs, random outputs)."""
-    return [name for name, c in result.sanity.items() if not c["ok"] and c.get("severity", "invalid") == "invalid"]
-
-
-def warning_checks(result: AttackResult) -> list[str]:
-    return [name for name, c in result.sanity.items() if not c["ok"] and c.get("severity") == "warning"]
 
 
 def curves(result: AttackResult) -> dict[str, list[float]]:
@@ -39,9 +29,7 @@ def _listed(values) -> list:
 def minimization_min_eps(result: AttackResult) -> list | None:
     """Per clean-correct sample, the smallest distance the minimization attacks found (continuous,
     unlike fixed-ε attacks whose ε sits on the grid); None when the suite has no such attack."""
-    cfg = result.suite
-    labels = [a.label for a in cfg.attacks
-              if build_attack(a, cfg.threat_model).kind == AttackKind.MINIMIZATION]
+    labels = [label for label, kind in result.kinds.items() if kind == AttackKind.MINIMIZATION]
     if not labels:
         return None
     ps = result.per_sample
@@ -68,7 +56,7 @@ def report_attrs(result: AttackResult, clean_accuracy: float) -> dict:
 def val_attrs(result: AttackResult, clean_accuracy: float) -> dict:
     return {"selection_split": "val", "val_clean_accuracy": clean_accuracy,
             "val_robust_accuracy": curves(result), "val_attacked_clean_accuracy": result.clean_accuracy,
-            "val_n_attacked": len(result.per_sample), "val_sanity_invalid": invalid_checks(result),
+            "val_n_attacked": len(result.per_sample), "val_sanity_invalid": result.invalid_checks,
             "val_attack_seconds": round(result.seconds, 3)}
 
 

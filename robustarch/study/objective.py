@@ -16,7 +16,7 @@ from ..search.space import SearchSpace, load_space
 from ..search.train import TrainingFailed, accuracy, build_or_fail, train_model
 from ..attacks.config import load_suite
 from .artifacts import store_checkpoint
-from .evaluate import evaluate, invalid_checks, report_attrs, robust_value, val_attrs, warning_checks
+from .evaluate import evaluate, report_attrs, robust_value, val_attrs
 from .config import StudyConfig, objective_eps
 from .storage import _optuna
 
@@ -95,9 +95,9 @@ class TrialRunner:
                  "selection_metric": result.selection_metric, "pgd_val_accuracy": result.val_robust_accuracy,
                  "train_steps": result.steps,
                  **val_attrs(val, val_clean), **report_attrs(test, test_clean)}
-        invalid = invalid_checks(val)
-        attrs["sanity_invalid"] = sorted(set(invalid) | set(invalid_checks(test)))
-        attrs["sanity_warnings"] = sorted(set(warning_checks(val)) | set(warning_checks(test)))
+        invalid = val.invalid_checks
+        attrs["sanity_invalid"] = sorted(set(invalid) | set(test.invalid_checks))
+        attrs["sanity_warnings"] = sorted(set(val.warning_checks) | set(test.warning_checks))
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
         if WORST_CASE in attrs["robust_accuracy"]:
@@ -126,9 +126,8 @@ class TrialRunner:
         data = self.data
         if train_config.train_fraction < 1.0:
             data = data.with_train_fraction(train_config.train_fraction, seed=self.config.seed)
-        label_noise = getattr(train_config, "label_noise", 0.0)
-        if label_noise > 0.0:
-            data = data.with_label_noise(label_noise, seed=self.config.seed)
+        if train_config.label_noise > 0.0:
+            data = data.with_label_noise(train_config.label_noise, seed=self.config.seed)
         return data
 
     def _pruning_hook(self, trial):

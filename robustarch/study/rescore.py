@@ -12,13 +12,13 @@ import numpy as np
 
 from ..attacks.config import load_suite
 from ..attacks.suite import AttackSuite
-from ..metrics import WORST_CASE
+from ..metrics import WORST_CASE, pareto_front
 from ..runtime import pick_device
 from ..search.checkpoint import load_checkpoint
 from ..search.data import load_dataset
 from .artifacts import download_checkpoint
-from .config import StudyConfig, objective_eps
-from .evaluate import curves, invalid_checks
+from .config import StudyConfig, objective_eps_index
+from .evaluate import curves
 
 RESCORE_PREFIX = "rescore:"  # study user attribute `rescore:<trial number>`
 
@@ -34,8 +34,7 @@ def _val_point(trial, eps_index: int) -> tuple[float, float] | None:
 def rescore_candidates(study, config: StudyConfig, k: int) -> list[int]:
     """Trial numbers to rescore: the `k` best by validation robust accuracy at the objective ε, plus
     the validation clean/robust Pareto front; complete trials with a valid evaluation only."""
-    suite = load_suite(config.suite)
-    eps_index = int(np.argmin(np.abs(np.asarray(suite.eps) - objective_eps(config, suite))))
+    eps_index = objective_eps_index(config, load_suite(config.suite))
     points = {}
     for t in study.get_trials(deepcopy=False):
         if t.state.name == "COMPLETE" and not t.user_attrs.get("sanity_invalid") and "checkpoint_artifact" in t.user_attrs:
@@ -48,8 +47,7 @@ def rescore_candidates(study, config: StudyConfig, k: int) -> list[int]:
     clean = np.array([points[n][0] for n in numbers])
     robust = np.array([points[n][1] for n in numbers])
     best = [numbers[i] for i in np.lexsort((-clean, -robust))[:k]]
-    front = [n for n, c, r in zip(numbers, clean, robust) if not ((clean >= c) & (robust >= r)
-                                                                   & ((clean > c) | (robust > r))).any()]
+    front = [n for n, on_front in zip(numbers, pareto_front(clean, robust)) if on_front]
     return sorted(set(best) | set(front))
 
 
@@ -76,7 +74,7 @@ def rescore(study, storage: str, config: StudyConfig, k: int, *, device: str | N
         done[n] = {"suite": suite_config.name, "split": "test", "eps": list(suite_config.eps),
                    "robust_accuracy": curves(result), "clean_accuracy": result.clean_accuracy,
                    "n_attacked": len(result.per_sample), "seconds": round(result.seconds, 3),
-                   "sanity_invalid": invalid_checks(result), "search_suite": config.suite,
+                   "sanity_invalid": result.invalid_checks, "search_suite": config.suite,
                    "search_eps": trials[n].user_attrs.get("eps"), "search_robust_accuracy": search}
         study.set_user_attr(f"{RESCORE_PREFIX}{n}", done[n])
         if on_model is not None:
