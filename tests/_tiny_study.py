@@ -49,6 +49,20 @@ def write_tiny(folder: Path) -> tuple[Path, Path]:
     return space, suite
 
 
+def tiny_study(folder: Path, name: str, space_text: str | None = None, sampler: str = "random"):
+    """A new study of the tiny suite on the tiny space (or on the space `space_text`), stored in the
+    journal `folder/<name>.journal`: `(study, config, storage)`."""
+    from robustarch.study import StudyConfig, create_or_resume, open_storage
+
+    space, suite = write_tiny(folder)
+    if space_text is not None:
+        space = folder / f"{name}-space.yaml"
+        space.write_text(space_text)
+    config = StudyConfig(space=str(space), suite=str(suite), sampler=sampler, seed=0)
+    storage = str(folder / f"{name}.journal")
+    return create_or_resume(open_storage(storage), name, config)[0], config, storage
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 

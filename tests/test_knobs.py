@@ -2,10 +2,10 @@
 temperature (training length), and the study recipes that use them."""
 from __future__ import annotations
 
-from _tiny_study import write_tiny
+from _tiny_study import tiny_study
 from optuna.trial import TrialState
 
-from robustarch.study import StudyConfig, create_or_resume, load_recipe, open_storage, plan, run_study
+from robustarch.study import create_or_resume, load_recipe, open_storage, plan, run_study
 from robustarch.search.space import load_space
 
 RANDOM_LABELS_SPACE = """\
@@ -34,11 +34,7 @@ training:
 
 def test_at_label_noise_one_a_model_memorizes_its_training_labels_and_learns_nothing(tmp_path):
     """Zhang et al. (2017): a network fits random labels, and then generalizes at chance."""
-    space = tmp_path / "random-labels.yaml"
-    space.write_text(RANDOM_LABELS_SPACE)
-    _, suite = write_tiny(tmp_path)
-    config = StudyConfig(space=str(space), suite=str(suite), sampler="random", seed=0)
-    study = create_or_resume(open_storage(str(tmp_path / "k.journal")), "k", config)[0]
+    study, config, _ = tiny_study(tmp_path, "k", RANDOM_LABELS_SPACE)
     run_study(study, config, n_trials=1)
     (trial,) = study.get_trials(states=(TrialState.COMPLETE,))
     a = trial.user_attrs

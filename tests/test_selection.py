@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import optuna
 import torch
-from _tiny_study import write_tiny
+from _tiny_study import tiny_study
 from optuna.trial import TrialState
 
 from robustarch.metrics import WORST_CASE
 from robustarch.search.data import load_dataset
-from robustarch.study import RESCORE_PREFIX, StudyConfig, create_or_resume, open_storage, rescore, run_study
+from robustarch.study import RESCORE_PREFIX, rescore, run_study
 from robustarch.study.objective import INVALID_CONSTRAINT
 
 MASKED_SPACE = """\
@@ -33,9 +33,7 @@ def _rows(x: torch.Tensor) -> set[bytes]:
 
 
 def test_objective_values_come_from_validation_samples_disjoint_from_test(tmp_path):
-    space, suite = write_tiny(tmp_path)
-    config = StudyConfig(space=str(space), suite=str(suite), sampler="random", seed=0)
-    study = create_or_resume(open_storage(str(tmp_path / "s.journal")), "s", config)[0]
+    study, config, _ = tiny_study(tmp_path, "s")
     run_study(study, config, n_trials=2)
     data = load_dataset("digits", seed=0)
     assert not _rows(data.val.x) & _rows(data.test.x)  # no sample in both splits
@@ -52,11 +50,7 @@ def test_objective_values_come_from_validation_samples_disjoint_from_test(tmp_pa
 
 
 def test_a_masked_architecture_is_infeasible_and_never_the_best_trial(tmp_path):
-    space = tmp_path / "masked.yaml"
-    space.write_text(MASKED_SPACE)
-    _, suite = write_tiny(tmp_path)
-    config = StudyConfig(space=str(space), suite=str(suite), sampler="grid", seed=0)
-    study = create_or_resume(open_storage(str(tmp_path / "m.journal")), "m", config)[0]
+    study, config, _ = tiny_study(tmp_path, "m", MASKED_SPACE, sampler="grid")
     run_study(study, config, n_trials=2)
     trials = {t.params["input_levels"]: t for t in study.get_trials(states=(TrialState.COMPLETE,))}
     assert set(trials) == {0, 5}
@@ -70,19 +64,16 @@ def test_a_masked_architecture_is_infeasible_and_never_the_best_trial(tmp_path):
 
 
 def test_rescoring_reattacks_the_best_models_on_test_and_stores_the_numbers(tmp_path):
-    space, suite = write_tiny(tmp_path)
-    config = StudyConfig(space=str(space), suite=str(suite), sampler="random", seed=0)
-    storage = str(tmp_path / "r.journal")
-    study = create_or_resume(open_storage(storage), "r", config)[0]
+    study, config, storage = tiny_study(tmp_path, "r")
     run_study(study, config, n_trials=3, artifacts=tmp_path / "ckpt")
-    done = rescore(study, storage, config, 1, artifacts=tmp_path / "ckpt", suite=str(suite))
+    done = rescore(study, storage, config, 1, artifacts=tmp_path / "ckpt", suite=config.suite)
     assert done, "at least the best trial is rescored"
     for n, r in done.items():
         stored = study.user_attrs[f"{RESCORE_PREFIX}{n}"]
         assert stored["split"] == "test" and stored["robust_accuracy"][WORST_CASE] == r["robust_accuracy"][WORST_CASE]
         # the same suite on the same test samples and seed gives the search's own test numbers back
         assert r["search_robust_accuracy"] == r["robust_accuracy"][WORST_CASE]
-    assert rescore(study, storage, config, 1, artifacts=tmp_path / "ckpt", suite=str(suite)) == {}
+    assert rescore(study, storage, config, 1, artifacts=tmp_path / "ckpt", suite=config.suite) == {}
 
 
 def test_label_noise_replaces_training_labels_only():
