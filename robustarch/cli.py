@@ -55,8 +55,7 @@ def search(
     runs = st.plan(recipe, study, {"dataset": dataset, "space": space, "suite": suite, "objective": objective,
                                    "robust_metric": robust_metric, "objective_eps": objective_eps,
                                    "sampler": sampler, "seed": seed, "data_dir": data_dir, "pruner": pruner})
-    for _, config in runs:  # every study of the recipe is checked before the first is created
-        st.validate_config(config)
+    st.check_runs(runs)  # every study of the recipe, data too, before the first is created
     budget = n_trials or (recipe.n_trials if recipe else None) or 12
     timeout = timeout if timeout is not None else (recipe.timeout if recipe else None)
     top = commands.rescore_default(rescore_top, recipe, device)

@@ -9,7 +9,7 @@ from .artifacts import download_checkpoint
 from .config import DEFAULT_SUITES, OBJECTIVES, ROBUST_METRICS, StudyConfig, objective_eps, validate_config
 from .enqueue import load_enqueue_file
 from .objective import TrialFailed, TrialRunner
-from .recipe import StudyRecipe, load_recipe, plan
+from .recipe import StudyRecipe, check_runs, load_recipe, plan
 from .rescore import RESCORE_PREFIX, rescore
 from .resume import create_or_resume
 from .samplers import PRUNERS, SAMPLERS, search_grid
@@ -17,7 +17,7 @@ from .storage import DEFAULT_STORAGE, default_artifacts, open_storage
 from .workers import WorkerSummary, run_study
 
 __all__ = ["DEFAULT_STORAGE", "DEFAULT_SUITES", "OBJECTIVES", "PRUNERS", "RESCORE_PREFIX", "ROBUST_METRICS",
-           "SAMPLERS", "StudyConfig", "StudyRecipe", "TrialFailed", "TrialRunner", "WorkerSummary",
+           "SAMPLERS", "StudyConfig", "StudyRecipe", "TrialFailed", "TrialRunner", "WorkerSummary", "check_runs",
            "create_or_resume", "default_artifacts", "download_checkpoint", "eps_advice", "load_enqueue_file",
            "load_recipe", "objective_eps", "open_storage", "plan", "rescore", "run_study", "search_grid",
            "validate_config"]

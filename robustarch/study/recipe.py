@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..presets import Section, load_yaml, resolve
-from .config import OBJECTIVES, ROBUST_METRICS, StudyConfig
+from .config import OBJECTIVES, ROBUST_METRICS, StudyConfig, check_data, validate_config
 from .samplers import PRUNERS, SAMPLERS
 
 # StudyConfig fields a recipe (or one study of it) may set; `training` is parsed separately.
@@ -117,3 +117,11 @@ def plan(recipe: StudyRecipe | None, study_name: str | None, flags: dict) -> lis
             given_here = given
         runs.append((study_name or name, replace(config, **given_here)))
     return runs
+
+
+def check_runs(runs: list[tuple[str, StudyConfig]]) -> None:
+    """Validate every config of a plan, its data loaded too, before any of its studies is created:
+    a recipe whose second study is bad stores nothing."""
+    for _, config in runs:
+        validate_config(config)
+        check_data(config)
