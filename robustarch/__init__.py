@@ -5,6 +5,7 @@ Public API::
     from robustarch import AttackSuite, load_dataset, load_space, build_model   # library pieces
     from robustarch import StudyConfig, open_storage, create_or_resume, run_study  # studies
     from robustarch import robustness_table, trials_table, analyze, write_report   # results
+    from robustarch import analyze_table              # findings on a plain table of anyone's models
 
 The stages are subpackages whose imports point one way: `search` (spaces, models, data, training)
 and `attacks` (suites, verified results) → `study` (Optuna) → `analysis` (tables, statistics; no
@@ -28,7 +29,7 @@ _EXPORTS = {
     "attacks": ("AttackResult", "AttackSuite", "SuiteConfig", "load_suite"),
     "errors": ("UserError",),
     "study": ("StudyConfig", "create_or_resume", "open_storage", "run_study"),
-    "analysis": ("robustness_table", "trials_table", "analyze"),
+    "analysis": ("robustness_table", "trials_table", "analyze", "analyze_table"),
     "report": ("write_report",),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

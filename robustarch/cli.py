@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from . import commands, terminal
-from .errors import UserError
+from .errors import StorageFull, UserError, wrapped_error
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Adversarial robustness versus clean accuracy across neural architectures.")
@@ -51,33 +51,33 @@ def search(
     """Run (or resume) an architecture search study, or a study recipe, and write its HTML report."""
     from . import study as st
 
+    terminal.check_options(threads=threads, timeout=timeout, device=device)
     recipe = st.load_recipe(config_file) if config_file else None
     runs = st.plan(recipe, study, {"dataset": dataset, "space": space, "suite": suite, "objective": objective,
                                    "robust_metric": robust_metric, "objective_eps": objective_eps,
                                    "sampler": sampler, "seed": seed, "data_dir": data_dir, "pruner": pruner})
     st.check_runs(runs)  # every study of the recipe, data too, before the first is created
+    commands.check_claims(runs)
     budget = n_trials or (recipe.n_trials if recipe else None) or 12
     timeout = timeout if timeout is not None else (recipe.timeout if recipe else None)
     top = commands.rescore_default(rescore_top, recipe, device)
     gpu_ids = terminal.parse_gpus(gpus, workers_per_gpu)
-    paths = [report_dir / f"{name}.html" for name, _ in runs]
-    for path in paths:
-        terminal.check_writable(path, "report")
+    paths = terminal.report_paths(report_dir, [name for name, _ in runs])
     artifacts = artifacts or st.default_artifacts(storage)
     opened, failed = [], False
     for (name, config), path in zip(runs, paths):
         optuna_study, config, worker_failed = commands.run_one(
             storage, name, config, enqueue, budget, timeout, gpu_ids,
             workers or (recipe.workers if recipe else None) or 1, device, threads, artifacts)
-        commands.rescore(optuna_study, storage, config, top, device, artifacts)
+        commands.rescore(optuna_study, storage, config, top, device, artifacts, threads=threads)
         commands.write_search_report(optuna_study, config, path)
         opened.append(optuna_study)
         failed = failed or worker_failed
     if recipe is not None and recipe.compare:
         from .report import comparison_path, write_comparison
 
-        path = comparison_path(*(name for name, _ in runs))
-        terminal.check_writable(path, "report")
+        path = comparison_path(*(name for name, _ in runs), report_dir)
+        terminal.check_writable(path, "report", make="folder")
         out.print(f"comparison: {write_comparison(*opened, path)}")
     if failed:
         raise typer.Exit(1)  # every worker gave up on errors: say so in the exit status too
@@ -100,6 +100,7 @@ def worker(
     """Join an existing study from any machine and run its trials until its budget is met."""
     from . import study as st
 
+    terminal.check_options(threads=threads, timeout=timeout, device=device)
     optuna_study, config = st.create_or_resume(st.open_storage(storage), study, None)
     budget = n_trials or optuna_study.user_attrs.get("n_trials")
     if budget is None:
@@ -145,16 +146,32 @@ def report(
     if compare is not None:
         if fmt != "html":
             raise UserError("--compare writes an HTML page; use --format json/csv with --study for tables")
+        if compare[0] == compare[1]:
+            raise UserError(f"--compare {compare[0]} {compare[1]}: give two different studies")
         path = out_path or rp.comparison_path(*compare)
-        terminal.check_writable(path, "report")
+        terminal.check_writable(path, "report", make="" if out_path else "folder")
         store = st.open_storage(storage)
         studies = [st.create_or_resume(store, name, None)[0] for name in compare]
         out.print(f"report: {rp.write_comparison(*studies, path, eps=eps, include_flagged=include_flagged)}")
         return
     path = out_path or rp.default_path(study, fmt)
-    terminal.check_writable(path if fmt != "csv" else path / "trials.csv", "report")
+    terminal.check_writable(path if fmt != "csv" else path / "trials.csv", "report",
+                            make="folder" if fmt == "csv" or out_path is None else "")
     optuna_study, _ = st.create_or_resume(st.open_storage(storage), study, None)
     out.print(f"report: {rp.write_report(optuna_study, path, eps=eps, include_flagged=include_flagged, fmt=fmt)}")
+
+
+@app.command()
+def analyze(
+    table: Path = typer.Argument(..., help="Models (.csv/.parquet), a row each: clean_accuracy, robust_accuracy@EPS "
+                                 "(a column per ε); optional params, flops, depth, width, val_robust_accuracy@EPS."),
+    samples: Optional[Path] = typer.Option(None, help="Per-sample table: model, min_eps (empty: never broken), margin."),
+    out_path: Optional[Path] = typer.Option(None, "--out", help="As for report (default reports/<table>.html)."),
+    eps: Optional[float] = typer.Option(None, help="Headline ε (default: chosen on the validation columns)."),
+    fmt: str = typer.Option("html", "--format", help="html (the page), json or csv (every table behind it)."),
+):
+    """Findings and report for results robustarch did not produce: a table of models (and per-sample ε)."""
+    out.print(f"report: {commands.analyze_table_report(table, samples, out_path, eps, fmt)}")
 
 
 @app.command()
@@ -163,16 +180,18 @@ def export(
     storage: str = typer.Option("robustarch.journal", help=STORAGE_HELP),
     out_path: Path = typer.Option(..., "--out", help="Table file: .csv, .json or .parquet."),
     table: str = typer.Option("robustness", help="robustness (trial × attack × ε, tidy), trials (one row per "
-                              "trial), samples (per attacked sample), rescore (search vs autoattack), or any "
+                              "trial), samples (per attacked sample), rescore (search vs autoattack), provenance (versions, "
+                              "device, threads, seeds per trial), or any "
                               "table of the report (findings, correlations, power_law, depth_pairs, ...)."),
     include_flagged: bool = typer.Option(False, "--include-flagged", help="As for report."),
 ):
     """Export one of a study's tables (CSV, JSON or Parquet)."""
     from . import study as st
-    from .analysis import export_table, rescore_table, robustness_table, samples_table, trials_table
+    from .analysis import (export_table, provenance_table, rescore_table, robustness_table, samples_table,
+                           trials_table)
 
     raw = {"robustness": robustness_table, "trials": trials_table, "samples": samples_table,
-           "rescore": rescore_table}
+           "rescore": rescore_table, "provenance": provenance_table}
     terminal.check_writable(out_path, "table")
     optuna_study, _ = st.create_or_resume(st.open_storage(storage), study, None)
     if table in raw:
@@ -223,8 +242,8 @@ def attack(
     if samples is not None:
         config = dataclasses.replace(config, samples=samples)
     model_name = checkpoint.stem if checkpoint is not None else f"{study}-trial-{trial}"
-    out_dir = out_dir or Path("attack-results") / f"{model_name}-{config.name}"
-    terminal.check_writable(out_dir / "curve.csv", "output")
+    terminal.check_options(threads=threads, device=device)
+    out_dir = terminal.attack_dir(out_dir, model_name, config.name)
     configure_threads(threads)
     dev = pick_device(device)
     with tempfile.TemporaryDirectory() as tmp:
@@ -260,13 +279,25 @@ def rescore(
     suite: Optional[str] = typer.Option(None, help="Attack suite (default: the dataset's autoattack suite)."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, ... (default: CUDA if available)."),
     artifacts: Optional[Path] = typer.Option(None, help="Checkpoint store of the study (default: the study's)."),
+    threads: Optional[int] = typer.Option(None, help="CPU threads for torch (default: $ROBUSTARCH_THREADS or the idle cores)."),
 ):
-    """Re-attack a study's best models with AutoAttack's composition on the test split (for its report)."""
+    """Re-attack a study's best models with AutoAttack's composition on the test split (for its report),
+    best first; the drop is measured on the test samples the search attacked; a stopped run resumes."""
     from . import study as st
+    from .report import default_path
 
+    terminal.check_options(threads=threads, device=device)
     optuna_study, config = st.create_or_resume(st.open_storage(storage), study, None)
-    commands.rescore(optuna_study, storage, config, top, device, artifacts, suite=suite)
-    commands.write_search_report(optuna_study, config, Path("reports") / f"{study}.html")
+    commands.rescore(optuna_study, storage, config, top, device, artifacts, suite=suite, threads=threads)
+    commands.write_search_report(optuna_study, config, default_path(study))
+
+
+@app.command()
+def doctor(storage: str = typer.Option("robustarch.journal", help=STORAGE_HELP)):
+    """Check a study storage: repair a journal's torn last record (keeping a backup), list studies and trials."""
+    from .study.doctor import doctor as check
+
+    out.print("\n".join(check(storage)), markup=False, highlight=False, soft_wrap=True)
 
 
 @spaces_app.command("list")
@@ -328,13 +359,14 @@ def _si(n: int) -> str:
 
 def main() -> None:
     """Entry point: one clear line and exit status 2 for bad input, no traceback."""
+    terminal.quiet_interrupts()  # Ctrl-C: our one line, not Optuna's traceback of the trial
     try:
         status = app(standalone_mode=False)
         if status == 130:  # typer turns Ctrl-C into a returned 130 when not standalone
             raise KeyboardInterrupt
         if isinstance(status, int) and status:
             sys.exit(status)
-    except UserError as exc:
+    except (UserError, StorageFull) as exc:
         # Plain write, not rich: one line however narrow the terminal (rich would wrap it).
         sys.stderr.write(f"robustarch: error: {' '.join(str(exc).split())}\n")
         sys.exit(2)
@@ -344,11 +376,17 @@ def main() -> None:
     except Exception as exc:  # click's own usage errors arrive here in non-standalone mode
         # Typer may vendor its own copy of click (typer._click): recognise both by class name.
         names = {cls.__name__ for cls in type(exc).__mro__}
-        if "ClickException" in names:
+        if "NoArgsIsHelpError" in names:  # a bare `robustarch` (or group): the help, as asked for
             exc.show()
+            sys.exit(2)
+        if "ClickException" in names:  # a usage error: one line too, as for our own errors
+            sys.stderr.write(f"robustarch: error: {' '.join(exc.format_message().split())}\n")
             sys.exit(2)
         if "Exit" in names:
             sys.exit(exc.exit_code)
         if "Abort" in names:
             sys.exit(130)
+        if (hidden := wrapped_error(exc)) is not None:  # Optuna raised while handling ours (a full disk)
+            sys.stderr.write(f"robustarch: error: {' '.join(str(hidden).split())}\n")
+            sys.exit(2)
         raise

@@ -55,13 +55,48 @@ def run_one(storage, name, config, enqueue, n_trials, timeout, gpu_ids, workers,
     return optuna_study, config, worker_failed and complete < n_trials
 
 
-def rescore(optuna_study, storage, config, top: int, device, artifacts, suite: str | None = None) -> None:
-    """Re-attack the best models with the AutoAttack-composition suite (on test, for the report)."""
+def rescore(optuna_study, storage, config, top: int, device, artifacts, suite: str | None = None,
+            threads: int | None = None) -> None:
+    """Re-attack the best models with the AutoAttack-composition suite (on test, for the report),
+    best first, with a progress bar over the models and one over the current model's attacks."""
     from . import study as st
 
-    if top > 0:
-        st.rescore(optuna_study, storage, config, top, device=device, artifacts=artifacts, suite=suite,
-                   on_model=lambda n, r: console.print(terminal.rescore_line(n, r), markup=False, soft_wrap=True))
+    if top <= 0:
+        return
+    from .study.rescore import pending, rescore_candidates
+
+    if not pending(optuna_study, config, top):
+        found = rescore_candidates(optuna_study, config, top)
+        console.print(f"rescore: every candidate (trial{'s' if len(found) > 1 else ''} {', '.join(map(str, found))}) "
+                      "is rescored already" if found
+                      else "rescore: no complete trial with a valid evaluation and a stored checkpoint", markup=False)
+        return
+    now = {"trial": None, "stored": 0}
+    with terminal.progress() as progress:
+        models = progress.add_task("rescore", total=None)
+        attacks = progress.add_task("attacks", total=None, visible=False)
+
+        def on_start(n, i, count):
+            now["trial"] = n
+            progress.update(models, description=f"rescore: trial {n}", completed=i, total=count)
+            progress.reset(attacks, total=None, visible=True, description=f"trial {n}: loading")
+
+        def on_attack(label, i, count):
+            progress.update(attacks, description=f"trial {now['trial']}: {label}", completed=i, total=count)
+
+        def on_model(n, record):
+            now["stored"] += 1
+            progress.update(attacks, completed=progress.tasks[attacks].total or 0)
+            progress.advance(models)
+            progress.console.print(terminal.rescore_line(n, record), markup=False, soft_wrap=True)
+
+        try:
+            st.rescore(optuna_study, storage, config, top, device=device, artifacts=artifacts, suite=suite,
+                       threads=threads, on_start=on_start, on_attack=on_attack, on_model=on_model)
+        except KeyboardInterrupt:
+            progress.console.print(f"rescore stopped: {now['stored']} model(s) stored in this run; the "
+                                   "same command continues with the next", markup=False)
+            raise
 
 
 def write_search_report(optuna_study, config, path: Path) -> None:
@@ -86,3 +121,25 @@ def _open_study(storage: str, name: str, config, enqueue: Optional[Path]):
     return optuna_study, config
 
 
+def analyze_table_report(table: Path, samples: Optional[Path], out_path: Optional[Path], eps, fmt: str) -> Path:
+    """`robustarch analyze`: the report (or its tables) of a plain table of models."""
+    from .analysis import analyze_table
+    from .errors import UserError
+    from .report import FORMATS, default_path, write_analysis
+
+    if fmt not in FORMATS:
+        raise UserError(f"unknown --format {fmt!r}: allowed values are 'html', 'json' or 'csv'")
+    path = out_path or default_path(table.stem, fmt)
+    terminal.check_writable(path if fmt != "csv" else path / "trials.csv", "report",
+                            make="folder" if fmt == "csv" or out_path is None else "")
+    return write_analysis(analyze_table(table, samples, eps=eps), path, fmt)
+
+
+def check_claims(runs) -> None:
+    """Every claim a recipe names is in the findings' registry (a UserError naming the known ones),
+    checked before the first study is created: the study itself stores the names unchecked."""
+    from .analysis.claims import resolve
+
+    for _, config in runs:
+        if config.claims is not None:
+            resolve(config.claims)

@@ -5,6 +5,7 @@ shipped inside the wheel as `robustarch/_presets/<kind>/`, so names work after a
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,7 @@ class Section:
 
     def error(self, key: str | None, message: str) -> UserError:
         name = self.field(key) if key is not None else (self.prefix or "top level")
+        name = "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)  # one line, whatever the key
         return UserError(f"{self.where(key)}: field '{name}': {message}")
 
     def __contains__(self, key: str) -> bool:
@@ -114,8 +116,9 @@ class Section:
 
     def get(self, key: str, kind: type | tuple[type, ...], default: Any = _REQUIRED, *,
             choices: tuple | list | None = None, min: float | None = None,
-            max: float | None = None) -> Any:
-        """Read a scalar field, checking type, allowed values and range."""
+            max: float | None = None, above: float | None = None) -> Any:
+        """Read a scalar field, checking type, allowed values and range (`min`/`max` inclusive,
+        `above` exclusive); a float must be finite."""
         if key not in self.data or self.data[key] is None:
             if default is _REQUIRED:
                 raise self.error(key, "missing (required)")
@@ -127,12 +130,16 @@ class Section:
         if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
             names = " or ".join(k.__name__ for k in kinds)
             raise self.error(key, f"expected {names}, got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.error(key, f"got {value!r}; expected a finite number")
         if choices is not None and value not in choices:
             raise self.error(key, f"got {value!r}; allowed values are {one_of(choices)}")
         if min is not None and value < min:
             raise self.error(key, f"got {value!r}; must be >= {min}")
         if max is not None and value > max:
             raise self.error(key, f"got {value!r}; must be <= {max}")
+        if above is not None and not value > above:
+            raise self.error(key, f"got {value!r}; must be > {above}")
         return value
 
     def section(self, key: str, default: Any = _REQUIRED) -> "Section":

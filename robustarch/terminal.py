@@ -3,6 +3,7 @@ finished trial, writable output paths and GPU lists. Kept apart so that `cli` st
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Optional
 
@@ -13,19 +14,117 @@ from .errors import UserError
 console = Console(stderr=True)
 
 
-def check_writable(path: Path, what: str) -> None:
-    """Fail before any work if the file `path` cannot be written: create its folder and a probe file
-    (permission bits alone are no proof: root passes every os.access check, /proc refuses anyway)."""
+def check_writable(path: Path, what: str, *, make: str = "") -> None:
+    """Fail before any work if the file `path` cannot be written. Its folder must exist; `make`
+    "folder" creates that folder (its own parent must exist), "folders" the whole chain (for default
+    places such as attack-results/). Then a probe file is written (permission bits alone are no proof:
+    root passes every os.access check, /proc refuses anyway)."""
     import tempfile
 
+    folder = path.parent
+    blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise UserError(f"{what} {path}: cannot write there ({blocker} is a file, not a folder)")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".robustarch-probe-"):
+        if make and not folder.is_dir():
+            folder.mkdir(parents=make == "folders")
+        elif not folder.is_dir():
+            raise UserError(f"{what} {path}: folder {folder} does not exist (create it first)")
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".robustarch-probe-"):
             pass
     except OSError as exc:
+        if isinstance(exc, FileNotFoundError) and not folder.parent.is_dir():
+            raise UserError(f"{what} {path}: folder {folder.parent} does not exist (create it first)") from None
         raise UserError(f"{what} {path}: cannot write there ({exc.strerror or exc})") from None
     if path.is_dir():
         raise UserError(f"{what} {path}: is a folder, expected a file path")
+
+
+def report_paths(report_dir: Path, names) -> list[Path]:
+    """The report file of each study name in `report_dir`, checked writable before any work; the
+    folder is created when missing (its parent must exist). File names: `robustarch.names.file_stem`,
+    the same that `robustarch report` uses, so no name leaves `report_dir`."""
+    from .names import file_stem
+
+    if report_dir.exists() and not report_dir.is_dir():
+        raise UserError(f"--report-dir {report_dir}: is a file, expected a folder for the reports")
+    paths = [report_dir / f"{file_stem(name)}.html" for name in names]
+    for path in paths:
+        check_writable(path, "report", make="folder")
+    return paths
+
+
+def attack_dir(out_dir: Optional[Path], model_name: str, suite_name: str) -> Path:
+    """`attack --out`, or attack-results/<model>-<suite>/ (safe names, created), checked writable."""
+    from .names import file_stem
+
+    path = out_dir or Path("attack-results") / f"{file_stem(model_name)}-{file_stem(suite_name)}"
+    check_writable(path / "curve.csv", "output", make="folder" if out_dir else "folders")
+    return path
+
+
+def check_options(*, threads: Optional[int] = None, timeout: Optional[float] = None,
+                  device: Optional[str] = None) -> None:
+    """The options several commands share, checked before any work, one line each: `--threads`
+    (and $ROBUSTARCH_THREADS) >= 1, `--timeout` > 0 seconds, `--device` known and present."""
+    import math
+    import os
+
+    if threads is not None and threads < 1:
+        raise UserError(f"--threads {threads}: must be >= 1 (CPU threads per worker)")
+    env = os.environ.get("ROBUSTARCH_THREADS")
+    if threads is None and env:
+        try:
+            ok = int(env) >= 1
+        except ValueError:
+            ok = False
+        if not ok:
+            raise UserError(f"ROBUSTARCH_THREADS={env!r}: must be a whole number >= 1")
+    if timeout is not None and not (timeout > 0 and not math.isnan(timeout)):
+        raise UserError(f"--timeout {timeout}: must be a number of seconds > 0")
+    check_device(device)
+
+
+def check_device(device: Optional[str]) -> None:
+    """`--device`: cpu, cuda or cuda:N with that GPU present (mps where available); else one line."""
+    if device is None:
+        return
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise UserError(f"--device {device!r}: unknown device; use cpu, cuda or cuda:N") from None
+    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if dev.type == "cuda" and not visible:
+        raise UserError(f"--device {device}: no CUDA GPU on this machine; use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= visible:
+        raise UserError(f"--device {device}: no GPU {dev.index} on this machine ({visible} visible)")
+    mps = dev.type == "mps" and torch.backends.mps.is_available()
+    if dev.type not in ("cpu", "cuda") and not mps:
+        raise UserError(f"--device {device}: not available here; use cpu, cuda or cuda:N")
+
+
+class _QuietInterrupt(logging.Filter):
+    """Drops Optuna's report of a trial stopped by Ctrl-C (a 40-line traceback, then a line about
+    its value): the trial records fail_reason 'interrupted' and the CLI says so in one line."""
+
+    interrupted = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[0] if record.exc_info else None
+        if exc is not None and issubclass(exc, KeyboardInterrupt):
+            self.interrupted = True
+            return False
+        return not (self.interrupted and "failed with value" in record.getMessage())
+
+
+def quiet_interrupts() -> None:
+    """Install a fresh `_QuietInterrupt` where Optuna logs failed trials (one per command run)."""
+    logger = logging.getLogger("optuna.study._optimize")
+    for old in [f for f in logger.filters if isinstance(f, _QuietInterrupt)]:
+        logger.removeFilter(old)
+    logger.addFilter(_QuietInterrupt())
 
 
 def trial_line(study, trial) -> str:
@@ -48,8 +147,11 @@ def trial_line(study, trial) -> str:
 def rescore_line(number: int, rescored: dict) -> str:
     """One line per model re-attacked at the end of a search."""
     curve = " ".join(f"{v:.3f}" for v in rescored["robust_accuracy"]["worst_case"])
+    drop = "" if not rescored.get("n_compared") else (  # measured on the test samples the search attacked
+        f"; drop from the search on its {rescored['n_compared']} samples "
+        + " ".join("–" if d is None else f"{d:+.3f}" for d in rescored["drop"]))
     return (f"rescored trial {number} with {rescored['suite']} on test in {rescored['seconds']:.1f} s: "
-            f"worst-case robust accuracy per ε {curve}")
+            f"worst-case robust accuracy per ε {curve}{drop}")
 
 
 def progress_callback(progress, task, n_trials):

@@ -25,9 +25,9 @@ def xy(digits, digits_model):
     return digits.test.x[:N], digits.test.y[:N]
 
 
-def _ours(model, attack, x, y, eps) -> float:
+def _ours(model, attack, x, y, eps, seed: int = 0) -> float:
     """Robust accuracy (fraction of all N samples) left by one of our fixed-ε attacks, verified here."""
-    target = Target(model, (0.0, 1.0), torch.device("cpu"), torch.Generator().manual_seed(0))
+    target = Target(model, (0.0, 1.0), torch.device("cpu"), torch.Generator().manual_seed(seed))
     adv = attack.run(target, x, y, eps, None)
     return _robust(model, x, y, adv, eps, attack.threat_model)
 
@@ -50,9 +50,14 @@ def test_checkpoints_follow_the_published_schedule():
 def test_apgd_ce_matches_torchattacks(digits_model, xy, threat_model):
     x, y = xy
     eps = EPS[threat_model]
-    ours = _ours(digits_model, APGD("apgd", threat_model, {"steps": 20}), x, y, eps)
-    ref_adv = torchattacks.APGD(digits_model, norm=NORM[threat_model], eps=eps, steps=20, seed=0)(x, y)
-    ref = _robust(digits_model, x, y, ref_adv, eps, threat_model)
+    # Means over 4 random starts each: one start's luck moves L2 robust accuracy by up to 2 points
+    # (measured over 8 seeds, ours 0.480-0.505, torchattacks 0.475-0.495; means 0.490 and 0.486).
+    seeds = range(4)
+    ours = np.mean([_ours(digits_model, APGD("apgd", threat_model, {"steps": 20}), x, y, eps, seed=s)
+                    for s in seeds])
+    ref = np.mean([_robust(digits_model, x, y, torchattacks.APGD(digits_model, norm=NORM[threat_model], eps=eps,
+                                                                  steps=20, seed=s)(x, y), eps, threat_model)
+                   for s in seeds])
     # never weaker by more than 1 point (2 of 200 samples); at most a few points stronger (random starts)
     assert ref - 0.03 <= ours <= ref + 0.01, (ours, ref)
     assert ours < 0.9  # the attack does something at this ε
@@ -162,3 +167,45 @@ def result_attacks(cfg):
     from robustarch.attacks import build_attack
 
     return [build_attack(a, cfg.threat_model) for a in cfg.attacks]
+
+
+class _VetoRunnerUp(torch.nn.Module):
+    """The digits CNN, except when judged without autograd (as `verify` and our `_robust` judge): a
+    point it assigns to its clean image's runner-up class then counts as that image's true class.
+    APGD-T's first target is the runner-up, so its successes there are flagged by the attack's own
+    forward pass (with autograd) but never verify; only the later targets can break a sample."""
+
+    def __init__(self, net, x, y):
+        super().__init__()
+        self.net, self.x, self.y = net, x, y
+        with torch.no_grad():
+            self.runner_up = net(x).argsort(1, descending=True)[:, 1]
+
+    def forward(self, x):
+        logits = self.net(x)
+        if torch.is_grad_enabled():
+            return logits
+        i = torch.cdist(x.flatten(1), self.x.flatten(1)).argmin(1)  # the clean image it came from
+        veto = logits.argmax(1) == self.runner_up[i]
+        true = torch.nn.functional.one_hot(self.y[i], logits.shape[1]).bool()
+        boosted = logits.masked_fill(true, 0.0) + true * (logits.amax(1, keepdim=True) + 1.0)
+        return torch.where(veto[:, None], boosted, logits)
+
+
+def test_apgd_t_moves_to_the_next_target_after_an_unverified_success(digits_model, xy):
+    x, y = xy
+    veto = _VetoRunnerUp(digits_model, x, y).eval()
+    attack = APGDT("apgdt", "linf", {"steps": 10, "n_target_classes": 3})
+    target = Target(veto, (0.0, 1.0), torch.device("cpu"), torch.Generator().manual_seed(0))
+    adv = attack.run(target, x, y, 0.1, None)
+    with torch.no_grad():
+        cls = digits_model(adv).argmax(1)
+    robust = _robust(veto, x, y, adv, 0.1, "linf")
+    plain = _ours(digits_model, attack, x, y, 0.1)
+    # On the plain CNN most breaks go to the runner-up (target 1); none of those verify here, so the
+    # samples must have been attacked again towards targets 2 and 3, and break there. Measured (seed 0):
+    # 83 samples broken towards targets 2-3, robust 0.585; stopping on the attack's own flag left
+    # 18 and 0.91 (the first flagged point kept every sample from its later targets).
+    second_or_third = (cls != y) & (cls != veto.runner_up)
+    assert int(second_or_third.sum()) >= 0.5 * N * (1 - plain), (int(second_or_third.sum()), plain)
+    assert robust <= 0.75, (robust, plain)

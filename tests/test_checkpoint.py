@@ -51,3 +51,50 @@ def test_weights_that_do_not_fit_the_spec_are_a_user_error(tmp_path):
     path = save_checkpoint(tmp_path / "m.safetensors", build_model(wider), small, TrainConfig().to_dict())
     with pytest.raises(UserError, match="do not fit the model its ArchSpec builds"):
         load_checkpoint(path)
+
+
+def test_checkpoint_write_is_atomic_and_its_hash_is_checked(tmp_path):
+    """A checkpoint is renamed into place (no temporary file stays behind); a load given the SHA-256
+    its trial recorded refuses a file whose bytes changed, naming the file."""
+    from robustarch.search.checkpoint import file_sha256
+
+    arch = ArchSpec(in_chans=1, num_classes=10, input_size=8, stem_width=8, stages=(StageSpec(1, 8),))
+    path = save_checkpoint(tmp_path / "m.safetensors", build_model(arch), arch, TrainConfig().to_dict())
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
+    digest = file_sha256(path)
+    assert load_checkpoint(path, sha256=digest).arch == arch
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF  # one flipped bit in the last weight
+    path.write_bytes(bytes(data))
+    with pytest.raises(UserError, match=f"{path}: checkpoint damaged or replaced"):
+        load_checkpoint(path, sha256=digest)
+
+
+def test_a_full_disk_during_a_checkpoint_write_leaves_nothing(tmp_path):
+    """A write refused for lack of room (RLIMIT_FSIZE in a child, SIGXFSZ ignored: EFBIG) raises
+    StorageFull, one line, and leaves neither a partial checkpoint nor a temporary file."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from _tiny_study import worker_env
+
+    code = textwrap.dedent(f"""
+        import resource, signal
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+        from robustarch.errors import StorageFull
+        from robustarch.search.arch import ArchSpec, StageSpec, build_model
+        from robustarch.search.checkpoint import save_checkpoint
+        arch = ArchSpec(in_chans=1, num_classes=10, input_size=8, stem_width=8, stages=(StageSpec(1, 64),))
+        try:
+            save_checkpoint({str(tmp_path / "m.safetensors")!r}, build_model(arch), arch, {{}})
+        except StorageFull as exc:
+            print(exc)
+    """)
+    done = subprocess.run([sys.executable, "-c", code], env=worker_env(), capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith(f"cannot write the checkpoint {tmp_path / 'm.safetensors'}: File too large")
+    assert len(done.stdout.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []

@@ -98,3 +98,40 @@ def test_digits_splits_are_fixed_by_the_seed():
     assert not torch.equal(a.test.x, c.test.x)
     smaller = load_dataset("digits", seed=0, train_fraction=0.5)
     assert torch.equal(smaller.train.x, a.with_train_fraction(0.5, seed=0).train.x)
+
+
+def _mnist_files(root, n_train=N_TRAIN, n_test=N_TEST):
+    raw = root / "MNIST" / "raw"
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels(n))
+    return raw
+
+
+@pytest.mark.parametrize("file, content, needle", [
+    ("train-images-idx3-ubyte", b"junk junk\n", "not a valid IDX file"),
+    ("t10k-labels-idx1-ubyte", b"", "not a valid IDX file"),
+    ("train-labels-idx1-ubyte", struct.pack(">BBBBI", 0, 0, 0x08, 1, 10 ** 6) + b"\0" * 8, "not a valid IDX file"),
+    ("t10k-images-idx3-ubyte", struct.pack(">BBBBI", 0, 0, 0x08, 1, 4) + b"\0" * 4, "3-dimensional"),
+    ("train-images-idx3-ubyte", struct.pack(">BBBBIII", 0, 0, 0x08, 3, 2, 5, 5) + b"\0" * 50, "28x28"),
+])
+def test_garbage_mnist_files_are_named_in_one_line(tmp_path, file, content, needle):
+    """Files named like MNIST's that are not (a download cut short, an HTML error page) end in one
+    line naming the file, not in torchvision's AssertionError."""
+    raw = _mnist_files(tmp_path)
+    (raw / file).write_bytes(content)
+    with pytest.raises(UserError) as info:
+        load_dataset("mnist", data_dir=tmp_path)
+    message = str(info.value)
+    assert str(raw / file) in message and needle in message and "\n" not in message, message
+
+
+def test_mnist_labels_that_do_not_fit_their_images_are_refused(tmp_path):
+    raw = _mnist_files(tmp_path)
+    write_idx(raw / "t10k-labels-idx1-ubyte", labels(N_TEST - 1))
+    with pytest.raises(UserError, match="39 labels for the 40 images"):
+        load_dataset("mnist", data_dir=tmp_path)
+    write_idx(raw / "t10k-labels-idx1-ubyte", labels(N_TEST) + 5)
+    with pytest.raises(UserError, match="labels must be 0 to 9"):
+        load_dataset("mnist", data_dir=tmp_path)

@@ -15,7 +15,10 @@ from optuna.trial import TrialState, create_trial
 from scipy import optimize, stats
 
 from robustarch.analysis import analyze
-from robustarch.analysis.findings import holm
+from robustarch.analysis.claims import CLAIMS
+from robustarch.analysis.findings import findings_table, holm
+from robustarch.analysis.powerlaw import COLUMNS as POWER_COLUMNS
+from robustarch.errors import UserError
 from robustarch.analysis.powerlaw import bin_counts, fit_counts, fit_power_law
 from robustarch.analysis.record import rescore_table, trials_table
 from robustarch.analysis.summary import sentences
@@ -156,24 +159,35 @@ def designed():
 
 def test_findings_verdicts_on_a_designed_study(designed):
     f = designed.tables["findings"].set_index("key")
-    assert list(f.index) == ["robust_tracks_clean", "conditional_tracks_clean", "size_adds_little", "power_law",
-                             "slope_matches_margin_tail", "deeper_more_robust"]
+    assert list(f.index) == list(CLAIMS)  # no claims named: every registered claim, in registry order
     assert f.loc["robust_tracks_clean", "verdict"] == "supported"
-    assert f.loc["power_law", "verdict"] == "supported"
+    assert f.loc["power_law", "verdict"] != "contradicted"  # exact power laws: never rejected here
     assert f.loc["power_law", "ci_low"] < 1.5 < f.loc["power_law", "ci_high"]
-    assert f.loc["slope_matches_margin_tail", "verdict"] == "supported"  # margins ∝ minimal ε here
+    assert f.loc["margin_explains_slope", "verdict"] == "supported"  # margins ∝ minimal ε per sample
+    assert f.loc["slope_matches_margin_tail", "verdict"] == "supported"
     assert f.loc["deeper_more_robust", "verdict"] == "supported" and f.loc["deeper_more_robust", "n"] == 10
-    # The numbers are the tests they name, on the models, with Holm over the six claims.
+    # 20 models: below the size claim's minimum n, and no label noise: skipped with the reason, no p
+    assert f.loc["size_adds_little", "verdict"] == "inconclusive" and "needs ≥ 33" in f.loc["size_adds_little", "text"]
+    assert "label_noise is constant" in f.loc["robust_falls_with_memorization", "text"]
+    assert f.loc[["size_adds_little", "robust_falls_with_memorization"], "p_value"].isna().all()
+    # The numbers are the tests they name, on the models, with Holm over exactly the claims with a p.
     u = designed.used_trials
     rho = stats.spearmanr(u["robust_accuracy"], u["clean_accuracy"])
     assert f.loc["robust_tracks_clean", "value"] == pytest.approx(rho.statistic)
     assert f.loc["robust_tracks_clean", "p_value"] == pytest.approx(rho.pvalue)
     np.testing.assert_allclose(f["p_holm"], holm(f["p_value"]))
+    m = int(f["p_value"].notna().sum())
+    assert (f["family_m"] == m).all() and f"Holm-adjusted over {m} claims" in f.loc["robust_tracks_clean", "text"]
     pairs = designed.tables["depth_pairs"]
-    assert len(pairs) == 10 and (pairs["params_ratio"] == 1).all()
+    assert len(pairs) == 10 and (pairs["params_ratio"] == 1).all() and pairs["thinner"].all()
+    assert (pairs["clean_difference"].abs() <= 0.02).all()
     assert f.loc["deeper_more_robust", "p_value"] == pytest.approx(stats.wilcoxon(pairs["robust_difference"]).pvalue)
+    # the estimate is the pseudo-median the signed-rank test is about, not the median
+    d = pairs["robust_difference"].to_numpy()
+    walsh = [(d[i] + d[j]) / 2 for i in range(len(d)) for j in range(i, len(d))]
+    assert f.loc["deeper_more_robust", "value"] == pytest.approx(np.median(walsh))
     assert "mechanical" in f.loc["robust_tracks_clean", "text"]
-    assert "minimization attacks" in f.loc["power_law", "text"]
+    assert "10 of 10 pairs the deeper net is also the thinner" in f.loc["deeper_more_robust", "text"]
     assert designed.caveat is None  # a random sampler
 
 
@@ -182,7 +196,7 @@ def test_too_few_pairs_and_a_biased_sampler_are_said(designed):
                        for i in range(8)], sampler="tpe"), n_boot=100)
     f = a.tables["findings"].set_index("key")
     assert f.loc["deeper_more_robust", "verdict"] == "inconclusive"
-    assert "matched-size pair" in f.loc["deeper_more_robust", "text"]
+    assert "disjoint matched pair(s)" in f.loc["deeper_more_robust", "text"]
     assert "tpe sampler" in a.caveat and "--sampler random" in a.caveat
     html = build_report(pairs_study(sampler="nsgaii"), n_boot=50)
     assert 'id="sampler-caveat"' in html and "chosen by the nsgaii sampler" in html
@@ -197,10 +211,23 @@ def test_summary_claims_no_power_law_the_fits_reject():
               for i in range(6)]
     a = analyze(build(models), n_boot=100)
     f = a.tables["findings"].set_index("key")
-    assert f.loc["power_law", "verdict"] == "not supported"
+    assert f.loc["power_law", "verdict"] == "contradicted"
     text = " ".join(sentences(a))
-    assert "rises faster than any single power" in text
-    assert "follows a power law" not in text and "grows as a power" not in text
+    assert "Not a single power law" in text and "test rejected" in text
+    assert "local slope rises" in text  # an S-shaped CDF bends upward at its small-ε end
+    assert "Consistent with a power law" not in text and "follows a power law" not in text
+
+
+def test_findings_on_a_plain_table_skip_claims_without_data():
+    u = pd.DataFrame({"trial": range(12), "clean_accuracy": np.linspace(0.8, 0.95, 12),
+                      "robust_accuracy": np.linspace(0.1, 0.5, 12) ** 2, "log10_params": 5.0, "params": 1e5})
+    f = findings_table(u, pd.DataFrame(columns=POWER_COLUMNS), claims=["robust_tracks_clean", "size_adds_little",
+                                                                       "power_law"], n_boot=50).set_index("key")
+    assert f.loc["robust_tracks_clean", "verdict"] == "supported" and f.loc["robust_tracks_clean", "family_m"] == 1
+    assert f.loc["size_adds_little", "text"].endswith("log10_params is constant in the study.")
+    assert "0 model(s) with a fit" in f.loc["power_law", "text"]
+    with pytest.raises(UserError, match="unknown claim.*no_such_claim.*known: robust_tracks_clean"):
+        findings_table(u, pd.DataFrame(columns=POWER_COLUMNS), claims=["no_such_claim"])
 
 
 def test_selection_uses_validation_and_quotes_test_numbers():
@@ -282,5 +309,5 @@ def test_old_studies_without_new_attributes_still_analyse():
 
     a = analyze(make_study(8, n_flagged=1, seed=3), n_boot=50)
     assert a.selection_split == "test" and a.tables["rescore"].empty
-    assert len(a.tables["findings"]) == 6
+    assert len(a.tables["findings"]) == len(CLAIMS)
     assert pd.isna(a.tables["trials"]["val_robust_accuracy"]).all()

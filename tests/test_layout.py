@@ -15,7 +15,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "robustarch"
 # Top-level modules every stage may use (they import no stage); cli and the package API sit on top.
-BASE = {"errors", "presets", "runtime", "metrics", "_version"}
+BASE = {"errors", "presets", "runtime", "metrics", "_version", "names"}
 TOP = {"cli", "commands", "terminal", "__init__", "__main__"}
 # stage → the stages it may import (besides BASE): search and attacks first, then study, then
 # analysis (tables only, no torch), then report.

@@ -13,7 +13,10 @@ from PIL import Image
 
 from _browser import Browser, require_chromium
 from _studies import make_study
-from robustarch.report import write_comparison, write_report
+from robustarch import analyze_table
+from robustarch.report import write_analysis, write_comparison, write_report
+from test_analyze_table import ROBUSTBENCH
+from test_report import _retrained
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 EVIL = "<script>alert(1)</script>"
@@ -121,7 +124,8 @@ def test_findings_and_rescore_render_in_the_browser(browser, tmp_path):
     assert browser.problems() == []
     rows = browser.eval("""Array.from(document.querySelectorAll('#findings-table tbody tr'))
         .map(r => [r.cells[0].textContent, r.cells[1].textContent])""")
-    assert len(rows) == 6 and {v for _, v in rows} <= {"supported", "not supported", "inconclusive"}
+    assert len(rows) >= 6 and {v for _, v in rows} <= {"supported", "not supported", "contradicted", "inconclusive",
+                                                       "skipped"}
     # The findings come first: above the summary, and visible on the first screen.
     top = browser.eval("document.getElementById('findings-table').getBoundingClientRect().top")
     assert 0 < top < browser.eval("document.getElementById('summary').getBoundingClientRect().top")
@@ -129,3 +133,48 @@ def test_findings_and_rescore_render_in_the_browser(browser, tmp_path):
     cells = browser.eval("""Array.from(document.querySelectorAll('#rescore-table tbody td')).map(c => c.textContent)""")
     assert "strong" in cells and "0.100" in cells
     assert _pixel_spread(browser.screenshot(tmp_path / "findings.png")) > 20
+
+
+def _text_outside_plots(browser) -> list:
+    """Tick labels, legends and titles that run past the edge of their plot."""
+    return browser.eval("""Array.from(document.querySelectorAll('svg.plot')).flatMap(s => {
+        const box = s.getBoundingClientRect();
+        return Array.from(s.querySelectorAll('text')).filter(t => {
+            const r = t.getBoundingClientRect();
+            return r.width > 0 && (r.left < box.left - 1 || r.right > box.right + 1 || r.top < box.top - 1
+                                   || r.bottom > box.bottom + 1); }).map(t => [s.id, t.textContent]); })""")
+
+
+def test_plot_labels_and_legends_stay_inside_their_plots(browser, pages):
+    browser.open(pages["report"])
+    assert _text_outside_plots(browser) == []
+    legend = browser.eval("Array.from(document.querySelectorAll('#margins text')).map(t => t.textContent)")
+    assert sum(t.startswith("clean acc. ") for t in legend) == 3
+    ticks = browser.eval("""Array.from(document.querySelectorAll('#depth-width text'))
+        .filter(t => !t.getAttribute('transform') && t.getAttribute('text-anchor') === 'middle'
+                && !t.classList.contains('title') && !t.classList.contains('label') && !t.classList.contains('cell'))
+        .map(t => [t.textContent, t.getBoundingClientRect().height])""")
+    assert [t for t, _ in ticks] == ["1", "2", "3", "4", "5", "6"]  # upright, one per depth
+    assert all(h >= 9 for _, h in ticks)
+
+
+def test_a_table_of_published_results_renders(browser, tmp_path):
+    page = write_analysis(analyze_table(ROBUSTBENCH, n_boot=100), tmp_path / "robustbench.html")
+    browser.open(page)
+    assert browser.problems() == [] and _text_outside_plots(browser) == []
+    assert "robustarch analyze" in browser.eval("document.getElementById('table-source').textContent")
+    ids = browser.eval("Array.from(document.querySelectorAll('svg.plot')).map(s => s.id)")
+    assert {"robust-vs-clean_accuracy", "robust-vs-params", "depth-width"} <= set(ids)
+    verdicts = browser.eval("""Array.from(document.querySelectorAll('#findings-table tbody tr'))
+        .map(r => r.cells[1].textContent)""")
+    assert "skipped" in verdicts and "supported" in verdicts
+    assert _pixel_spread(browser.screenshot(tmp_path / "robustbench.png")) > 20
+
+
+def test_paired_comparison_renders(browser, tmp_path):
+    study = make_study(20, name="standard", seed=11, n_flagged=0)
+    page = write_comparison(study, _retrained(study, "pgd", 0.1), tmp_path / "paired.html", n_boot=100)
+    browser.open(page)
+    assert browser.problems() == [] and _text_outside_plots(browser) == []
+    assert browser.eval("document.querySelectorAll('#compare-pairs circle.mark').length") == 20
+    assert browser.eval("document.querySelectorAll('#pairs-table tbody tr').length") == 20

@@ -221,3 +221,68 @@ def test_a_few_lucky_wins_of_a_weaker_attack_are_no_masking_sign():
     assert _weaker_wins(table(97, 3), grid, ["strong"], ["weak"])["ok"]
     check = _weaker_wins(table(95, 31), grid, ["strong"], ["weak"])
     assert not check["ok"] and check["p_value"] < 1e-10
+
+
+# -- dead cross-entropy attacks and the large-ε probe's restarts -------------------------------------
+def test_saturated_logits_warn_that_cross_entropy_attacks_are_dead(digits, digits_model):
+    """Logits ×1e4 zero the cross-entropy gradient in float32: FGSM breaks nothing, while the
+    margin-loss PGD and FMN break as on the plain CNN. A warning names FGSM; the evaluation stays valid."""
+    result = _run(ScaledLogits(digits_model, 1e4), digits)
+    check = result.sanity["cross_entropy_not_saturated"]
+    assert not check["ok"] and check["severity"] == "warning", check
+    assert check["dead"] == ["FGSM"] and check["share_broken"]["FGSM"] < 0.1 and check["n"] > 50
+    assert check["margin"] == ["LinfPGD", "FMN"]
+    assert "cross_entropy_not_saturated" in result.warning_checks and result.valid
+
+
+def test_cross_entropy_attacks_are_alive_on_honest_models(digits, plain, adv_cnn):
+    check = plain.sanity["cross_entropy_not_saturated"]
+    assert check["ok"] and check["dead"] == [] and check["share_broken"]["FGSM"] > 0.8, check
+    trained = _run(adv_cnn, digits).sanity["cross_entropy_not_saturated"]
+    assert trained["ok"], trained
+
+
+class FlatAtTheData(nn.Module):
+    """The CNN, except flat within ±0.02 (per pixel) of the nearest test image: the input gradient is
+    zero at every clean image, yet the model is the CNN a little further out."""
+
+    def __init__(self, model: nn.Module, images: torch.Tensor):
+        super().__init__()
+        self.model, self.images = model, images
+
+    def forward(self, x):
+        c = self.images[torch.cdist(x.flatten(1), self.images.flatten(1)).argmin(1)]
+        return self.model(c + torch.sign(x - c) * torch.relu((x - c).abs() - 0.02))
+
+
+def test_large_eps_probe_restarts_off_a_stalled_start(digits, digits_model):
+    """PGD from the clean point never moves on this model; the restarts from nearby random points
+    see its gradient and break every sample, so the probe does not call the model constant.
+    Measured: the clean-point run breaks none of the 96 clean-correct samples, the restarts all 96."""
+    result = _run(FlatAtTheData(digits_model, digits.test.x[:100]), digits)
+    probe = result.sanity["large_eps_chance_level"]
+    assert probe["ok"] and probe["robust_accuracy"] == 0.0, probe
+    assert probe["broken_by_restarts"] >= 0.9 * result.clean_accuracy * probe["n"], probe
+    assert result.sanity["gradients_finite_nonzero"]["fraction_zero"] == 1.0  # still flagged: masked at the data
+
+
+def test_cross_entropy_share_rule_on_tables():
+    """Dead means significantly below half of what the margin attacks break, not merely below half."""
+    from robustarch.attacks.base import AttackKind
+    from robustarch.attacks.sanity import _ce_saturation
+
+    def check(n: int, ce_breaks: int) -> dict:
+        margin = np.full(n, 0.1)
+        ce = np.full(n, np.inf)
+        ce[:ce_breaks] = 0.3  # broken somewhere on the grid, at a larger ε than the margin attack
+        table = pd.DataFrame({"clean_correct": True, "eps_pgd": margin, "eps_fgsm": ce, "eps_sq": 0.05})
+        kinds = {"pgd": AttackKind.ITERATIVE, "fgsm": AttackKind.SINGLE_STEP, "sq": AttackKind.GRADIENT_FREE}
+        return _ce_saturation(table, (0.1, 0.3), kinds, {"pgd": "margin", "fgsm": "ce", "sq": "margin"})
+
+    assert check(100, 45)["ok"]  # below half, but within chance of it
+    dead = check(100, 30)
+    assert not dead["ok"] and dead["dead"] == ["fgsm"] and dead["p_value"]["fgsm"] < 1e-3
+    assert dead["margin"] == ["pgd"]  # Square, gradient-free, is not a side of this comparison
+    assert not check(100, 0)["ok"] and check(100, 100)["share_broken"]["fgsm"] == 1.0
+    assert _ce_saturation(pd.DataFrame({"clean_correct": [True], "eps_a": [0.1]}), (0.1,),
+                          {"a": AttackKind.ITERATIVE}, {"a": "ce"}) is None  # no margin attack: no check

@@ -28,6 +28,32 @@ def test_presets_load_with_their_promises():
     assert hsj and hsj[0].samples == 50 and hsj[0].engine == "foolbox"
     pgd = [a for a in quick.attacks if a.attack == "LinfPGD"][0]
     assert pgd.engine == "native" and pgd.restarts >= 2
+    # AutoAttack's ensemble runs Square without rescaling its schedule to the query budget
+    for name in ("autoattack", "autoattack-cifar"):
+        (sq,) = [a for a in load_suite(name).attacks if a.attack == "LinfSquare"]
+        assert sq.kwargs["rescale_schedule"] is False
+
+
+@pytest.mark.parametrize("dataset", ["", "-cifar"])
+def test_l2_presets_mirror_the_linf_ones(dataset):
+    """quick-l2, standard-l2 and autoattack-l2 (and their -cifar grids) run the L2 versions of the
+    L∞ presets' attacks at the same budgets; autoattack-l2 is AutoAttack's L2 composition."""
+    for level in ("quick", "standard", "autoattack"):
+        linf, l2 = load_suite(f"{level}{dataset}"), load_suite(f"{level}-l2{dataset}")
+        assert l2.threat_model == "l2" and l2.name == f"{level}-l2{dataset}"
+        assert l2.samples == linf.samples and list(l2.eps) == sorted(l2.eps)
+        as_l2 = [a.attack.replace("Linf", "L2").replace("LInf", "L2").replace("FGSM", "FGM") for a in linf.attacks]
+        assert [a.attack for a in l2.attacks] == as_l2
+        assert [a.kwargs for a in l2.attacks] == [a.kwargs for a in linf.attacks]
+        assert [a.restarts for a in l2.attacks] == [a.restarts for a in linf.attacks]
+    grid = load_suite(f"standard-l2{dataset}").eps
+    assert 0.5 in grid and (1.5 in grid and 2.0 in grid if not dataset else max(grid) == 2.0)
+    auto = {a.label: a for a in load_suite(f"autoattack-l2{dataset}").attacks}
+    assert {k: a.attack for k, a in auto.items()} == {"apgd-ce": "L2APGD", "apgd-t": "L2APGDT",
+                                                      "fab-t": "L2FABT", "square": "L2Square"}
+    assert auto["apgd-ce"].kwargs == {"steps": 100}
+    assert auto["apgd-t"].kwargs == auto["fab-t"].kwargs == {"steps": 100, "n_target_classes": 9}
+    assert auto["square"].kwargs == {"queries": 5000, "p_init": 0.8, "rescale_schedule": False}
 
 
 def _write(tmp_path, text):
@@ -73,6 +99,30 @@ def test_eps_in_units_of_255_and_defaults(tmp_path):
     (GOOD + "sanity:\n  doubling: true\n", [":9: field 'sanity.doubling'", "'step_doubling' or 'large_eps'"]),
     (GOOD.replace("eps_255: [8, 16]", "eps: [0.1]\neps_255: [8]"), ["give exactly one of 'eps'"]),
     (GOOD + "epsilon: 3\n", [":8: field 'epsilon'", "allowed fields are"]),
+    # every numeric setting has a range, Foolbox's included (FMN ran with steps: -1)
+    (GOOD.replace("  - attack: FGSM", "  - attack: LInfFMNAttack\n    steps: -1"),
+     [":6: field 'attacks[0].steps'", "got -1; must be >= 1"]),
+    (GOOD.replace("  - attack: FGSM", "  - attack: LInfFMNAttack\n    gamma: -0.5"),
+     ["field 'attacks[0].gamma'", "must be >= 0"]),
+    (GOOD.replace("  - attack: FGSM", "  - attack: LinfDeepFoolAttack\n    overshoot: .nan"),
+     ["field 'attacks[0].overshoot'", "expected a finite number"]),
+    (GOOD.replace("  - attack: FGSM", "  - attack: HopSkipJumpAttack\n    init_attack: 3"),
+     ["field 'attacks[0].init_attack'", "Python object"]),
+    (GOOD.replace("    steps: 5", "    steps: 5\n    rel_stepsize: 0"),
+     ["field 'attacks[1].rel_stepsize'", "must be > 0"]),
+    (GOOD.replace("    steps: 5", "    steps: 5\n    restarts: 0"), ["field 'attacks[1].restarts'", "must be >= 1"]),
+    (GOOD.replace("  - attack: FGSM", "  - attack: LinfSquare\n    queries: 0"),
+     ["field 'attacks[0].queries'", "must be >= 1"]),
+    (GOOD.replace("  - attack: FGSM", "  - attack: LinfSquare\n    p_init: .nan"),
+     ["field 'attacks[0].p_init'", "expected a finite number"]),
+    (GOOD.replace("eps_255: [8, 16]", "eps: [0.1, .inf]"), ["field 'eps'", "positive numbers"]),
+    (GOOD.replace("eps_255: [8, 16]", "eps: [0.1, 0]"), ["field 'eps'", "positive numbers"]),
+    (GOOD.replace("eps_255: [8, 16]", "eps: ['1/0']"), ["field 'eps'", "cannot read '1/0'"]),
+    (GOOD + "seed: -3\n", ["field 'seed'", "must be >= 0"]),
+    (GOOD.replace("  - attack: FGSM", "  - attack: LinfDeepFoolAttack\n    loss: ce"),
+     ["field 'attacks[0].loss'", "'logits' or 'crossentropy'"]),
+    (GOOD + "samples: 0\n", ["field 'samples'", "must be >= 1"]),
+    (GOOD + "eot: 0\n", ["field 'eot'", "must be >= 1"]),
 ])
 def test_validation_errors_name_file_line_field_and_allowed_values(tmp_path, text, expected):
     path = _write(tmp_path, text)
@@ -85,7 +135,7 @@ def test_validation_errors_name_file_line_field_and_allowed_values(tmp_path, tex
 
 
 def test_unknown_preset_lists_the_presets():
-    with pytest.raises(UserError, match="'autoattack', .*'quick', .*'standard-cifar' or 'thorough'"):
+    with pytest.raises(UserError, match="'autoattack', .*'quick', .*'quick-l2', .*'standard-l2-cifar' or 'thorough'"):
         load_suite("quik")
 
 

@@ -8,18 +8,18 @@ trials stored them, and quote test numbers.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from ..errors import UserError
 from ..metrics import WORST_CASE, curve_area, pareto_front
 from .findings import depth_pairs, findings_table, sampler_caveat
+from .headline import choose_eps
 from .phase import gap, phase_table
 from .powerlaw import MAX_ERROR, power_law_table, slope_summary
-from .record import rescore_table, robustness_table, samples_table, trials_table
+from .record import (RESCORE_COLUMNS, rescore_table, robustness_table, samples_table, trials_table,
+                     val_robustness_table)
 from .stats import N_BOOT, Resampler, correlate, ols, partial_correlation
 
 MIN_TRIALS_FOR_STATS = 5
@@ -43,12 +43,17 @@ def correlations(table: pd.DataFrame, target: str = "robust_accuracy", against=A
                                        "ci_low", "ci_high"])
 
 
+def _label(x: float) -> str:
+    """A bin's value as a reader writes it: 3 significant digits (26.7, 0.25), whole numbers whole."""
+    return f"{x:.0f}" if abs(x) >= 100 or float(x).is_integer() else f"{x:.3g}"
+
+
 def _bins(values: pd.Series, max_bins: int, log: bool) -> pd.Series:
     """Group values into at most `max_bins` labelled bins (the values themselves when few)."""
     v = pd.to_numeric(values, errors="coerce")
     uniq = np.sort(v.dropna().unique())
     if len(uniq) <= max_bins:
-        return v.map(lambda x: f"{x:g}" if pd.notna(x) else None)
+        return v.map(lambda x: _label(x) if pd.notna(x) else None)
     t = np.log10(v) if log else v
     edges = np.linspace(t.min(), t.max(), max_bins + 1)
     idx = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, max_bins - 1)
@@ -132,7 +137,8 @@ def _statistics(u: pd.DataFrame, curves: pd.DataFrame, eps, eps_grid, enough: bo
                                     n_boot=n_boot, seed=seed)
             partial.append({"target": target, "eps": eps if target == "robust_accuracy" else np.nan,
                             "variable": "log10_params", "controlling_for": "clean_accuracy", **r})
-    coef, fit = ols(u, "robust_accuracy", OLS_PREDICTORS)
+    # a table from elsewhere may lack a predictor altogether (no depth, no width): fit without it
+    coef, fit = ols(u, "robust_accuracy", [p for p in OLS_PREDICTORS if u[p].notna().any()])
     coef.insert(0, "target", f"robust_accuracy at eps={eps:g}")
     return {"correlations": pd.concat(frames, ignore_index=True)[corr_cols],
             "partial_correlations": pd.DataFrame(partial, columns=partial_cols),
@@ -157,6 +163,9 @@ class Analysis:
     attrs: dict = field(default_factory=dict)
     selection_split: str = "test"  # the split the best model and the Pareto front were chosen on
     caveat: str | None = None  # why the models may not be a fair sample of the space
+    eps_choice: str = ""  # how the headline ε was chosen (analysis.headline), for the Methods section
+    source: str = "study"  # "study" (an Optuna study) or "table" (analyze_table: results from elsewhere)
+    notes: list[str] = field(default_factory=list)  # what the input lacks and what is skipped for it
 
     @property
     def best_trial(self) -> pd.Series | None:
@@ -175,39 +184,50 @@ class Analysis:
 
 def analyze(study, *, eps: float | None = None, include_flagged: bool = False, n_boot: int = N_BOOT,
             seed: int = 0, max_error: float = MAX_ERROR) -> Analysis:
-    """All of a study's statistics. `eps`: the ε of the headline robust accuracy (default: the
-    study's objective ε, else the middle of the grid)."""
+    """All of a study's statistics: its stored trials read into tables (analysis.record), then
+    `analyze_tables`. `eps`: the ε of the headline robust accuracy (default: analysis.headline)."""
+    return analyze_tables(trials_table(study), robustness_table(study), samples_table(study), name=study.study_name,
+                          attrs=dict(study.user_attrs), val_robustness=val_robustness_table(study),
+                          rescore=rescore_table(study), eps=eps, include_flagged=include_flagged, n_boot=n_boot,
+                          seed=seed, max_error=max_error)
+
+
+def analyze_tables(trials: pd.DataFrame, robustness: pd.DataFrame, samples: pd.DataFrame | None = None, *,
+                   name: str = "table", attrs: dict | None = None, val_robustness: pd.DataFrame | None = None,
+                   rescore: pd.DataFrame | None = None, eps: float | None = None, include_flagged: bool = False,
+                   n_boot: int = N_BOOT, seed: int = 0, max_error: float = MAX_ERROR,
+                   source: str = "study", notes: list[str] | None = None) -> Analysis:
+    """The one analysis behind `analyze(study)` and `analyze_table(models)`: `trials` as
+    `record.trials_table`, `robustness` as `record.robustness_table` (worst-case rows are used),
+    `samples` as `record.samples_table`, `val_robustness` as `record.val_robustness_table`."""
     from threadpoolctl import threadpool_limits
 
     # The bootstrap's matrix products are mid-sized: one BLAS thread is as fast on an idle machine
     # and much faster on a busy one (idle BLAS threads spin and steal the cores).
     with threadpool_limits(limits=1, user_api="blas"):
-        return _analyze(study, eps=eps, include_flagged=include_flagged, n_boot=n_boot, seed=seed,
-                        max_error=max_error)
+        empty = pd.DataFrame(columns=["trial", "margin", "min_adversarial_eps", "broken", "minimization_min_eps"])
+        return _analyze(trials, robustness, empty if samples is None else samples, name=name, attrs=attrs or {},
+                        val=val_robustness, rescore=rescore, eps=eps, include_flagged=include_flagged,
+                        n_boot=n_boot, seed=seed, max_error=max_error, source=source, notes=list(notes or []))
 
 
-def _analyze(study, *, eps, include_flagged, n_boot, seed, max_error) -> Analysis:
-    robustness = robustness_table(study)
-    samples = samples_table(study)
-    attrs = dict(study.user_attrs)
+def _analyze(trials, robustness, samples, *, name, attrs, val, rescore, eps, include_flagged, n_boot, seed,
+             max_error, source, notes) -> Analysis:
     wc = robustness[robustness["attack"] == WORST_CASE]
     eps_grid = sorted(wc["eps"].unique().tolist())
-    on_grid = (lambda e: e is not None and any(math.isclose(e, g) for g in eps_grid))
-    if eps is not None and eps_grid and not on_grid(eps):
-        raise UserError(f"--eps {eps:g} is not on the study's ε grid {eps_grid}")
-    if eps is None and eps_grid:
-        stored = attrs.get("objective_eps")
-        eps = stored if on_grid(stored) else eps_grid[(len(eps_grid) - 1) // 2]
-    if eps is not None:
-        eps = next((g for g in eps_grid if math.isclose(eps, g)), eps)  # the grid's own float
-
+    eps, eps_choice = choose_eps(eps_grid, requested=eps, attrs=attrs, val=val)
     curves = wc.pivot_table(index="trial", columns="eps", values="robust_accuracy").reset_index()
     curves.columns.name = None
-    t, selection = _per_trial(trials_table(study, eps), curves, eps, eps_grid, include_flagged)
+    trials = trials.copy()
+    if val is not None and eps is not None:  # validation robust accuracy at the headline ε
+        at = val[np.isclose(val["eps"].to_numpy(float), eps)].set_index("trial")["val_robust_accuracy"]
+        trials["val_robust_accuracy"] = trials["trial"].map(at)
+    t, selection = _per_trial(trials, curves, eps, eps_grid, include_flagged)
     analysed, used = t[t["trial"].isin(curves["trial"])], t[t["in_statistics"]]
-    result = Analysis(study.study_name, eps, eps_grid, include_flagged, len(t), len(analysed),
+    result = Analysis(name, eps, eps_grid, include_flagged, len(t), len(analysed),
                       int(analysed["flagged"].sum()), len(used), len(used) >= MIN_TRIALS_FOR_STATS,
-                      attrs=attrs, selection_split=selection, caveat=sampler_caveat(attrs))
+                      attrs=attrs, selection_split=selection, caveat=sampler_caveat(attrs), eps_choice=eps_choice,
+                      source=source, notes=notes)
 
     power = power_law_table(samples, analysed["trial"], used["trial"], max_error=max_error, n_boot=n_boot,
                             seed=seed)
@@ -223,7 +243,7 @@ def _analyze(study, *, eps, include_flagged, n_boot, seed, max_error) -> Analysi
     result.tables["power_law_summary"] = pd.DataFrame([result.fits["power_law"]])
     result.tables["samples"] = samples
     result.tables["margin_quantiles"] = margin_quantiles(samples)
-    result.tables["rescore"] = rescore_table(study)
+    result.tables["rescore"] = rescore if rescore is not None else pd.DataFrame(columns=RESCORE_COLUMNS)
     _model_tables(result, t[t["in_statistics"]], n_boot=n_boot, seed=seed)
     return result
 
@@ -251,6 +271,7 @@ def _model_tables(result: Analysis, u: pd.DataFrame, *, n_boot: int, seed: int) 
 
 def margin_quantiles(samples: pd.DataFrame, n_points: int = 41) -> pd.DataFrame:
     """Each trial's logit-margin distribution as its empirical CDF at `n_points` quantiles."""
+    samples = samples[np.isfinite(samples["margin"].to_numpy(float))]  # tables may come without margins
     if samples.empty:
         return pd.DataFrame(columns=["trial", "quantile", "margin"])
     q = np.linspace(0, 1, n_points)

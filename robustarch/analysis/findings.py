@@ -1,15 +1,9 @@
-"""The study's claims as a table: each with its statistic, 95% CI, n, test, raw and Holm-adjusted p
-and a verdict (supported / not supported / inconclusive), so the summary says only what this holds.
+"""The study's claims as a table: each with its statistic, 95% CI, n, test, raw and Holm-adjusted p,
+a three-way verdict (analysis.verdicts) and its sentence (analysis.wording).
 
-Three kinds of claim, each with its own verdict rule (α = 0.05):
-- a relation ("robust accuracy rises with clean accuracy"): supported when the Holm-adjusted p is
-  below α and the sign is the claimed one; otherwise not supported.
-- a negligible effect or a match ("size adds little", "slope = tail exponent"): supported when the
-  95% CI lies inside ±margin (an equivalence test); not supported when the Holm-adjusted p shows a
-  difference; otherwise inconclusive (the CI is too wide to say).
-- a functional form ("error ∝ ε^k"): the form is the null of goodness-of-fit tests, so the verdict
-  uses the raw p (Holm would only make rejecting it harder): not supported when p < α.
-Every claim is inconclusive, with the reason, when its data are too few.
+The claims come from the registry (analysis.claims). One Holm family covers exactly the claims that
+carry a p (`family_m` says how many); a claim with too few data, or whose columns are missing or
+constant, is inconclusive with the reason and carries no p.
 """
 from __future__ import annotations
 
@@ -19,161 +13,192 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .powerlaw import ALPHA, slope_summary
-from .stats import N_BOOT, correlate, partial_correlation, percentile_ci
+from .claims import DEPTH_CALIPER, PARAM_RATIO, Claim, resolve
+from .phaseclaims import PHASE_TESTS
+from .pooling import pool, slope_summary
+from .powerlaw import DECADES, N_GOF, counts_of
+from .gof import calibrated_gof, calibrated_homogeneity
+from .stats import N_BOOT, correlate, partial_correlation
+from .verdicts import ALPHA, fisher_se, hodges_lehmann, holm, n_to_decide, tost_normal, verdict
 from .wording import finding_text
 
-SMALL_PARTIAL_R = 0.3  # |partial r| within which size "adds little" once clean accuracy is known
-SLOPE_MARGIN = 0.25  # |slope − tail exponent| within which they "match"
-PARAM_RATIO = 1.25  # two models are at matched size when their parameter counts differ by ≤ 25%
-MIN_MODELS = 5
-MIN_PAIRS = 8  # with fewer, even all pairs agreeing gives a Wilcoxon p too large to survive Holm
 BIASED_SAMPLERS = ("tpe", "gp", "nsgaii")
 COLUMNS = ["key", "claim", "verdict", "statistic", "value", "ci_low", "ci_high", "n", "test", "p_value", "p_holm",
-           "kind", "text"]
+           "family_m", "kind", "margin", "margin_reason", "n_to_decide", "reason", "text"]
 
 
-def holm(p_values) -> np.ndarray:
-    """Holm's step-down adjusted p-values (NaN entries are not tests and stay NaN): sort the m
-    p-values, multiply the i-th smallest by m − i + 1, keep the running maximum, cap at 1."""
-    p = np.asarray(p_values, float)
-    out = np.full(len(p), np.nan)
-    idx = np.flatnonzero(np.isfinite(p))
-    order = idx[np.argsort(p[idx], kind="stable")]
-    m = len(order)
-    running = 0.0
-    for i, j in enumerate(order):
-        running = max(running, min(1.0, (m - i) * p[j]))
-        out[j] = running
-    return out
+def _row(c: Claim, statistic: str, n: int, value=math.nan, ci=(math.nan, math.nan), p=math.nan, **extra) -> dict:
+    return {"key": c.key, "claim": c.title, "kind": c.kind, "statistic": statistic, "test": c.test, "n": int(n),
+            "value": float(value), "ci_low": float(ci[0]), "ci_high": float(ci[1]), "p_value": float(p),
+            "direction": c.direction, "margin": c.margin, "margin_reason": c.margin_reason, "center": 0.0,
+            "reason": None, **extra}
 
 
-def _row(key: str, claim: str, kind: str, statistic: str, test: str, n: int, value=math.nan, ci=(math.nan, math.nan),
-         p=math.nan, reason: str | None = None, **extra) -> dict:
-    return {"key": key, "claim": claim, "kind": kind, "statistic": statistic, "test": test, "n": n, "value": value,
-            "ci_low": ci[0], "ci_high": ci[1], "p_value": p, "reason": reason, **extra}
+def _skip(c: Claim, statistic: str, n: int, reason: str) -> dict:
+    return _row(c, statistic, n, reason=reason)
 
 
-def _median_ci(values: np.ndarray, n_boot: int, seed: int) -> tuple[float, float]:
-    rng = np.random.default_rng(seed)
-    return percentile_ci(np.median(values[rng.integers(0, len(values), (n_boot, len(values)))], axis=1))
-
-
-def _tracks(u: pd.DataFrame, conditional: bool, n_boot: int, seed: int) -> dict:
-    clean_att = u["attacked_clean_accuracy"].fillna(u["clean_accuracy"]).astype(float)
+def _tracks(c: Claim, u: pd.DataFrame, n_boot: int, seed: int) -> dict:
+    clean_att = u["attacked_clean_accuracy"].fillna(u["clean_accuracy"]).astype(float) \
+        if "attacked_clean_accuracy" in u else u["clean_accuracy"].astype(float)
     robust = u["robust_accuracy"].astype(float)
+    conditional = c.key == "conditional_tracks_clean"
     target = robust / clean_att.where(clean_att > 0) if conditional else robust
     r = correlate(target, u["clean_accuracy"], methods=("spearman",), n_boot=n_boot, seed=seed)[0]
-    claim = ("Among clean-correct samples, the share that survives the attack rises with clean accuracy"
-             if conditional else "Robust accuracy rises with clean accuracy")
-    reason = None if r["n"] >= MIN_MODELS and math.isfinite(r["coef"]) else f"{r['n']} usable models"
-    key = "conditional_tracks_clean" if conditional else "robust_tracks_clean"
-    return _row(key, claim, "relation", "Spearman ρ", "Spearman rank correlation (two-sided)", r["n"], r["coef"],
-                (r["ci_low"], r["ci_high"]), r["p_value"], reason, conditional=conditional)
+    if r["n"] < c.min_n or not math.isfinite(r["coef"]):
+        return _skip(c, "Spearman ρ", r["n"], f"{r['n']} usable models (needs ≥ {c.min_n}, not constant)")
+    return _row(c, "Spearman ρ", r["n"], r["coef"], (r["ci_low"], r["ci_high"]), r["p_value"], conditional=conditional)
 
 
-def _size(u: pd.DataFrame, n_boot: int, seed: int) -> dict:
-    r = partial_correlation(u["robust_accuracy"], u["log10_params"], u["clean_accuracy"], n_boot=n_boot, seed=seed)
-    reason = None if r["n"] >= MIN_MODELS and math.isfinite(r["coef"]) else f"{r['n']} usable models"
-    return _row("size_adds_little", "Model size adds little once clean accuracy is known", "negligible",
-                "partial Pearson r (robust accuracy, log10 params | clean accuracy)",
-                f"t test of the partial correlation; equivalence margin ±{SMALL_PARTIAL_R}", r["n"], r["coef"],
-                (r["ci_low"], r["ci_high"]), r["p_value"], reason, margin=SMALL_PARTIAL_R)
+def _size(c: Claim, u: pd.DataFrame, n_boot: int, seed: int) -> dict:
+    r = partial_correlation(u["robust_accuracy"], u["log10_params"], u["clean_accuracy"], method="spearman",
+                            n_boot=n_boot, seed=seed)
+    stat = "rank partial correlation (robust accuracy, log10 params | clean accuracy)"
+    if r["n"] < c.min_n or not math.isfinite(r["coef"]):
+        return _skip(c, stat, r["n"], f"{r['n']} usable models (needs ≥ {c.min_n}: with fewer the TOST cannot "
+                                      f"show |r| < {c.margin:g} even at r = 0)")
+    z, se = math.atanh(max(-0.999999, min(0.999999, r["coef"]))), fisher_se(r["n"], r["coef"], 1, True)
+    t = tost_normal(z, se, -math.atanh(c.margin), math.atanh(c.margin))
+    return _row(c, stat, r["n"], r["coef"], (r["ci_low"], r["ci_high"]), t["p_tost"], p_outside=t["p_outside"],
+                ci90=tuple(math.tanh(v) for v in t["ci90"]), p_zero=r["p_value"])
 
 
-def _power_law(power: pd.DataFrame) -> dict:
+def _power_law(c: Claim, power: pd.DataFrame, n_gof: int, seed: int) -> dict:
     ok = power[power["status"] == "ok"]
-    claim = "At small ε, adversarial error ∝ ε^k (one power law per model)"
-    test = "multinomial deviance χ² and log–log curvature LR test, summed over models (Bonferroni ×2)"
-    if len(ok) < 3:
-        return _row("power_law", claim, "form", "pooled slope k", test, len(ok),
-                    reason=f"{len(ok)} model(s) with a fit ({len(power) - len(ok)} without: too few breaks in "
-                           "the common ε window or no per-sample ε)")
+    if len(ok) < c.min_n:
+        return _skip(c, "pooled slope k (random effects)", len(ok),
+                     f"{len(ok)} model(s) with a fit ({len(power) - len(ok)} without: too few breaks in the common "
+                     "ε window or no per-sample ε)")
+    x = np.log(np.geomspace(10 ** -DECADES, 1, int(ok["n_points"].iloc[0])))
+    gof = calibrated_gof(counts_of(ok), x, n_sim=n_gof, seed=seed)
     s = slope_summary(ok)
-    p_dev = stats.chi2.sf(ok["deviance"].sum(), ok["deviance_df"].sum())
-    p_curv = stats.chi2.sf(ok["curvature_lr"].sum(), len(ok))
-    return _row("power_law", claim, "form", "pooled slope k", test, len(ok), s["pooled"],
-                (s["pooled_ci_low"], s["pooled_ci_high"]),
-                min(1.0, 2 * min(p_dev, p_curv)), median_curvature=float(ok["curvature"].median()),
-                window=(float(ok["eps_low"].iloc[0]), float(ok["eps_high"].iloc[0])),
+    curv = pool(ok["curvature"], ok["curvature_se"] ** 2)
+    span = 2 * abs(float(x[0]))  # the local slope k + 2c·x changes by 2c·|x_low| across the window
+    t = tost_normal(curv["mean"] * span, curv["se"] * span, -c.margin, c.margin)
+    lo_eps, hi_eps = float(ok["eps_low"].iloc[0]), float(ok["eps_high"].iloc[0])
+    return _row(c, "pooled slope k (random effects)", len(ok), s["pooled"], (s["pooled_ci_low"], s["pooled_ci_high"]),
+                gof["p_value"], p_flat=t["p_tost"], window=(lo_eps, hi_eps), gof=gof,
+                curvature=curv["mean"] * span, curvature_ci=(curv["ci_low"] * span, curv["ci_high"] * span),
+                slope_low=s["pooled"] - curv["mean"] * span / 2, slope_high=s["pooled"] + curv["mean"] * span / 2, summary=s,
                 sources=sorted(set(ok["error_source"].dropna())))
 
 
-def _margin_match(power: pd.DataFrame, n_boot: int, seed: int) -> dict:
-    both = power[(power["status"] == "ok")][["slope", "margin_tail_slope"]].dropna()
-    d = (both["slope"] - both["margin_tail_slope"]).to_numpy(float)
-    claim = "The power-law slope matches the logit-margin tail exponent"
-    test = f"Wilcoxon signed-rank on slope − k; equivalence margin ±{SLOPE_MARGIN}"
-    if len(d) < MIN_MODELS:
-        return _row("slope_matches_margin_tail", claim, "negligible", "median (slope − tail exponent)", test, len(d),
-                    reason=f"{len(d)} model(s) with both a slope and a tail exponent")
-    p = float(stats.wilcoxon(d).pvalue) if np.any(d != 0) else 1.0
-    return _row("slope_matches_margin_tail", claim, "negligible", "median (slope − tail exponent)", test, len(d),
-                float(np.median(d)), _median_ci(d, n_boot, seed), p, margin=SLOPE_MARGIN)
+def _universality(c: Claim, power: pd.DataFrame, n_gof: int, seed: int) -> dict:
+    ok = power[(power["status"] == "ok") & np.isfinite(power["slope"])]
+    s = slope_summary(ok)
+    if s["n_models"] < c.min_n or not math.isfinite(s["q_p_value"]):
+        return _skip(c, "τ (between-model SD of k)", s["n_models"], f"{s['n_models']} model(s) with a finite slope")
+    x = np.log(np.geomspace(10 ** -DECADES, 1, int(ok["n_points"].iloc[0])))
+    h = calibrated_homogeneity(counts_of(ok), x, n_sim=n_gof, seed=seed)
+    return _row(c, "τ (between-model SD of k)", s["n_models"], s["tau"], (0.0, s["tau_upper"]), h["p_value"],
+                tau_upper=s["tau_upper"], summary={**s, "q_p_value": h["p_value"]})
 
 
-def depth_pairs(u: pd.DataFrame, ratio: float = PARAM_RATIO) -> pd.DataFrame:
-    """Disjoint pairs of models of different depth whose parameter counts differ by at most `ratio`,
-    closest sizes first (each model in one pair at most, so the pairs are independent): the deeper
-    one's robust accuracy minus the shallower one's."""
-    t = u[["trial", "depth", "width", "params", "robust_accuracy"]].dropna().to_dict("records")
-    cand = []
-    for i in range(len(t)):
-        for j in range(i + 1, len(t)):
-            a, b = t[i], t[j]
-            gap = abs(math.log(a["params"] / b["params"]))
-            if a["depth"] != b["depth"] and gap <= math.log(ratio):
-                cand.append((gap, i, j))
+def _pooled_equivalence(c: Claim, est: pd.Series, var: pd.Series, center: float, statistic: str, what: str) -> dict:
+    keep = np.isfinite(est) & np.isfinite(var) & (var > 0)
+    r = pool(est[keep], var[keep])
+    if r["k"] < c.min_n or not math.isfinite(r["mean"]):
+        return _skip(c, statistic, r["k"], f"{r['k']} model(s) with {what} (needs ≥ {c.min_n})")
+    t = tost_normal(r["mean"], r["se"], center - c.margin, center + c.margin)
+    return _row(c, statistic, r["k"], r["mean"], (r["ci_low"], r["ci_high"]), t["p_tost"], p_outside=t["p_outside"],
+                ci90=t["ci90"], center=center, tau=r["tau"], i2=r["i2"])
+
+
+def _margin_link(c: Claim, power: pd.DataFrame) -> dict:
+    return _pooled_equivalence(c, power["margin_link_slope"], power["margin_link_se"] ** 2, 1.0,
+                               "pooled slope of log ε on log margin", "≥ 10 broken samples with a positive margin")
+
+
+def _margin_shape(c: Claim, power: pd.DataFrame) -> dict:
+    ok = power[power["status"] == "ok"]
+    return _pooled_equivalence(c, ok["slope"] - ok["margin_tail_slope"], ok["slope_se"] ** 2 + ok["margin_tail_se"] ** 2,
+                               0.0, "pooled (slope − tail exponent)", "a slope and a margin-tail exponent")
+
+
+def depth_pairs(u: pd.DataFrame, ratio: float = PARAM_RATIO, caliper: float = DEPTH_CALIPER) -> pd.DataFrame:
+    """Disjoint pairs of models of different depth whose parameter counts differ by at most `ratio`
+    and clean accuracies by at most `caliper`, closest first (each model in one pair at most, so the
+    pairs are independent): the deeper one's robust accuracy minus the shallower one's, and whether
+    the deeper one is also the thinner."""
+    cols = ["deeper_trial", "shallower_trial", "deeper_depth", "shallower_depth", "deeper_width", "shallower_width",
+            "params_ratio", "clean_difference", "thinner", "robust_difference"]
+    t = u[["trial", "depth", "width", "params", "clean_accuracy", "robust_accuracy"]].dropna().to_numpy(float)
+    if len(t) < 2:
+        return pd.DataFrame(columns=cols)
+    i, j = np.triu_indices(len(t), 1)
+    gap = np.abs(np.log(t[i, 3] / t[j, 3]))
+    dclean = np.abs(t[i, 4] - t[j, 4])
+    ok = (t[i, 1] != t[j, 1]) & (gap <= math.log(ratio)) & (dclean <= caliper)
+    order = np.lexsort((dclean[ok], gap[ok]))
     used, rows = set(), []
-    for _, i, j in sorted(cand):
-        if i in used or j in used:
+    for a, b in zip(i[ok][order], j[ok][order]):
+        if a in used or b in used:
             continue
-        used |= {i, j}
-        deep, shallow = (t[i], t[j]) if t[i]["depth"] > t[j]["depth"] else (t[j], t[i])
-        rows.append({"deeper_trial": deep["trial"], "shallower_trial": shallow["trial"],
-                     "deeper_depth": deep["depth"], "shallower_depth": shallow["depth"],
-                     "deeper_width": deep["width"], "shallower_width": shallow["width"],
-                     "params_ratio": deep["params"] / shallow["params"],
-                     "robust_difference": deep["robust_accuracy"] - shallow["robust_accuracy"]})
-    return pd.DataFrame(rows, columns=["deeper_trial", "shallower_trial", "deeper_depth", "shallower_depth",
-                                       "deeper_width", "shallower_width", "params_ratio", "robust_difference"])
+        used |= {a, b}
+        deep, shallow = (t[a], t[b]) if t[a, 1] > t[b, 1] else (t[b], t[a])
+        rows.append([deep[0], shallow[0], deep[1], shallow[1], deep[2], shallow[2], deep[3] / shallow[3],
+                     deep[4] - shallow[4], bool(deep[2] < shallow[2]), deep[5] - shallow[5]])
+    out = pd.DataFrame(rows, columns=cols)
+    return out.astype({"deeper_trial": int, "shallower_trial": int}) if rows else out
 
 
-def _depth(pairs: pd.DataFrame, n_boot: int, seed: int) -> dict:
+def _depth(c: Claim, pairs: pd.DataFrame) -> dict:
     d = pairs["robust_difference"].to_numpy(float)
-    claim = "At matched parameter count, deeper (thinner) nets are more robust"
-    test = f"Wilcoxon signed-rank on disjoint pairs with params within ×{PARAM_RATIO:g}"
-    if len(d) < MIN_PAIRS:
-        return _row("deeper_more_robust", claim, "relation", "median robust accuracy (deeper − shallower)", test,
-                    len(d), reason=f"only {len(d)} disjoint matched-size pair(s) of different depth (< {MIN_PAIRS})")
+    stat = "Hodges–Lehmann robust accuracy (deeper − shallower)"
+    thinner = int(pairs["thinner"].sum()) if len(pairs) else 0
+    if len(d) < c.min_n:
+        return _skip(c, stat, len(d), f"only {len(d)} disjoint matched pair(s) of different depth (< {c.min_n})")
     p = float(stats.wilcoxon(d).pvalue) if np.any(d != 0) else 1.0
-    return _row("deeper_more_robust", claim, "relation", "median robust accuracy (deeper − shallower)", test,
-                len(d), float(np.median(d)), _median_ci(d, n_boot, seed), p)
+    est, ci = hodges_lehmann(d)
+    return _row(c, stat, len(d), est, ci, p, thinner=thinner)
 
 
-def _verdict(r: dict) -> str:
-    if r["reason"]:
-        return "inconclusive"
-    if r["kind"] == "relation":
-        return "supported" if r["p_holm"] < ALPHA and r["value"] > 0 else "not supported"
-    if r["kind"] == "form":
-        return "not supported" if r["p_value"] < ALPHA else "supported"
-    m = r["margin"]
-    if -m < r["ci_low"] and r["ci_high"] < m:
-        return "supported"
-    return "not supported" if r["p_holm"] < ALPHA else "inconclusive"
+def _columns_reason(c: Claim, u: pd.DataFrame) -> str | None:
+    for col in c.columns:
+        if col not in u or pd.to_numeric(u[col], errors="coerce").notna().sum() == 0:
+            return f"the study has no {col} column"
+        if pd.to_numeric(u[col], errors="coerce").nunique() < 2:
+            return f"{col} is constant in the study"
+    return None
 
 
-def findings_table(u: pd.DataFrame, power: pd.DataFrame, *, n_boot: int = N_BOOT, seed: int = 0) -> pd.DataFrame:
-    """Every claim about the models `u` (the trials in the statistics, with `robust_accuracy` at the
-    headline ε) and their power-law fits `power`, Holm-corrected as one family."""
-    rows = [_tracks(u, False, n_boot, seed), _tracks(u, True, n_boot, seed), _size(u, n_boot, seed),
-            _power_law(power), _margin_match(power, n_boot, seed), _depth(depth_pairs(u), n_boot, seed)]
-    for r, p in zip(rows, holm([r["p_value"] for r in rows])):
-        r["p_holm"] = p
-        r["verdict"] = _verdict(r)
+def _claim_row(c: Claim, u, power, *, n_boot, seed, n_gof) -> dict:
+    why = _columns_reason(c, u)
+    if why:
+        return _skip(c, "–", len(u), why)
+    if c.key in PHASE_TESTS:
+        return PHASE_TESTS[c.key](c, u, _row, _skip)
+    if c.key in ("robust_tracks_clean", "conditional_tracks_clean"):
+        return _tracks(c, u, n_boot, seed)
+    return {"size_adds_little": lambda: _size(c, u, n_boot, seed),
+            "power_law": lambda: _power_law(c, power, n_gof, seed),
+            "universality": lambda: _universality(c, power, n_gof, seed), "margin_explains_slope": lambda: _margin_link(c, power),
+            "slope_matches_margin_tail": lambda: _margin_shape(c, power),
+            "deeper_more_robust": lambda: _depth(c, depth_pairs(u))}[c.key]()
+
+
+def findings_rows(u: pd.DataFrame, power: pd.DataFrame, *, claims=None, n_boot: int = N_BOOT, seed: int = 0,
+                  n_gof: int = N_GOF) -> list[dict]:
+    """The finding rows as dicts (every number the sentences use; `findings_table` keeps the columns)."""
+    rows = [_claim_row(c, u, power, n_boot=n_boot, seed=seed, n_gof=n_gof) for c in resolve(claims)]
+    adjusted = holm([r["p_value"] if not r["reason"] else math.nan for r in rows])
+    m = int(np.isfinite(adjusted).sum())
+    for r, p in zip(rows, adjusted):
+        r["p_holm"], r["family_m"] = float(p), m
+        if r["reason"]:
+            r["p_value"] = math.nan
+        r["verdict"] = verdict(r)
+        r["n_to_decide"] = n_to_decide(r) if r["verdict"] == "inconclusive" and not r["reason"] else math.nan
         r["text"] = finding_text(r)
-    return pd.DataFrame(rows)[COLUMNS]
+    return rows
+
+
+def findings_table(u: pd.DataFrame, power: pd.DataFrame, *, claims=None, n_boot: int = N_BOOT, seed: int = 0,
+                   n_gof: int = N_GOF) -> pd.DataFrame:
+    """Every claim in `claims` (registry names; None → all) about the models `u` (one row per model,
+    with `robust_accuracy` at the headline ε) and their power-law fits `power`
+    (powerlaw.power_law_table), Holm-corrected as one family, with verdicts and sentences."""
+    return pd.DataFrame(findings_rows(u, power, claims=claims, n_boot=n_boot, seed=seed, n_gof=n_gof))[COLUMNS]
 
 
 def sampler_caveat(attrs: dict) -> str | None:
@@ -186,3 +211,6 @@ def sampler_caveat(attrs: dict) -> str | None:
             "is high: they are not a fair sample of the search space, so correlations across them can reflect "
             "the sampler as much as the architectures. For correlation studies run with --sampler random or "
             "--sampler qmc.")
+
+
+__all__ = ["ALPHA", "depth_pairs", "findings_rows", "findings_table", "holm", "sampler_caveat"]

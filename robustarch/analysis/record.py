@@ -20,6 +20,9 @@ TRIAL_COLUMNS = ["trial", "state", "arch_summary", "params", "flops", "depth", "
                  "train_seconds", "attack_seconds", "fail_reason", "sanity_ok", "sanity_failed",
                  "sanity_invalid", "sanity_warnings", "train_accuracy", "label_noise", "max_steps",
                  "selection_split", "val_robust_accuracy", "val_attacked_clean_accuracy", "val_n_attacked"]
+RESCORE_COLUMNS = ["trial", "suite", "split", "eps", "search_robust_accuracy", "rescored_robust_accuracy", "drop",
+                   "search_clean_accuracy", "rescored_clean_accuracy", "n_attacked", "seconds", "sanity_invalid",
+                   "rescored_on_search_samples", "n_compared", "same_samples"]
 TRAIN_KNOBS = ("lr", "batch_size", "train_fraction", "epochs", "recipe", "label_noise", "max_steps")
 
 
@@ -103,11 +106,13 @@ def _val_robust(a: dict, eps: float | None):
 
 
 def rescore_table(study) -> pd.DataFrame:
-    """One row per rescored trial × ε: the search's worst-case robust accuracy (test split) beside
-    the rescore's (`rescore:<trial>` study attribute, usually a stronger suite) and the drop
-    (search − rescore). ε the search did not measure leave `search_robust_accuracy` empty."""
-    cols = ["trial", "suite", "split", "eps", "search_robust_accuracy", "rescored_robust_accuracy", "drop",
-            "search_clean_accuracy", "rescored_clean_accuracy", "n_attacked", "seconds", "sanity_invalid"]
+    """One row per rescored trial × ε: the search's worst-case robust accuracy (test split, its
+    `n_attacked` samples) beside the rescore's (`rescore:<trial>` study attribute, usually a stronger
+    suite, on its own `n_attacked` samples, at least the search's) and the drop (search − rescore).
+    The drop is measured on the same samples: `rescored_on_search_samples` is the rescore's worst
+    case over the `n_compared` test samples the search attacked (`same_samples` true). Rescores
+    stored before that was recorded compare with the rescore's own samples (`same_samples` false).
+    ε the search did not measure leave `search_robust_accuracy` and `drop` empty."""
     trials = {t.number: t.user_attrs for t in _trials(study)}
     rows = []
     for key, r in sorted(study.user_attrs.items()):
@@ -117,15 +122,20 @@ def rescore_table(study) -> pd.DataFrame:
         a = trials.get(trial, {})
         search = dict(zip(a.get("eps") or [], (a.get("robust_accuracy") or {}).get("worst_case") or []))
         rescored = (r.get("robust_accuracy") or {}).get("worst_case") or []
-        for eps, value in zip(r.get("eps") or [], rescored):
+        same = r.get("n_compared") is not None
+        compared = r.get("compared_robust_accuracy") or [None] * len(rescored)
+        for i, (eps, value) in enumerate(zip(r.get("eps") or [], rescored)):
             before = next((v for e, v in search.items() if math.isclose(e, eps)), None)
+            drop = (r.get("drop") or [None] * len(rescored))[i] if same else (
+                None if before is None else before - value)
             rows.append({"trial": trial, "suite": r.get("suite"), "split": r.get("split"), "eps": eps,
-                         "search_robust_accuracy": before, "rescored_robust_accuracy": value,
-                         "drop": None if before is None else before - value,
+                         "search_robust_accuracy": before, "rescored_robust_accuracy": value, "drop": drop,
                          "search_clean_accuracy": a.get("clean_accuracy"),
                          "rescored_clean_accuracy": r.get("clean_accuracy"), "n_attacked": r.get("n_attacked"),
-                         "seconds": r.get("seconds"), "sanity_invalid": ", ".join(r.get("sanity_invalid") or [])})
-    return pd.DataFrame(rows, columns=cols)
+                         "seconds": r.get("seconds"), "sanity_invalid": ", ".join(r.get("sanity_invalid") or []),
+                         "rescored_on_search_samples": compared[i], "n_compared": r.get("n_compared"),
+                         "same_samples": same})
+    return pd.DataFrame(rows, columns=RESCORE_COLUMNS)
 
 
 def _finite_or_none(value):
@@ -149,6 +159,21 @@ def robustness_table(study) -> pd.DataFrame:
                              "arch_summary": a["arch_summary"]})
     return pd.DataFrame(rows, columns=["trial", "attack", "eps", "robust_accuracy", "clean_accuracy",
                                        "params", "flops", "depth", "width", "arch_summary"])
+
+
+def val_robustness_table(study) -> pd.DataFrame:
+    """Tidy: one row per complete trial × ε with its worst-case robust accuracy on the validation
+    subset and that subset's clean accuracy (trials that stored none are absent)."""
+    rows = []
+    for t in _trials(study):
+        a = t.user_attrs
+        val = (a.get("val_robust_accuracy") or {}).get("worst_case")
+        if t.state.name != "COMPLETE" or val is None:
+            continue
+        for eps, value in zip(a.get("eps") or [], val):
+            rows.append({"trial": t.number, "eps": eps, "val_robust_accuracy": value,
+                         "val_attacked_clean_accuracy": a.get("val_attacked_clean_accuracy")})
+    return pd.DataFrame(rows, columns=["trial", "eps", "val_robust_accuracy", "val_attacked_clean_accuracy"])
 
 
 def samples_table(study) -> pd.DataFrame:

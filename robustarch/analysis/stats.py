@@ -216,53 +216,46 @@ def _usable_predictors(X: np.ndarray, names: list[str]) -> tuple[list[int], list
 
 
 def vif(X: np.ndarray) -> np.ndarray:
-    """Variance inflation factor of each column of X (no intercept column): 1 / (1 − R²) of the
-    column regressed on the others with an intercept. Above ~10 its coefficient is unstable."""
-    out = np.full(X.shape[1], math.nan)
-    for j in range(X.shape[1]):
-        others = np.column_stack([np.ones(len(X)), np.delete(X, j, axis=1)])
-        coef, *_ = np.linalg.lstsq(others, X[:, j], rcond=None)
-        resid = X[:, j] - others @ coef
-        ss = float(((X[:, j] - X[:, j].mean()) ** 2).sum())
-        r2 = 1 - float(resid @ resid) / ss if ss > 0 else math.nan
-        out[j] = math.inf if r2 >= 1 - 1e-12 else 1 / (1 - r2)
-    return out
+    """Variance inflation factor of each column of X (no intercept column; statsmodels'
+    `variance_inflation_factor` on X with an intercept): 1 / (1 − R²) of the column regressed on the
+    others. Above ~10 its coefficient is unstable."""
+    from statsmodels.stats.outliers_influence import variance_inflation_factor
+
+    design = np.column_stack([np.ones(len(X)), X])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.array([variance_inflation_factor(design, j + 1) for j in range(X.shape[1])], float)
 
 
 def ols(table: pd.DataFrame, target: str, predictors: list[str],
         confidence: float = CONFIDENCE) -> tuple[pd.DataFrame, dict]:
-    """Ordinary least squares `target ~ 1 + predictors` on the complete rows of `table`.
+    """Ordinary least squares `target ~ 1 + predictors` on the complete rows of `table` (statsmodels
+    OLS) with heteroskedasticity-robust HC3 standard errors: the target (an accuracy in [0, 1]) has
+    no equal variance across models.
 
     Constant predictors and predictors collinear with earlier ones are dropped first (the fit's
     `dropped` says which and why; `predictors` lists those used). Returns the coefficient table
     (term, coef, std_err, t, p_value, ci_low, ci_high with t-based intervals, vif) and the fit (n,
-    r2, adj_r2, residual std). Too few rows → empty table, NaN fit.
+    r2, adj_r2, residual std, cov_type). Too few rows → empty table, NaN fit.
     """
+    import statsmodels.api as sm
+
     sub = table[[target, *predictors]].apply(pd.to_numeric, errors="coerce").dropna()
     keep, dropped = _usable_predictors(sub[predictors].to_numpy(float), predictors)
     used = [predictors[i] for i in keep]
     n, k = len(sub), len(used) + 1
     fit = {"n": n, "r2": math.nan, "adj_r2": math.nan, "resid_std": math.nan, "target": target,
-           "predictors": " + ".join(used), "dropped": "; ".join(dropped)}
+           "predictors": " + ".join(used), "dropped": "; ".join(dropped), "cov_type": "HC3"}
     cols = ["term", "coef", "std_err", "t", "p_value", "ci_low", "ci_high", "vif"]
     if n <= k + 1:
         return pd.DataFrame(columns=cols), fit
     X = np.column_stack([np.ones(n), sub[used].to_numpy(float)])
     y = sub[target].to_numpy(float)
-    coef, *_ = np.linalg.lstsq(X, y, rcond=None)
-    resid = y - X @ coef
-    df = n - k
-    sigma2 = float(resid @ resid) / df
-    cov = sigma2 * np.linalg.inv(X.T @ X)
-    se = np.sqrt(np.clip(np.diag(cov), 0, None))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = coef / se
-    q = stats.t.ppf(0.5 + confidence / 2, df)
+    res = sm.OLS(y, X).fit(cov_type="HC3", use_t=True)
+    ci = np.asarray(res.conf_int(alpha=1 - confidence))
     ss_tot = float(((y - y.mean()) ** 2).sum())
-    r2 = 1 - float(resid @ resid) / ss_tot if ss_tot > 0 else math.nan
-    fit.update(r2=r2, adj_r2=1 - (1 - r2) * (n - 1) / df if ss_tot > 0 else math.nan,
-               resid_std=math.sqrt(sigma2))
-    rows = pd.DataFrame({"term": ["intercept", *used], "coef": coef, "std_err": se, "t": t,
-                         "p_value": 2 * stats.t.sf(np.abs(t), df), "ci_low": coef - q * se,
-                         "ci_high": coef + q * se, "vif": [math.nan, *vif(X[:, 1:])]})
+    fit.update(r2=float(res.rsquared) if ss_tot > 0 else math.nan,
+               adj_r2=float(res.rsquared_adj) if ss_tot > 0 else math.nan, resid_std=math.sqrt(float(res.scale)))
+    rows = pd.DataFrame({"term": ["intercept", *used], "coef": res.params, "std_err": res.bse, "t": res.tvalues,
+                         "p_value": res.pvalues, "ci_low": ci[:, 0], "ci_high": ci[:, 1],
+                         "vif": [math.nan, *vif(X[:, 1:])]})
     return rows, fit

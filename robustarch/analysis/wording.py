@@ -1,5 +1,6 @@
 """How numbers and findings read in the report: number formats and the sentence of each finding,
-worded from its verdict so that no sentence claims more than its test supports.
+generated from its verdict and statistic so that no sentence claims more than its test supports
+(tests/test_wording.py checks every verdict × direction × rejecting test).
 """
 from __future__ import annotations
 
@@ -8,7 +9,11 @@ import math
 
 def f(v, d=2) -> str:
     """A number with `d` decimals and a true minus sign; – when missing."""
-    return "–" if v is None or not math.isfinite(v) else f"{v:.{d}f}".replace("-", "−")
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    if math.isinf(v):
+        return "∞" if v > 0 else "−∞"
+    return f"{v:.{d}f}".replace("-", "−")
 
 
 def g(v) -> str:
@@ -22,72 +27,149 @@ def p(value) -> str:
     return "p < 0.001" if value < 0.001 else f"p = {value:.3f}"
 
 
-def ci(row) -> str:
-    return f"[{f(row['ci_low'])}, {f(row['ci_high'])}]"
+def ci(row, low="ci_low", high="ci_high") -> str:
+    return f"[{f(row[low])}, {f(row[high])}]"
 
 
 def _numbers(r: dict) -> str:
-    return (f"{r['statistic']} = {f(r['value'])} {ci(r)}, n = {int(r['n'])}, {p(r['p_value'])}, "
-            f"Holm-adjusted {p(r['p_holm'])}")
+    return (f"{r['statistic']} = {f(r['value'])}, 95% CI {ci(r)}, n = {int(r['n'])}, {p(r['p_value'])}, "
+            f"Holm-adjusted over {r['family_m']} claims {p(r['p_holm'])}")
 
 
-def _tracks(r: dict) -> str:
-    if r["conditional"]:
-        head = {"supported": "Conditional on being clean-correct, the share of samples that survive the attack "
-                             "(robust / clean accuracy) rises with clean accuracy",
-                "not supported": "Conditional on being clean-correct, the share of samples that survive the attack "
-                                 "(robust / clean accuracy) shows no clear rise with clean accuracy"}
-        tail = "; this conditional form is free of the mechanical link (a sample must be clean-correct to be robust)"
+def _decide(r: dict) -> str:
+    n = r.get("n_to_decide", math.nan)
+    if n is None or not math.isfinite(n):
+        return "at this estimate no larger n would decide it"
+    return f"at the observed spread, roughly n ≈ {int(n)} would decide it"
+
+
+# (claimed phrase, opposite phrase, subject of "whether ...") of each relation
+RELATIONS = {
+    "robust_tracks_clean": ("Robust accuracy rises with clean accuracy", "Robust accuracy falls as clean accuracy "
+                            "rises", "robust accuracy rises with clean accuracy"),
+    "conditional_tracks_clean": ("Among clean-correct samples, the share that survives the attack (robust / clean "
+                                 "accuracy) rises with clean accuracy", "Among clean-correct samples, the share "
+                                 "that survives the attack falls as clean accuracy rises", "the share of clean-correct "
+                                 "samples that survive rises with clean accuracy"),
+    "deeper_more_robust": ("At matched parameter count and clean accuracy, deeper nets are more robust",
+                           "At matched parameter count and clean accuracy, shallower nets are more robust",
+                           "deeper nets are more robust at matched parameter count and clean accuracy"),
+    "robust_falls_with_memorization": ("At fixed label noise, robust accuracy falls as the generalization gap grows",
+                                       "At fixed label noise, robust accuracy rises with the generalization gap",
+                                       "robust accuracy falls as the generalization gap grows at fixed label noise"),
+    "early_stop_preserves_robustness": ("Under label noise, a higher temperature (earlier stopping) goes with higher "
+                                        "robust accuracy", "Under label noise, a higher temperature (earlier "
+                                        "stopping) goes with lower robust accuracy", "stopping early keeps robust "
+                                        "accuracy higher under label noise"),
+}
+TAILS = {
+    "robust_tracks_clean": "; part of this relation is mechanical, since robust accuracy can never exceed clean "
+                           "accuracy (see the conditional finding)",
+    "conditional_tracks_clean": "; this conditional form is free of the mechanical link (a sample must be "
+                                "clean-correct to be robust)",
+}
+
+
+def _relation(r: dict) -> str:
+    claimed, opposite, subject = RELATIONS[r["key"]]
+    v = r["verdict"]
+    if v == "supported":
+        head = claimed
+    elif v == "contradicted":
+        head = f"Contradicted: {opposite[0].lower()}{opposite[1:]}"
     else:
-        head = {"supported": "Robust accuracy rises with clean accuracy",
-                "not supported": "Robust accuracy shows no clear rise with clean accuracy"}
-        tail = ("; part of this relation is mechanical, since robust accuracy can never exceed clean accuracy "
-                "(see the conditional finding)")
-    return head[r["verdict"]] + f" ({_numbers(r)})" + tail + "."
+        head = (f"Whether {subject} cannot be told: the estimate is not significantly different from zero "
+                f"({_decide(r)})")
+    tail = TAILS.get(r["key"], "")
+    if r["key"] == "deeper_more_robust" and "thinner" in r:
+        tail = (f"; in {int(r['thinner'])} of {int(r['n'])} pairs the deeper net is also the thinner one; pairs "
+                f"differ in parameters by ≤ ×1.25 and in clean accuracy by ≤ 0.02")
+    if r.get("levels"):
+        tail += f"; {int(r['levels'])} label-noise level(s) > 0, each held fixed"
+    return f"{head} ({_numbers(r)}){tail}."
 
 
-def _size(r: dict) -> str:
-    m = r["margin"]
-    head = {"supported": f"Once clean accuracy is known, model size adds little: the partial correlation of robust "
-                         f"accuracy with log10 parameters lies within ±{m:g}",
-            "not supported": "Model size matters beyond clean accuracy: the partial correlation of robust accuracy "
-                             "with log10 parameters differs from zero",
-            "inconclusive": f"Whether model size adds to clean accuracy cannot be told: the interval of the partial "
-                            f"correlation is not within ±{m:g}, nor is it clearly away from zero"}
-    return head[r["verdict"]] + f" ({_numbers(r)}; clean accuracy held fixed)."
+# (what is inside the margin, what is outside it, what "cannot be told")
+EQUIVALENCES = {
+    "size_adds_little": ("Once clean accuracy is known, model size adds little: the rank partial correlation of "
+                         "robust accuracy with log10 parameters lies within ±{m:g}",
+                         "Model size adds to clean accuracy by more than the margin: the rank partial correlation "
+                         "of robust accuracy with log10 parameters lies beyond ±{m:g}",
+                         "whether model size adds to clean accuracy"),
+    "margin_explains_slope": ("Each sample's minimal ε is about proportional to its logit margin: the pooled "
+                              "within-model slope of log ε on log margin lies within 1 ± {m:g}",
+                              "Minimal ε is not proportional to the logit margin: the pooled within-model slope of "
+                              "log ε on log margin lies outside 1 ± {m:g}",
+                              "whether minimal ε is proportional to the logit margin"),
+    "slope_matches_margin_tail": ("The power-law slope matches the exponent of the small-margin tail within ±{m:g} "
+                                  "(a match of distribution shapes only; the margin-link finding tests the "
+                                  "per-sample link)",
+                                  "The power-law slope differs from the exponent of the small-margin tail by more "
+                                  "than ±{m:g}",
+                                  "whether the power-law slope matches the small-margin tail exponent"),
+}
+
+
+def _equivalence(r: dict) -> str:
+    inside, outside, subject = (s.format(m=r["margin"]) for s in EQUIVALENCES[r["key"]])
+    c90 = r.get("ci90", (math.nan, math.nan))
+    band = f"90% CI [{f(c90[0])}, {f(c90[1])}]"
+    if r["verdict"] == "supported":
+        head = f"{inside} ({band} inside the margin; TOST)"
+    elif r["verdict"] == "contradicted":
+        head = f"Contradicted: {outside[0].lower()}{outside[1:]} ({band} wholly outside the margin)"
+    else:
+        head = (f"Whether {subject[len('whether '):]} cannot be told: the {band} is neither inside the margin "
+                f"±{r['margin']:g} nor wholly outside it ({_decide(r)})")
+    extra = ("; tail exponents fitted on margins up to each model's error share at ε_high"
+             if r["key"] == "slope_matches_margin_tail" else "")
+    return f"{head} ({_numbers(r)}; margin: {r['margin_reason']}){extra}."
 
 
 def _power(r: dict) -> str:
     lo, hi = r["window"]
-    where = f"on {lo:.3g} ≤ ε ≤ {hi:.3g}, the window shared by all models, from {'; '.join(r['sources'])}"
+    gof, s = r["gof"], r["summary"]
+    where = f"on [{lo:.3g}, {hi:.3g}]"
+    bend = r["curvature"]
+    course = "falls" if bend < 0 else "rises"
+    slope_course = (f"local slope {course} from {f(r['slope_low'])} to {f(r['slope_high'])} across the window "
+                    f"(change {f(bend)}, 95% CI [{f(r['curvature_ci'][0])}, {f(r['curvature_ci'][1])}])")
+    k = (f"random-effects mean of the models' maximum-likelihood slopes k = {f(r['value'])} {ci(r)}, "
+         f"τ = {f(s['tau'])}, per-model median k {f(s['median'])} (IQR {f(s['q1'])}–{f(s['q3'])}), "
+         f"n = {int(r['n'])} models")
+    test = (f"calibrated goodness of fit: deviance {p(gof['deviance_p'])}, curvature LR {p(gof['curvature_p'])}, "
+            f"combined {p(r['p_value'])}, Holm-adjusted over {r['family_m']} claims {p(r['p_holm'])}")
     if r["verdict"] == "supported":
-        return (f"At small ε the adversarial error follows a power law ε^k: the fits pass the goodness-of-fit tests "
-                f"(p = {f(r['p_value'], 3)}) {where}; pooled k = {f(r['value'])} {ci(r)} over {int(r['n'])} models.")
-    bend = ("curvature in log–log: the error rises faster than any single power of ε (the local slope grows "
-            "with ε)" if r["median_curvature"] > 0 else
-            "curvature in log–log: the local slope falls as ε grows, so no single power fits")
-    return (f"The error is not a single power of ε {where}: {bend} ({r['test']}, {p(r['p_value'])}); a "
-            f"least-squares k would be {f(r['value'])} {ci(r)} over {int(r['n'])} models, as a summary only.")
+        return (f"Consistent with a power law {where}: not rejected ({test}), and the bend is shown small: the "
+                f"{slope_course}, within ±{r['margin']:g} (TOST {p(r['p_flat'])}); {k}.")
+    if r["verdict"] == "contradicted":
+        which = ("the curvature test rejected" if gof["rejected_by"] == "curvature" else
+                 "the deviance test rejected (the binned counts depart from the fitted line)")
+        return f"Not a single power law {where}: {which} ({test}); curvature: the {slope_course}; {k}, as a summary only."
+    return (f"Not rejected as a power law {where} ({test}), but the bend cannot be shown small: the {slope_course}, "
+            f"an interval not within ±{r['margin']:g} ({_decide(r)}); {k}.")
 
 
-def _margin(r: dict) -> str:
-    m = r["margin"]
-    head = {"supported": f"The power-law slope matches the exponent of the small-margin tail within ±{m:g}",
-            "not supported": "The power-law slope differs from the exponent of the small-margin tail",
-            "inconclusive": f"Whether the slope matches the small-margin tail exponent cannot be told: the "
-                            f"interval is not within ±{m:g}, nor clearly away from zero"}
-    return head[r["verdict"]] + f" ({_numbers(r)})."
-
-
-def _depth(r: dict) -> str:
-    head = {"supported": "At matched parameter count, deeper (hence thinner) nets are more robust",
-            "not supported": "At matched parameter count, deeper (hence thinner) nets are not clearly more robust"}
-    return head[r["verdict"]] + f" ({_numbers(r)}; pairs of models whose parameter counts differ by ≤ 25%)."
+def _universality(r: dict) -> str:
+    s = r["summary"]
+    numbers = (f"τ = {f(s['tau'])} with one-sided 95% upper bound {f(s['tau_upper'])}, I² = {f(s['i2'])}, Cochran's "
+               f"Q = {f(s['cochran_q'], 1)} on {int(s['q_df'])} df, parametric-bootstrap {p(r['p_value'])}, Holm-adjusted over "
+               f"{r['family_m']} claims {p(r['p_holm'])}; 95% prediction interval for a new model's k "
+               f"[{f(s['pi_low'])}, {f(s['pi_high'])}]; n = {int(r['n'])} models")
+    if r["verdict"] == "supported":
+        return f"One k fits all models: the between-model SD τ is below {r['margin']:g} ({numbers})."
+    if r["verdict"] == "contradicted":
+        return f"Contradicted: the models differ in k beyond their fitting noise ({numbers})."
+    return (f"Whether one k fits all models cannot be told: homogeneity is not rejected, but τ's upper bound is not "
+            f"below {r['margin']:g} ({numbers}).")
 
 
 def finding_text(r: dict) -> str:
-    """The sentence of one finding row (see findings.findings_table)."""
-    if r["verdict"] == "inconclusive" and r["reason"]:
-        return f"Inconclusive — {r['claim'].lower()}: {r['reason']}."
-    return {"robust_tracks_clean": _tracks, "conditional_tracks_clean": _tracks, "size_adds_little": _size,
-            "power_law": _power, "slope_matches_margin_tail": _margin, "deeper_more_robust": _depth}[r["key"]](r)
+    """The sentence of one finding row (see findings.findings_rows)."""
+    if r["reason"]:
+        return f"Inconclusive — {r['claim'][0].lower()}{r['claim'][1:]}: {r['reason']}."
+    if r["key"] == "power_law":
+        return _power(r)
+    if r["key"] == "universality":
+        return _universality(r)
+    return _equivalence(r) if r["kind"] == "equivalence" else _relation(r)

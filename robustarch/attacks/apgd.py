@@ -17,6 +17,7 @@ from torch.nn import functional as F
 from ..presets import Section
 from .base import FixedEpsilonAttack, Target, register_native
 from .gradient import _ascent_direction, _flat_norm, _project
+from .verify import verify
 
 APGD_LOSSES = ("ce", "dlr")
 MOMENTUM = 0.75  # α of the paper: weight of the new gradient step against the last move
@@ -77,7 +78,7 @@ def random_start(x: torch.Tensor, eps: float, threat_model: str, gen: torch.Gene
 
 
 class _State:
-    """Per-sample state of the active samples; `keep` drops the broken ones from every field."""
+    """Per-sample state of the active samples; `keep` drops the finished ones from every field."""
 
     FIELDS = ("idx", "x", "y", "tgt", "cur", "prev", "grad", "loss", "best", "grad_best", "loss_best",
               "step", "rises", "loss_at_check", "reduced")
@@ -86,52 +87,74 @@ class _State:
         self.__dict__.update(fields)
 
     def keep(self, mask: torch.Tensor) -> None:
+        # one host sync for the index list, then gathers (a boolean mask per field would sync each)
+        rows = mask.nonzero().flatten()
         for name in self.FIELDS:
             value = getattr(self, name)
             if value is not None:
-                setattr(self, name, value[mask])
+                setattr(self, name, value[rows])
+
+
+def _verified(net: nn.Module, s: _State, flagged: torch.Tensor, eps: float, threat_model: str,
+              bounds: tuple[float, float]) -> torch.Tensor:
+    """Which of the active samples' current points are adversarials that `verify` accepts. Only the
+    flagged ones are re-checked: for a deterministic model the check repeats the attack's own forward
+    pass, for a random one (`ExpectedLogits`) it takes two fresh averages, which a noise flip fails."""
+    hit = flagged.nonzero().flatten()
+    ok = torch.zeros_like(flagged)
+    if len(hit):
+        ok[hit] = verify(net, s.x[hit], s.cur[hit], s.y[hit], threat_model=threat_model, bounds=bounds,
+                         eps=eps)[0]
+    return ok
 
 
 def apgd(net: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, params: APGDParams,
          bounds: tuple[float, float], start: torch.Tensor, target: torch.Tensor | None = None
          ) -> tuple[torch.Tensor, torch.Tensor]:
     """One APGD run from `start` (inside the ball and bounds). Returns `(x_adv, found)`: the first
-    misclassified point of each sample that broke, else its highest-loss point."""
+    verified adversarial of each sample that has one (`verify`), else its highest-loss point. A sample
+    stays in the run until its point verifies, not merely until the attack's own forward pass says
+    misclassified: on a random model that pass is one noisy average."""
     lo, hi = bounds
     tm = params.threat_model
+    shape = (-1, *[1] * (x.ndim - 1))
 
     def proj(p: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
         return (x0 + _project(p - x0, eps, tm)).clamp(lo, hi)
 
-    loss, grad, adv = _loss_and_grad(net, start, y, target, params.loss)
-    out, found = start.clone(), adv.clone()
+    loss, grad, flagged = _loss_and_grad(net, start, y, target, params.loss)
     n = len(x)
     s = _State(idx=torch.arange(n, device=x.device), x=x, y=y, tgt=target, cur=start.clone(),
                prev=start.clone(), grad=grad, loss=loss, best=start.clone(), grad_best=grad.clone(),
                loss_best=loss.clone(), step=torch.full((n,), 2.0 * eps, device=x.device, dtype=x.dtype),
                rises=torch.zeros(n, device=x.device), loss_at_check=loss.clone(),
                reduced=torch.ones(n, dtype=torch.bool, device=x.device))
-    s.keep(~adv)
+    found = _verified(net, s, flagged, eps, tm, bounds)
+    out = start.clone()
+    s.keep(~found)
     marks, since = checkpoints(params.steps), 0
     for i in range(params.steps):
         if len(s.idx) == 0:
             break
-        shape = (-1, *[1] * (x.ndim - 1))
         z = proj(s.cur + s.step.reshape(shape) * _ascent_direction(s.grad, tm), s.x)
         a = 1.0 if i == 0 else MOMENTUM
         nxt = proj(s.cur + a * (z - s.cur) + (1 - a) * (s.cur - s.prev), s.x)
         s.prev, s.cur = s.cur, nxt
-        loss, s.grad, adv = _loss_and_grad(net, s.cur, s.y, s.tgt, params.loss)
-        out[s.idx[adv]], found[s.idx[adv]] = s.cur[adv], True
+        loss, s.grad, flagged = _loss_and_grad(net, s.cur, s.y, s.tgt, params.loss)
+        ok = _verified(net, s, flagged, eps, tm, bounds)
+        out[s.idx] = torch.where(ok.reshape(shape), s.cur, out[s.idx])
+        found[s.idx] |= ok
         s.rises += (loss > s.loss).float()
         s.loss = loss
         better = loss > s.loss_best
-        s.best[better], s.grad_best[better], s.loss_best[better] = s.cur[better], s.grad[better], loss[better]
+        s.best = torch.where(better.reshape(shape), s.cur, s.best)
+        s.grad_best = torch.where(better.reshape(shape), s.grad, s.grad_best)
+        s.loss_best = torch.where(better, loss, s.loss_best)
         since += 1
         if i + 1 in marks:
             _checkpoint(s, params.rho, since)
             since = 0
-        s.keep(~adv)
+        s.keep(~ok)
     out[s.idx] = s.best
     return out, found
 
@@ -140,8 +163,9 @@ def _checkpoint(s: _State, rho: float, since: int) -> None:
     """Halve the step of samples whose loss rose in at most ρ of the last steps, or whose best loss
     did not improve since a checkpoint that kept the step; they restart from their best point."""
     halve = (s.rises <= rho * since) | (~s.reduced & (s.loss_at_check >= s.loss_best))
-    s.step[halve] /= 2.0
-    s.cur[halve], s.grad[halve] = s.best[halve], s.grad_best[halve]
+    s.step = torch.where(halve, s.step / 2.0, s.step)
+    rows = halve.reshape(-1, *[1] * (s.cur.ndim - 1))
+    s.cur, s.grad = torch.where(rows, s.best, s.cur), torch.where(rows, s.grad_best, s.grad)
     s.reduced, s.loss_at_check = halve, s.loss_best.clone()
     s.rises.zero_()
 
@@ -175,6 +199,10 @@ class APGD(_APGDBase):
         super().check_settings(sec)
         sec.get("loss", str, "ce", choices=APGD_LOSSES)
 
+    @property
+    def loss(self) -> str:
+        return "ce" if self.settings.get("loss", "ce") == "ce" else "margin"  # DLR: a scaled margin
+
     def run(self, target: Target, x, y, eps, init):
         params = APGDParams(self.threat_model, **self.settings)
         start = _start(x, eps, self.threat_model, target.bounds, target.generator, init)
@@ -184,9 +212,11 @@ class APGD(_APGDBase):
 @register_native(LinfAPGDT="linf", L2APGDT="l2")
 class APGDT(_APGDBase):
     """APGD-T: APGD on the targeted DLR loss, once per target class, the runner-up classes of the clean
-    logits in order (AutoAttack: 9). Each target runs only on the samples the earlier ones left."""
+    logits in order (AutoAttack: 9). Each target runs on the samples that have no verified adversarial
+    yet: a point the attack's own pass calls misclassified but `verify` rejects does not end them."""
 
     SETTINGS = ("steps", "rho", "n_target_classes")
+    loss = "margin"  # targeted DLR
 
     @classmethod
     def check_settings(cls, sec: Section) -> None:

@@ -48,6 +48,10 @@ class Attack(ABC):
     `restarts` how often it retries the samples it has not broken, `samples` how many it sees."""
 
     kind: AttackKind = AttackKind.ITERATIVE
+    # The loss a gradient attack ascends: 'ce' (cross-entropy, which saturates with the softmax when
+    # logits are large), 'margin' (C&W margin, DLR, logit differences: only scaled), None: unknown.
+    # The sanity check `cross_entropy_not_saturated` compares the two families.
+    loss: str | None = None
     # Keys a suite entry may set for a native attack; `check_settings` validates their values.
     SETTINGS: tuple[str, ...] = ()
 

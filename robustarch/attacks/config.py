@@ -5,13 +5,14 @@ the file, line, field and the allowed values.
 """
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
 from ..errors import one_of
 from ..presets import Section, load_yaml, resolve
-from .foolbox_adapter import (attack_threat_model, foolbox_attack_names, foolbox_is_deterministic,
-                              make_foolbox_attack)
+from .foolbox_adapter import (attack_threat_model, check_foolbox_settings, foolbox_attack_names,
+                              foolbox_is_deterministic, make_foolbox_attack)
 from .registry import native_attack, native_names
 from .spec import ENGINES, THREAT_MODELS, AttackConfig, SuiteConfig
 
@@ -51,7 +52,7 @@ def parse_suite(doc: Section, default_name: str = "suite") -> SuiteConfig:
     return SuiteConfig(
         name=doc.get("name", str, default_name), threat_model=threat, eps=eps, attacks=attacks,
         samples=doc.get("samples", int, 500, min=1), batch_size=doc.get("batch_size", int, 256, min=1),
-        seed=doc.get("seed", int, 0), description=doc.get("description", str, ""),
+        seed=doc.get("seed", int, 0, min=0, max=2 ** 32 - 1), description=doc.get("description", str, ""),
         step_doubling=sanity.get("step_doubling", bool, False), large_eps=sanity.get("large_eps", bool, True),
         eot=doc.get("eot", int, None, min=1))
 
@@ -68,7 +69,7 @@ def _grid_value(doc: Section, key: str, value: object) -> float:
             raise doc.error(key, f"cannot read {value!r} as an ε; write a positive number (0.03) or a "
                                  f"fraction like '8/255'")
         value = float(match.group(1)) / float(match.group(2))
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
         raise doc.error(key, f"expected a non-empty list of positive numbers (or fractions like '8/255'), "
                              f"got {value!r}")
     return float(value)
@@ -83,20 +84,24 @@ def _parse_attack(sec: Section, threat: str) -> AttackConfig:
         hint = f" (close: {one_of(close)})" if close else ""
         raise sec.error("attack", f"unknown attack {name!r}{hint}; allowed: any class name in foolbox.attacks")
     engine = sec.get("engine", str, "native" if native else "foolbox", choices=ENGINES)
-    kwargs = {k: v for k, v in sec.data.items() if k not in _OUR_ATTACK_FIELDS}
+    # null means unset, as for every other field: the attack's default applies
+    kwargs = {k: v for k, v in sec.data.items() if k not in _OUR_ATTACK_FIELDS and v is not None}
     if engine == "native":
         if native is None:
             raise sec.error("engine", f"no native implementation of {name}; 'native' is allowed for "
                                       f"{one_of(native_names())}; use engine: foolbox")
         cls, distance = native
-        for key in kwargs:
-            if key not in cls.SETTINGS:
+        for key in sec.data:
+            if key not in _OUR_ATTACK_FIELDS and key not in cls.SETTINGS:
                 raise sec.error(key, f"not an argument of the native {name}; allowed fields are "
                                      f"{one_of(_OUR_ATTACK_FIELDS + cls.SETTINGS)}")
         cls.check_settings(sec)
         deterministic = cls.is_deterministic(kwargs)
         randomizable = "random_start" in cls.SETTINGS
     else:
+        if name not in known:
+            raise sec.error("engine", f"Foolbox has no attack {name!r}; it is native only: use engine: native")
+        check_foolbox_settings(sec, name)
         try:
             instance = make_foolbox_attack(name, kwargs)
         except (TypeError, ValueError, AssertionError) as exc:

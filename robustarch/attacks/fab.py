@@ -64,9 +64,10 @@ def fab_targeted(net: nn.Module, x: torch.Tensor, y: torch.Tensor, t: torch.Tens
             adv = net(cur.reshape(x.shape)).argmax(1) != y
         gap = _norm(cur - x0, threat_model)
         closer = adv & (gap < dist)
-        best[closer], dist[closer] = cur[closer], gap[closer]
+        # `where` rather than boolean-mask writes: no host sync inside the loop
+        best, dist = torch.where(closer[:, None], cur, best), torch.where(closer, gap, dist)
         # after a success, step back towards the clean point to look for a closer adversarial
-        cur[adv] = x0[adv] + beta * (cur[adv] - x0[adv])
+        cur = torch.where(adv[:, None], x0 + beta * (cur - x0), cur)
     return best.reshape(x.shape), dist
 
 
@@ -80,6 +81,7 @@ class FABT(MinimizationAttack):
     """
 
     SETTINGS = ("steps", "n_target_classes", "alpha_max", "eta", "beta")
+    loss = "margin"  # steps along logit differences
 
     @classmethod
     def check_settings(cls, sec: Section) -> None:
@@ -108,7 +110,8 @@ class FABT(MinimizationAttack):
         for k in range(1, min(n_targets, ranked.shape[1] - 1) + 1):
             adv, d = fab_targeted(net, u, y, ranked[:, k], self.threat_model, steps, **settings)
             closer = d < dist
-            best[closer], dist[closer] = adv[closer], d[closer]
+            best = torch.where(closer.reshape(-1, *[1] * (x.ndim - 1)), adv, best)
+            dist = torch.where(closer, d, dist)
         return lo + width * best
 
     def with_steps_factor(self, factor: int):

@@ -1,5 +1,8 @@
 """FAB's projections (Croce & Hein 2020, section 3.1): the smallest L∞ or L2 step from a point onto a
 hyperplane w·z = b while staying in the box [0, 1]^d, solved exactly per row by sorting + bisection.
+
+Every case is computed for every row and picked with `torch.where`: no host sync (`.any()`, boolean
+indexing) inside FAB's step loop; values computed for rows of another case are discarded.
 """
 from __future__ import annotations
 
@@ -39,17 +42,13 @@ def project_linf(t: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Ten
     # rows whose hyperplane is reached before any coordinate saturates, and rows that need the search
     reach_free = b - (sb[:, -1] - s[:, -1] * p.gather(1, order[:, :1])[:, 0]) > 0
     search = (b - b0 > 0) & ~reach_free
-    if reach_free.any():
-        lam = ((b[reach_free] - sb[reach_free, -1]) / (-s[reach_free, -1])).clamp_min(0)[:, None]
-        d[reach_free] = (2 * toward_low[reach_free] - 1) * lam
-    if search.any():
-        o, sb_, s_, p_, b_ = order[search], sb[search], s[search], p[search], b[search]
-        # the bisected quantity sb[i] − s[i]·p[order[d−1−i]] decreases with i
-        vals = sb_ - s_ * p_.gather(1, o.flip((1,)))
-        k = _bisect(vals, b_, w.shape[1])
-        lam = ((b_ - sb_.gather(1, k[:, None])[:, 0]) / (-s_.gather(1, k[:, None])[:, 0])).clamp_min(0)[:, None]
-        a, ds = toward_low[search], d[search]
-        d[search] = torch.min(lam, ds) * a + torch.max(-lam, ds) * (1 - a)
+    lam_free = ((b - sb[:, -1]) / (-s[:, -1])).clamp_min(0)[:, None]
+    d_free = (2 * toward_low - 1) * lam_free
+    # the bisected quantity sb[i] − s[i]·p[order[d−1−i]] decreases with i
+    k = _bisect(sb - s * p.gather(1, rev), b, w.shape[1])[:, None]
+    lam = ((b - sb.gather(1, k)[:, 0]) / (-s.gather(1, k)[:, 0])).clamp_min(0)[:, None]
+    d_search = torch.min(lam, d) * toward_low + torch.max(-lam, d) * (1 - toward_low)
+    d = torch.where(reach_free[:, None], d_free, torch.where(search[:, None], d_search, d))
     return d * (w != 0).to(t)
 
 
@@ -74,15 +73,13 @@ def project_l2(t: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tenso
     unbounded = s[:, 0] + c < 0  # the plain projection stays in the box
     unreachable = (d * w).sum(dim=1) + c > 0  # even the box corner does not reach the plane
     search = ~(unbounded | unreachable)
-    if unbounded.any():
-        d[unbounded] = -(c[unbounded] / total[unbounded, 0])[:, None] * w[unbounded]
-    if search.any():
-        s_, c_ = s[search], c[search]
-        k = _bisect(-s_, c_, w.shape[1])  # the last i with s[i] + c > 0
-        fr = free[search].gather(1, k[:, None])[:, 0]
-        alpha = (s_.gather(1, k[:, None])[:, 0] + c_) / fr + rs[search].gather(1, k[:, None])[:, 0]
-        alpha = torch.where(fr == 0, torch.zeros_like(alpha), alpha)
-        at_box = (alpha[:, None] > r[search]).to(t)
-        d[search] = d[search] * at_box - alpha[:, None] * w[search] * (1 - at_box)
+    d_unbounded = -(c / total[:, 0])[:, None] * w
+    k = _bisect(-s, c, w.shape[1])[:, None]  # the last i with s[i] + c > 0
+    fr = free.gather(1, k)[:, 0]
+    alpha = (s.gather(1, k)[:, 0] + c) / fr + rs.gather(1, k)[:, 0]
+    alpha = torch.where(fr == 0, torch.zeros_like(alpha), alpha)
+    at_box = (alpha[:, None] > r).to(t)
+    d_search = d * at_box - alpha[:, None] * w * (1 - at_box)
+    d = torch.where(unbounded[:, None], d_unbounded, torch.where(search[:, None], d_search, d))
     return d * (w.abs() > 1e-8).to(t)
 

@@ -10,6 +10,7 @@ import warnings
 from functools import lru_cache
 from typing import Any
 
+from ..presets import Section
 from .base import AttackKind, FixedEpsilonAttack, MinimizationAttack, Target
 
 # Foolbox attacks that use no gradient (noise, decision-based): the gradient-masking baseline.
@@ -40,6 +41,40 @@ def foolbox_attack_names() -> tuple[str, ...]:
                 and not getattr(obj, "__abstractmethods__", None):
             names.append(name)
     return tuple(sorted(names))
+
+
+# Ranges of Foolbox's settings, which Foolbox does not check (FMN ran with `steps: -1`). By the type of
+# the default: an int counts steps, draws or queries (>= 1) unless named here (>= 0); a float is a
+# finite size, rate or constant (>= 0; > 0 for step sizes); bools and strings keep their type.
+_COUNTS_FROM_ZERO = ("confidence", "max_rotation", "max_translation")
+_STEP_SIZES = ("stepsize", "rel_stepsize", "abs_stepsize", "min_stepsize", "max_stepsize",
+               "initial_stepsize", "lr", "init_epsilon", "source_step", "spherical_step")
+# Settings whose default is None: what a suite may give instead.
+_OPTIONAL_FLOATS = ("abs_stepsize", "min_stepsize", "max_sigma", "threshold")
+_PYTHON_OBJECTS = ("init_attack", "distance")  # Foolbox objects: not expressible in YAML
+# String settings Foolbox only checks mid-run (DeepFool's loss, HopSkipJump's search and constraint).
+_CHOICES = {"loss": ("logits", "crossentropy"), "stepsize_search": ("geometric_progression", "grid_search"),
+            "constraint": ("linf", "l2"), "decision_rule": ("EN", "L1")}
+
+
+def check_foolbox_settings(sec: Section, name: str) -> None:
+    """Check the value of every setting of Foolbox attack `name` in its YAML entry `sec`, by the
+    type of the parameter's default (see the ranges above); raises the one-line `UserError`."""
+    params = inspect.signature(getattr(_foolbox().attacks, name).__init__).parameters
+    for key in sec.data:
+        if not isinstance(key, str) or key not in params or sec.data[key] is None:
+            continue  # unknown keys: Foolbox's constructor names them; null: Foolbox's default
+        default = params[key].default
+        if key in _PYTHON_OBJECTS:
+            raise sec.error(key, f"takes a Python object, which a suite file cannot give; remove it")
+        if isinstance(default, bool):
+            sec.get(key, bool)
+        elif isinstance(default, int) or (key == "steps" and default is inspect.Parameter.empty):
+            sec.get(key, int, min=0 if key in _COUNTS_FROM_ZERO else 1)
+        elif isinstance(default, float) or key in _OPTIONAL_FLOATS:
+            sec.get(key, float, None, **({"above": 0.0} if key in _STEP_SIZES else {"min": 0.0}))
+        elif isinstance(default, str):
+            sec.get(key, str, choices=_CHOICES.get(key))
 
 
 def make_foolbox_attack(name: str, kwargs: dict[str, Any]):

@@ -99,7 +99,12 @@ def checked_logits(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size:
     outs = []
     with torch.no_grad():
         for chunk in x.split(batch_size):
-            out = net(chunk)
+            try:
+                out = net(chunk)
+            except RuntimeError as exc:  # a layout or dtype the model does not take: name both sides
+                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise UserError(f"the model failed on float32 inputs of shape {tuple(chunk.shape)}, laid out as "
+                                f"(n, C, H, W): {reason}") from None
             if not isinstance(out, torch.Tensor):
                 raise UserError(f"the model must return a tensor of logits; got {type(out).__name__}")
             if out.ndim != 2 or len(out) != len(chunk) or out.shape[1] < 2:

@@ -15,6 +15,8 @@ from .gradient import LOSSES, PGDParams, fgsm_all_eps, pgd
 class NativeFGSM(SingleStepAttack):
     """One gradient, one ray: FGSM's (L∞) or FGM's (L2) point at every ε of the grid."""
 
+    loss = "ce"
+
     @classmethod
     def is_deterministic(cls, settings) -> bool:
         return True
@@ -34,8 +36,8 @@ class NativePGD(FixedEpsilonAttack):
     @classmethod
     def check_settings(cls, sec: Section) -> None:
         sec.get("steps", int, PGDParams.steps, min=1)
-        sec.get("rel_stepsize", float, 1.0, min=0.0)
-        sec.get("abs_stepsize", float, 1.0, min=0.0)
+        sec.get("rel_stepsize", float, 1.0, above=0.0)
+        sec.get("abs_stepsize", float, 1.0, above=0.0)
         sec.get("loss", str, "ce", choices=LOSSES)
         sec.get("random_start", bool, True)
 
@@ -46,6 +48,10 @@ class NativePGD(FixedEpsilonAttack):
     @property
     def params(self) -> PGDParams:
         return PGDParams(self.threat_model, **self.settings)
+
+    @property
+    def loss(self) -> str:
+        return self.params.loss
 
     def run(self, target, x, y, eps, init):
         return pgd(target.net, x, y, eps, self.params, target.bounds, gen=target.generator, init=init)[0]

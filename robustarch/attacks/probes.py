@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from .base import AttackKind
-from .gradient import PGDParams, _margin_loss, huge_eps, pgd
+from .gradient import PGDParams, _margin_loss, _random_start, huge_eps, pgd
 from .result import robust_fraction
 from .run import SuiteRun, chunks
 
@@ -18,6 +18,12 @@ from .run import SuiteRun, chunks
 # logits are large (a CNN's logits ×1000 give exactly zero gradients in float32 and a PGD that never
 # moves) although the model is as robust as before; the margin's gradient is only scaled.
 LARGE_EPS_STEPS = 100  # ample: on the digits CNNs every sample breaks within a few dozen steps
+# From the clean point, sign steps can run into a corner of the box where the margin gradient points
+# outwards and stall there. Samples that survive get this many more runs, each from a random point
+# near the clean one: off that path, yet close enough (a tenth of the box width per pixel) that a model
+# with no usable gradient, which never moves the iterate, still classifies it as the clean image.
+LARGE_EPS_RESTARTS = 2
+LARGE_EPS_RESTART_RADIUS = 0.1  # × box width: the L∞ radius; in L2 the radius is this × √d (same scale per pixel)
 DETERMINISM_PASSES = 3
 # Logits that differ by more than this (relative to their largest magnitude) between passes make the
 # model random; GPU kernels that reorder sums change logits by ~1e-6 relative, dropout by ~1.
@@ -52,20 +58,56 @@ def input_gradients(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
 
 def large_eps(run: SuiteRun, num_classes: int) -> dict:
     """Margin-loss PGD from the clean point, at an ε whose ball is the whole input box: any point
-    in bounds is allowed, so only a model that is constant on the box may keep a sample."""
+    in bounds is allowed, so only a model that is constant on the box may keep a sample. Samples it
+    keeps get `LARGE_EPS_RESTARTS` more runs from random points near the clean one."""
     cfg = run.cfg
     e = huge_eps(cfg.threat_model, run.bounds, run.x)
     threat = cfg.threat_model if cfg.threat_model in ("linf", "l2") else "l2"
-    # No random start: it only adds noise to a search that has the whole box to travel.
     params = PGDParams(threat, steps=LARGE_EPS_STEPS, random_start=False, loss="margin")
+    width = run.bounds[1] - run.bounds[0]
+    radius = LARGE_EPS_RESTART_RADIUS * width * (1.0 if threat == "linf" else run.x[0].numel() ** 0.5)
     gen = torch.Generator().manual_seed(run.seed + 7)
-    broken = 0
+    broken, by_restart = 0, 0
     for chunk in chunks(run.correct_idx, cfg.batch_size):
-        cand, _ = pgd(run.net, run.x[chunk], run.y[chunk], e, params, run.bounds, gen=gen)
-        broken += int(run.verify(chunk, cand)[0].sum())  # within the box = within ε by construction
+        x, y = run.x[chunk], run.y[chunk]
+        cand, _ = pgd(run.net, x, y, e, params, run.bounds, gen=gen)
+        ok = run.verify(chunk, cand)[0]  # within the box = within ε by construction
+        for _ in range(LARGE_EPS_RESTARTS):
+            left = (~ok).nonzero().flatten()
+            if len(left) == 0:
+                break
+            start = (x[left] + _random_start(x[left], radius, threat, gen)).clamp(*run.bounds)
+            cand, _ = pgd(run.net, x[left], y[left], e, params, run.bounds, gen=gen, init=start)
+            now = run.verify(chunk[left], cand)[0]
+            ok[left[now]] = True
+            by_restart += int(now.sum())
+        broken += int(ok.sum())
     n = len(run.y)
     return {"eps": e, "robust_accuracy": (len(run.correct_idx) - broken) / n, "steps": LARGE_EPS_STEPS,
-            "loss": "margin", "chance": 1.0 / num_classes, "n": n}
+            "restarts": LARGE_EPS_RESTARTS, "broken_by_restarts": by_restart, "loss": "margin",
+            "chance": 1.0 / num_classes, "n": n}
+
+
+# Foolbox's gradient attacks by the loss they ascend (class-name parts): its FGSM/FGM, PGD, BIM and
+# DDN use cross-entropy; FMN, C&W and EAD logit differences. Others (DeepFool's loss is a setting) count
+# as unknown and stay out of the comparison.
+_FOOLBOX_LOSSES = {"ce": ("FastGradient", "FGSM", "FGM", "PGD", "ProjectedGradientDescent", "BasicIterative",
+                          "DDN"),
+                   "margin": ("FMN", "CarliniWagner", "EAD")}
+
+
+def attack_losses(run: SuiteRun) -> dict[str, str | None]:
+    """Per attack label, the loss family it ascends ('ce', 'margin' or None when unknown), for the
+    `cross_entropy_not_saturated` check."""
+    out = {}
+    for attack in run.attacks:
+        loss = attack.loss
+        if loss is None:
+            name = getattr(attack, "name", "")  # a Foolbox attack's class name
+            loss = next((family for family, parts in _FOOLBOX_LOSSES.items()
+                         if any(part in name for part in parts)), None)
+        out[attack.label] = loss
+    return out
 
 
 def step_doubling(run: SuiteRun) -> tuple[dict, dict[str, tuple[np.ndarray, torch.Tensor]]]:

@@ -4,6 +4,7 @@ adversarial at it, found with the schedule the attack's type calls for (see `bas
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 import numpy as np
 import torch
@@ -39,8 +40,11 @@ class SuiteRun:
     def kinds(self) -> dict[str, str]:
         return {a.label: a.kind for a in self.attacks}
 
-    def run_all(self) -> None:
+    def run_all(self, on_attack: Callable[[str, int, int], None] | None = None) -> None:
+        """Every attack in turn; `on_attack(label, i, n)` before attack `i` of `n` starts."""
         for i, attack in enumerate(self.attacks):
+            if on_attack is not None:
+                on_attack(attack.label, i, len(self.attacks))
             start = time.perf_counter()
             self.eps_broken[attack.label], self.adv[attack.label] = self.run_attack(i, attack)
             self.seconds[attack.label] = time.perf_counter() - start

@@ -25,6 +25,11 @@ MAX_STEP_DOUBLING_CHANGE = 0.01  # robust accuracy, as a fraction (1 point)
 # When the ε-ball covers the whole input box every sample can be sent to a point of another class
 # (the box holds inputs of every class): robust accuracy must be ~0, not merely at chance. One point of slack.
 MAX_LARGE_EPS_ROBUST = 0.01
+# Of the samples the margin-loss gradient attacks break within the grid, a cross-entropy attack must
+# break at least this share (significantly fewer, one-sided binomial test at VIOLATION_ALPHA, makes it
+# dead). Saturated softmax (logits ×1e4) zeroes the CE gradient in float32, leaving a CE attack's share
+# near 0; on honest CNNs even FGSM breaks most of what APGD-T and FMN break somewhere on the grid.
+MIN_CE_SHARE = 0.5
 
 INVALID, WARNING = "invalid", "warning"
 SEVERITY = {
@@ -42,6 +47,10 @@ SEVERITY = {
     # the fixed-ε attacks and the large-ε probe still bound the curve, and masking shows above.
     "step_doubling_stable": WARNING,
     "unbounded_minimization_breaks_all": WARNING,
+    # Cross-entropy attacks far weaker than margin-loss ones on the same samples: saturated logits (or
+    # a CE-specific masking). The margin attacks still carry the worst case; the CE ones are dead weight,
+    # and a suite of CE attacks alone would report a robustness the model does not have.
+    "cross_entropy_not_saturated": WARNING,
 }
 
 
@@ -94,6 +103,10 @@ def sanity_checks(per_sample: pd.DataFrame, curve: pd.DataFrame, grid: tuple[flo
         checks["large_eps_chance_level"] = {"ok": info["robust_accuracy"] <= MAX_LARGE_EPS_ROBUST,
                                             "allowed_robust_accuracy": MAX_LARGE_EPS_ROBUST, **info}
     checks.update(_attack_comparisons(per_sample, grid, kinds))
+    if "losses" in extras:
+        saturation = _ce_saturation(per_sample, grid, kinds, extras["losses"])
+        if saturation is not None:
+            checks["cross_entropy_not_saturated"] = saturation
     grad = extras["gradients"]
     checks["gradients_finite_nonzero"] = {
         "ok": grad["finite"] and grad["fraction_zero"] <= MAX_ZERO_GRADIENT_FRACTION,
@@ -128,3 +141,30 @@ def _attack_comparisons(per_sample: pd.DataFrame, grid: tuple[float, ...],
     if free and gradient:
         checks["gradient_free_not_stronger"] = _weaker_wins(per_sample, grid, gradient, free)
     return checks
+
+
+def _ce_saturation(per_sample: pd.DataFrame, grid: tuple[float, ...], kinds: dict[str, AttackKind],
+                   losses: dict[str, str | None]) -> dict | None:
+    """Each cross-entropy gradient attack against the margin-loss gradient attacks together: of the
+    samples the margin ones break within the grid, the share the CE attack breaks too. `dead` names
+    the CE attacks whose share is significantly below MIN_CE_SHARE; None when a side is missing."""
+    gradient = [a for a, k in kinds.items() if k != AttackKind.GRADIENT_FREE]
+    ce = [a for a in gradient if losses.get(a) == "ce"]
+    margin = [a for a in gradient if losses.get(a) == "margin"]
+    if not ce or not margin:
+        return None
+    attacked = per_sample["clean_correct"].to_numpy(dtype=bool).copy()
+    for a in ce + margin:  # only samples every compared attack saw
+        attacked &= ~np.isnan(per_sample[f"eps_{a}"].to_numpy(dtype=float))
+    in_grid = eps_tolerance(max(grid))
+    margin_broken = attacked & (min_eps(per_sample, margin) <= in_grid)
+    n = int(margin_broken.sum())
+    shares, p_values, dead = {}, {}, []
+    for a in ce:
+        k = int((margin_broken & (min_eps(per_sample, [a]) <= in_grid)).sum())
+        shares[a] = k / n if n else 1.0
+        p_values[a] = float(binomtest(k, n, MIN_CE_SHARE, alternative="less").pvalue) if n else 1.0
+        if shares[a] < MIN_CE_SHARE and p_values[a] < VIOLATION_ALPHA:
+            dead.append(a)
+    return {"ok": not dead, "dead": dead, "share_broken": shares, "p_value": p_values, "n": n,
+            "required_share": MIN_CE_SHARE, "alpha": VIOLATION_ALPHA, "cross_entropy": ce, "margin": margin}

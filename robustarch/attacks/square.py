@@ -16,13 +16,17 @@ from ..presets import Section
 from .base import AttackKind, FixedEpsilonAttack, Target, register_native
 from .gradient import _flat_norm, _project
 
-# Fraction of pixels in the square, from p_init down, at these iterations of a 10 000-query run
-# (the schedule of the paper; a shorter run rescales it, as AutoAttack does).
+# The paper's schedule: the fraction of pixels in the square halves from p_init after each of these
+# iterations. Written for 10 000 queries; `rescale` stretches it to the run's budget (AutoAttack's
+# `resc_schedule`, default on in its SquareAttack class). AutoAttack's own ensemble runs Square with it
+# off: at 5000 queries it stops at p_init/128, where a rescaled schedule reaches p_init/512 (1-pixel
+# L∞ squares on 32×32 images for the last ~1000 queries).
 _HALVINGS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
 
 
-def p_schedule(i: int, queries: int, p_init: float) -> float:
-    it = int(i / queries * 10000)
+def p_schedule(i: int, queries: int, p_init: float, rescale: bool = True) -> float:
+    """Square fraction at iteration `i` (0-based) of a `queries`-query run."""
+    it = int(i / queries * 10000) if rescale else i
     return p_init / 2 ** sum(it > h for h in _HALVINGS)
 
 
@@ -95,9 +99,13 @@ def _l2_step(xs: torch.Tensor, best: torch.Tensor, eps: float, p: float, gen: to
     win2 = (..., slice(vh2, vh2 + s), slice(vw2, vw2 + s))
     mask = torch.zeros_like(delta)
     mask[win], mask[win2] = 1.0, 1.0
+    # Window norms per sample AND per channel, as AutoAttack's L2 update takes them: the budget left
+    # in the image is shared out equally over the c channels, each keeping what its own windows held.
+    # One norm over all channels over-allocates every channel when c > 1, and the renormalisation
+    # below then shrinks the perturbation built up outside the windows.
     norm_win1 = delta[win].pow(2).sum((-2, -1), keepdim=True).sqrt()
     norm_img = _flat_norm(delta, 2.0)
-    norm_wins = _flat_norm(delta * mask, 2.0)
+    norm_wins = (delta * mask).pow(2).sum((-2, -1), keepdim=True).sqrt()
     new = _eta(s, gen).to(xs) * _signs((len(xs), c, 1, 1), gen, xs) + delta[win] / (1e-12 + norm_win1)
     budget = ((eps ** 2 - norm_img ** 2).clamp_min(0.0) / c + norm_wins ** 2).sqrt()
     new = new / (1e-12 + new.pow(2).sum((-2, -1), keepdim=True).sqrt()) * budget
@@ -109,9 +117,10 @@ def _l2_step(xs: torch.Tensor, best: torch.Tensor, eps: float, p: float, gen: to
 
 def square(net: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, threat_model: str,
            bounds: tuple[float, float], gen: torch.Generator, queries: int, p_init: float,
-           init: torch.Tensor | None = None) -> torch.Tensor:
+           init: torch.Tensor | None = None, rescale_schedule: bool = True) -> torch.Tensor:
     """Square attack from `init` (projected into the ball) or the paper's start; each query is one
-    forward pass of each sample not yet misclassified. Returns the best (lowest-margin) points."""
+    forward pass of each sample not yet misclassified. Returns the best (lowest-margin) points.
+    `rescale_schedule`: stretch the square-size schedule to `queries` (see `p_schedule`)."""
     lo, hi = bounds
     if init is not None:
         best = (x + _project(init - x, eps, threat_model)).clamp(lo, hi)
@@ -122,34 +131,41 @@ def square(net: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, threat_
     low = margin(net, best, y)
     step = _linf_step if threat_model == "linf" else _l2_step
     for i in range(queries - 1):  # the start used one query
-        active = (low > 0).nonzero().flatten()
+        active = (low > 0).nonzero().flatten()  # the loop's one host sync: who is left
         if len(active) == 0:
             break
-        xs = x[active]
-        cand = (xs + _project(step(xs, best[active], eps, p_schedule(i, queries, p_init), gen) - xs,
-                              eps, threat_model)).clamp(lo, hi)
+        xs, held = x[active], best[active]
+        p = p_schedule(i, queries, p_init, rescale_schedule)
+        cand = (xs + _project(step(xs, held, eps, p, gen) - xs, eps, threat_model)).clamp(lo, hi)
         m = margin(net, cand, y[active])
         better = m < low[active]
-        best[active[better]], low[active[better]] = cand[better], m[better]
+        # index writes with `where`, not boolean masks, which would each wait for the device
+        best[active] = torch.where(better.reshape(-1, *[1] * (x.ndim - 1)), cand, held)
+        low[active] = torch.minimum(m, low[active])
     return best
 
 
 @register_native(LinfSquare="linf", L2Square="l2")
 class Square(FixedEpsilonAttack):
     """Square attack on the margin loss, `queries` forward passes per sample at most (AutoAttack: 5000),
-    square size from `p_init` (0.8) down the paper's schedule."""
+    square size from `p_init` (0.8) down the paper's schedule, stretched to `queries` unless
+    `rescale_schedule` is false (AutoAttack's ensemble and our `autoattack*` suites: false; default
+    true, as AutoAttack's SquareAttack class and every earlier version of this one)."""
 
     kind = AttackKind.GRADIENT_FREE
-    SETTINGS = ("queries", "p_init")
+    loss = "margin"
+    SETTINGS = ("queries", "p_init", "rescale_schedule")
 
     @classmethod
     def check_settings(cls, sec: Section) -> None:
         sec.get("queries", int, 5000, min=1)
         sec.get("p_init", float, 0.8, min=0.0, max=1.0)
+        sec.get("rescale_schedule", bool, True)
 
     def run(self, target: Target, x, y, eps, init):
         return square(target.net, x, y, eps, self.threat_model, target.bounds, target.generator,
-                      self.settings.get("queries", 5000), self.settings.get("p_init", 0.8), init)
+                      self.settings.get("queries", 5000), self.settings.get("p_init", 0.8), init,
+                      self.settings.get("rescale_schedule", True))
 
     def with_steps_factor(self, factor: int):
         return self._copy_with(queries=self.settings.get("queries", 5000) * factor)

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
 
 from ..errors import UserError
-from . import probes
+from . import contract, probes
 from .config import load_suite
 from .model import (ExpectedLogits, ModelState, Normalized, ZeroGradientPath, check_inputs, checked_logits,
                     has_gradient_path)
@@ -53,9 +54,10 @@ class AttackSuite:
         if eot is not None and (isinstance(eot, bool) or not isinstance(eot, int) or eot < 1):
             raise UserError(f"AttackSuite: eot= must be a whole number of draws >= 1 (or None), got {eot!r}")
         self.config = config
-        self.bounds = (float(bounds[0]), float(bounds[1]))
-        self.mean, self.std = mean, std
-        self.device = torch.device(device) if device is not None else None
+        self.bounds = contract.checked_bounds(bounds)
+        self.mean = contract.checked_channels("mean", mean, positive=False)
+        self.std = contract.checked_channels("std", std, positive=True)
+        self.device = contract.checked_device(device)
         # A suite file's `eot` applies unless the caller overrides it.
         self.eot = eot if eot is not None else config.eot
 
@@ -64,16 +66,30 @@ class AttackSuite:
         return cls(load_suite(name_or_path), **kwargs)
 
     def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
-            keep_adversarials: bool = False, seed: int | None = None) -> AttackResult:
-        """Attack the first `config.samples` of (x, y); deterministic on CPU for a given seed."""
+            keep_adversarials: bool = False, seed: int | None = None,
+            on_attack: Callable[[str, int, int], None] | None = None,
+            expected_clean_accuracy: float | None = None, predictions=None) -> AttackResult:
+        """Attack the first `config.samples` of (x, y); deterministic on CPU for a given seed.
+        `on_attack(label, i, n)` is called before attack `i` of the suite's `n` starts (progress).
+
+        `x`: images (n, C, H, W) within `bounds`, un-normalized; `y`: integer class indices.
+        `expected_clean_accuracy` (a fraction) or `predictions` (the caller's own class indices or
+        scores for every input given): the model is first evaluated on all of `x`, and the suite
+        refuses to attack (`UserError`) when its clean accuracy strays more than one point from the
+        expectation, or its predictions from the given ones on more than 1% of the inputs. Without
+        either, a clean accuracy near chance gives a warning naming the likely cause.
+        """
         cfg = self.config
         start = time.perf_counter()
-        if cfg.samples is not None:
-            x, y = x[: cfg.samples], y[: cfg.samples]
         state = ModelState(model)
         device = self.device or state.device
-        x = torch.as_tensor(x).to(device=device, dtype=torch.float32)
-        y = torch.as_tensor(y).to(device=device, dtype=torch.int64)
+        contract.check_model_dtype(model)
+        x_all = contract.checked_images(x)
+        y_all = contract.checked_labels(y, len(x_all))
+        contract.check_normalization(self.mean, self.std, x_all.shape[1])
+        checking = expected_clean_accuracy is not None or predictions is not None
+        n = len(y_all) if cfg.samples is None or checking else cfg.samples
+        x, y = x_all[:n].to(device), y_all[:n].to(device)
         check_inputs(x, y, self.bounds)
         # Attacks seed torch's global RNG (Foolbox draws from it): give the caller's state back.
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
@@ -82,12 +98,18 @@ class AttackSuite:
             try:
                 net = self._prepare(model, device)
                 logits = checked_logits(net, x, y, cfg.batch_size)
+                if checking:
+                    contract.check_clean_accuracy(logits, y, expected_clean_accuracy, predictions)
+                    x, y, logits = x[: cfg.samples], y[: cfg.samples], logits[: cfg.samples]
+                else:
+                    contract.warn_if_near_chance(logits, y)
+                cfg = contract.for_num_classes(cfg, logits.shape[1])
                 net, logits, determinism = self._average_if_random(net, x, y, logits)
                 gradient_path = has_gradient_path(net, x)
                 if not gradient_path:
                     net = ZeroGradientPath(net).eval()
                 run = SuiteRun(cfg, self.bounds, net, x, y, logits.argmax(1) == y, seed)
-                run.run_all()
+                run.run_all(on_attack)
                 extras = {"determinism": determinism, **self._probes(run, logits.shape[1])}
                 extras["gradients"]["gradient_path"] = gradient_path
             finally:
@@ -126,7 +148,8 @@ class AttackSuite:
 
     def _probes(self, run: SuiteRun, num_classes: int) -> dict:
         first = run.correct_idx[:64]
-        extras = {"gradients": probes.input_gradients(run.net, run.x[first], run.y[first])}
+        extras = {"gradients": probes.input_gradients(run.net, run.x[first], run.y[first]),
+                  "losses": probes.attack_losses(run)}
         if self.config.large_eps:
             extras["large_eps"] = probes.large_eps(run, num_classes)
         if self.config.step_doubling:
@@ -137,8 +160,8 @@ class AttackSuite:
 
     def _result(self, run: SuiteRun, margin, extras, keep_adversarials, seconds) -> AttackResult:
         per_sample = per_sample_table(run.y, run.clean_correct, margin, run.eps_broken)
-        curve = curve_from(per_sample, list(run.eps_broken), self.config.eps)
-        sanity = sanity_checks(per_sample, curve, self.config.eps, run.kinds, extras)
+        curve = curve_from(per_sample, list(run.eps_broken), run.cfg.eps)
+        sanity = sanity_checks(per_sample, curve, run.cfg.eps, run.kinds, extras)
         adversarials = kept_adversarials(per_sample, run.adv) if keep_adversarials else None
-        return AttackResult(self.config, per_sample, curve, sanity, seconds, adversarials, dict(run.seconds),
+        return AttackResult(run.cfg, per_sample, curve, sanity, seconds, adversarials, dict(run.seconds),
                             run.kinds)

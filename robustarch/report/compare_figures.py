@@ -1,4 +1,4 @@
-"""The comparison page's figures: two studies' trials and ε-curves on shared axes."""
+"""The comparison page's figures: the architecture pairs, two studies' trials and ε-curves on shared axes."""
 from __future__ import annotations
 
 import pandas as pd
@@ -8,8 +8,33 @@ from .figures import trial_tip
 from .svgplot import PALETTE, Axes, Plot
 
 
-def compare_plots(a: Analysis, b: Analysis) -> list[Plot]:
+def paired_plot(a: Analysis, b: Analysis, pairs: pd.DataFrame) -> Plot | None:
+    """Each architecture trained in both studies: its robust accuracy in A (x) against B (y); above
+    the diagonal B is more robust."""
+    p = pairs.dropna(subset=["robust_accuracy_a", "robust_accuracy_b"])
+    if p.empty:
+        return None
+    plot = Plot(f"Robust accuracy at ε={a.eps:g} of each architecture: A vs B", "robust accuracy in A",
+                "robust accuracy in B", plot_id="compare-pairs")
+    hi = max(0.05, float(p[["robust_accuracy_a", "robust_accuracy_b"]].max().max()))
+    ax = Axes(plot, (0, hi), (0, hi))
+    ax.line([0, hi], [0, hi], "B = A", color="#888888", dash="4 3", width=1)
+    for r in p.to_dict("records"):
+        ax.point(r["robust_accuracy_a"], r["robust_accuracy_b"],
+                 f"{r['arch_summary']} (trial {int(r['trial_a'])} in A, {int(r['trial_b'])} in B): robust "
+                 f"{r['robust_accuracy_a']:.3f} → {r['robust_accuracy_b']:.3f}, clean {r['clean_accuracy_a']:.3f} → "
+                 f"{r['clean_accuracy_b']:.3f}", color=PALETTE[0])
+    plot.legend += [(PALETTE[0], "architecture in both"), ("#888888", "B = A")]
+    plot.caption = (f"One point per architecture trained in both A ({a.study_name}) and B ({b.study_name}); above the "
+                    "dashed diagonal, B is more robust than A.")
+    return plot
+
+
+def compare_plots(a: Analysis, b: Analysis, pairs: pd.DataFrame | None = None) -> list[Plot]:
     plots = []
+    paired = paired_plot(a, b, pairs) if pairs is not None else None
+    if paired is not None:
+        plots.append(paired)
     ta, tb = (x.tables["trials"][x.tables["trials"]["robust_accuracy"].notna()] for x in (a, b))
     if not ta.empty or not tb.empty:
         both = pd.concat([ta, tb])

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ..analysis.analyzer import Analysis
-from .svgplot import PALETTE, Axes, Plot, heatmap
+from .svgplot import PALETTE, Axes, Plot, heatmap, sequential_color
 
 MAX_POINT_MODELS = 100  # above this the power-law plot draws each model's data as a line, not dots
 
@@ -52,7 +52,7 @@ def _rows(a: Analysis) -> dict[int, dict]:
 def robust_vs(a: Analysis, x: str, label: str, *, log_x=False, front=False) -> Plot | None:
     t = _analysed(a)
     t = t[t[x].notna()]
-    if t.empty:
+    if t.empty or t[x].nunique() < 2:  # a constant axis: left out, `left_out` says why
         return None
     plot = Plot(f"Worst-case robust accuracy at ε={a.eps:g} vs {label}", label + (" (log scale)" if log_x else ""),
                 f"robust accuracy at ε={a.eps:g}", plot_id=f"robust-vs-{x}")
@@ -68,6 +68,9 @@ def robust_vs(a: Analysis, x: str, label: str, *, log_x=False, front=False) -> P
     for r in t.to_dict("records"):
         ax.point(float(r[x]), float(r["robust_accuracy"]), trial_tip(r), trial=int(r["trial"]), cls=_cls(r))
     plot.legend.append(("#3465a4", "model"))
+    if not front and t["pareto"].any():  # the points are drawn orange here too (class "front")
+        on = "validation" if a.selection_split == "val" else "test"
+        plot.legend.append(("#f57900", f"Pareto-optimal ({on})"))
     if t["flagged"].any():
         plot.legend.append(("#cc0000", "flagged" + ("" if a.include_flagged else " (not in statistics)")))
     return plot
@@ -140,7 +143,7 @@ def slope_histogram(a: Analysis) -> Plot | None:
     plot = Plot(f"Power-law slopes across models (n = {len(s)})", "slope", "models", plot_id="slopes")
     bins = np.histogram_bin_edges(s, bins=min(20, max(4, int(math.sqrt(len(s))))))
     counts, _ = np.histogram(s, bins=bins)
-    ax = Axes(plot, (bins[0], bins[-1]), (0, counts.max() * 1.1), pad=0.02)
+    ax = Axes(plot, (bins[0], bins[-1]), (0, counts.max() * 1.1), pad=0.02, integer_y=True)
     for lo, hi, c in zip(bins[:-1], bins[1:], counts):
         if c:
             ax.rect(lo, hi, 0, c, f"slope {lo:.2f}–{hi:.2f}: {c} model(s)", color="#729fcf")
@@ -162,12 +165,21 @@ def margins(a: Analysis) -> Plot | None:
                 "share of clean-correct samples ≤ margin", plot_id="margins")
     ax = Axes(plot, (q["margin"].min(), q["margin"].max()), (max(q["quantile"][q["quantile"] > 0].min(), 1e-3), 1),
               log_x=True, log_y=True)
-    for i, (trial, g) in enumerate(q.groupby("trial")):
+    clean = {t: float(rows[int(t)]["clean_accuracy"]) for t in q["trial"].unique()}
+    lo, hi = min(clean.values()), max(clean.values())
+    shade = (lambda c: sequential_color(0.3 + 0.7 * (c - lo) / (hi - lo)) if hi > lo else PALETTE[0])
+    for trial, g in q.groupby("trial"):
         r = rows[int(trial)]
         ax.line(g["margin"].to_numpy(), g["quantile"].to_numpy(), r["tip"], trial=int(trial),
-                color="#cc0000" if r["flagged"] else PALETTE[i % len(PALETTE)], width=1.2)
-    plot.caption = ("A small-margin tail CDF(m) ∝ m^k gives adversarial error ∝ ε^k when the margin "
-                    "shrinks about linearly with ε (Cubuk et al. 2017).")
+                color="#cc0000" if r["flagged"] else shade(clean[trial]), width=1.2)
+    values = sorted(clean.values())
+    shown = values if len(values) <= 3 else [lo, values[len(values) // 2], hi]  # models' own values
+    plot.legend += [(shade(c), f"clean acc. {c:.3f}") for c in dict.fromkeys(shown)]
+    if any(rows[int(t)]["flagged"] for t in clean):
+        plot.legend.append(("#cc0000", "flagged"))
+    plot.caption = ("Line colour: the model's clean accuracy (light: lowest, dark: highest). A small-margin tail "
+                    "CDF(m) ∝ m^k gives adversarial error ∝ ε^k when the margin shrinks about linearly with ε "
+                    "(Cubuk et al. 2017).")
     return plot
 
 
@@ -185,6 +197,9 @@ def _grid_heatmap(table: pd.DataFrame, x: str, y: str, title: str, x_label: str,
 
 
 def depth_width(a: Analysis) -> Plot | None:
+    u = a.used_trials
+    if u["depth"].nunique() < 2 or u["width"].nunique() < 2:  # a constant axis: `left_out` says why
+        return None
     p = _grid_heatmap(a.tables["depth_width"], "depth", "width",
                       f"Mean robust accuracy at ε={a.eps:g} by depth × width", "depth (cells)",
                       "width (mean channels)", "Cell colour and number: mean robust accuracy of the models in it.")
@@ -210,6 +225,24 @@ def phase(a: Analysis) -> list[Plot]:
         p.plot_id = "phase" if not plots else f"phase-{load}-{metric}"
         plots.append(p)
     return plots
+
+
+def left_out(a: Analysis) -> list[str]:
+    """One line per plot left out because its axis is constant among the models (e.g. one fixed net
+    in a phase-diagram study: one parameter count, one depth)."""
+    t = _analysed(a)
+    if a.eps is None or t.empty:
+        return []
+    out = []
+    for col, plot in (("clean_accuracy", "robust accuracy vs clean accuracy"), ("params", "robust accuracy vs "
+                      "parameters"), ("depth", "depth × width map"), ("width", "depth × width map")):
+        values = t[col].dropna().unique()
+        if len(values) == 1:
+            out.append(f"Plot {plot} left out: every model has the same {col.replace('_', ' ')} "
+                       f"({_num(values[0])}), so that axis is constant.")
+        elif len(values) == 0 and col != "clean_accuracy":
+            out.append(f"Plot {plot} left out: no model has a {col.replace('_', ' ')} value.")
+    return list(dict.fromkeys(out))
 
 
 def all_figures(a: Analysis) -> list[Plot]:

@@ -17,9 +17,10 @@ import pandas as pd
 
 from ..analysis.analyzer import MIN_TRIALS_FOR_STATS, Analysis, analyze
 from ..errors import UserError
-from .figures import all_figures
+from .figures import all_figures, left_out
 from ..analysis.powerlaw import MAX_ERROR
 from ..analysis.stats import N_BOOT
+from ..analysis.errorrates import error_rate_lines
 from ..analysis.summary import ols_sentence, selection_text, sentences
 
 TRIAL_COLUMNS = [("trial", "trial"), ("state", "state"), ("arch_summary", "architecture"),
@@ -65,9 +66,19 @@ def _objective_text(study, attrs: dict, eps) -> str:
     return f"{cfg.get('objective', 'robust')}: maximize worst-case robust accuracy at ε={_fmt(eps)}"
 
 
+# TrainConfig fields only some training recipes read (robustarch.search.recipes): a standard recipe's
+# stored `eps` is a default it never used, and Methods must not list it as a setting.
+RECIPE_ONLY = {"eps": ("fgsm-rs", "pgd", "trades"), "attack_steps": ("pgd", "trades"), "trades_beta": ("trades",)}
+
+
+def _used_settings(config: dict) -> dict:
+    recipe = config.get("recipe", "standard")
+    return {k: v for k, v in config.items() if k not in RECIPE_ONLY or recipe in RECIPE_ONLY[k]}
+
+
 def _recipes(study) -> list[str]:
     """The training recipes used: each one in full when few, else what varied and over which range."""
-    configs = [t.user_attrs["train_config"] for t in study.get_trials(deepcopy=False)
+    configs = [_used_settings(t.user_attrs["train_config"]) for t in study.get_trials(deepcopy=False)
                if t.user_attrs.get("train_config")]
     seen = list(dict.fromkeys(", ".join(f"{k}={v}" for k, v in c.items()) for c in configs))
     if len(seen) <= 5:
@@ -90,34 +101,49 @@ def _recipes(study) -> list[str]:
 
 def build_report(study, *, eps: float | None = None, include_flagged: bool = False,
                  analysis: Analysis | None = None, n_boot: int = N_BOOT, seed: int = 0) -> str:
-    """The report's HTML for `study` (an Optuna study)."""
+    """The report's HTML for `study` (an Optuna study), or for `analysis` alone (`study=None`, e.g.
+    from `analyze_table`): the sections that need the study (search, recipes, suite) then say so."""
     a = analysis or analyze(study, eps=eps, include_flagged=include_flagged, n_boot=n_boot, seed=seed)
     from .._version import __version__
 
     attrs = a.attrs
     trials = a.tables["trials"]
-    sanity_names = sorted({k for t in study.get_trials(deepcopy=False) for k in (t.user_attrs.get("sanity") or {})})
+    sanity_names = sorted({k for t in study.get_trials(deepcopy=False)
+                           for k in (t.user_attrs.get("sanity") or {})}) if study is not None else []
     return _env().get_template("report.html.j2").render(
         a=a, tables=a.tables, ols=a.fits.get("ols") or {}, summary=sentences(a), figures=all_figures(a),
+        left_out=left_out(a),
         trials=trials.to_dict("records"), trial_columns=TRIAL_COLUMNS, text_cols=TEXT_COLUMNS,
         generated=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), version=__version__,
         config=attrs.get("robustarch_config", {}), dataset=attrs.get("dataset_info", {}),
         suite=attrs.get("suite_config", {}), space_path=attrs.get("space_path"),
-        objectives=_objective_text(study, attrs, a.eps) if a.eps is not None else "?",
-        recipes=_recipes(study), sanity_names=sanity_names, min_trials=MIN_TRIALS_FOR_STATS,
+        objectives=_objective_text(study, attrs, a.eps) if a.eps is not None and study is not None else "?",
+        recipes=_recipes(study) if study is not None else [], sanity_names=sanity_names, min_trials=MIN_TRIALS_FOR_STATS,
         n_boot=n_boot, seed=seed, max_error=MAX_ERROR, fmt=_fmt, ols_text=ols_sentence(a),
-        selection=selection_text(a), findings=a.tables["findings"].to_dict("records") if a.enough else [])
+        selection=selection_text(a), findings=a.tables["findings"].to_dict("records") if a.enough else [],
+        error_rates=error_rate_lines(a.tables["findings"].to_dict("records"), a.n_used) if a.enough else [],
+        provenance=_provenance(study))
 
 
-def default_path(study_name: str, fmt: str = "html") -> Path:
-    """`reports/<study>.html`, or the folder `reports/<study>-tables/` for csv, `.json` for json."""
+def _provenance(study) -> dict | None:
+    """Versions, device, threads and seeds the trials recorded (Methods), None without a study."""
+    if study is None:
+        return None
+    from ..analysis.provenance import provenance_lines, provenance_table
+
+    return provenance_lines(provenance_table(study), len(study.get_trials(deepcopy=False)))
+
+
+def default_path(study_name: str, fmt: str = "html", folder: str | Path = "reports") -> Path:
+    """`reports/<study>.html`, or the folder `reports/<study>-tables/` for csv, `.json` for json
+    (`<study>`: the study's safe file name, `robustarch.names.file_stem`)."""
     name = _safe_name(study_name)
-    return Path("reports") / {"html": f"{name}.html", "json": f"{name}.json", "csv": f"{name}-tables"}[fmt]
+    return Path(folder) / {"html": f"{name}.html", "json": f"{name}.json", "csv": f"{name}-tables"}[fmt]
 
 
-def comparison_path(name_a: str, name_b: str) -> Path:
+def comparison_path(name_a: str, name_b: str, folder: str | Path = "reports") -> Path:
     """`reports/compare-<A>-vs-<B>.html`."""
-    return Path("reports") / f"compare-{_safe_name(name_a)}-vs-{_safe_name(name_b)}.html"
+    return Path(folder) / f"compare-{_safe_name(name_a)}-vs-{_safe_name(name_b)}.html"
 
 
 def write_report(study, out: str | Path | None = None, *, eps: float | None = None,
@@ -128,6 +154,15 @@ def write_report(study, out: str | Path | None = None, *, eps: float | None = No
         raise UserError(f"unknown report format {fmt!r}: allowed values are 'html', 'json' or 'csv'")
     path = Path(out) if out else default_path(study.study_name, fmt)
     a = analyze(study, eps=eps, include_flagged=include_flagged, n_boot=n_boot)
+    return write_analysis(a, path, fmt, study=study, n_boot=n_boot)
+
+
+def write_analysis(a: Analysis, path: str | Path, fmt: str = "html", *, study=None, n_boot: int = N_BOOT) -> Path:
+    """Write an analysis as the page (`html`) or its tables (`json`, `csv`); `study`: the Optuna
+    study it came from, None for a table from elsewhere (`robustarch analyze`)."""
+    if fmt not in FORMATS:
+        raise UserError(f"unknown report format {fmt!r}: allowed values are 'html', 'json' or 'csv'")
+    path = Path(path)
     try:
         if fmt == "html":
             html = build_report(study, analysis=a, n_boot=n_boot)
@@ -147,7 +182,8 @@ def analysis_tables(a: Analysis) -> dict[str, pd.DataFrame]:
     tables["info"] = pd.DataFrame([{"study": a.study_name, "eps": a.eps, "eps_grid": json.dumps(a.eps_grid),
                                     "include_flagged": a.include_flagged, "n_total": a.n_total,
                                     "n_complete": a.n_complete, "n_flagged": a.n_flagged,
-                                    "n_used": a.n_used, "enough_for_statistics": a.enough}])
+                                    "n_used": a.n_used, "enough_for_statistics": a.enough,
+                                    "eps_choice": a.eps_choice, "source": a.source, "notes": json.dumps(a.notes)}])
     return tables
 
 
@@ -169,19 +205,23 @@ def export_tables(a: Analysis, path: str | Path, fmt: str) -> Path:
 
 
 def _safe_name(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "study"
+    from ..names import file_stem
+
+    return file_stem(name)
 
 
 def build_comparison(study_a, study_b, *, eps: float | None = None, include_flagged: bool = False,
                      n_boot: int = N_BOOT) -> str:
     """The HTML page comparing two studies (see robustarch.compare)."""
     from .._version import __version__
-    from ..analysis.compare import analyze_pair, compare_tables
+    from ..analysis.compare import analyze_pair, compare_tables, identical
     from .compare_figures import compare_plots
 
     a, b = analyze_pair(study_a, study_b, eps=eps, include_flagged=include_flagged, n_boot=n_boot)
+    tables = compare_tables(a, b, n_boot=n_boot)
     return _env().get_template("compare.html.j2").render(
-        a=a, b=b, tables=compare_tables(a, b, n_boot=n_boot), figures=compare_plots(a, b),
+        a=a, b=b, tables=tables, figures=compare_plots(a, b, tables["pairs"]),
+        identical=identical(a, b, tables["pairs"]),
         summary_a=sentences(a), summary_b=sentences(b), n_boot=n_boot, version=__version__,
         generated=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), fmt=_fmt,
         methods=[(x, x.attrs.get("robustarch_config", {}), x.attrs.get("suite_config", {}),

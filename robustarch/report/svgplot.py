@@ -73,12 +73,13 @@ def _fmt_tick(v: float) -> str:
 class Axes:
     """Maps data coordinates (optionally log10) to the pixels of `plot`."""
 
-    def __init__(self, plot: Plot, x_range, y_range, *, log_x=False, log_y=False, pad=0.04):
+    def __init__(self, plot: Plot, x_range, y_range, *, log_x=False, log_y=False, pad=0.04, integer_y=False):
+        """`integer_y`: ticks only at whole numbers (counts)."""
         self.plot, self.log_x, self.log_y = plot, log_x, log_y
         self.xr = self._range(x_range, log_x, pad)
         self.yr = self._range(y_range, log_y, pad)
         plot.x_ticks = [(self.px(v), _fmt_tick(v)) for v in self._ticks(self.xr, log_x)]
-        plot.y_ticks = [(self.py(v), _fmt_tick(v)) for v in self._ticks(self.yr, log_y)]
+        plot.y_ticks = [(self.py(v), _fmt_tick(v)) for v in self._ticks(self.yr, log_y, integer_y)]
 
     @staticmethod
     def _range(r, log, pad):
@@ -93,7 +94,7 @@ class Axes:
         return lo - pad * span, hi + pad * span
 
     @staticmethod
-    def _ticks(r, log):
+    def _ticks(r, log, integer=False):
         lo, hi = r
         if log:
             ks = range(math.ceil(lo - 1e-9), math.floor(hi + 1e-9) + 1)
@@ -106,9 +107,12 @@ class Axes:
             return ticks
         step = 10 ** math.floor(math.log10((hi - lo) / 4))
         for mult in (1, 2, 2.5, 5, 10):
+            if integer and not float(step * mult).is_integer():
+                continue
             if (hi - lo) / (step * mult) <= 6:
                 step *= mult
                 break
+        step = max(step, 1) if integer else step
         start = math.ceil(lo / step) * step
         return [round(v, 10) for v in np.arange(start, hi + 1e-12, step)]
 
@@ -169,7 +173,9 @@ def sequential_color(v: float) -> str:
 def heatmap(title: str, x_label: str, y_label: str, x_bins: list[str], y_bins: list[str],
             cells: list[dict], *, caption: str = "") -> Plot:
     """Categorical heatmap: `cells` have `x`, `y` (bin labels), `value` in [0, 1] and `tip`."""
-    plot = Plot(title, x_label, y_label, caption=caption, left=110, bottom=90, rotate_x=True)
+    # slanted x labels only where they are long (bin ranges); short ones (depths) stay upright
+    rotate = max((len(b) for b in x_bins), default=0) > 5
+    plot = Plot(title, x_label, y_label, caption=caption, left=110, bottom=90 if rotate else 46, rotate_x=rotate)
     nx, ny = max(1, len(x_bins)), max(1, len(y_bins))
     cw, ch = (plot.x1 - plot.x0) / nx, (plot.y0 - plot.y1) / ny
     ax = Axes(plot, (0, 1), (0, 1))

@@ -4,7 +4,10 @@ One self-describing file rebuilds the identical model anywhere; nothing is unpic
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +15,7 @@ import torch
 from torch import nn
 
 from .arch import ArchSpec, build_model
-from ..errors import UserError
+from ..errors import DISK_FULL_ERRNOS, StorageFull, UserError
 
 
 @dataclass
@@ -25,7 +28,8 @@ class Checkpoint:
 
 def save_checkpoint(path: str | Path, model: nn.Module, arch: ArchSpec, train_config: dict,
                     info: dict | None = None) -> Path:
-    from safetensors.torch import save_file
+    """Write the checkpoint atomically (see `write_atomic`): `path` is the complete file or absent."""
+    from safetensors.torch import save
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -33,17 +37,56 @@ def save_checkpoint(path: str | Path, model: nn.Module, arch: ArchSpec, train_co
     metadata = {"format": "robustarch-checkpoint-1", "arch": arch.to_json(),
                 "train_config": json.dumps(train_config, sort_keys=True),
                 "info": json.dumps(info or {}, sort_keys=True)}
-    save_file(tensors, str(path), metadata=metadata)
+    write_atomic(path, [save(tensors, metadata=metadata)])
     return path
 
 
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
+def write_atomic(path: Path, chunks) -> None:
+    """Write `chunks` (bytes) to `path` so that a crash at any moment (SIGKILL, power loss, full disk)
+    leaves either the old file or the complete new one under that name, never a partial one: a
+    temporary file in the same folder, flushed to disk, then renamed over `path` (`os.replace`)."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        with open(tmp, "wb") as f:
+            for chunk in chunks:
+                f.write(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno in DISK_FULL_ERRNOS:
+            raise StorageFull(f"cannot write the checkpoint {path}: {exc.strerror} (disk full or file size "
+                              "limit); nothing partial was left: free some space, then run the same command "
+                              "to resume") from None
+        raise UserError(f"cannot write the checkpoint {path}: {exc.strerror or exc}") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 (hex) of a file's bytes: trials record their checkpoint's, loads check it."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu",
+                    sha256: str | None = None) -> Checkpoint:
+    """Load a checkpoint; with `sha256` (the hash its trial recorded), a file whose bytes differ, damaged
+    or replaced, is refused naming the file."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file, safe_open
 
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such checkpoint file")
+    if sha256 is not None and file_sha256(path) != sha256:
+        raise UserError(f"{path}: checkpoint damaged or replaced (its SHA-256 differs from the one its trial "
+                        "recorded); retrain that trial or restore the file from a backup")
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}

@@ -159,9 +159,8 @@ def _read_torchvision(name: str, data_dir: str | Path):
     root = Path(data_dir).expanduser()
     try:
         if name in ("mnist", "fashion-mnist"):
-            cls = tvd.MNIST if name == "mnist" else tvd.FashionMNIST
-            parts = [cls(str(root), train=t, download=False) for t in (True, False)]
-            arrays = [(p.data.numpy()[:, None].astype(np.float32) / 255.0, p.targets.numpy()) for p in parts]
+            raw = root / ("MNIST" if name == "mnist" else "FashionMNIST") / "raw"
+            arrays = [_read_idx_pair(raw, prefix) for prefix in ("train", "t10k")]
         elif name == "cifar10":
             parts = [tvd.CIFAR10(str(root), train=t, download=False) for t in (True, False)]
             arrays = [(p.data.transpose(0, 3, 1, 2).astype(np.float32) / 255.0, np.asarray(p.targets))
@@ -173,3 +172,34 @@ def _read_torchvision(name: str, data_dir: str | Path):
         raise UserError(f"dataset {name!r} not found under {root}: put {_WHERE[name]} there "
                         f"({str(exc).splitlines()[0]})") from None
     return [(x, y.astype(np.int64)) for x, y in arrays]
+
+
+def _read_idx_pair(raw: Path, prefix: str):
+    """One split of MNIST / Fashion-MNIST from its two IDX files, as torchvision reads them; a file
+    that does not parse, or does not fit its partner, is named in the error."""
+    images, labels = raw / f"{prefix}-images-idx3-ubyte", raw / f"{prefix}-labels-idx1-ubyte"
+    for path in (images, labels):
+        if not path.is_file():
+            raise FileNotFoundError(f"missing {path}")
+    x, y = _parse_idx(images, 3), _parse_idx(labels, 1)
+    if tuple(x.shape[1:]) != (28, 28):
+        raise UserError(f"dataset file {images}: expected 28x28 images, got {'x'.join(map(str, x.shape[1:]))}")
+    if len(x) != len(y):
+        raise UserError(f"dataset file {labels}: {len(y)} labels for the {len(x)} images of {images.name}")
+    if len(y) and not 0 <= int(y.min()) <= int(y.max()) <= 9:
+        raise UserError(f"dataset file {labels}: labels must be 0 to 9, found {int(y.min())} to {int(y.max())}")
+    return x.numpy()[:, None].astype(np.float32) / 255.0, y.numpy()
+
+
+def _parse_idx(path: Path, ndim: int) -> torch.Tensor:
+    from torchvision.datasets.mnist import read_sn3_pascalvincent_tensor
+
+    try:
+        tensor = read_sn3_pascalvincent_tensor(str(path), strict=False)
+    except Exception as exc:  # an untrusted file: torchvision asserts, indexes and reshapes blindly
+        detail = str(exc).splitlines()[0] if str(exc) else "bad header"
+        raise UserError(f"dataset file {path}: not a valid IDX file ({detail})") from None
+    if tensor.dtype != torch.uint8 or tensor.ndim != ndim:
+        raise UserError(f"dataset file {path}: expected {ndim}-dimensional uint8 IDX data, got "
+                        f"{tensor.ndim}-dimensional {str(tensor.dtype).replace('torch.', '')}")
+    return tensor

@@ -7,29 +7,44 @@ import tempfile
 from pathlib import Path
 
 from ..errors import UserError
-from ..search.checkpoint import save_checkpoint
+from ..search.checkpoint import file_sha256, save_checkpoint, write_atomic
 from .resume import create_or_resume
 from .storage import default_artifacts, open_storage
 
 
+def _atomic_store(root: Path):
+    """Optuna's file-system artifact store, writing each artifact atomically (temporary file in the
+    store, then renamed): a worker killed mid-upload leaves no partial checkpoint under its id."""
+    from optuna.artifacts import FileSystemArtifactStore
+
+    class AtomicFileSystemArtifactStore(FileSystemArtifactStore):
+        def write(self, artifact_id, content_body) -> None:
+            write_atomic(self._get_filepath(artifact_id), iter(lambda: content_body.read(1 << 20), b""))
+
+    return AtomicFileSystemArtifactStore(str(root))
+
+
 def store_checkpoint(trial, root: Path, model, arch, train_config, info: dict) -> str:
     """Upload `model` (with its spec, training config and `info`) as an artifact of `trial`; returns
-    the artifact id, which the trial also records as `checkpoint_artifact`."""
-    from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+    the artifact id, which the trial records as `checkpoint_artifact`, with the file's SHA-256 as
+    `checkpoint_sha256` (checked when the checkpoint is fetched back)."""
+    from optuna.artifacts import upload_artifact
 
     root.mkdir(parents=True, exist_ok=True)
-    store = FileSystemArtifactStore(str(root))
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=root, prefix=".upload-") as tmp:  # same disk: no copy across
         path = save_checkpoint(Path(tmp) / f"trial-{trial.number}.safetensors", model, arch,
                                train_config.to_dict(), info)
-        artifact_id = upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=trial)
+        sha256 = file_sha256(path)
+        artifact_id = upload_artifact(artifact_store=_atomic_store(root), file_path=str(path), study_or_trial=trial)
+    trial.set_user_attr("checkpoint_sha256", sha256)  # first: a trial never links an unchecked checkpoint
     trial.set_user_attr("checkpoint_artifact", artifact_id)
     return artifact_id
 
 
 def download_checkpoint(storage_url: str | None, study_name: str, trial_number: int, dest: str | Path,
                         artifacts: str | Path | None = None) -> Path:
-    """Fetch the checkpoint of trial `trial_number` of a study from the artifact store into `dest`."""
+    """Fetch the checkpoint of trial `trial_number` of a study from the artifact store into `dest`,
+    checked against the SHA-256 its trial recorded (a mismatch is refused, naming the stored file)."""
     from optuna.artifacts import FileSystemArtifactStore, download_artifact
 
     study, _ = create_or_resume(open_storage(storage_url), study_name, None)
@@ -55,4 +70,9 @@ def download_checkpoint(storage_url: str | None, study_name: str, trial_number: 
     path.unlink(missing_ok=True)  # Optuna refuses to overwrite; a fresh copy of the same artifact is wanted
     download_artifact(artifact_store=FileSystemArtifactStore(str(root)), file_path=str(path),
                       artifact_id=artifact_id)
+    expected = trials[trial_number].user_attrs.get("checkpoint_sha256")  # absent in older studies
+    if expected is not None and file_sha256(path) != expected:
+        path.unlink(missing_ok=True)
+        raise UserError(f"{root / artifact_id}: checkpoint of trial {trial_number} of study {study_name!r} is "
+                        "damaged or replaced (its SHA-256 differs from the one the trial recorded)")
     return path

@@ -21,6 +21,7 @@ OBJECTIVES = {
 }
 ROBUST_METRICS = ("eps", "auc")  # worst case at objective_eps, or the area under the ε-curve
 CONFIG_ATTR = "robustarch_config"
+MAX_SEED = 2**32 - 5  # NumPy's seeds stop at 2**32 - 1 and the splits use seed + 1 ... seed + 3
 # Each dataset's ε scale: MNIST-like grids in absolute pixel units up to 0.3, natural images in
 # units of 1/255 up to 16/255 (an MNIST grid would leave every CIFAR-10 model at 0 robust accuracy).
 # (suite scored in the search, suite of the final rescoring)
@@ -38,6 +39,7 @@ class StudyConfig:
     suite: str | None = None  # None: the dataset's default (`DEFAULT_SUITES`)
     objective: str = "robust"
     objective_eps: float | None = None  # None: the middle of the suite's ε grid
+    headline_eps: float | None = None  # the findings' ε; None: chosen on validation (analysis.headline)
     sampler: str = "tpe"
     seed: int = 0
     data_dir: str | None = None
@@ -45,8 +47,11 @@ class StudyConfig:
     pruner: str = "none"  # prunes on validation accuracy; single-objective studies only
     # fixed training settings that override the space's `training:` section (e.g. recipe: pgd)
     training: dict = field(default_factory=dict)
+    claims: tuple[str, ...] | None = None  # the findings' claims (analysis.claims names); None: all the data carry
 
     def __post_init__(self):
+        if isinstance(self.claims, list):  # stored studies hold JSON lists
+            object.__setattr__(self, "claims", tuple(self.claims))
         if self.suite is None and self.dataset in DEFAULT_SUITES:
             object.__setattr__(self, "suite", DEFAULT_SUITES[self.dataset][0])
 
@@ -77,6 +82,10 @@ class StudyConfig:
 
 
 def validate_config(config: StudyConfig) -> None:
+    if config.dataset not in DEFAULT_SUITES:  # first: an unknown dataset has no default suite either
+        raise UserError(f"unknown dataset {config.dataset!r}: allowed values are {one_of(DEFAULT_SUITES)}")
+    if not isinstance(config.seed, int) or not 0 <= config.seed <= MAX_SEED:
+        raise UserError(f"seed {config.seed!r}: must be a whole number from 0 to {MAX_SEED}")
     if config.objective not in OBJECTIVES:
         raise UserError(f"unknown objective {config.objective!r}: allowed values are {one_of(OBJECTIVES)}")
     if config.robust_metric not in ROBUST_METRICS:
@@ -92,6 +101,9 @@ def validate_config(config: StudyConfig) -> None:
     suite = load_suite(config.suite)
     if config.objective_eps is not None and not any(math.isclose(config.objective_eps, e) for e in suite.eps):
         raise UserError(f"--objective-eps {config.objective_eps} is not on suite {suite.name!r}'s ε grid "
+                        f"{list(suite.eps)}")
+    if config.headline_eps is not None and not any(math.isclose(config.headline_eps, e) for e in suite.eps):
+        raise UserError(f"headline_eps {config.headline_eps} is not on suite {suite.name!r}'s ε grid "
                         f"{list(suite.eps)}")
 
 
@@ -109,6 +121,14 @@ def check_data(config: StudyConfig) -> None:
     from ..search.data import load_dataset
 
     load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed)
+
+
+def resolved(config: StudyConfig) -> StudyConfig:
+    """`config` with its defaults made explicit (the objective ε), so that a study stored with the
+    default and a command naming the same value compare equal."""
+    if config.objective_eps is not None:
+        return config
+    return dataclasses.replace(config, objective_eps=objective_eps(config, load_suite(config.suite)))
 
 
 def objective_eps(config: StudyConfig, suite: SuiteConfig) -> float:

@@ -18,6 +18,7 @@ from ..attacks.config import load_suite
 from .artifacts import store_checkpoint
 from .evaluate import evaluate, report_attrs, robust_value, val_attrs
 from .config import StudyConfig, objective_eps
+from .provenance import provenance
 from .storage import _optuna
 
 INVALID_CONSTRAINT = "invalid_evaluation"  # Optuna constraint: > 0 when a sanity check says invalid
@@ -36,14 +37,24 @@ class TrialRunner:
         self.suite = AttackSuite(self.suite_config, bounds=self.data.bounds, device=self.device)
         self.eps = objective_eps(config, self.suite_config)
         self.artifacts = Path(artifacts) if artifacts else None
+        # The sampler's seed; None once a worker reseeds it from OS entropy (then not reproducible).
+        self.sampler_seed: int | None = config.seed
 
     def study_attrs(self) -> dict:
         """Methods information a report needs to let a reader reproduce the study."""
         return {"dataset_info": self.data.describe(), "suite_config": self.suite_config.to_dict(),
                 "space_path": self.space.path, "objective_eps": self.eps}
 
+    def provenance(self, trial) -> dict:
+        """Versions, device, threads, every seed and the suite's resolved configuration of `trial`
+        (attack `i` of the suite draws from seed `attack + 1000·i`, see `attacks.run`)."""
+        seed = self.config.seed + trial.number
+        return provenance(self.device, {"data_split": self.config.seed, "sampler": self.sampler_seed,
+                                        "training": seed, "attack": seed}, self.suite_config.to_dict())
+
     def __call__(self, trial) -> float | tuple[float, ...]:
         try:
+            trial.set_user_attr("provenance", self.provenance(trial))  # first: failed trials keep it too
             return self._run(trial)
         except (TrialFailed, _optuna().TrialPruned, _optuna().exceptions.UpdateFinishedTrialError):
             raise  # the last: another worker failed this trial as lost; the worker loop moves on

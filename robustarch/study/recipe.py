@@ -7,13 +7,16 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from ..errors import UserError
+from ..names import check_study_name
 from ..presets import Section, load_yaml, resolve
 from .config import OBJECTIVES, ROBUST_METRICS, StudyConfig, check_data, validate_config
 from .samplers import PRUNERS, SAMPLERS
 
 # StudyConfig fields a recipe (or one study of it) may set; `training` is parsed separately.
 _CONFIG_FIELDS = {"dataset": str, "space": str, "suite": str, "objective": str, "objective_eps": float,
-                  "sampler": str, "seed": int, "robust_metric": str, "pruner": str}
+                  "headline_eps": float,  # the findings' ε (default: chosen on validation, analysis.headline)
+                  "sampler": str, "seed": int, "robust_metric": str, "pruner": str,
+                  "claims": list}  # the findings' claims: names in analysis.claims (checked at analysis)
 _RUN_FIELDS = ("name", "description", "n_trials", "timeout", "rescore_top", "studies", "compare", "training",
                "workers")
 _CHOICES = {"objective": tuple(OBJECTIVES), "robust_metric": ROBUST_METRICS, "sampler": SAMPLERS,
@@ -43,7 +46,7 @@ def load_recipe(name_or_path: str | Path) -> StudyRecipe:
 
 def parse_recipe(doc: Section, default_name: str = "study") -> StudyRecipe:
     doc.check_keys(tuple(_CONFIG_FIELDS) + _RUN_FIELDS)
-    name = doc.get("name", str, default_name)
+    name = _name(doc, default_name)
     base = StudyConfig(**_config_fields(doc), training=_training(doc))
     if "studies" in doc:
         studies = tuple(_one_study(sec, base) for sec in doc.sections("studies"))
@@ -53,10 +56,20 @@ def parse_recipe(doc: Section, default_name: str = "study") -> StudyRecipe:
     if compare and len(studies) != 2:
         raise doc.error("compare", f"compares exactly two studies; this recipe has {len(studies)}")
     timeout = doc.get("timeout", float, None, min=0.0)
+    if timeout is not None and not timeout > 0:
+        raise doc.error("timeout", f"got {timeout!r}; must be > 0 seconds")
     return StudyRecipe(name, doc.get("description", str, ""), studies,
                        n_trials=doc.get("n_trials", int, None, min=1), timeout=timeout,
                        rescore_top=doc.get("rescore_top", int, None, min=0), compare=compare,
                        path=str(doc.file), workers=doc.get("workers", int, None, min=1))
+
+
+def _name(sec: Section, default: str | None) -> str:
+    """A study name field: a non-empty string (it names the study and, made safe, its report)."""
+    name = sec.get("name", str) if default is None else sec.get("name", str, default)
+    if not name.strip() or any(ord(c) < 32 for c in name):
+        raise sec.error("name", f"got {name!r}; a study name must be non-empty text on one line")
+    return name
 
 
 def _config_fields(sec: Section) -> dict:
@@ -64,13 +77,17 @@ def _config_fields(sec: Section) -> dict:
     for key, kind in _CONFIG_FIELDS.items():
         if key in sec:
             out[key] = sec.get(key, kind, choices=_CHOICES.get(key))
+    if "claims" in out:
+        if not all(isinstance(c, str) and c for c in out["claims"]):
+            raise sec.error("claims", f"expected a list of claim names, got {out['claims']!r}")
+        out["claims"] = tuple(out["claims"])
     return out
 
 
 def _one_study(sec: Section, base: StudyConfig) -> tuple[str, StudyConfig]:
     sec.check_keys(("name", "training") + tuple(_CONFIG_FIELDS))
     training = {**base.training, **_training(sec)}
-    return sec.get("name", str), replace(base, **_config_fields(sec), training=training)
+    return _name(sec, None), replace(base, **_config_fields(sec), training=training)
 
 
 def _training(sec: Section) -> dict:
@@ -103,6 +120,8 @@ def plan(recipe: StudyRecipe | None, study_name: str | None, flags: dict) -> lis
     """The (study name, config) pairs one `search` runs: the recipe's, with every flag that was
     given (not None) overriding it; without a recipe, the flags over the built-in defaults."""
     given = {k: v for k, v in flags.items() if v is not None}
+    if study_name is not None:
+        check_study_name(study_name)  # `--study ""` is a mistake, not a request for the default name
     if recipe is None:
         return [(study_name or DEFAULT_STUDY, StudyConfig(**given))]
     if study_name and len(recipe.studies) > 1:

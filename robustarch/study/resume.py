@@ -4,8 +4,9 @@ from __future__ import annotations
 from dataclasses import fields
 
 from ..errors import UserError, one_of
+from ..names import check_study_name
 from ..search.space import SearchSpace, load_space
-from .config import CONFIG_ATTR, StudyConfig, check_data, validate_config
+from .config import CONFIG_ATTR, StudyConfig, check_data, resolved, validate_config
 from .samplers import make_pruner, make_sampler
 from .storage import _optuna
 
@@ -23,9 +24,10 @@ def create_or_resume(storage, name: str, config: StudyConfig | None):
     existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage)}
     if name in existing:
         stored = StudyConfig.from_dict(existing[name].user_attrs.get(CONFIG_ATTR, {}))
-        if config is not None and config != stored:
-            diff = [f"{f.name}={getattr(config, f.name)!r} (stored {getattr(stored, f.name)!r})"
-                    for f in fields(StudyConfig) if getattr(config, f.name) != getattr(stored, f.name)]
+        # defaults made explicit: `--objective-eps 0.1` matches a study stored with the default ε 0.1
+        if config is not None and (given := resolved(config)) != (kept := resolved(stored)):
+            diff = [f"{f.name}={getattr(given, f.name)!r} (stored {getattr(kept, f.name)!r})"
+                    for f in fields(StudyConfig) if getattr(given, f.name) != getattr(kept, f.name)]
             raise UserError(f"study {name!r} already exists with other settings: {', '.join(diff)}; "
                             "use another --study name or the stored settings to resume it")
         config = stored
@@ -35,6 +37,7 @@ def create_or_resume(storage, name: str, config: StudyConfig | None):
     if config is None:
         raise UserError(f"no study named {name!r} in this storage; existing: "
                         f"{one_of(sorted(existing)) or 'none'}")
+    check_study_name(name, "study name")
     check_data(config)  # a command that fails before its first trial must leave no study behind
     study = optuna.create_study(storage=storage, study_name=name, directions=list(config.directions),
                                 pruner=make_pruner(config.pruner),

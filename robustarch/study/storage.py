@@ -41,6 +41,9 @@ def open_storage(url: str | None = None):
     """An Optuna storage from a URL: any SQLAlchemy URL Optuna accepts (`sqlite:///x.db`,
     `postgresql://user@host/db`), or a journal file (`journal:PATH` or a path ending in `.journal`).
 
+    A journal file must be missing, empty or a journal; a torn last record (a crash mid-write) is cut
+    off, keeping a backup, and said in one warning line (see `journal.py`).
+
     RDB storages get heartbeats: a trial whose worker dies (SIGKILL, lost machine) is failed after
     `GRACE_SECONDS` by the next worker that looks, and re-queued with the same parameters.
 
@@ -56,9 +59,9 @@ def open_storage(url: str | None = None):
                 raise UserError(f"storage {url!r}: folder {path.parent} does not exist")
             if path.is_dir():
                 raise UserError(f"storage {url!r}: {path} is a folder, not a journal file")
-            from optuna.storages.journal import JournalFileBackend
+            from .journal import open_journal
 
-            return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+            return open_journal(path)  # a foreign file refused, a torn tail repaired, before any write
         engine_kwargs: dict = {"pool_pre_ping": True}
         if url.startswith("postgres"):
             url = _postgres_driver(url)

@@ -108,6 +108,7 @@ def run_study(study, config: StudyConfig, *, n_trials: int, timeout: float | Non
         study.set_user_attr("artifact_store", str(Path(artifacts).resolve()))
     if worker_index != 0:
         study.sampler.reseed_rng()
+        runner.sampler_seed = None  # reseeded from OS entropy: the trials' provenance says so
     gave_up: list[int] = []
     failed: list[str] = []
     objective = _budgeted(study, runner, n_trials, gave_up, failed)

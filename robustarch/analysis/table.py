@@ -1,0 +1,204 @@
+"""Findings on anyone's results: a plain table of models (and, optionally, per-sample minimal ε) read
+into the tables a study gives, then analysed by the same `analyze_tables` as a study.
+
+    a = analyze_table("robustbench.csv")                  # or a DataFrame
+    a.tables["findings"]
+"""
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UserError
+from .analyzer import Analysis, analyze_tables
+from .powerlaw import MAX_ERROR
+from .record import TRIAL_COLUMNS
+from .stats import N_BOOT
+
+ROBUST = re.compile(r"^(val_)?robust_accuracy@(.+)$")
+ACCURACIES = ("clean_accuracy", "val_accuracy", "attacked_clean_accuracy", "train_accuracy",
+              "val_attacked_clean_accuracy")
+NUMBERS = ("params", "flops", "depth", "width", "lr", "batch_size", "epochs", "max_steps", "label_noise",
+           "train_fraction")
+# what each optional input feeds; a missing one is named on the page with what is skipped
+OPTIONAL = {"params": "the size claims, the parameters plot and the OLS term (no `params` column)",
+            "depth": "the depth claims, the depth × width map (no `depth` column)",
+            "width": "the depth × width map and the OLS width term (no `width` column)",
+            "samples": "the power law, the margin claims and the margin plot (no per-sample table: --samples)"}
+
+
+def _eps(text: str, column: str) -> float:
+    try:
+        value = float(Fraction(text.strip()))
+    except (ValueError, ZeroDivisionError):
+        raise UserError(f"column {column!r}: {text!r} is not an ε (write robust_accuracy@0.03 or "
+                        "robust_accuracy@8/255)") from None
+    if not value >= 0:
+        raise UserError(f"column {column!r}: ε must be ≥ 0")
+    return value
+
+
+def read_table(table, what: str = "table") -> pd.DataFrame:
+    """A DataFrame as it is, or a .csv / .parquet file read into one (UserError naming the file)."""
+    if isinstance(table, pd.DataFrame):
+        return table.copy()
+    path = Path(table)
+    if path.suffix.lower() not in (".csv", ".parquet"):
+        raise UserError(f"{path}: {what} must be a .csv or .parquet file")
+    try:
+        return pd.read_csv(path, comment="#") if path.suffix.lower() == ".csv" else pd.read_parquet(path)
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise UserError(f"{path}: cannot read the {what} ({' '.join(str(exc).split())[:160]})") from None
+
+
+def _numeric(df: pd.DataFrame, col: str, where: str, lo: float | None = None, hi: float | None = None) -> pd.Series:
+    v = pd.to_numeric(df[col], errors="coerce")
+    bad = df[col].notna() & v.isna()
+    if bad.any():
+        raise UserError(f"{where}, column {col!r}: {df.loc[bad, col].iloc[0]!r} is not a number")
+    if (lo is not None and (v < lo).any()) or (hi is not None and (v > hi).any()):
+        raise UserError(f"{where}, column {col!r}: values must lie in [{lo:g}, {hi:g}] (accuracies are fractions)")
+    return v
+
+
+def _robust_columns(models: pd.DataFrame, where: str) -> tuple[dict, dict]:
+    """{ε: column} of robust accuracy on test, and of validation robust accuracy."""
+    test, val = {}, {}
+    for col in models.columns:
+        m = ROBUST.match(str(col))
+        if m:
+            (val if m.group(1) else test)[_eps(m.group(2), col)] = col
+    if not test:
+        raise UserError(f"{where}: no robust accuracy column; name one per ε, e.g. robust_accuracy@0.1 or "
+                        "robust_accuracy@8/255")
+    return test, val
+
+
+def models_tables(models: pd.DataFrame, where: str = "models table") -> tuple[pd.DataFrame, pd.DataFrame,
+                                                                              pd.DataFrame, dict]:
+    """The models table as (trials, robustness, val_robustness, {model name: trial number})."""
+    if "clean_accuracy" not in models:
+        raise UserError(f"{where}: no 'clean_accuracy' column (required: clean_accuracy and robust_accuracy@EPS)")
+    test, val = _robust_columns(models, where)
+    names = (models["model"].astype(str) if "model" in models else pd.Series([f"model {i}" for i in range(len(models))]))
+    if names.duplicated().any():
+        raise UserError(f"{where}, column 'model': {names[names.duplicated()].iloc[0]!r} appears twice")
+    n = len(models)
+    trials = pd.DataFrame({c: [None] * n for c in TRIAL_COLUMNS})
+    trials["trial"], trials["state"] = np.arange(n), "COMPLETE"
+    trials["arch_summary"] = (models["arch"].astype(str).to_numpy() if "arch" in models else names.to_numpy())
+    for col in ACCURACIES + NUMBERS:
+        if col in models:
+            trials[col] = _numeric(models, col, where, *((0, 1) if col in ACCURACIES else (0, None))).to_numpy()
+    trials["sanity_invalid"], trials["sanity_warnings"], trials["selection_split"] = "", "", "test"
+    rob = []
+    for eps, col in test.items():
+        v = _numeric(models, col, where, 0, 1).to_numpy()
+        rob.append(pd.DataFrame({"trial": trials["trial"], "attack": "worst_case", "eps": eps, "robust_accuracy": v,
+                                 "clean_accuracy": trials["clean_accuracy"], "params": trials["params"],
+                                 "flops": trials["flops"], "depth": trials["depth"], "width": trials["width"],
+                                 "arch_summary": trials["arch_summary"]}))
+    robustness = pd.concat(rob, ignore_index=True).dropna(subset=["robust_accuracy"])
+    val_clean = trials["val_attacked_clean_accuracy"].fillna(trials["val_accuracy"])
+    val_rows = [pd.DataFrame({"trial": trials["trial"], "eps": eps, "val_robust_accuracy":
+                              _numeric(models, col, where, 0, 1).to_numpy(), "val_attacked_clean_accuracy": val_clean})
+                for eps, col in val.items()]
+    val_robustness = (pd.concat(val_rows, ignore_index=True) if val_rows else
+                      pd.DataFrame(columns=["trial", "eps", "val_robust_accuracy", "val_attacked_clean_accuracy"]))
+    return trials.infer_objects(), robustness, val_robustness, dict(zip(names, trials["trial"]))
+
+
+def samples_tables(samples: pd.DataFrame, ids: dict, where: str = "samples table") -> pd.DataFrame:
+    """The long per-sample table (model, min_eps, optional margin) in `record.samples_table`'s form."""
+    missing = [c for c in ("model", "min_eps") if c not in samples]
+    if missing:
+        raise UserError(f"{where}: no {' or '.join(repr(c) for c in missing)} column (required: model, min_eps; "
+                        "optional: margin)")
+    names = samples["model"].astype(str)
+    unknown = sorted(set(names) - set(ids))
+    if unknown:
+        raise UserError(f"{where}, column 'model': {unknown[0]!r} is not a model of the models table")
+    eps = _numeric(samples.assign(min_eps=samples["min_eps"].replace({"inf": np.inf})), "min_eps", where, 0, None)
+    eps = eps.fillna(np.inf).to_numpy(float)  # empty: never broken
+    margin = _numeric(samples, "margin", where) if "margin" in samples else pd.Series(np.nan, index=samples.index)
+    # A user's per-sample ε is exact (a minimization attack), not quantized to a grid: it is the
+    # minimization source of the power law.
+    return pd.DataFrame({"trial": names.map(ids).to_numpy(int), "margin": margin.to_numpy(float),
+                         "min_adversarial_eps": eps, "broken": np.isfinite(eps), "minimization_min_eps": eps})
+
+
+# inputs a claim cannot do without (claims not listed need only clean and robust accuracy)
+CLAIM_NEEDS = {"size_adds_little": ("params",), "deeper_more_robust": ("params", "depth"), "power_law": ("samples",),
+               "slope_matches_margin_tail": ("samples", "margin"), "universality": ("samples",),
+               "margin_explains_slope": ("samples", "margin"),
+               "robust_falls_with_memorization": ("label_noise", "train_accuracy"),
+               "early_stop_preserves_robustness": ("label_noise",)}
+
+
+def skip_missing(findings: pd.DataFrame, have: set[str]) -> pd.DataFrame:
+    """Findings whose inputs the table lacks: verdict "skipped", and the sentence says which input."""
+    f = findings.copy()
+    for i, r in f.iterrows():
+        needs = r["needs"] if "needs" in f and isinstance(r["needs"], (list, tuple)) else CLAIM_NEEDS.get(r["key"], ())
+        lacking = [n for n in needs if n not in have and not (n == "margin" and "samples" not in have)]
+        if lacking:
+            what = " and no ".join("per-sample table (--samples)" if n == "samples" else f"{n!r} column" for n in lacking)
+            f.loc[i, "verdict"] = "skipped"
+            f.loc[i, "text"] = f"Skipped — {r['claim'][0].lower()}{r['claim'][1:]}: the input has no {what}."
+    return f
+
+
+def _have(models: pd.DataFrame, samples: pd.DataFrame | None) -> set[str]:
+    have = {c for c in models.columns if models[c].notna().any()}
+    if samples is not None:
+        have |= {"samples"} | ({"margin"} if samples["margin"].notna().any() else set())
+    return have
+
+
+def _notes(models: pd.DataFrame, samples) -> list[str]:
+    have = set(models.columns) | ({"samples"} if samples is not None else set())
+    notes = [f"Skipped: {what}." for col, what in OPTIONAL.items() if col not in have]
+    if "val_accuracy" not in have:
+        notes.append("No validation columns (val_accuracy, val_robust_accuracy@EPS): the Pareto front and best model "
+                     "are chosen on the test numbers they quote.")
+    return notes
+
+
+def analyze_table(models, samples=None, *, name: str | None = None, eps: float | None = None,
+                  n_boot: int = N_BOOT, seed: int = 0, max_error: float = MAX_ERROR) -> Analysis:
+    """The findings and every table of the report for results robustarch did not produce.
+
+    `models` (DataFrame, .csv or .parquet; `#` lines in a CSV are comments), one row per model:
+      - `clean_accuracy` (required): test accuracy, a fraction in [0, 1];
+      - `robust_accuracy@EPS` (at least one): robust accuracy at ε = EPS (a number or a fraction,
+        e.g. `robust_accuracy@8/255`), a fraction of all test samples, worst case over the attacks;
+      - optional `model` (a unique name), `arch` (the architecture, shown in tooltips), `params`
+        (parameter count), `flops` (FLOPs per input, 1 multiply-add = 2 FLOPs), `depth`, `width`,
+        `val_accuracy` and `val_robust_accuracy@EPS` (validation numbers: the headline ε and the
+        Pareto front are then chosen on them), `attacked_clean_accuracy` (clean accuracy on the
+        attacked subset), `train_accuracy`, `lr`, `batch_size`, `epochs`, `max_steps`,
+        `label_noise`, `train_fraction`. Other columns are ignored.
+    `samples` (optional, same formats), one row per model × attacked clean-correct sample: `model`,
+      `min_eps` (its minimal adversarial ε; empty or `inf`: never broken) and optional `margin`
+      (top-1 minus runner-up logit).
+    Claims and figures whose columns are missing are skipped; `Analysis.notes` says which and why.
+    `eps`: the headline ε (default: analysis.headline's rule)."""
+    where = str(models) if not isinstance(models, pd.DataFrame) else "models table"
+    m = read_table(models, "models table")
+    trials, robustness, val, ids = models_tables(m, where)
+    s = None
+    if samples is not None:
+        s = samples_tables(read_table(samples, "samples table"), ids,
+                           str(samples) if not isinstance(samples, pd.DataFrame) else "samples table")
+    label = name or (Path(models).stem if not isinstance(models, pd.DataFrame) else "table")
+    a = analyze_tables(trials, robustness, s, name=label, val_robustness=val, eps=eps, n_boot=n_boot, seed=seed,
+                       max_error=max_error, source="table", notes=_notes(m, s), attrs={"objective_eps": None})
+    if "findings" in a.tables:
+        a.tables["findings"] = skip_missing(a.tables["findings"], _have(m, s))
+    return a

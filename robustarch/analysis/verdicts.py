@@ -1,0 +1,119 @@
+"""Decision rules that turn a claim's statistic into one of three verdicts — supported, contradicted,
+inconclusive — with the error rates `benchmarks/calibration.py` measures, and the tests they use.
+
+- relation (a claimed sign): supported when the Holm-adjusted two-sided p < α with the claimed sign,
+  contradicted when it is significant with the other sign, else inconclusive.
+- equivalence (a negligible effect, a match): TOST. Supported when the Holm-adjusted TOST p < α (the
+  90% CI inside ±margin), contradicted when the 90% CI lies wholly outside ±margin, else inconclusive.
+- form (a functional form): contradicted when its calibrated goodness-of-fit p (Holm-adjusted) < α;
+  supported only when it is not rejected and its departure (the curvature) is shown small by TOST.
+- heterogeneity (one value for all models): contradicted when the homogeneity test (Holm-adjusted)
+  rejects; supported when the one-sided 95% upper bound on τ lies below the margin.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+
+ALPHA = 0.05  # a p ≤ α rejects (Monte Carlo p-values (1 + #)/(B + 1) reach α exactly)
+VERDICTS = ("supported", "contradicted", "inconclusive")
+Z90 = stats.norm.ppf(1 - ALPHA)  # the 90% CI of a TOST at α = 0.05
+Z95 = stats.norm.ppf(1 - ALPHA / 2)
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm-adjusted p-values (statsmodels `multipletests`); NaN entries carry no test and stay NaN,
+    so the family is exactly the claims that carry a p."""
+    p = np.asarray(p_values, float)
+    out = np.full(len(p), np.nan)
+    ok = np.isfinite(p)
+    if ok.sum() == 1:  # a family of one: Holm is the identity
+        out[ok] = p[ok]
+    elif ok.any():
+        out[ok] = multipletests(p[ok], alpha=ALPHA, method="holm")[1]
+    return out
+
+
+def tost_normal(estimate: float, se: float, low: float, high: float) -> dict:
+    """TOST of `low < θ < high` for an asymptotically normal estimate with standard error `se`:
+    the larger of the two one-sided p-values, the 90% CI, and the one-sided p that θ lies beyond the
+    margin on the estimate's side (for "contradicted"). Hand-written: statsmodels' TOST functions
+    (`ttost_paired`, `ttost_ind`) take raw samples, not an estimate with its SE (a Fisher z)."""
+    if not (math.isfinite(estimate) and math.isfinite(se) and se > 0):
+        return {"p_tost": math.nan, "ci90": (math.nan, math.nan), "p_outside": math.nan}
+    p_low = stats.norm.sf((estimate - low) / se)  # H0: θ ≤ low
+    p_high = stats.norm.cdf((estimate - high) / se)  # H0: θ ≥ high
+    beyond = high if estimate >= (low + high) / 2 else low
+    p_out = stats.norm.sf((estimate - beyond) / se) if beyond == high else stats.norm.cdf((estimate - beyond) / se)
+    return {"p_tost": float(max(p_low, p_high)), "ci90": (estimate - Z90 * se, estimate + Z90 * se),
+            "p_outside": float(p_out)}
+
+
+def fisher_se(n: int, r: float = 0.0, n_controls: int = 0, spearman: bool = False) -> float:
+    """Standard error of atanh(r): 1/√(n − 3 − controls), times √(1 + r²/2) for Spearman's ρ
+    (Bonett & Wright 2000)."""
+    df = n - 3 - n_controls
+    if df <= 0:
+        return math.nan
+    return math.sqrt((1 + r * r / 2 if spearman else 1.0) / df)
+
+
+def hodges_lehmann(d) -> tuple[float, tuple[float, float]]:
+    """The Hodges–Lehmann pseudo-median of paired differences — the quantity the Wilcoxon signed-rank
+    test is about — with its distribution-free 95% CI from the Walsh averages (normal approximation
+    to the signed-rank critical value). Hand-written: scipy has the test but not this interval."""
+    d = np.asarray(d, float)
+    n = len(d)
+    i, j = np.triu_indices(n)
+    walsh = np.sort((d[i] + d[j]) / 2)
+    m = len(walsh)
+    c = int(math.floor(n * (n + 1) / 4 - Z95 * math.sqrt(n * (n + 1) * (2 * n + 1) / 24)))
+    if c < 1:
+        return float(np.median(walsh)), (math.nan, math.nan)
+    return float(np.median(walsh)), (float(walsh[c - 1]), float(walsh[m - c]))
+
+
+def n_to_decide(row: dict) -> float:
+    """Roughly the n at which this claim's test would decide, were the estimate and the spread per
+    model what they are now (SE ∝ 1/√n, from the 95% CI): NaN when no n would (an equivalence
+    estimate outside its margin, a zero effect)."""
+    est, (lo, hi), n = row["value"], (row["ci_low"], row["ci_high"]), row["n"]
+    if row["kind"] == "form":  # what is undecided is the bend, not k
+        est, (lo, hi) = row["curvature"], row["curvature_ci"]
+    if row["kind"] == "heterogeneity" or not all(math.isfinite(v) for v in (est, lo, hi)) or hi <= lo or not n:
+        return math.nan
+    se = (hi - lo) / (2 * Z95)
+    if row["kind"] in ("equivalence", "form"):
+        room = row["margin"] - abs(est - row.get("center", 0.0))
+        need = room / Z90 if room > 0 else 0.0
+    else:
+        need = abs(est - row.get("center", 0.0)) / Z95
+    return math.nan if need <= 0 else float(math.ceil(n * (se / need) ** 2))
+
+
+def verdict(row: dict) -> str:
+    """The verdict of one finding row (see the module docstring); `reason` set → inconclusive."""
+    if row.get("reason"):
+        return "inconclusive"
+    p = row["p_holm"]
+    kind = row["kind"]
+    if kind == "relation":
+        if not p <= ALPHA:
+            return "inconclusive"
+        return "supported" if np.sign(row["value"] - row.get("center", 0.0)) == row["direction"] else "contradicted"
+    if kind == "equivalence":
+        if p <= ALPHA:
+            return "supported"
+        return "contradicted" if row["p_outside"] <= ALPHA else "inconclusive"
+    if kind == "form":
+        if p <= ALPHA:
+            return "contradicted"
+        return "supported" if row["p_flat"] <= ALPHA else "inconclusive"
+    if kind == "heterogeneity":
+        if p <= ALPHA:
+            return "contradicted"
+        return "supported" if row["tau_upper"] < row["margin"] else "inconclusive"
+    raise ValueError(f"unknown claim kind {kind!r}")

@@ -1,0 +1,55 @@
+"""benchmarks/calibration.py on a few hundred simulated studies: the verdicts' tests keep their size
+at the truth's null (or margin), and reach power at a stated alternative. The bands are binomial
+(99%, for the number of studies); the benchmark itself runs ≥ 1000 studies per scale."""
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import pytest
+from scipy import stats
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import calibration  # noqa: E402
+
+
+def band(reps: int, rate: float = 0.05, level: float = 0.99) -> tuple[float, float]:
+    lo, hi = stats.binom.interval(level, reps, rate)
+    return lo / reps, hi / reps
+
+
+def rate_of(name: str, m: int, n: int, reps: int, claim: str, n_gof: int | None = None) -> dict:
+    return next(r for r in calibration.run(name, m, n, reps, seed=11, only=claim, n_gof=n_gof) if r["claim"] == claim)
+
+
+def test_rank_correlation_keeps_its_size():
+    r = rate_of("tracks_null", 40, 180, 300, "robust_tracks_clean")
+    lo, hi = band(300)
+    assert r["skipped"] == 0 and lo <= r["rate"] <= hi
+
+
+def test_size_equivalence_is_not_supported_at_its_margin_but_is_at_zero():
+    at_margin = rate_of("size_margin", 40, 180, 300, "size_adds_little")
+    assert at_margin["rate"] <= band(300)[1]  # TOST: at most α at the margin (conservative at small n)
+    at_zero = rate_of("size_zero", 80, 180, 100, "size_adds_little")
+    assert at_zero["rate"] > 0.5  # and it can say "supported" when the truth is well inside
+
+
+def test_power_law_goodness_of_fit_keeps_its_size_on_exact_power_laws():
+    # 19 replicates: (19 + 1)·5% = 1, still an exact Monte Carlo test, at a tenth of the report's cost
+    r = rate_of("power_null", 10, 120, 150, "power_law", n_gof=19)
+    lo, hi = band(150)
+    assert lo <= r["rate"] <= hi, r
+
+
+def test_a_margin_link_at_its_margin_is_not_called_proportional():
+    r = rate_of("link_margin", 20, 100, 200, "margin_explains_slope")
+    assert r["rate"] <= band(200)[1]
+    assert rate_of("link_one", 20, 100, 50, "margin_explains_slope")["rate"] > 0.8
+
+
+def test_latent_partial_correlation_hits_its_target():
+    r_ys = calibration.latent_for_partial(0.3)
+    a, b, c = (6 / math.pi * math.asin(v / 2) for v in (r_ys, 0.5, 0.5))
+    assert (a - b * c) / math.sqrt((1 - b * b) * (1 - c * c)) == pytest.approx(0.3, abs=1e-9)

@@ -1,0 +1,152 @@
+"""robustarch.analysis.wording: every finding's sentence, over verdict × direction × which test
+rejected, says no more than its numbers — the verdict comes from analysis.verdicts on the same row,
+and the numbers quoted in the sentence are parsed back and checked against the margin."""
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+
+from robustarch.analysis.claims import CLAIMS
+from robustarch.analysis.verdicts import n_to_decide, verdict
+from robustarch.analysis.wording import finding_text
+
+BANNED = ("hence thinner", "least-squares", "no clear rise", "smaller half", "matters beyond", "family of")
+NUM = r"(−?\d+\.\d+|−?∞)"
+
+
+def _num(s: str) -> float:
+    return float(s.replace("−", "-").replace("∞", "inf"))
+
+
+def row(key: str, value: float, ci: tuple, p: float, **extra) -> dict:
+    c = CLAIMS[key]
+    r = {"key": key, "claim": c.title, "kind": c.kind, "statistic": "stat", "test": c.test, "n": 40, "value": value,
+         "ci_low": ci[0], "ci_high": ci[1], "p_value": p, "p_holm": min(1.0, 3 * p), "family_m": 3,
+         "direction": c.direction, "margin": c.margin, "margin_reason": c.margin_reason, "center": 0.0,
+         "reason": None, **extra}
+    r["verdict"] = verdict(r)
+    r["n_to_decide"] = n_to_decide(r) if r["verdict"] == "inconclusive" else math.nan
+    return r
+
+
+RELATIONS = [k for k, c in CLAIMS.items() if c.kind == "relation"]
+
+
+@pytest.mark.parametrize("key", RELATIONS)
+@pytest.mark.parametrize("sign,p,expected", [(1, 0.001, "supported"), (-1, 0.001, "contradicted"),
+                                             (1, 0.2, "inconclusive"), (-1, 0.2, "inconclusive")])
+def test_relation_sentences_follow_sign_and_p(key, sign, p, expected):
+    d = CLAIMS[key].direction
+    v = 0.4 * sign * d
+    r = row(key, v, (v - 0.3, v + 0.3), p, thinner=4, levels=2)
+    assert r["verdict"] == expected
+    text = finding_text(r)
+    assert not any(b in text for b in BANNED)
+    assert f"Holm-adjusted over 3 claims" in text and "n = 40" in text
+    quoted = _num(re.search(r"stat = " + NUM, text).group(1))
+    assert quoted == pytest.approx(v, abs=0.005)
+    if expected == "supported":
+        assert "cannot be told" not in text and not text.startswith("Contradicted")
+    elif expected == "contradicted":
+        assert text.startswith("Contradicted:")
+    else:
+        assert "cannot be told" in text and re.search(r"n ≈ \d+", text)
+    if key == "deeper_more_robust":  # "thinner" only with the count of pairs where it holds
+        assert "in 4 of 40 pairs the deeper net is also the thinner one" in text
+
+
+EQUIV = [k for k, c in CLAIMS.items() if c.kind == "equivalence"]
+
+
+@pytest.mark.parametrize("key", EQUIV)
+@pytest.mark.parametrize("offset,half,expected", [(0.0, 0.05, "supported"), (0.6, 0.05, "contradicted"),
+                                                  (-0.6, 0.05, "contradicted"), (0.1, 0.4, "inconclusive")])
+def test_equivalence_sentences_quote_a_90_ci_that_matches_the_verdict(key, offset, half, expected):
+    m = CLAIMS[key].margin
+    center = 1.0 if key == "margin_explains_slope" else 0.0
+    v = center + offset * m / 0.3
+    lo90, hi90 = v - half, v + half
+    inside = center - m < lo90 and hi90 < center + m
+    outside = hi90 < center - m or lo90 > center + m
+    p_tost = 0.01 if inside else 0.3
+    p_out = 0.01 if outside else 0.4
+    r = row(key, v, (v - 1.2 * half, v + 1.2 * half), p_tost, p_outside=p_out, ci90=(lo90, hi90), center=center)
+    r["p_holm"] = p_tost
+    r["verdict"] = verdict(r)
+    r["n_to_decide"] = n_to_decide(r) if r["verdict"] == "inconclusive" else math.nan
+    assert r["verdict"] == expected
+    text = finding_text(r)
+    assert not any(b in text for b in BANNED)
+    a, b = (_num(s) for s in re.search(r"90% CI \[" + NUM + r", " + NUM + r"\]", text).groups())
+    if expected == "supported":  # the quoted interval is inside the stated margin
+        assert center - m < a and b < center + m and "inside the margin" in text
+    elif expected == "contradicted":
+        assert (b < center - m or a > center + m) and "wholly outside" in text
+    else:
+        assert not (center - m < a and b < center + m) and "cannot be told" in text
+    assert r["margin_reason"] in text
+    if key == "slope_matches_margin_tail":
+        assert "distribution shapes only" in text or expected != "supported"
+        assert "margins up to each model's error share at ε_high" in text
+
+
+def power_row(p_gof: float, rejected_by: str, bend: float, half: float) -> dict:
+    gof = {"deviance_p": p_gof if rejected_by == "deviance" else 0.5,
+           "curvature_p": p_gof if rejected_by == "curvature" else 0.5, "rejected_by": rejected_by}
+    summary = {"tau": 0.1, "median": 1.5, "q1": 1.3, "q3": 1.7}
+    flat = abs(bend) + 1.645 * half / 1.96 < 0.2
+    return row("power_law", 1.5, (1.4, 1.6), p_gof, gof=gof, summary=summary, window=(0.001, 0.01), curvature=bend,
+               curvature_ci=(bend - half, bend + half), p_flat=0.01 if flat else 0.4, slope_low=1.5 - bend / 2,
+               slope_high=1.5 + bend / 2)
+
+
+@pytest.mark.parametrize("p_gof,rejected_by,bend,half,expected", [
+    (0.3, "deviance", 0.02, 0.05, "supported"),
+    (0.3, "curvature", -0.1, 0.4, "inconclusive"),
+    (0.001, "curvature", -0.5, 0.1, "contradicted"),
+    (0.001, "curvature", 0.5, 0.1, "contradicted"),
+    (0.001, "deviance", 0.05, 0.1, "contradicted"),
+])
+def test_power_law_sentences_name_the_rejecting_test_and_the_bend(p_gof, rejected_by, bend, half, expected):
+    r = power_row(p_gof, rejected_by, bend, half)
+    assert r["verdict"] == expected
+    text = finding_text(r)
+    assert not any(b in text for b in BANNED)
+    a, b = (_num(s) for s in re.search(r"local slope (?:falls|rises) from " + NUM + " to " + NUM, text).groups())
+    assert ("falls" in text) == (b < a)  # the course of the slope is the one quoted
+    if expected == "supported":
+        assert text.startswith("Consistent with a power law on [0.001, 0.01]") and abs(b - a) < 0.2
+    elif expected == "contradicted":
+        assert text.startswith("Not a single power law")
+        assert (f"the {rejected_by} test rejected" in text) and ("consistent with" not in text.lower())
+        other = "deviance" if rejected_by == "curvature" else "curvature"
+        assert f"the {other} test rejected" not in text
+    else:
+        assert "Not rejected" in text and "cannot be shown small" in text and "Consistent" not in text
+    assert "random-effects mean of the models' maximum-likelihood slopes" in text
+
+
+@pytest.mark.parametrize("p_q,tau_upper,expected", [(0.5, 0.05, "supported"), (0.001, 0.5, "contradicted"),
+                                                    (0.5, 0.3, "inconclusive")])
+def test_universality_sentences(p_q, tau_upper, expected):
+    s = {"tau": tau_upper / 3, "tau_upper": tau_upper, "i2": 0.2, "cochran_q": 30.0, "q_df": 39, "pi_low": 1.2,
+         "pi_high": 1.8}
+    r = row("universality", tau_upper / 3, (0.0, tau_upper), p_q, tau_upper=tau_upper, summary=s)
+    assert r["verdict"] == expected
+    text = finding_text(r)
+    ub = _num(re.search(r"upper bound " + NUM, text).group(1))
+    if expected == "supported":
+        assert ub < 0.1 and text.startswith("One k fits all models")
+    elif expected == "contradicted":
+        assert text.startswith("Contradicted: the models differ in k")
+    else:
+        assert ub >= 0.1 and "cannot be told" in text
+
+
+def test_a_skipped_claim_says_why_and_carries_no_number():
+    r = row("size_adds_little", math.nan, (math.nan, math.nan), math.nan, reason="params is constant in the study")
+    assert r["verdict"] == "inconclusive"
+    assert finding_text(r) == ("Inconclusive — model size adds little once clean accuracy is known: params is "
+                               "constant in the study.")
