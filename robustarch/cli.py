@@ -169,9 +169,10 @@ def analyze(
     out_path: Optional[Path] = typer.Option(None, "--out", help="As for report (default reports/<table>.html)."),
     eps: Optional[float] = typer.Option(None, help="Headline ε (default: chosen on the validation columns)."),
     fmt: str = typer.Option("html", "--format", help="html (the page), json or csv (every table behind it)."),
+    claims: Optional[str] = typer.Option(None, help="Comma-separated claims to test (default: every claim whose columns are there)."),
 ):
     """Findings and report for results robustarch did not produce: a table of models (and per-sample ε)."""
-    out.print(f"report: {commands.analyze_table_report(table, samples, out_path, eps, fmt)}")
+    out.print(f"report: {commands.analyze_table_report(table, samples, out_path, eps, fmt, claims)}")
 
 
 @app.command()

@@ -121,7 +121,8 @@ def _open_study(storage: str, name: str, config, enqueue: Optional[Path]):
     return optuna_study, config
 
 
-def analyze_table_report(table: Path, samples: Optional[Path], out_path: Optional[Path], eps, fmt: str) -> Path:
+def analyze_table_report(table: Path, samples: Optional[Path], out_path: Optional[Path], eps, fmt: str,
+                         claims: Optional[str] = None) -> Path:
     """`robustarch analyze`: the report (or its tables) of a plain table of models."""
     from .analysis import analyze_table
     from .errors import UserError
@@ -132,7 +133,8 @@ def analyze_table_report(table: Path, samples: Optional[Path], out_path: Optiona
     path = out_path or default_path(table.stem, fmt)
     terminal.check_writable(path if fmt != "csv" else path / "trials.csv", "report",
                             make="folder" if fmt == "csv" or out_path is None else "")
-    return write_analysis(analyze_table(table, samples, eps=eps), path, fmt)
+    names = [c.strip() for c in claims.split(",") if c.strip()] if claims else None
+    return write_analysis(analyze_table(table, samples, eps=eps, claims=names), path, fmt)
 
 
 def check_claims(runs) -> None:

@@ -163,3 +163,11 @@ def test_a_recipe_can_fix_the_headline_eps(tmp_path):
     recipe.write_text("dataset: digits\nsuite: quick\nheadline_eps: 0.123\n")
     with pytest.raises(UserError, match="headline_eps 0.123 is not on suite"):
         validate_config(load_recipe(recipe).studies[0][1])
+
+
+def test_named_claims_are_the_only_ones_tested_and_unknown_names_are_refused():
+    """A study's question names its claims: only those are tested (and Holm-corrected together)."""
+    a = robustarch.analyze_table(ROBUSTBENCH, claims=["robust_tracks_clean"], n_boot=200)
+    assert list(a.tables["findings"]["key"]) == ["robust_tracks_clean"]
+    with pytest.raises(UserError, match="unknown claim"):
+        robustarch.analyze_table(ROBUSTBENCH, claims=["robustness_is_magic"], n_boot=200)

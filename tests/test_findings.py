@@ -311,3 +311,32 @@ def test_old_studies_without_new_attributes_still_analyse():
     assert a.selection_split == "test" and a.tables["rescore"].empty
     assert len(a.tables["findings"]) == len(CLAIMS)
     assert pd.isna(a.tables["trials"]["val_robust_accuracy"]).all()
+
+
+def test_recipes_name_their_claims_and_unknown_names_are_refused(tmp_path):
+    from robustarch.commands import check_claims
+    from robustarch.study import load_recipe
+
+    cubuk, phase = load_recipe("cubuk2017-digits"), load_recipe("phase-diagram-digits")
+    assert "universality" in cubuk.studies[0][1].claims and "power_law" in cubuk.studies[0][1].claims
+    assert phase.studies[0][1].claims[:2] == ("robust_falls_with_memorization", "early_stop_preserves_robustness")
+    check_claims(cubuk.studies)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\ndataset: digits\nclaims: [robust_tracks_clean, bogus_claim]\n")
+    with pytest.raises(UserError, match="unknown claim\\(s\\) bogus_claim"):
+        check_claims(load_recipe(str(bad)).studies)
+    bad.write_text("name: bad\ndataset: digits\nclaims: [1, 2]\n")
+    with pytest.raises(UserError, match="claims"):
+        load_recipe(str(bad))
+
+
+def test_methods_quote_each_tests_simulated_error_rates_at_the_nearest_scale():
+    from robustarch.analysis.errorrates import RATES, error_rate_lines
+
+    rows = [{"key": "robust_tracks_clean", "claim": "Robust accuracy rises", "test": "Spearman", "reason": None},
+            {"key": "size_adds_little", "claim": "Size adds little", "test": "TOST", "reason": "20 usable models"}]
+    size = RATES["robust_tracks_clean"][40][0]
+    lines = error_rate_lines(rows, 35)  # nearest simulated scale: 40 models
+    assert len(lines) == 1 and "40 models × 180 samples" in lines[0]  # a skipped claim has no test to rate
+    assert f"size {100 * size:.1f}%" in lines[0]
+    assert "200 models" in error_rate_lines(rows, 150)[0]

@@ -93,7 +93,7 @@ def test_equivalence_sentences_quote_a_90_ci_that_matches_the_verdict(key, offse
 
 
 def power_row(p_gof: float, rejected_by: str, bend: float, half: float) -> dict:
-    gof = {"deviance_p": p_gof if rejected_by == "deviance" else 0.5,
+    gof = {"pearson_p": p_gof if rejected_by == "Pearson X²" else 0.5,
            "curvature_p": p_gof if rejected_by == "curvature" else 0.5, "rejected_by": rejected_by}
     summary = {"tau": 0.1, "median": 1.5, "q1": 1.3, "q3": 1.7}
     flat = abs(bend) + 1.645 * half / 1.96 < 0.2
@@ -103,11 +103,11 @@ def power_row(p_gof: float, rejected_by: str, bend: float, half: float) -> dict:
 
 
 @pytest.mark.parametrize("p_gof,rejected_by,bend,half,expected", [
-    (0.3, "deviance", 0.02, 0.05, "supported"),
+    (0.3, "Pearson X²", 0.02, 0.05, "supported"),
     (0.3, "curvature", -0.1, 0.4, "inconclusive"),
     (0.001, "curvature", -0.5, 0.1, "contradicted"),
     (0.001, "curvature", 0.5, 0.1, "contradicted"),
-    (0.001, "deviance", 0.05, 0.1, "contradicted"),
+    (0.001, "Pearson X²", 0.05, 0.1, "contradicted"),
 ])
 def test_power_law_sentences_name_the_rejecting_test_and_the_bend(p_gof, rejected_by, bend, half, expected):
     r = power_row(p_gof, rejected_by, bend, half)
@@ -121,7 +121,7 @@ def test_power_law_sentences_name_the_rejecting_test_and_the_bend(p_gof, rejecte
     elif expected == "contradicted":
         assert text.startswith("Not a single power law")
         assert (f"the {rejected_by} test rejected" in text) and ("consistent with" not in text.lower())
-        other = "deviance" if rejected_by == "curvature" else "curvature"
+        other = "Pearson X²" if rejected_by == "curvature" else "curvature"
         assert f"the {other} test rejected" not in text
     else:
         assert "Not rejected" in text and "cannot be shown small" in text and "Consistent" not in text

@@ -252,8 +252,9 @@ def _model_tables(result: Analysis, u: pd.DataFrame, *, n_boot: int, seed: int) 
     """The tables over the models in the statistics `u`: findings, slope correlations, Pareto front,
     depth × width, depth pairs and the phase diagram."""
     power = result.tables["power_law"]
+    claims = (result.attrs.get("robustarch_config") or {}).get("claims")  # the recipe's question
     result.tables["findings"] = findings_table(u, power[power["in_statistics"].fillna(False).astype(bool)],
-                                               n_boot=n_boot, seed=seed)
+                                               claims=claims or None, n_boot=n_boot, seed=seed)
     # Is the slope a property of the architecture? Its correlations with size, shape and accuracy.
     result.tables["slope_correlations"] = (
         correlations(u, "power_law_slope", ("clean_accuracy", "log10_params", "depth", "width"), n_boot=n_boot,

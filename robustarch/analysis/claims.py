@@ -49,7 +49,7 @@ CLAIMS: dict[str, Claim] = {c.key: c for c in (
           f"TOST on the Fisher z of the rank partial correlation (Bonett–Wright SE), margin ±{SIZE_MARGIN}", 33,
           ("robust_accuracy", "clean_accuracy", "log10_params"), margin=SIZE_MARGIN, margin_reason=SIZE_REASON),
     Claim("power_law", "At small ε, adversarial error ∝ ε^k (one power law per model)", "form",
-          "parametric-bootstrap p of the summed deviance and curvature LR (the smaller p, calibrated); TOST on "
+          "parametric-bootstrap p of the summed Pearson X² and curvature LR (the smaller p, calibrated); TOST on "
           f"the pooled curvature, margin ±{CURVATURE_MARGIN} change of local slope across the window", 3,
           margin=CURVATURE_MARGIN, margin_reason=CURVATURE_REASON),
     Claim("universality", "One exponent k for all models", "heterogeneity",

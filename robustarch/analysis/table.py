@@ -15,6 +15,7 @@ import pandas as pd
 
 from ..errors import UserError
 from .analyzer import Analysis, analyze_tables
+from .claims import resolve
 from .powerlaw import MAX_ERROR
 from .record import TRIAL_COLUMNS
 from .stats import N_BOOT
@@ -171,7 +172,8 @@ def _notes(models: pd.DataFrame, samples) -> list[str]:
 
 
 def analyze_table(models, samples=None, *, name: str | None = None, eps: float | None = None,
-                  n_boot: int = N_BOOT, seed: int = 0, max_error: float = MAX_ERROR) -> Analysis:
+                  claims: list[str] | None = None, n_boot: int = N_BOOT, seed: int = 0,
+                  max_error: float = MAX_ERROR) -> Analysis:
     """The findings and every table of the report for results robustarch did not produce.
 
     `models` (DataFrame, .csv or .parquet; `#` lines in a CSV are comments), one row per model:
@@ -188,7 +190,8 @@ def analyze_table(models, samples=None, *, name: str | None = None, eps: float |
       `min_eps` (its minimal adversarial ε; empty or `inf`: never broken) and optional `margin`
       (top-1 minus runner-up logit).
     Claims and figures whose columns are missing are skipped; `Analysis.notes` says which and why.
-    `eps`: the headline ε (default: analysis.headline's rule)."""
+    `eps`: the headline ε (default: analysis.headline's rule). `claims`: the registry names to test
+    (analysis.claims; default every claim, those without their columns skipped)."""
     where = str(models) if not isinstance(models, pd.DataFrame) else "models table"
     m = read_table(models, "models table")
     trials, robustness, val, ids = models_tables(m, where)
@@ -198,7 +201,13 @@ def analyze_table(models, samples=None, *, name: str | None = None, eps: float |
                            str(samples) if not isinstance(samples, pd.DataFrame) else "samples table")
     label = name or (Path(models).stem if not isinstance(models, pd.DataFrame) else "table")
     a = analyze_tables(trials, robustness, s, name=label, val_robustness=val, eps=eps, n_boot=n_boot, seed=seed,
-                       max_error=max_error, source="table", notes=_notes(m, s), attrs={"objective_eps": None})
+                       max_error=max_error, source="table", notes=_notes(m, s),
+                       attrs={"objective_eps": None, "robustarch_config": {"claims": _claims(claims)}})
     if "findings" in a.tables:
         a.tables["findings"] = skip_missing(a.tables["findings"], _have(m, s))
     return a
+
+
+def _claims(names) -> list[str] | None:
+    """The claim names checked against the registry (a one-line UserError names the known ones)."""
+    return None if names is None else [c.key for c in resolve(list(names))]

@@ -137,14 +137,14 @@ def _power(r: dict) -> str:
     k = (f"random-effects mean of the models' maximum-likelihood slopes k = {f(r['value'])} {ci(r)}, "
          f"τ = {f(s['tau'])}, per-model median k {f(s['median'])} (IQR {f(s['q1'])}–{f(s['q3'])}), "
          f"n = {int(r['n'])} models")
-    test = (f"calibrated goodness of fit: deviance {p(gof['deviance_p'])}, curvature LR {p(gof['curvature_p'])}, "
+    test = (f"calibrated goodness of fit: Pearson X² {p(gof['pearson_p'])}, curvature LR {p(gof['curvature_p'])}, "
             f"combined {p(r['p_value'])}, Holm-adjusted over {r['family_m']} claims {p(r['p_holm'])}")
     if r["verdict"] == "supported":
         return (f"Consistent with a power law {where}: not rejected ({test}), and the bend is shown small: the "
                 f"{slope_course}, within ±{r['margin']:g} (TOST {p(r['p_flat'])}); {k}.")
     if r["verdict"] == "contradicted":
         which = ("the curvature test rejected" if gof["rejected_by"] == "curvature" else
-                 "the deviance test rejected (the binned counts depart from the fitted line)")
+                 "the Pearson X² test rejected (the binned counts depart from the fitted line)")
         return f"Not a single power law {where}: {which} ({test}); curvature: the {slope_course}; {k}, as a summary only."
     return (f"Not rejected as a power law {where} ({test}), but the bend cannot be shown small: the {slope_course}, "
             f"an interval not within ±{r['margin']:g} ({_decide(r)}); {k}.")
