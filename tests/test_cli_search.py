@@ -3,26 +3,14 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 
 import pytest
 from _tiny_study import robustarch, wait_for, write_tiny
 from optuna.trial import TrialState
 
-from robustarch import cli
 from robustarch.study.storage import open_storage
 from robustarch.study import create_or_resume
-
-
-def _cli(monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    """Run the command line in this process (no second torch import): exit status and stderr."""
-    monkeypatch.setattr(sys, "argv", ["robustarch", *args])
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    return code, capsys.readouterr().err
+from _cli import run_cli as _cli
 
 
 @pytest.mark.parametrize("command", ["search", "worker"])

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from _cli import run_cli as _cli
 from _tiny_study import robustarch, wait_for, worker_env, write_tiny
 from optuna.trial import TrialState
 
@@ -26,17 +27,6 @@ from robustarch.study.journal import is_record
 from robustarch.study.storage import recover_lost_trials
 
 NAME = "torn"
-
-
-def _cli(monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    """The command line in this process (no second torch import): exit status and stderr."""
-    monkeypatch.setattr(sys, "argv", ["robustarch", *args])
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    return code, capsys.readouterr().err
 
 
 def _new_study(folder: Path, journal: Path, name: str = NAME, epochs: int = 2, samples: int = 50) -> None:
