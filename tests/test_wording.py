@@ -150,3 +150,19 @@ def test_a_skipped_claim_says_why_and_carries_no_number():
     assert r["verdict"] == "inconclusive"
     assert finding_text(r) == ("Inconclusive — model size adds little once clean accuracy is known: params is "
                                "constant in the study.")
+
+
+@pytest.mark.parametrize("key", EQUIV)
+def test_an_inconclusive_equivalence_outside_its_margin_names_the_n_that_would_contradict_it(key):
+    """An estimate beyond the margin whose CI still straddles it: a larger n narrows the CI to wholly
+    outside the margin, so the sentence must name that n (not say that no n would decide)."""
+    m = CLAIMS[key].margin
+    center = 1.0 if key == "margin_explains_slope" else 0.0
+    v, half = center + 1.4 * m, 0.6 * m  # 90% CI [0.8 m, 2.0 m] from the center: across the margin
+    r = row(key, v, (v - 1.2 * half, v + 1.2 * half), 0.8, p_outside=0.3, ci90=(v - half, v + half), center=center)
+    r["p_holm"] = 0.8
+    r["verdict"] = verdict(r)
+    assert r["verdict"] == "inconclusive"
+    n = n_to_decide(r)
+    assert math.isfinite(n) and n > r["n"]
+    assert f"n ≈ {int(n)} would decide it" in finding_text({**r, "n_to_decide": n})

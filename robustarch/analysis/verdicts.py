@@ -79,7 +79,7 @@ def hodges_lehmann(d) -> tuple[float, tuple[float, float]]:
 def n_to_decide(row: dict) -> float:
     """Roughly the n at which this claim's test would decide, were the estimate and the spread per
     model what they are now (SE ∝ 1/√n, from the 95% CI): NaN when no n would (an equivalence
-    estimate outside its margin, a zero effect)."""
+    estimate exactly on its margin, a zero effect)."""
     est, (lo, hi), n = row["value"], (row["ci_low"], row["ci_high"]), row["n"]
     if row["kind"] == "form":  # what is undecided is the bend, not k
         est, (lo, hi) = row["curvature"], row["curvature_ci"]
@@ -87,8 +87,9 @@ def n_to_decide(row: dict) -> float:
         return math.nan
     se = (hi - lo) / (2 * Z95)
     if row["kind"] in ("equivalence", "form"):
-        room = row["margin"] - abs(est - row.get("center", 0.0))
-        need = room / Z90 if room > 0 else 0.0
+        # Inside the margin, a narrower CI would show equivalence; outside it, a narrower CI would
+        # lie wholly outside (contradicted). Only an estimate on the margin itself stays undecided.
+        need = abs(row["margin"] - abs(est - row.get("center", 0.0))) / Z90
     else:
         need = abs(est - row.get("center", 0.0)) / Z95
     return math.nan if need <= 0 else float(math.ceil(n * (se / need) ** 2))

@@ -93,9 +93,9 @@ def _relation(r: dict) -> str:
 EQUIVALENCES = {
     "size_adds_little": ("Once clean accuracy is known, model size adds little: the rank partial correlation of "
                          "robust accuracy with log10 parameters lies within ±{m:g}",
-                         "Model size adds to clean accuracy by more than the margin: the rank partial correlation "
-                         "of robust accuracy with log10 parameters lies beyond ±{m:g}",
-                         "whether model size adds to clean accuracy"),
+                         "Model size adds to robustness beyond clean accuracy by more than the margin: the rank "
+                         "partial correlation of robust accuracy with log10 parameters lies beyond ±{m:g}",
+                         "whether model size adds little to robustness once clean accuracy is known"),
     "margin_explains_slope": ("Each sample's minimal ε is about proportional to its logit margin: the pooled "
                               "within-model slope of log ε on log margin lies within 1 ± {m:g}",
                               "Minimal ε is not proportional to the logit margin: the pooled within-model slope of "
