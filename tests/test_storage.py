@@ -5,6 +5,7 @@ A real PostgreSQL server on loopback (see `_tiny_study.postgres_url`) and a real
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import optuna
 import pytest
@@ -169,3 +170,25 @@ def test_doctor_repairs_a_torn_journal_and_lists_its_studies(tmp_path, monkeypat
         from robustarch.study.doctor import doctor
 
         doctor(f"sqlite:///{tmp_path / 'missing.db'}")
+
+
+def test_ctrl_c_inside_the_journal_lock_waits_until_the_lock_is_free(tmp_path):
+    """Ctrl-C landing while a process holds the journal's lock (appending, or inside Optuna's lock
+    release) is delivered only once the lock is released: no torn record, no stale lock, and the
+    KeyboardInterrupt is not lost (in Optuna's release it became a FileNotFoundError that failed the
+    trial and swallowed the Ctrl-C)."""
+    import signal
+    import time
+
+    from robustarch.study.journal import locked
+
+    journal = tmp_path / "x.journal"
+    journal.write_bytes(b"")
+    reached_end = False
+    with pytest.raises(KeyboardInterrupt):
+        with locked(journal):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # an undeferred SIGINT raises here
+            reached_end = True
+    assert reached_end
+    assert not os.path.lexists(f"{journal}.lock")

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -114,14 +115,31 @@ def locked(path: Path, lock=None):
     process holds it, a record may be half written on purpose, so we wait (Optuna frees a lock left by
     a dead process after its grace period)."""
     lock = lock or JournalFileSymlinkLock(str(path))
-    try:
-        lock.acquire()
-    except OSError as exc:
-        raise UserError(f"journal {str(path)!r}: cannot take its lock {path}.lock ({exc.strerror or exc})") from None
+    with _ctrl_c_deferred():
+        try:
+            lock.acquire()
+        except OSError as exc:
+            raise UserError(f"journal {str(path)!r}: cannot take its lock {path}.lock ({exc.strerror or exc})") from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+
+@contextmanager
+def _ctrl_c_deferred():
+    """Hold Ctrl-C (SIGINT) back until the block ends. A KeyboardInterrupt inside Optuna's lock
+    release (between its rename and unlink) turns into a FileNotFoundError that fails the trial and
+    swallows the Ctrl-C, and one mid-append would tear a record; blocked, the signal is delivered as
+    soon as the lock is free and the record whole. POSIX only (elsewhere the block runs as is)."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
-        lock.release()
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def prepare_journal(path: Path) -> str | None:
