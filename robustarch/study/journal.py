@@ -10,6 +10,7 @@ import logging
 import os
 import shutil
 import signal
+import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -130,16 +131,21 @@ def locked(path: Path, lock=None):
 def _ctrl_c_deferred():
     """Hold Ctrl-C (SIGINT) back until the block ends. A KeyboardInterrupt inside Optuna's lock
     release (between its rename and unlink) turns into a FileNotFoundError that fails the trial and
-    swallows the Ctrl-C, and one mid-append would tear a record; blocked, the signal is delivered as
-    soon as the lock is free and the record whole. POSIX only (elsewhere the block runs as is)."""
-    if not hasattr(signal, "pthread_sigmask"):
+    swallows the Ctrl-C, and one mid-append would tear a record. The handler only notes the signal
+    and it is raised again once the lock is free and the record whole. A handler, not a signal mask:
+    the mask is per thread, and the signal may land in any thread (torch's among them), while
+    Python runs its handlers in the main thread, the only one that can set them (elsewhere: as is)."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            os.kill(os.getpid(), signal.SIGINT)  # delivered now, to the handler that was there before
 
 
 def prepare_journal(path: Path) -> str | None:
