@@ -6,12 +6,19 @@ import sys
 from robustarch import cli
 
 
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    """`robustarch ARGS` in this process: its exit status and what it wrote to stderr."""
-    monkeypatch.setattr(sys, "argv", ["robustarch", *args])
+def run_cli_output(argv: list[str], monkeypatch, capsys) -> tuple[int, str, str]:
+    """`robustarch ARGV` in this process: its exit status, stdout and stderr."""
+    monkeypatch.setattr(sys, "argv", ["robustarch", *argv])
     try:
         cli.main()
         code = 0
     except SystemExit as exc:
         code = exc.code
-    return code, capsys.readouterr().err
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str]:
+    """`robustarch ARGS` in this process: its exit status and what it wrote to stderr."""
+    code, _, err = run_cli_output(list(args), monkeypatch, capsys)
+    return code, err

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import optuna
 import pandas as pd
 import pytest
+from _cli import run_cli_output as _run
 
 import robustarch
 from _studies import make_study
-from robustarch import cli
 from robustarch.analysis import analyze, robustness_table, samples_table
 from robustarch.errors import UserError
 from robustarch.report import build_report
@@ -120,15 +119,6 @@ def test_bad_tables_are_one_line_errors(change, message):
     with pytest.raises(UserError) as exc:
         robustarch.analyze_table(change(models), n_boot=10)
     assert message in str(exc.value) and "\n" not in str(exc.value)
-
-
-def _run(argv, monkeypatch, capsys):
-    monkeypatch.setattr(sys, "argv", ["robustarch", *argv])
-    with pytest.raises(SystemExit) as exc:
-        cli.main()
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 def test_analyze_command_writes_page_and_tables(tmp_path, monkeypatch, capsys):

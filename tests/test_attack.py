@@ -13,6 +13,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from _models import ExpectsNormalized
 import torch
 from torch import nn
 
@@ -336,17 +337,6 @@ def test_timm_resnet(digits):
     assert result.robust_accuracy(5.0) == 0.0 and result.robust_accuracy(0.2) <= result.robust_accuracy(0.05)
     assert result.sanity["gradients_finite_nonzero"]["ok"]
     assert model.training  # restored after the attacks ran in eval mode
-
-
-class ExpectsNormalized(nn.Module):
-    """A model trained on (x - mean) / std: undoes the normalization, then the digits CNN."""
-
-    def __init__(self, model, mean, std):
-        super().__init__()
-        self.model, self.mean, self.std = model, mean, std
-
-    def forward(self, z):
-        return self.model(z * self.std + self.mean)
 
 
 def test_mean_std_preprocessing_measures_eps_in_input_space(digits, digits_model):

@@ -8,6 +8,7 @@ import dataclasses
 import warnings
 
 import pytest
+from _models import ExpectsNormalized
 import torch
 import yaml
 from hypothesis import HealthCheck, event, given, settings
@@ -44,17 +45,6 @@ class Grey(nn.Module):
 
     def forward(self, x):
         return self.model(x.mean(1, keepdim=True))
-
-
-class ExpectsNormalized(nn.Module):
-    """The digits CNN behind a normalization layer: it expects (x - mean) / std."""
-
-    def __init__(self, model, mean, std):
-        super().__init__()
-        self.model, self.mean, self.std = model, mean, std
-
-    def forward(self, z):
-        return self.model(z * self.std + self.mean)
 
 
 # -- AttackSuite's arguments and inputs -----------------------------------------------------------------

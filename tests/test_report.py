@@ -5,17 +5,16 @@ from __future__ import annotations
 import copy
 import json
 import re
-import sys
 
 import numpy as np
 import optuna
 import pandas as pd
 import pytest
+from _cli import run_cli_output as _run
 from markupsafe import escape
 from optuna.trial import create_trial
 
 from _studies import make_study
-from robustarch import cli
 from robustarch.analysis import analyze, analyze_pair, compare_tables
 from robustarch.errors import UserError
 from robustarch.report import analysis_tables, build_report, write_comparison, write_report
@@ -214,15 +213,6 @@ def _journal_study(tmp_path, name="s1"):
     storage = optuna.storages.JournalStorage(JournalFileBackend(url))
     make_study(12, name=name, storage=storage, seed=4)
     return url
-
-
-def _run(argv, monkeypatch, capsys):
-    monkeypatch.setattr(sys, "argv", ["robustarch", *argv])
-    with pytest.raises(SystemExit) as exc:
-        cli.main()
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 def test_report_command_writes_page_exports_and_comparison(tmp_path, monkeypatch, capsys):
