@@ -1,6 +1,7 @@
 """The `robustarch` command line: parse, call the library, print. Bad input exits 2 with one line."""
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Optional
@@ -372,6 +373,13 @@ def main() -> None:
         sys.stderr.write(f"robustarch: error: {' '.join(str(exc).split())}\n")
         sys.exit(2)
     except KeyboardInterrupt:
+        # A second Ctrl-C while we exit would end in a traceback: we are already stopping.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # CPython quirk (3.11, 3.12): when a KeyboardInterrupt leaves code run by a string exec/eval
+        # (`PyRun_String`; the training loop's libraries use some), the interpreter notes it as
+        # unhandled even though we catch it, and under `python -m` then kills itself with SIGINT at
+        # exit (status -2, not 130). The note is cleared at the start of every string exec.
+        exec("None")
         sys.stderr.write("robustarch: interrupted; the study storage is intact\n")
         sys.exit(130)
     except Exception as exc:  # click's own usage errors arrive here in non-standalone mode
@@ -386,6 +394,7 @@ def main() -> None:
         if "Exit" in names:
             sys.exit(exc.exit_code)
         if "Abort" in names:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # as for KeyboardInterrupt above
             sys.exit(130)
         if (hidden := wrapped_error(exc)) is not None:  # Optuna raised while handling ours (a full disk)
             sys.stderr.write(f"robustarch: error: {' '.join(str(hidden).split())}\n")

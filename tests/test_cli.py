@@ -147,3 +147,17 @@ def test_a_command_that_fails_before_its_first_trial_leaves_no_study(tmp_path):
     assert_user_error(proc, "cifar10", "--data-dir")
     journal = tmp_path / "robustarch.journal"
     assert not journal.exists() or optuna.get_all_study_names(open_storage(str(journal))) == []
+
+
+def test_ctrl_c_inside_a_string_exec_still_exits_130_under_python_m(tmp_path):
+    """CPython marks a KeyboardInterrupt that left a string `exec` as unhandled even when caught, and
+    `python -m` then dies by SIGINT at exit (status -2): `main` must clear that mark (seen in CI)."""
+    (tmp_path / "interrupted_cli.py").write_text(
+        "import sys\nfrom robustarch import cli\n\n"
+        "def app(standalone_mode):\n    exec('raise KeyboardInterrupt')\n\n"
+        "cli.app = app\nsys.argv = ['robustarch']\ncli.main()\n")
+    env = {**ENV, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), ENV.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-m", "interrupted_cli"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 130, (proc.returncode, proc.stderr)
+    assert proc.stderr == "robustarch: interrupted; the study storage is intact\n"
