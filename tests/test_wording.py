@@ -128,21 +128,25 @@ def test_power_law_sentences_name_the_rejecting_test_and_the_bend(p_gof, rejecte
     assert "random-effects mean of the models' maximum-likelihood slopes" in text
 
 
-@pytest.mark.parametrize("p_q,tau_upper,expected", [(0.5, 0.05, "supported"), (0.001, 0.5, "contradicted"),
-                                                    (0.5, 0.3, "inconclusive")])
-def test_universality_sentences(p_q, tau_upper, expected):
-    s = {"tau": tau_upper / 3, "tau_upper": tau_upper, "i2": 0.2, "cochran_q": 30.0, "q_df": 39, "pi_low": 1.2,
-         "pi_high": 1.8}
-    r = row("universality", tau_upper / 3, (0.0, tau_upper), p_q, tau_upper=tau_upper, summary=s)
+@pytest.mark.parametrize("p_q,p_below,expected", [(0.5, 0.02, "supported"), (0.001, 0.02, "contradicted"),
+                                                   (0.5, 0.3, "inconclusive")])
+def test_universality_sentences(p_q, p_below, expected):
+    s = {"tau": 0.03, "tau_upper": 0.12, "i2": 0.2, "cochran_q": 30.0, "q_df": 39, "pi_low": 1.2, "pi_high": 1.8}
+    r = row("universality", 0.03, (0.0, 0.12), p_q, tau_upper=0.12, p_below=p_below, summary=s)
     assert r["verdict"] == expected
     text = finding_text(r)
-    ub = _num(re.search(r"upper bound " + NUM, text).group(1))
+    found = re.search(r"test of τ ≥ 0.1: p = " + NUM, text)
+    if expected == "contradicted":  # the homogeneity test decided: no claim about τ's size
+        assert found is None
+    else:
+        quoted = _num(found.group(1))
+        assert quoted == pytest.approx(p_below)
     if expected == "supported":
-        assert ub < 0.1 and text.startswith("One k fits all models")
+        assert quoted <= 0.05 and text.startswith("One k fits all models")
     elif expected == "contradicted":
         assert text.startswith("Contradicted: the models differ in k")
     else:
-        assert ub >= 0.1 and "cannot be told" in text
+        assert quoted > 0.05 and "cannot be told" in text and "not shown below 0.1" in text
 
 
 def test_a_skipped_claim_says_why_and_carries_no_number():

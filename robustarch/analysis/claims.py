@@ -46,19 +46,21 @@ CLAIMS: dict[str, Claim] = {c.key: c for c in (
           "clean accuracy", "relation", "Spearman rank correlation (two-sided)", 8,
           ("robust_accuracy", "clean_accuracy"), direction=1),
     Claim("size_adds_little", "Model size adds little once clean accuracy is known", "equivalence",
-          f"TOST on the Fisher z of the rank partial correlation (Bonett–Wright SE), margin ±{SIZE_MARGIN}", 33,
+          f"exact equivalence test on the Fisher z of the rank partial correlation (Bonett–Wright SE), "
+          f"margin ±{SIZE_MARGIN}", 33,
           ("robust_accuracy", "clean_accuracy", "log10_params"), margin=SIZE_MARGIN, margin_reason=SIZE_REASON),
     Claim("power_law", "At small ε, adversarial error ∝ ε^k (one power law per model)", "form",
           "parametric-bootstrap p of the summed Pearson X² and curvature LR (the smaller p, calibrated); TOST on "
           f"the pooled curvature, margin ±{CURVATURE_MARGIN} change of local slope across the window", 3,
           margin=CURVATURE_MARGIN, margin_reason=CURVATURE_REASON),
     Claim("universality", "One exponent k for all models", "heterogeneity",
-          f"Cochran's Q test of homogeneity (parametric-bootstrap p); Q-profile upper bound on τ, margin τ < "
+          f"Cochran's Q test of homogeneity (parametric-bootstrap p); parametric-bootstrap test of τ ≥ margin, τ < "
           f"{TAU_MARGIN}", 3,
           margin=TAU_MARGIN, margin_reason=TAU_REASON),
     Claim("margin_explains_slope", "Each sample's minimal ε is proportional to its logit margin (the linear-margin "
           "explanation of the power law)", "equivalence",
-          f"TOST on the random-effects pooled within-model slope of log ε on log margin, 1 ± {LINK_MARGIN}", 5,
+          f"exact equivalence test on the random-effects pooled within-model slope of log ε on log margin, "
+          f"1 ± {LINK_MARGIN}", 5,
           margin=LINK_MARGIN, margin_reason=LINK_REASON),
     Claim("slope_matches_margin_tail", "The power-law slope matches the exponent of the small-margin tail",
           "equivalence", f"TOST on the random-effects pooled (slope − tail exponent), margin ±{SHAPE_MARGIN}", 5,

@@ -17,9 +17,9 @@ from .claims import DEPTH_CALIPER, PARAM_RATIO, Claim, resolve
 from .phaseclaims import PHASE_TESTS
 from .pooling import pool, slope_summary
 from .powerlaw import DECADES, N_GOF, counts_of
-from .gof import calibrated_gof, calibrated_homogeneity
+from .gof import calibrated_gof, calibrated_homogeneity, calibrated_shape
 from .stats import N_BOOT, correlate, partial_correlation
-from .verdicts import ALPHA, fisher_se, hodges_lehmann, holm, n_to_decide, tost_normal, verdict
+from .verdicts import ALPHA, Z90, Z95, fisher_se, hodges_lehmann, holm, n_to_decide, tost_normal, verdict
 from .wording import finding_text
 
 BIASED_SAMPLERS = ("tpe", "gp", "nsgaii")
@@ -89,9 +89,9 @@ def _universality(c: Claim, power: pd.DataFrame, n_gof: int, seed: int) -> dict:
     if s["n_models"] < c.min_n or not math.isfinite(s["q_p_value"]):
         return _skip(c, "τ (between-model SD of k)", s["n_models"], f"{s['n_models']} model(s) with a finite slope")
     x = np.log(np.geomspace(10 ** -DECADES, 1, int(ok["n_points"].iloc[0])))
-    h = calibrated_homogeneity(counts_of(ok), x, n_sim=n_gof, seed=seed)
+    h = calibrated_homogeneity(counts_of(ok), x, n_sim=n_gof, seed=seed, tau_margin=c.margin)
     return _row(c, "τ (between-model SD of k)", s["n_models"], s["tau"], (0.0, s["tau_upper"]), h["p_value"],
-                tau_upper=s["tau_upper"], summary={**s, "q_p_value": h["p_value"]})
+                tau_upper=s["tau_upper"], p_below=h["p_below"], summary={**s, "q_p_value": h["p_value"]})
 
 
 def _pooled_equivalence(c: Claim, est: pd.Series, var: pd.Series, center: float, statistic: str, what: str) -> dict:
@@ -109,10 +109,18 @@ def _margin_link(c: Claim, power: pd.DataFrame) -> dict:
                                "pooled slope of log ε on log margin", "≥ 10 broken samples with a positive margin")
 
 
-def _margin_shape(c: Claim, power: pd.DataFrame) -> dict:
-    ok = power[power["status"] == "ok"]
-    return _pooled_equivalence(c, ok["slope"] - ok["margin_tail_slope"], ok["slope_se"] ** 2 + ok["margin_tail_se"] ** 2,
-                               0.0, "pooled (slope − tail exponent)", "a slope and a margin-tail exponent")
+def _margin_shape(c: Claim, power: pd.DataFrame, n_gof: int, seed: int) -> dict:
+    ok = power[(power["status"] == "ok") & (power["margin_tail_counts"].fillna("") != "")]
+    ok = ok[np.isfinite(ok["slope"]) & np.isfinite(ok["margin_tail_slope"])]
+    statistic = "pooled (slope − tail exponent)"
+    if len(ok) < c.min_n:
+        return _skip(c, statistic, len(ok), f"{len(ok)} model(s) with a slope and a margin-tail exponent "
+                                            f"(needs ≥ {c.min_n})")
+    x = np.log(np.geomspace(10 ** -DECADES, 1, int(ok["n_points"].iloc[0])))
+    r = calibrated_shape(counts_of(ok), counts_of(ok, "margin_tail_counts"), x, c.margin, n_sim=n_gof, seed=seed)
+    ci = (r["mean"] - Z95 * r["se"], r["mean"] + Z95 * r["se"])
+    return _row(c, statistic, len(ok), r["mean"], ci, r["p_equiv"], p_outside=r["p_outside"],
+                ci90=(r["mean"] - Z90 * r["se"], r["mean"] + Z90 * r["se"]), tau=r["tau"])
 
 
 def depth_pairs(u: pd.DataFrame, ratio: float = PARAM_RATIO, caliper: float = DEPTH_CALIPER) -> pd.DataFrame:
@@ -173,7 +181,7 @@ def _claim_row(c: Claim, u, power, *, n_boot, seed, n_gof) -> dict:
     return {"size_adds_little": lambda: _size(c, u, n_boot, seed),
             "power_law": lambda: _power_law(c, power, n_gof, seed),
             "universality": lambda: _universality(c, power, n_gof, seed), "margin_explains_slope": lambda: _margin_link(c, power),
-            "slope_matches_margin_tail": lambda: _margin_shape(c, power),
+            "slope_matches_margin_tail": lambda: _margin_shape(c, power, n_gof, seed),
             "deeper_more_robust": lambda: _depth(c, depth_pairs(u))}[c.key]()
 
 

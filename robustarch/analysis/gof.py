@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .pooling import pool
 from .powerlaw import MAX_SLOPE, N_GOF, _mle, _probs, _se, fit_batch
 
 
@@ -60,24 +61,102 @@ def _fe_q(slope: np.ndarray, se: np.ndarray, use: np.ndarray) -> np.ndarray:
 
 
 def calibrated_homogeneity(counts: np.ndarray, x: np.ndarray, *, n_sim: int = N_GOF, seed: int = 0,
-                           min_broken: int = 10) -> dict:
+                           min_broken: int = 10, tau_margin: float | None = None) -> dict:
     """Cochran's Q that every model (row of `counts`) shares one slope, with a parametric-bootstrap
     p-value: studies drawn from power laws with the common (fixed-effect) slope, each model keeping
     its fitted error at ε_high, refitted with the same Fisher SEs (the χ² reference is off when
-    models have a few dozen breaks each)."""
+    models have a few dozen breaks each). With `tau_margin`, also `p_below`: the p that the models'
+    true slopes spread by less than that SD, from studies whose slopes are drawn around the common
+    one with SD `tau_margin` (a small Q is the evidence; the Q-profile bound on τ assumes exact
+    Fisher SEs and said "supported" in 8% of simulated studies at τ = the margin with 20 models,
+    under 1% with 200)."""
     c = np.atleast_2d(np.asarray(counts, float))
     fit = fit_batch(c, x)
     use = np.isfinite(fit["slope"]) & (fit["slope_se"] > 0)
     q = float(_fe_q(fit["slope"], fit["slope_se"], use))
     w = np.where(use, 1 / np.where(use, fit["slope_se"], 1.0) ** 2, 0.0)
     common = float((w * np.where(use, fit["slope"], 0.0)).sum() / w.sum())
-    theta = np.column_stack([fit["theta"][:, 0], np.full(len(c), common)])  # a = log error at ε_high
+    rng = np.random.default_rng(seed)
+
+    def q_at(tau: float) -> np.ndarray:
+        m, n = len(c), c.sum(1).astype(np.int64)
+        slopes = np.clip(common + tau * rng.standard_normal((n_sim, m)), 1e-3, None).ravel()
+        theta = np.column_stack([np.tile(fit["theta"][:, 0], n_sim), slopes])  # a = log error at ε_high
+        d = _draw(theta, np.tile(n, n_sim), x, rng)
+        sim = _slopes(d, x, theta)
+        ok = (np.isfinite(sim[0]) & (sim[1] > 0) & (d[:, :-1].sum(1) >= min_broken)).reshape(n_sim, m) & use
+        return _fe_q(sim[0].reshape(n_sim, m), sim[1].reshape(n_sim, m), ok)
+
+    out = {"q": q, "q_df": int(use.sum()) - 1, "p_value": _sum_p(q, q_at(0.0)), "common_slope": common,
+           "n_sim": n_sim}
+    if tau_margin is not None:
+        out["p_below"] = float((1 + (q_at(tau_margin) <= q).sum()) / (n_sim + 1))
+    return out
+
+
+def _draw(theta: np.ndarray, n: np.ndarray, x: np.ndarray, rng, survivors: np.ndarray | None = None) -> np.ndarray:
+    """One multinomial draw of bin counts per row of `theta` (power laws (a, k)), `n` samples each;
+    with `survivors`, the last bin keeps that count and the others share the rest (a window whose top
+    is a quantile of the row's own data, as the margin tail's is, holds a fixed count)."""
     pi = np.clip(_probs(theta, np.column_stack([np.ones_like(x), x]))[0], 0, None)
-    pi /= pi.sum(1, keepdims=True)
-    m, n = len(c), c.sum(1).astype(np.int64)
-    draws = np.random.default_rng(seed).multinomial(n[None, :], pi[None, :, :], size=(n_sim, m))
-    d = draws.reshape(n_sim * m, -1).astype(float)
-    sim = _slopes(d, x, np.tile(theta, (n_sim, 1)))
-    ok = (np.isfinite(sim[0]) & (sim[1] > 0) & (d[:, :-1].sum(1) >= min_broken)).reshape(n_sim, m) & use
-    q_b = _fe_q(sim[0].reshape(n_sim, m), sim[1].reshape(n_sim, m), ok)
-    return {"q": q, "q_df": int(use.sum()) - 1, "p_value": _sum_p(q, q_b), "common_slope": common, "n_sim": n_sim}
+    if survivors is None:
+        return rng.multinomial(n, pi / pi.sum(1, keepdims=True)).astype(float)
+    inner = pi[:, :-1] / np.clip(pi[:, :-1].sum(1, keepdims=True), 1e-300, None)
+    return np.column_stack([rng.multinomial(n - survivors, inner), survivors]).astype(float)
+
+
+def _dl_means(y: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """DerSimonian–Laird pooled means of each row (replicate) and their SEs, skipping non-finite
+    entries: the estimator of `pooling.pool`, vectorized over the bootstrap's replicates."""
+    ok = np.isfinite(y) & np.isfinite(v) & (v > 0)
+    w = np.where(ok, 1 / np.where(ok, v, 1.0), 0.0)
+    yy = np.where(ok, y, 0.0)
+    sw = w.sum(1)
+    mu = (w * yy).sum(1) / sw
+    q = (w * (yy - mu[:, None]) ** 2).sum(1)
+    tau2 = np.maximum(0.0, (q - (ok.sum(1) - 1)) / (sw - (w ** 2).sum(1) / sw))
+    ws = np.where(ok, 1 / (np.where(ok, v, 1.0) + tau2[:, None]), 0.0)
+    return (ws * yy).sum(1) / ws.sum(1), 1 / np.sqrt(ws.sum(1))
+
+
+def calibrated_shape(counts: np.ndarray, tail_counts: np.ndarray, x: np.ndarray, margin: float, *,
+                     n_sim: int = N_GOF, seed: int = 0) -> dict:
+    """Equivalence of each model's power-law slope and its margin-tail exponent: the random-effects
+    pooled difference d̄ (slope − tail exponent), with p-values from a parametric bootstrap at the
+    margins. Both exponents are maximum-likelihood fits on a few dozen binned samples, biased and with
+    Fisher SEs that overstate their spread, so a normal-theory TOST on d̄ said "supported" in under
+    2% of simulated studies whose truth sat on the margin. Here studies are simulated with every
+    model's two exponents `±margin` apart around their fitted mean (the tail keeping its fixed count
+    above the window), refitted and pooled the same way; each one-sided p is the share of simulated
+    studentized d̄ at least as far inside as the observed one."""
+    c, t = (np.atleast_2d(np.asarray(v, float)) for v in (counts, tail_counts))
+    fs, ft = fit_batch(c, x, curvature=False), fit_batch(t, x, curvature=False)
+
+    with np.errstate(invalid="ignore"):  # an unbounded slope (∞ − ∞) is dropped by the pool
+        r = pool(fs["slope"] - ft["slope"], fs["slope_se"] ** 2 + ft["slope_se"] ** 2)
+    obs, se, tau = r["mean"], r["se"], r["tau"]
+    out = {"mean": obs, "se": se, "tau": tau, "p_equiv": np.nan, "p_outside": np.nan, "n_sim": n_sim}
+    if not (np.isfinite(obs) and se > 0):
+        return out
+    rng = np.random.default_rng(seed)
+    centre = (fs["slope"] + ft["slope"]) / 2
+    n_c, n_t = c.sum(1).astype(np.int64), t.sum(1).astype(np.int64)
+    z = {}
+    for delta in (-margin, margin):
+        # every model exactly on the margin: the studentized statistic (with its random-effects SE)
+        # then carries real between-model spread in the observed study, as a pivot would
+        ks, kt = np.clip(centre + delta / 2, 1e-3, None), np.clip(centre - delta / 2, 1e-3, None)
+        sc = _draw(np.tile(np.column_stack([fs["theta"][:, 0], ks]), (n_sim, 1)), np.tile(n_c, n_sim), x, rng)
+        st = _draw(np.tile(np.column_stack([ft["theta"][:, 0], kt]), (n_sim, 1)), np.tile(n_t, n_sim), x, rng,
+                   survivors=np.tile(t[:, -1].astype(np.int64), n_sim))
+        a, b = fit_batch(sc, x, curvature=False), fit_batch(st, x, curvature=False)
+        with np.errstate(invalid="ignore"):
+            mean, s_e = _dl_means((a["slope"] - b["slope"]).reshape(n_sim, -1),
+                                  (a["slope_se"] ** 2 + b["slope_se"] ** 2).reshape(n_sim, -1))
+        z[delta] = ((mean - delta) / s_e, (obs - delta) / se)
+    (lo_b, lo_o), (hi_b, hi_o) = z[-margin], z[margin]
+    p_low = (1 + np.sum(lo_b >= lo_o)) / (n_sim + 1)  # H0: difference ≤ −margin
+    p_high = (1 + np.sum(hi_b <= hi_o)) / (n_sim + 1)  # H0: difference ≥ +margin
+    p_out = (1 + np.sum(hi_b >= hi_o)) / (n_sim + 1) if obs >= 0 else (1 + np.sum(lo_b <= lo_o)) / (n_sim + 1)
+    out.update(p_equiv=float(max(p_low, p_high)), p_outside=float(p_out))
+    return out

@@ -3,12 +3,13 @@ inconclusive — with the error rates `benchmarks/calibration.py` measures, and 
 
 - relation (a claimed sign): supported when the Holm-adjusted two-sided p < α with the claimed sign,
   contradicted when it is significant with the other sign, else inconclusive.
-- equivalence (a negligible effect, a match): TOST. Supported when the Holm-adjusted TOST p < α (the
-  90% CI inside ±margin), contradicted when the 90% CI lies wholly outside ±margin, else inconclusive.
+- equivalence (a negligible effect, a match): the exact equivalence test for a normal estimate
+  (`tost_normal`; TOST where the margin is wide). Supported when its Holm-adjusted p ≤ α,
+  contradicted when the 90% CI lies wholly outside ±margin, else inconclusive.
 - form (a functional form): contradicted when its calibrated goodness-of-fit p (Holm-adjusted) < α;
   supported only when it is not rejected and its departure (the curvature) is shown small by TOST.
 - heterogeneity (one value for all models): contradicted when the homogeneity test (Holm-adjusted)
-  rejects; supported when the one-sided 95% upper bound on τ lies below the margin.
+  rejects; supported when a calibrated test shows τ below the margin (`p_below` ≤ α).
 """
 from __future__ import annotations
 
@@ -38,17 +39,23 @@ def holm(p_values) -> np.ndarray:
 
 
 def tost_normal(estimate: float, se: float, low: float, high: float) -> dict:
-    """TOST of `low < θ < high` for an asymptotically normal estimate with standard error `se`:
-    the larger of the two one-sided p-values, the 90% CI, and the one-sided p that θ lies beyond the
-    margin on the estimate's side (for "contradicted"). Hand-written: statsmodels' TOST functions
-    (`ttost_paired`, `ttost_ind`) take raw samples, not an estimate with its SE (a Fisher z)."""
+    """Equivalence test of `low < θ < high` for an asymptotically normal estimate with standard error
+    `se`. `p_tost` is the p-value of the exact (uniformly most powerful invariant) test for a normal
+    mean (Wellek 2010, §4.4; "EQNORM"): the chance, were θ on the nearer margin, of an estimate at
+    most this far from the centre, P(|Z| ≤ |d|) with Z ~ N(half-width, se). Where the margin is
+    wide against the SE it equals TOST's larger one-sided p; where it is narrow (a few dozen models)
+    TOST is conservative — its simulated size was 3.3% at 40 models for the size claim — and this
+    test keeps 5%. Also the 90% CI (TOST's interval, for display) and the one-sided p that θ lies
+    beyond the margin on the estimate's side (for "contradicted"). Hand-written: statsmodels'
+    equivalence tests take raw samples and are TOST only."""
     if not (math.isfinite(estimate) and math.isfinite(se) and se > 0):
         return {"p_tost": math.nan, "ci90": (math.nan, math.nan), "p_outside": math.nan}
-    p_low = stats.norm.sf((estimate - low) / se)  # H0: θ ≤ low
-    p_high = stats.norm.cdf((estimate - high) / se)  # H0: θ ≥ high
-    beyond = high if estimate >= (low + high) / 2 else low
+    centre, half = (low + high) / 2, (high - low) / 2
+    d = abs(estimate - centre)
+    p_equiv = stats.norm.cdf((d - half) / se) - stats.norm.cdf((-d - half) / se)
+    beyond = high if estimate >= centre else low
     p_out = stats.norm.sf((estimate - beyond) / se) if beyond == high else stats.norm.cdf((estimate - beyond) / se)
-    return {"p_tost": float(max(p_low, p_high)), "ci90": (estimate - Z90 * se, estimate + Z90 * se),
+    return {"p_tost": float(p_equiv), "ci90": (estimate - Z90 * se, estimate + Z90 * se),
             "p_outside": float(p_out)}
 
 
@@ -116,5 +123,5 @@ def verdict(row: dict) -> str:
     if kind == "heterogeneity":
         if p <= ALPHA:
             return "contradicted"
-        return "supported" if row["tau_upper"] < row["margin"] else "inconclusive"
+        return "supported" if row["p_below"] <= ALPHA else "inconclusive"
     raise ValueError(f"unknown claim kind {kind!r}")

@@ -156,12 +156,13 @@ def _universality(r: dict) -> str:
                f"Q = {f(s['cochran_q'], 1)} on {int(s['q_df'])} df, parametric-bootstrap {p(r['p_value'])}, Holm-adjusted over "
                f"{r['family_m']} claims {p(r['p_holm'])}; 95% prediction interval for a new model's k "
                f"[{f(s['pi_low'])}, {f(s['pi_high'])}]; n = {int(r['n'])} models")
+    below = f"parametric-bootstrap test of τ ≥ {r['margin']:g}: {p(r['p_below'])}"
     if r["verdict"] == "supported":
-        return f"One k fits all models: the between-model SD τ is below {r['margin']:g} ({numbers})."
+        return f"One k fits all models: the between-model SD τ is below {r['margin']:g} ({below}; {numbers})."
     if r["verdict"] == "contradicted":
         return f"Contradicted: the models differ in k beyond their fitting noise ({numbers})."
-    return (f"Whether one k fits all models cannot be told: homogeneity is not rejected, but τ's upper bound is not "
-            f"below {r['margin']:g} ({numbers}).")
+    return (f"Whether one k fits all models cannot be told: homogeneity is not rejected, but τ is not shown below "
+            f"{r['margin']:g} ({below}; {numbers}).")
 
 
 def finding_text(r: dict) -> str:

@@ -209,11 +209,23 @@ class APGD(_APGDBase):
         return apgd(target.net, x, y, eps, params, target.bounds, start)[0]
 
 
+def warm_target_first(targets: torch.Tensor, warm_class: torch.Tensor) -> torch.Tensor:
+    """Each row of `targets` (class indices, most likely first) with `warm_class` moved to the front,
+    the others keeping their order; a row without that class is left as it is.
+
+    Why: in the descending schedule the first target starts from the adversarial found one level up,
+    which already lies across the boundary into `warm_class`; aiming that run at the clean runner-up
+    instead (often another class) throws most of the head start away."""
+    order = (targets != warm_class[:, None]).int().argsort(dim=1, stable=True)  # a stable sort: 0 first
+    return targets.gather(1, order)
+
+
 @register_native(LinfAPGDT="linf", L2APGDT="l2")
 class APGDT(_APGDBase):
     """APGD-T: APGD on the targeted DLR loss, once per target class, the runner-up classes of the clean
-    logits in order (AutoAttack: 9). Each target runs on the samples that have no verified adversarial
-    yet: a point the attack's own pass calls misclassified but `verify` rejects does not end them."""
+    logits in order (AutoAttack: 9); given a start (`init`), the class it is classified as comes first.
+    Each target runs on the samples that have no verified adversarial yet: a point the attack's own
+    pass calls misclassified but `verify` rejects does not end them."""
 
     SETTINGS = ("steps", "rho", "n_target_classes")
     loss = "margin"  # targeted DLR
@@ -228,16 +240,18 @@ class APGDT(_APGDBase):
         n_targets = settings.pop("n_target_classes", 9)
         params = APGDParams(self.threat_model, loss="dlr-targeted", **settings)
         with torch.no_grad():
-            ranked = target.net(x).argsort(dim=1, descending=True)
+            # rank 0 is the predicted class; ranks 1..C−1 are the possible targets
+            targets = target.net(x).argsort(dim=1, descending=True)[:, 1:]
+            if init is not None:
+                targets = warm_target_first(targets, target.net(init).argmax(1))
         out = x.clone()
         todo = torch.arange(len(x), device=x.device)
-        # rank 0 is the predicted class; ranks 1..C−1 are the possible targets
-        for k in range(1, min(n_targets, ranked.shape[1] - 1) + 1):
-            first = init[todo] if (k == 1 and init is not None) else None
+        for k in range(min(n_targets, targets.shape[1])):
+            first = init[todo] if (k == 0 and init is not None) else None
             xs, ys = x[todo], y[todo]
             start = _start(xs, eps, self.threat_model, target.bounds, target.generator, first)
-            adv, found = apgd(target.net, xs, ys, eps, params, target.bounds, start, ranked[todo, k])
-            out[todo] = torch.where(found.reshape(-1, *[1] * (x.ndim - 1)), adv, out[todo]) if k > 1 else adv
+            adv, found = apgd(target.net, xs, ys, eps, params, target.bounds, start, targets[todo, k])
+            out[todo] = torch.where(found.reshape(-1, *[1] * (x.ndim - 1)), adv, out[todo]) if k else adv
             todo = todo[~found]
             if len(todo) == 0:
                 break
