@@ -50,7 +50,7 @@ CLAIMS: dict[str, Claim] = {c.key: c for c in (
           f"margin ±{SIZE_MARGIN}", 33,
           ("robust_accuracy", "clean_accuracy", "log10_params"), margin=SIZE_MARGIN, margin_reason=SIZE_REASON),
     Claim("power_law", "At small ε, adversarial error ∝ ε^k (one power law per model)", "form",
-          "parametric-bootstrap p of the summed Pearson X² and curvature LR (the smaller p, calibrated); TOST on "
+          "parametric-bootstrap p of the summed Pearson X² and curvature LR (the smaller p, calibrated); equivalence test on "
           f"the pooled curvature, margin ±{CURVATURE_MARGIN} change of local slope across the window", 3,
           margin=CURVATURE_MARGIN, margin_reason=CURVATURE_REASON),
     Claim("universality", "One exponent k for all models", "heterogeneity",
@@ -63,7 +63,8 @@ CLAIMS: dict[str, Claim] = {c.key: c for c in (
           f"1 ± {LINK_MARGIN}", 5,
           margin=LINK_MARGIN, margin_reason=LINK_REASON),
     Claim("slope_matches_margin_tail", "The power-law slope matches the exponent of the small-margin tail",
-          "equivalence", f"TOST on the random-effects pooled (slope − tail exponent), margin ±{SHAPE_MARGIN}", 5,
+          "equivalence", "parametric-bootstrap equivalence test on the random-effects pooled (slope − tail exponent), "
+          f"margin ±{SHAPE_MARGIN}", 5,
           margin=SHAPE_MARGIN, margin_reason=SHAPE_REASON),
     Claim("deeper_more_robust", "At matched parameter count and clean accuracy, deeper nets are more robust",
           "relation", f"Wilcoxon signed-rank (two-sided) on disjoint pairs with params within ×{PARAM_RATIO:g} and "

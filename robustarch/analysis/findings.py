@@ -55,7 +55,7 @@ def _size(c: Claim, u: pd.DataFrame, n_boot: int, seed: int) -> dict:
                             n_boot=n_boot, seed=seed)
     stat = "rank partial correlation (robust accuracy, log10 params | clean accuracy)"
     if r["n"] < c.min_n or not math.isfinite(r["coef"]):
-        return _skip(c, stat, r["n"], f"{r['n']} usable models (needs ≥ {c.min_n}: with fewer the TOST cannot "
+        return _skip(c, stat, r["n"], f"{r['n']} usable models (needs ≥ {c.min_n}: with fewer the equivalence test cannot "
                                       f"show |r| < {c.margin:g} even at r = 0)")
     z, se = math.atanh(max(-0.999999, min(0.999999, r["coef"]))), fisher_se(r["n"], r["coef"], 1, True)
     t = tost_normal(z, se, -math.atanh(c.margin), math.atanh(c.margin))

@@ -115,7 +115,7 @@ def _equivalence(r: dict) -> str:
     c90 = r.get("ci90", (math.nan, math.nan))
     band = f"90% CI [{f(c90[0])}, {f(c90[1])}]"
     if r["verdict"] == "supported":
-        head = f"{inside} ({band} inside the margin; TOST)"
+        head = f"{inside} (equivalence test {p(r['p_value'])}, Holm-adjusted {p(r['p_holm'])}; {band})"
     elif r["verdict"] == "contradicted":
         head = f"Contradicted: {outside[0].lower()}{outside[1:]} ({band} wholly outside the margin)"
     else:
@@ -141,7 +141,7 @@ def _power(r: dict) -> str:
             f"combined {p(r['p_value'])}, Holm-adjusted over {r['family_m']} claims {p(r['p_holm'])}")
     if r["verdict"] == "supported":
         return (f"Consistent with a power law {where}: not rejected ({test}), and the bend is shown small: the "
-                f"{slope_course}, within ±{r['margin']:g} (TOST {p(r['p_flat'])}); {k}.")
+                f"{slope_course}, within ±{r['margin']:g} (equivalence test {p(r['p_flat'])}); {k}.")
     if r["verdict"] == "contradicted":
         which = ("the curvature test rejected" if gof["rejected_by"] == "curvature" else
                  "the Pearson X² test rejected (the binned counts depart from the fitted line)")
