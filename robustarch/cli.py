@@ -373,12 +373,9 @@ def main() -> None:
         sys.stderr.write(f"robustarch: error: {' '.join(str(exc).split())}\n")
         sys.exit(2)
     except KeyboardInterrupt:
-        # A second Ctrl-C while we exit would end in a traceback: we are already stopping.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        # CPython quirk (3.11, 3.12): when a KeyboardInterrupt leaves code run by a string exec/eval
-        # (`PyRun_String`; the training loop's libraries use some), the interpreter notes it as
-        # unhandled even though we catch it, and under `python -m` then kills itself with SIGINT at
-        # exit (status -2, not 130). The note is cleared at the start of every string exec.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C while we stop: no traceback
+        # CPython 3.11/3.12 marks a KeyboardInterrupt that left a string exec/eval as unhandled even when
+        # caught, and `python -m` then dies by SIGINT at exit (-2, not 130); a string exec clears the mark
         exec("None")
         sys.stderr.write("robustarch: interrupted; the study storage is intact\n")
         sys.exit(130)
