@@ -47,15 +47,16 @@ def test_bootstrap_resamples_equal_scipy_on_the_drawn_samples(method, fn):
     np.testing.assert_allclose(ours, ref, atol=1e-6)
 
 
-def test_bootstrap_ci_is_seeded_and_matches_a_plain_percentile_bootstrap():
-    a = correlate(X, Y, methods=("spearman",), n_boot=2000, seed=7)[0]
-    b = correlate(X, Y, methods=("spearman",), n_boot=2000, seed=7)[0]
+@pytest.mark.parametrize("method,fn", [("pearson", stats.pearsonr), ("spearman", stats.spearmanr),
+                                       ("kendall", stats.kendalltau)])
+def test_bootstrap_ci_is_seeded_and_equals_scipys_bca_on_the_same_resamples(method, fn):
+    a = correlate(X, Y, methods=(method,), n_boot=2000, seed=7)[0]
+    b = correlate(X, Y, methods=(method,), n_boot=2000, seed=7)[0]
     assert (a["ci_low"], a["ci_high"]) == (b["ci_low"], b["ci_high"])
-    counts = resample_counts(len(X), 2000, seed=7)
-    idx = [np.repeat(np.arange(len(X)), c.astype(int)) for c in counts]
-    ref = np.array([stats.spearmanr(X[i], Y[i]).statistic for i in idx])
-    lo, hi = np.nanquantile(ref, [0.025, 0.975])
-    assert a["ci_low"] == pytest.approx(lo, abs=1e-9) and a["ci_high"] == pytest.approx(hi, abs=1e-9)
+    # scipy draws rng.integers(0, n, (B, n)) from the same seed: the very resamples of resample_counts
+    ref = stats.bootstrap((X, Y), lambda x, y: fn(x, y).statistic, paired=True, vectorized=False,
+                          n_resamples=2000, method="BCa", rng=np.random.default_rng(7)).confidence_interval
+    assert a["ci_low"] == pytest.approx(ref.low, abs=1e-6) and a["ci_high"] == pytest.approx(ref.high, abs=1e-6)
 
 
 def test_constant_or_short_input_gives_nan_not_an_error():
