@@ -1,12 +1,16 @@
 """Error rates of the findings' verdicts on simulated studies with a known truth.
 
     python benchmarks/calibration.py [--reps 1000] [--scales 40x180,20x100,200x500] [--out table.csv]
+        [--scenarios a,b] [--via-table]
 
 Each scenario simulates whole studies (models × clean-correct samples): per-model clean accuracy,
 robust accuracy, size, depth and width, and per-sample minimal ε and logit margins, from a
 generative model whose truth is set at a test's null (or its margin, for an equivalence test) or at a
 stated alternative. The real findings code (analysis.powerlaw.power_law_table, then
-analysis.findings.findings_rows) runs on each; the table gives, per test and scale, how often its raw
+analysis.findings.findings_rows, with 39 Monte Carlo replicates for the calibrated tests) runs on
+each, or with --via-table the whole `analyze_table` entry point of `robustarch analyze` (199
+replicates, about five times slower; tests/test_calibration.py checks that both give the same
+p-values and verdicts); the table gives, per test and scale, how often its raw
 p-value fell below 5% (the test's own size or power, before Holm, which only lowers the family's
 rates) and how often the claim was skipped for too few data (n below the claim's minimum).
 """
@@ -175,26 +179,53 @@ EVENT = {"relation": "p ≤ 0.05", "equivalence": "equivalence p ≤ 0.05 (suppo
          "heterogeneity": "Q p ≤ 0.05 (rejected)", "below": "p(τ ≥ margin) ≤ 0.05 (τ shown small)"}
 
 
-def one_study(name: str, rng, m: int, n: int, seed: int, only: str | None = None, n_gof: int | None = None
-              ) -> list[dict]:
-    """The finding rows of the scenario's claims (or of the one claim `only`) on one simulated study."""
+HEADLINE = 0.1  # the ε name of the simulated robust accuracy in `study_tables` (any number would do)
+
+
+def study_tables(u: pd.DataFrame, smp: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """A simulated study as `robustarch analyze` takes it: one row per model, and per-sample ε."""
+    cols = {"model": u["trial"].map(lambda t: f"m{t}"), "clean_accuracy": u["clean_accuracy"],
+            f"robust_accuracy@{HEADLINE}": u["robust_accuracy"]}
+    for c in ("attacked_clean_accuracy", "params", "depth", "width", "label_noise", "max_steps"):
+        if c in u:
+            cols[c] = u[c]
+    if "generalization_gap" in u:  # both accuracies shifted down alike where train would pass 1: same gap
+        shift = max(0.0, float((u["clean_accuracy"] + u["generalization_gap"]).max()) - 1)
+        cols["clean_accuracy"] = u["clean_accuracy"] - shift
+        cols["train_accuracy"] = cols["clean_accuracy"] + u["generalization_gap"]
+    models = pd.DataFrame(cols)
+    if smp is None:
+        return models, None
+    return models, pd.DataFrame({"model": smp["trial"].map(lambda t: f"m{t}"), "min_eps": smp["min_adversarial_eps"],
+                                 "margin": smp["margin"]})
+
+
+def one_study(name: str, rng, m: int, n: int, seed: int, only: str | None = None, n_gof: int | None = None,
+              via_table: bool = False) -> list[dict]:
+    """The finding rows of the scenario's claims (or of the one claim `only`) on one simulated study:
+    from the findings code directly, or (`via_table`) through `analyze_table`, the entry point of
+    `robustarch analyze` (its own 199 goodness-of-fit replicates: about five times slower)."""
     claims, _, _, make_models, make_samples = SCENARIOS[name]
-    claims = only or claims
+    claims = (only or claims).split("+")
     u = make_models(rng, m, n)
-    if make_samples is None:
-        power = pd.DataFrame(columns=POWER_COLUMNS)
-    else:
-        power = power_law_table(make_samples(rng, len(u), n), u["trial"], n_boot=0, seed=seed)
-    return findings_rows(u, power, claims=claims.split("+"), n_boot=N_BOOT, seed=seed, n_gof=n_gof or N_GOF)
+    smp = make_samples(rng, len(u), n) if make_samples is not None else None
+    if via_table:
+        from robustarch.analysis.table import analyze_table
+
+        models, samples = study_tables(u, smp)
+        found = analyze_table(models, samples, eps=HEADLINE, claims=claims, n_boot=N_BOOT, seed=seed).tables["findings"]
+        return [r for r in found.to_dict("records") if r["key"] in claims]
+    power = pd.DataFrame(columns=POWER_COLUMNS) if smp is None else power_law_table(smp, u["trial"], n_boot=0, seed=seed)
+    return findings_rows(u, power, claims=claims, n_boot=N_BOOT, seed=seed, n_gof=n_gof or N_GOF)
 
 
 def run(name: str, m: int, n: int, reps: int, seed: int = 0, only: str | None = None,
-        n_gof: int | None = None, progress: int = 0) -> list[dict]:
+        n_gof: int | None = None, progress: int = 0, via_table: bool = False) -> list[dict]:
     """Rates of the scenario's events over `reps` simulated studies at m models × n samples."""
     rng = np.random.default_rng([seed, m, n, sum(map(ord, name))])
     hits: dict[str, list] = {}
     for rep in range(reps):
-        for r in one_study(name, rng, m, n, seed + rep, only, n_gof):
+        for r in one_study(name, rng, m, n, seed + rep, only, n_gof, via_table):
             hit = math.nan if r["reason"] else float(r[P_OF.get(name, "p_value")] <= 0.05)
             hits.setdefault(r["key"], []).append((hit, r["verdict"], r["kind"]))
         if progress and (rep + 1) % progress == 0:  # interim rates, for long runs on a busy machine
@@ -221,6 +252,9 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, help="also write the table as CSV")
     ap.add_argument("--progress", type=int, default=0, help="print interim rates every N studies")
+    ap.add_argument("--via-table", action="store_true",
+                    help="feed each study through analyze_table (robustarch analyze); default: the findings "
+                         "code directly, with 39 goodness-of-fit replicates (same p-values at equal replicates)")
     args = ap.parse_args(argv)
     gc.freeze()  # statsmodels' Holm calls gc.collect(): with the imports frozen it scans only new objects
     rows = []
@@ -228,7 +262,7 @@ def main(argv=None) -> None:
         m, n = (int(v) for v in scale.split("x"))
         for name in args.scenarios.split(","):
             t0 = time.time()
-            part = run(name, m, n, args.reps, args.seed, progress=args.progress)
+            part = run(name, m, n, args.reps, args.seed, progress=args.progress, via_table=args.via_table)
             rows += part
             for r in part:
                 print(f"{r['scale']:>8} {name:<20} {r['claim']:<32} {r['event']:<28} rate {r['rate']:.3f} "

@@ -7,6 +7,7 @@ import math
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from scipy import stats
 
@@ -61,6 +62,18 @@ def test_one_k_for_all_is_supported_at_its_margin_no_more_than_alpha():
     r = rate_of("universality_margin", 20, 100, 200, "universality", n_gof=19)
     lo, hi = band(200)
     assert lo <= r["rate"] <= hi, r  # the Q-profile bound said "supported" in 8% of such studies
+
+
+@pytest.mark.parametrize("name", ["power_null", "tracks_alt", "shape_equal", "memorization_alt", "depth_alt"])
+def test_the_benchmark_measures_what_robustarch_analyze_decides(name):
+    """The same simulated study through `analyze_table` (the entry point of `robustarch analyze`) and
+    through the findings code the benchmark calls: the same p-values and verdicts."""
+    direct = calibration.one_study(name, np.random.default_rng(1), 20, 100, 3, n_gof=199)
+    table = {r["key"]: r for r in calibration.one_study(name, np.random.default_rng(1), 20, 100, 3, via_table=True)}
+    assert direct and set(table) == {r["key"] for r in direct}
+    for r in direct:
+        assert r["verdict"] == table[r["key"]]["verdict"]
+        assert r["p_value"] == pytest.approx(table[r["key"]]["p_value"], nan_ok=True, abs=1e-12)
 
 
 def test_latent_partial_correlation_hits_its_target():
