@@ -254,7 +254,7 @@ _KEYS = {
     "FGSM": (), "FGM": (), "Nope": ("steps",),
     "LinfPGD": ("steps", "rel_stepsize", "abs_stepsize", "random_start", "loss"),
     "L2PGD": ("steps", "rel_stepsize", "abs_stepsize", "random_start", "loss"),
-    "LinfAPGD": ("steps", "rho", "loss"), "L2APGDT": ("steps", "rho", "n_target_classes"),
+    "LinfAPGD": ("steps", "rho", "loss"), "L2APGDT": ("steps", "rho", "n_target_classes", "sweep_steps"),
     "LinfSquare": ("queries", "p_init", "rescale_schedule"), "L2FABT": ("steps", "n_target_classes", "alpha_max", "eta", "beta"),
     "LInfFMNAttack": ("steps", "max_stepsize", "min_stepsize", "gamma", "init_attack", "binary_search_steps"),
     "L2FMNAttack": ("steps", "max_stepsize", "gamma", "binary_search_steps"),

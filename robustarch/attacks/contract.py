@@ -178,7 +178,7 @@ def for_num_classes(cfg: SuiteConfig, num_classes: int) -> SuiteConfig:
         cls, threat = native if native is not None else (None, None)
         if cls is not None and issubclass(cls, APGDT):
             if num_classes >= DLR_CLASSES:
-                kwargs = {k: v for k, v in acfg.kwargs.items() if k != "n_target_classes"}
+                kwargs = {k: v for k, v in acfg.kwargs.items() if k not in ("n_target_classes", "sweep_steps")}
                 attacks.append(dataclasses.replace(acfg, attack=_UNTARGETED_APGD[threat],
                                                    kwargs={**kwargs, "loss": "dlr"}))
                 changes.append(f"{acfg.label} runs as untargeted DLR APGD")
