@@ -185,11 +185,17 @@ def test_ctrl_c_inside_the_journal_lock_waits_until_the_lock_is_free(tmp_path):
     journal = tmp_path / "x.journal"
     journal.write_bytes(b"")
     reached_end = False
-    with pytest.raises(KeyboardInterrupt):
-        with locked(journal):
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.05)  # an undeferred SIGINT raises here
-            reached_end = True
-        time.sleep(1.0)  # the deferred one is delivered here, inside pytest.raises
+    # Python's own handler, whatever pytest inherited: a background job (`pytest &`) starts with
+    # SIGINT ignored, and an ignored Ctrl-C raises nothing
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with locked(journal):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)  # an undeferred SIGINT raises here
+                reached_end = True
+            time.sleep(1.0)  # the deferred one is delivered here, inside pytest.raises
+    finally:
+        signal.signal(signal.SIGINT, before)
     assert reached_end
     assert not os.path.lexists(f"{journal}.lock")

@@ -110,7 +110,8 @@ def _margin_link(c: Claim, power: pd.DataFrame) -> dict:
 
 
 def _margin_shape(c: Claim, power: pd.DataFrame, n_gof: int, seed: int) -> dict:
-    ok = power[(power["status"] == "ok") & (power["margin_tail_counts"].fillna("") != "")]
+    tails = power["margin_tail_counts"]
+    ok = power[(power["status"] == "ok") & tails.notna() & (tails.astype(str) != "")]
     ok = ok[np.isfinite(ok["slope"]) & np.isfinite(ok["margin_tail_slope"])]
     statistic = "pooled (slope − tail exponent)"
     if len(ok) < c.min_n:
