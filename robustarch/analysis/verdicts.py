@@ -96,10 +96,20 @@ def n_to_decide(row: dict) -> float:
     if row["kind"] in ("equivalence", "form"):
         # Inside the margin, a narrower CI would show equivalence; outside it, a narrower CI would
         # lie wholly outside (contradicted). Only an estimate on the margin itself stays undecided.
-        need = abs(row["margin"] - abs(est - row.get("center", 0.0))) / Z90
+        d = est - row.get("center", 0.0)
+        need = abs(row["margin"] - abs(d)) / Z90
+        c90 = row.get("ci90")
+        if c90 is not None and all(math.isfinite(v) for v in c90):
+            # the test's own 90% interval, on the half facing the margin (a correlation's is skewed):
+            # the bootstrap 95% CI is on another scale and can name an n below the one at hand
+            inside = abs(d) < row["margin"]
+            half = (c90[1] - est) if (d >= 0) == inside else (est - c90[0])
+            se = half / Z90
     else:
         need = abs(est - row.get("center", 0.0)) / Z95
-    return math.nan if need <= 0 else float(math.ceil(n * (se / need) ** 2))
+    if need <= 0 or se <= 0:
+        return math.nan
+    return float(max(n + 1, math.ceil(n * (se / need) ** 2)))  # undecided at n: deciding takes more
 
 
 def verdict(row: dict) -> str:
