@@ -181,3 +181,12 @@ def test_an_undecided_claim_never_names_an_n_below_the_one_it_has():
     r["n"] = 40
     assert verdict(r) == "inconclusive"
     assert 40 < n_to_decide(r) <= 45
+
+
+def test_a_large_bend_the_fit_test_did_not_reject_names_no_n():
+    """A bend far beyond its margin can never be shown small: the sentence must not name an n that
+    'would decide it' (only the goodness-of-fit test can, by rejecting)."""
+    r = power_row(0.5, "curvature", 1.14, 0.36)
+    assert r["verdict"] == "inconclusive" and math.isnan(n_to_decide(r))
+    text = finding_text({**r, "n_to_decide": n_to_decide(r)})
+    assert "no n would show a bend this size within ±0.2" in text and "would decide it" not in text

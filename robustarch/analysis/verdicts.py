@@ -90,6 +90,8 @@ def n_to_decide(row: dict) -> float:
     est, (lo, hi), n = row["value"], (row["ci_low"], row["ci_high"]), row["n"]
     if row["kind"] == "form":  # what is undecided is the bend, not k
         est, (lo, hi) = row["curvature"], row["curvature_ci"]
+        if math.isfinite(est) and abs(est) >= row["margin"]:
+            return math.nan  # no n shows this bend small; only the goodness of fit can decide (wording says so)
     if row["kind"] == "heterogeneity" or not all(math.isfinite(v) for v in (est, lo, hi)) or hi <= lo or not n:
         return math.nan
     se = (hi - lo) / (2 * Z95)

@@ -146,8 +146,10 @@ def _power(r: dict) -> str:
         which = ("the curvature test rejected" if gof["rejected_by"] == "curvature" else
                  "the Pearson X² test rejected (the binned counts depart from the fitted line)")
         return f"Not a single power law {where}: {which} ({test}); curvature: the {slope_course}; {k}, as a summary only."
+    why = (f"no n would show a bend this size within ±{r['margin']:g}; only the goodness-of-fit test can decide, "
+           "and at this n it did not reject" if abs(bend) >= r["margin"] else _decide(r))
     return (f"Not rejected as a power law {where} ({test}), but the bend cannot be shown small: the {slope_course}, "
-            f"an interval not within ±{r['margin']:g} ({_decide(r)}); {k}.")
+            f"an interval not within ±{r['margin']:g} ({why}); {k}.")
 
 
 def _universality(r: dict) -> str:
