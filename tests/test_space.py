@@ -225,3 +225,21 @@ def test_readme_example_space_is_valid(tmp_path):
     arch, config = space.sample(trial, **shape(space))
     assert config.recipe in ("standard", "fgsm-rs", "pgd", "trades") and config.eps == 0.1
     assert build_model(arch) is not None
+
+
+def test_a_stage_width_left_empty_is_missing_and_an_empty_cell_takes_the_default(tmp_path):
+    """`width:` with no value (YAML null) once passed as a width of None (found by hypothesis in
+    CI); an empty per-stage `cell:` now falls back to the top-level default."""
+    path = tmp_path / "s.yaml"
+    path.write_text(textwrap.dedent("""\
+        name: s
+        dataset: digits
+        stages:
+          - {depth: 1, width: , cell: }
+        """))
+    with pytest.raises(UserError, match="width.*missing"):
+        load_space(str(path))
+    path.write_text(path.read_text().replace("width: ,", "width: 8,"))
+    space = load_space(str(path))
+    arch, _ = space.sample(optuna.trial.FixedTrial({}), in_chans=1, num_classes=10, input_size=8)
+    assert arch.stages[0].width == 8 and arch.stages[0].cell

@@ -196,14 +196,14 @@ def _parse_stages(doc: Section, resnet: bool, family: str, params: dict[str, Any
         sec.check_keys(("depth", "width") if resnet else _STAGE)
         names = {}
         for key in _SHARED:
-            if key in sec.data:
+            if sec.data.get(key) is not None:  # `key:` left empty (null) falls back to the top-level default
                 names[key] = f"stage{i}_{key}"
                 params[names[key]] = _shared_field(sec, key, None, family)
             else:
                 names[key] = key
         if params[names["depth"]] is None:
             raise sec.error("depth", "missing (required here or as a top-level default)")
-        if "width" not in sec.data:
+        if sec.data.get("width") is None:
             raise sec.error("width", "missing (required)")
         params[f"stage{i}_width"] = param(sec, "width", None, integer=True, min_value=1, factor=True)
         stride = (1 if i == 0 else 2) if resnet else sec.get("stride", int, 1, choices=(1, 2))
