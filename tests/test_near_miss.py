@@ -17,6 +17,8 @@ from robustarch.attacks.spec import SuiteConfig
 class StartOnly(FixedEpsilonAttack):
     """Our attack interface at its simplest: the start, projected into the ball (clean x without one)."""
 
+    loss = "margin"  # seeded: a margin-loss gradient attack (not a gradient-free or cross-entropy one)
+
     def run(self, target, x, y, eps, init):
         return x.clone() if init is None else (x + _project(init - x, eps, self.threat_model)).clamp(0, 1)
 
@@ -42,3 +44,22 @@ def test_a_near_miss_just_beyond_eps_is_tried_from_inside_the_ball_and_a_far_one
     broken, adv = run.run_attack(0, StartOnly("start-only", "linf"))
     assert broken[0] == eps and math.isinf(broken[1]) and math.isinf(broken[2])
     assert (adv[0] - x[0]).abs().max() <= eps + 1e-6 and _linear()(adv[:1]).argmax(1).item() == 1
+
+
+def test_gradient_free_and_cross_entropy_attacks_are_not_seeded():
+    """Square stays the gradient-masking baseline and a CE attack the saturation check's subject."""
+    from robustarch.attacks.base import AttackKind
+
+    class Free(StartOnly):
+        kind, loss = AttackKind.GRADIENT_FREE, "margin"
+
+    class CE(StartOnly):
+        loss = "ce"
+
+    x, y = torch.full((1, 2), 0.3), torch.zeros(1, dtype=torch.long)
+    for attack in (Free("free", "linf"), CE("ce", "linf")):
+        config = SuiteConfig(name="t", threat_model="linf", eps=(0.25,), attacks=(), samples=None)
+        run = SuiteRun(config, (0.0, 1.0), _linear(), x, y, torch.ones(1, dtype=torch.bool), seed=0)
+        run.eps_broken["earlier"] = np.array([0.26])
+        run.adv["earlier"] = torch.tensor([[0.56, 0.56]])
+        assert math.isinf(run.run_attack(0, attack)[0][0])

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import Attack, FixedEpsilonAttack, SingleStepAttack, Target
+from .base import Attack, AttackKind, FixedEpsilonAttack, SingleStepAttack, Target
 from .registry import build_attack
 from .spec import SuiteConfig
 from .verify import verify
@@ -132,9 +132,11 @@ class SuiteRun:
         """One more try at ε for the samples still unbroken that an earlier attack broke just beyond
         it (at most `NEAR_MISS` × ε, a minimization attack's distance): started from that adversarial,
         projected into the ball, so next to the decision boundary. Random starts reach such samples
-        rarely (one in AutoAttack's reference broke 1 run in 20; FAB-T had it at 1.001 ε)."""
+        rarely (one in AutoAttack's reference broke 1 run in 20; FAB-T had it at 1.001 ε). Only for
+        margin-loss gradient attacks: a gradient-free one (Square) stays the gradient-masking baseline
+        and a cross-entropy one the saturation check's subject, so neither starts from others' points."""
         todo = (~found).nonzero().flatten()
-        if not len(todo) or not self.eps_broken:
+        if not len(todo) or not self.eps_broken or attack.kind == AttackKind.GRADIENT_FREE or attack.loss != "margin":
             return
         rows = candidates[todo]
         near_eps = np.full(len(rows), np.inf)
