@@ -135,8 +135,10 @@ class SuiteRun:
         rarely (one in AutoAttack's reference broke 1 run in 20; FAB-T had it at 1.001 ε). Only for
         margin-loss gradient attacks: a gradient-free one (Square) stays the gradient-masking baseline
         and a cross-entropy one the saturation check's subject, so neither starts from others' points."""
+        if attack.kind == AttackKind.GRADIENT_FREE or attack.loss != "margin" or not self.eps_broken:
+            return
         todo = (~found).nonzero().flatten()
-        if not len(todo) or not self.eps_broken or attack.kind == AttackKind.GRADIENT_FREE or attack.loss != "margin":
+        if not len(todo):
             return
         rows = candidates[todo]
         near_eps = np.full(len(rows), np.inf)
@@ -149,13 +151,12 @@ class SuiteRun:
                 near_eps[better] = v[better]
                 pick = torch.as_tensor(better, device=rows.device)
                 start[pick] = self.adv[label][rows[pick]]
-        has = torch.as_tensor(np.isfinite(near_eps), device=rows.device)
-        for chunk in chunks(todo[has], self.cfg.batch_size):
-            sel = candidates[chunk]
-            cand = attack.run(target, self.x[sel], self.y[sel], e, start[has][torch.searchsorted(todo[has], chunk)])
-            ok, _, clipped = self.verify(sel, cand, e)
-            found[chunk[ok]] = True
-            points[chunk[ok]] = clipped[ok]
+        seeded = torch.as_tensor(np.flatnonzero(np.isfinite(near_eps)), device=rows.device)
+        for part in chunks(seeded, self.cfg.batch_size):  # positions in `todo`
+            sel = rows[part]
+            ok, _, clipped = self.verify(sel, attack.run(target, self.x[sel], self.y[sel], e, start[part]), e)
+            found[todo[part][ok]] = True
+            points[todo[part][ok]] = clipped[ok]
 
     def _minimize(self, attack, target, idx, eps_out, adv_out):
         """A minimization attack once for all ε: each sample's verified distance is its minimal ε."""
