@@ -80,3 +80,22 @@ def test_latent_partial_correlation_hits_its_target():
     r_ys = calibration.latent_for_partial(0.3)
     a, b, c = (6 / math.pi * math.asin(v / 2) for v in (r_ys, 0.5, 0.5))
     assert (a - b * c) / math.sqrt((1 - b * b) * (1 - c * c)) == pytest.approx(0.3, abs=1e-9)
+
+
+def test_simulated_power_laws_do_not_saturate_inside_the_window():
+    """With k ~ U(1, 2) some models would reach 100% error below the pooled window top (a bend the
+    goodness-of-fit test rightly sees); `below_saturation` lowers their A, and leaves one-k studies be."""
+    def window_errors(a, k, u):
+        eps = (u / a[:, None]) ** (1 / k[:, None])  # error = A·ε^k exactly, up to 100%
+        return (eps <= np.quantile(eps, calibration.MAX_ERROR)).mean(1)  # each model's, at the window top
+
+    rng = np.random.default_rng(3)
+    k, a, u = rng.uniform(1, 2, 200), 10 ** rng.uniform(0.3, 1.0, 200), rng.random((200, 500))
+    assert window_errors(a, k, u).max() == 1.0  # uncapped: a model all broken inside the window
+    capped = calibration.below_saturation(a.copy(), k)
+    assert (capped <= a).all() and window_errors(capped, k, u).max() < 0.9
+    smp = calibration.samples(np.random.default_rng(3), 200, 500, k=np.random.default_rng(103).uniform(1, 2, 200))
+    eps = smp["min_adversarial_eps"].to_numpy()
+    assert (eps.reshape(200, 500) <= np.quantile(eps, calibration.MAX_ERROR)).mean(1).max() < 0.9
+    a40 = 10 ** rng.uniform(0.3, 1.0, 40)
+    assert np.array_equal(calibration.below_saturation(a40.copy(), np.full(40, 1.5)), a40)

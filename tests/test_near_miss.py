@@ -63,3 +63,33 @@ def test_gradient_free_and_cross_entropy_attacks_are_not_seeded():
         run.eps_broken["earlier"] = np.array([0.26])
         run.adv["earlier"] = torch.tensor([[0.56, 0.56]])
         assert math.isinf(run.run_attack(0, attack)[0][0])
+
+
+def test_a_near_miss_the_seeded_try_misses_gets_more_random_starts_and_a_far_one_none():
+    """A sample an earlier attack broke just beyond ε is close to the boundary: when the try from that
+    adversarial fails, it gets `NEAR_MISS_RESTARTS` random starts (here the third random start
+    breaks it); a sample with no near miss keeps the schedule's one random start."""
+    from robustarch.attacks.run import NEAR_MISS_RESTARTS
+
+    class LuckyThird(StartOnly):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.random_calls = 0
+
+        def run(self, target, x, y, eps, init):
+            if init is not None:
+                return x.clone()  # the seeded try misses
+            self.random_calls += 1
+            return (x + eps).clamp(0, 1) if self.random_calls >= 3 else x.clone()
+
+    assert NEAR_MISS_RESTARTS >= 2
+    x, y = torch.full((2, 2), 0.3), torch.zeros(2, dtype=torch.long)
+    eps = 0.25
+    config = SuiteConfig(name="t", threat_model="linf", eps=(eps,), attacks=(), samples=None)
+    run = SuiteRun(config, (0.0, 1.0), _linear(), x, y, torch.ones(2, dtype=torch.bool), seed=0)
+    run.eps_broken["earlier"] = np.array([1.02 * eps, 1.5 * eps])  # sample 0 a near miss, sample 1 not
+    run.adv["earlier"] = torch.tensor([[0.3 + 1.02 * eps] * 2, [0.3 + 1.5 * eps] * 2])
+    attack = LuckyThird("lucky", "linf")
+    broken, _ = run.run_attack(0, attack)
+    assert broken[0] == eps and math.isinf(broken[1])
+    assert attack.random_calls == 3  # the schedule's one (both samples), then the near miss's until it broke

@@ -51,8 +51,9 @@ def test_l2_presets_mirror_the_linf_ones(dataset):
     auto = {a.label: a for a in load_suite(f"autoattack-l2{dataset}").attacks}
     assert {k: a.attack for k, a in auto.items()} == {"apgd-ce": "L2APGD", "apgd-t": "L2APGDT",
                                                       "fab-t": "L2FABT", "square": "L2Square"}
-    assert auto["apgd-ce"].kwargs == {"steps": 100}
-    assert auto["apgd-t"].kwargs == auto["fab-t"].kwargs == {"steps": 100, "n_target_classes": 9}
+    assert auto["apgd-ce"].kwargs == {"steps": 100, "warm_start_extra": True}
+    assert auto["apgd-t"].kwargs == {"steps": 100, "n_target_classes": 9, "warm_start_extra": True}
+    assert auto["fab-t"].kwargs == {"steps": 100, "n_target_classes": 9}
     assert auto["square"].kwargs == {"queries": 5000, "p_init": 0.8, "rescale_schedule": False}
 
 

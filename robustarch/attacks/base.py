@@ -87,6 +87,10 @@ class Attack(ABC):
 
 
 class FixedEpsilonAttack(Attack):
+    # True: a start handed to `run` is a try of its own, made before the attack's `restarts` random
+    # ones, not in place of the first (see apgd._APGDBase)
+    warm_start_extra: bool = False
+
     @abstractmethod
     def run(self, target: Target, x: torch.Tensor, y: torch.Tensor, eps: float,
             init: torch.Tensor | None) -> torch.Tensor:
