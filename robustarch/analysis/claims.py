@@ -54,8 +54,8 @@ CLAIMS: dict[str, Claim] = {c.key: c for c in (
           f"the pooled curvature, margin ±{CURVATURE_MARGIN} change of local slope across the window", 3,
           margin=CURVATURE_MARGIN, margin_reason=CURVATURE_REASON),
     Claim("universality", "One exponent k for all models", "heterogeneity",
-          f"Cochran's Q test of homogeneity (parametric-bootstrap p); parametric-bootstrap test of τ ≥ margin on the "
-          f"equal-weight moment estimate of τ², τ < {TAU_MARGIN}", 3,
+          f"Cochran's Q test of homogeneity (parametric-bootstrap p); parametric-bootstrap test of τ ≥ margin, τ < "
+          f"{TAU_MARGIN}", 3,
           margin=TAU_MARGIN, margin_reason=TAU_REASON),
     Claim("margin_explains_slope", "Each sample's minimal ε is proportional to its logit margin (the linear-margin "
           "explanation of the power law)", "equivalence",
