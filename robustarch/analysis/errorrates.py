@@ -46,8 +46,8 @@ RATES: dict[str, dict[int, tuple]] = {
         200: (0.04, 'exact power law, one k = 1.5', 0.713, 'exponential CDF', 1000),
     },
     'universality': {
-        20: (0.057, 'exact power law, one k = 1.5', 0.425, 'power laws, k ~ U(1, 2)', 1000),
-        40: (0.051, 'exact power law, one k = 1.5', 0.952, 'power laws, k ~ U(1, 2)', 1000),
+        20: (0.057, 'exact power law, one k = 1.5', 0.424, 'power laws, k ~ U(1, 2)', 1000),
+        40: (0.051, 'exact power law, one k = 1.5', 0.948, 'power laws, k ~ U(1, 2)', 1000),
         200: (0.048, 'exact power law, one k = 1.5', 1.0, 'power laws, k ~ U(1, 2)', 1000),
     },
     'margin_explains_slope': {
