@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 import torch
-from torch import nn
 
+from _models import threshold_linear
 from robustarch.attacks.base import FixedEpsilonAttack
 from robustarch.attacks.gradient import _project
 from robustarch.attacks.run import NEAR_MISS, SuiteRun
@@ -23,27 +23,20 @@ class StartOnly(FixedEpsilonAttack):
         return x.clone() if init is None else (x + _project(init - x, eps, self.threat_model)).clamp(0, 1)
 
 
-def _linear() -> nn.Module:
-    net = nn.Linear(2, 2)  # class 1 iff x1 + x2 > 1
-    with torch.no_grad():
-        net.weight.copy_(torch.tensor([[0.0, 0.0], [1.0, 1.0]]))
-        net.bias.copy_(torch.tensor([0.0, -1.0]))
-    return net.eval()
-
 
 def test_a_near_miss_just_beyond_eps_is_tried_from_inside_the_ball_and_a_far_one_is_not():
     x = torch.full((3, 2), 0.3)  # class 0; the nearest adversarial is 0.2 away in L∞
     y = torch.zeros(3, dtype=torch.long)
     eps = 0.25
     config = SuiteConfig(name="t", threat_model="linf", eps=(eps,), attacks=(), samples=None)
-    run = SuiteRun(config, (0.0, 1.0), _linear(), x, y, torch.ones(3, dtype=torch.bool), seed=0)
+    run = SuiteRun(config, (0.0, 1.0), threshold_linear(), x, y, torch.ones(3, dtype=torch.bool), seed=0)
     near, far = 0.3 + 1.04 * eps, 0.3 + 1.2 * eps  # at 1.04 ε (within NEAR_MISS) and at 1.2 ε
     assert 1.04 <= NEAR_MISS < 1.2
     run.eps_broken["earlier"] = np.array([1.04 * eps, 1.2 * eps, math.inf])
     run.adv["earlier"] = torch.tensor([[near, near], [far, far], [math.nan, math.nan]])
     broken, adv = run.run_attack(0, StartOnly("start-only", "linf"))
     assert broken[0] == eps and math.isinf(broken[1]) and math.isinf(broken[2])
-    assert (adv[0] - x[0]).abs().max() <= eps + 1e-6 and _linear()(adv[:1]).argmax(1).item() == 1
+    assert (adv[0] - x[0]).abs().max() <= eps + 1e-6 and threshold_linear()(adv[:1]).argmax(1).item() == 1
 
 
 def test_gradient_free_and_cross_entropy_attacks_are_not_seeded():
@@ -59,7 +52,7 @@ def test_gradient_free_and_cross_entropy_attacks_are_not_seeded():
     x, y = torch.full((1, 2), 0.3), torch.zeros(1, dtype=torch.long)
     for attack in (Free("free", "linf"), CE("ce", "linf")):
         config = SuiteConfig(name="t", threat_model="linf", eps=(0.25,), attacks=(), samples=None)
-        run = SuiteRun(config, (0.0, 1.0), _linear(), x, y, torch.ones(1, dtype=torch.bool), seed=0)
+        run = SuiteRun(config, (0.0, 1.0), threshold_linear(), x, y, torch.ones(1, dtype=torch.bool), seed=0)
         run.eps_broken["earlier"] = np.array([0.26])
         run.adv["earlier"] = torch.tensor([[0.56, 0.56]])
         assert math.isinf(run.run_attack(0, attack)[0][0])
@@ -86,7 +79,7 @@ def test_a_near_miss_the_seeded_try_misses_gets_more_random_starts_and_a_far_one
     x, y = torch.full((2, 2), 0.3), torch.zeros(2, dtype=torch.long)
     eps = 0.25
     config = SuiteConfig(name="t", threat_model="linf", eps=(eps,), attacks=(), samples=None)
-    run = SuiteRun(config, (0.0, 1.0), _linear(), x, y, torch.ones(2, dtype=torch.bool), seed=0)
+    run = SuiteRun(config, (0.0, 1.0), threshold_linear(), x, y, torch.ones(2, dtype=torch.bool), seed=0)
     run.eps_broken["earlier"] = np.array([1.02 * eps, 1.5 * eps])  # sample 0 a near miss, sample 1 not
     run.adv["earlier"] = torch.tensor([[0.3 + 1.02 * eps] * 2, [0.3 + 1.5 * eps] * 2])
     attack = LuckyThird("lucky", "linf")

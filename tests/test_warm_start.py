@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from _models import threshold_linear
 from robustarch.attacks.apgd import APGDT
 from robustarch.attacks.base import FixedEpsilonAttack, Target
 from robustarch.attacks.config import load_suite
@@ -33,18 +34,11 @@ class Scripted(FixedEpsilonAttack):
         return (x + eps * step).clamp(0, 1)
 
 
-def _linear() -> nn.Module:
-    net = nn.Linear(2, 2)  # class 1 iff x1 + x2 > 1
-    with torch.no_grad():
-        net.weight.copy_(torch.tensor([[0.0, 0.0], [1.0, 1.0]]))
-        net.bias.copy_(torch.tensor([0.0, -1.0]))
-    return net.eval()
-
 
 def _descend(extra: bool) -> tuple[float, list]:
     x, y = torch.full((1, 2), 0.3), torch.zeros(1, dtype=torch.long)  # (0.8, 0.3) breaks at ε = 0.5
     config = SuiteConfig(name="t", threat_model="linf", eps=(0.25, 0.5), attacks=(), samples=None)
-    run = SuiteRun(config, (0.0, 1.0), _linear(), x, y, torch.ones(1, dtype=torch.bool), seed=0)
+    run = SuiteRun(config, (0.0, 1.0), threshold_linear(), x, y, torch.ones(1, dtype=torch.bool), seed=0)
     attack = Scripted("scripted", "linf", extra=extra)
     broken, _ = run.run_attack(0, attack)
     return float(broken[0]), attack.calls
