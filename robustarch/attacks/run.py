@@ -20,8 +20,8 @@ NEAR_MISS = 1.05  # an adversarial this close beyond ε is a start worth one mor
 # ... and marks a sample worth this many more random starts at ε when that try fails. Why: on the
 # FGSM-RS digits CNN one sample, which FAB-T broke at 1.024 ε, breaks at ε only towards its runner-up
 # class and from about 3 random starts in 10 (torchattacks' APGD-T: 3 in 10 as well); AutoAttack's
-# reference drew a lucky one, and with one random start the `autoattack` preset missed it in 3 runs
-# of 5. A near miss is rare, so the restarts cost little.
+# reference drew a lucky one, and with one random start (`warm_start_extra`) the `autoattack` preset
+# still missed it in 1 of 2 runs. The restarts run only on near-miss samples the seeded try missed.
 NEAR_MISS_RESTARTS = 4
 
 
