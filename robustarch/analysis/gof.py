@@ -84,7 +84,7 @@ def calibrated_homogeneity(counts: np.ndarray, x: np.ndarray, *, n_sim: int = N_
         """Q of `n_sim` studies with slopes drawn around `centre` with SD `tau`, `link` × (log error
         at ε_high − its mean) of it explained and the rest normal; their mean fitted slope."""
         m, n = len(c), c.sum(1).astype(np.int64)
-        lin = link * (log_a - log_a[use].mean()) if tau > 0 else 0.0
+        lin = link * (log_a - log_a[use].mean())
         rest = np.sqrt(max(0.0, tau * tau - link * link * var_a))
         slopes = np.clip(centre + lin + rest * rng.standard_normal((n_sim, m)), 1e-3, None).ravel()
         theta = np.column_stack([np.tile(fit["theta"][:, 0], n_sim), slopes])  # a = log error at ε_high
