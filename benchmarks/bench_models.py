@@ -27,7 +27,7 @@ class ScaledLogits(nn.Module):
 def _train(spec, data, recipe: str = "standard", eps: float | None = None, epochs: int = 6,
            device: torch.device = torch.device("cpu")) -> nn.Module:
     from robustarch import build_model
-    from robustarch.search.train import TrainConfig, train_model
+    from robustarch.training.train import TrainConfig, train_model
 
     torch.manual_seed(0)
     model = build_model(spec)
@@ -54,10 +54,10 @@ def colour_cnn(data, device=torch.device("cpu"), epochs: int = 6) -> nn.Module:
 
 
 def _dataset(name: str, x_tr, y_tr, x_te, y_te):
-    from robustarch.search.data import Dataset, Split
+    from robustarch.training.data import Dataset, Split
 
     n_val = len(y_tr) // 8
-    # a name with no augmentation in robustarch.search.data.AUGMENT: the inputs are already what we attack
+    # a name with no augmentation in robustarch.training.data.AUGMENT: the inputs are already what we attack
     return Dataset(name, Split(x_tr[n_val:], y_tr[n_val:]), Split(x_tr[:n_val], y_tr[:n_val]),
                    Split(x_te, y_te), num_classes=10)
 

@@ -19,7 +19,7 @@ import torch
 
 def synthetic_cifar(n: int, seed: int = 0):
     """Random 3×32×32 images in [0, 1] with 10 balanced labels, split like a real dataset."""
-    from robustarch.search.data import Dataset, Split
+    from robustarch.training.data import Dataset, Split
 
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(n, 3, 32, 32, generator=g)
@@ -33,8 +33,8 @@ def cifar_cells_arch():
     """A mid-sized architecture of the `cifar-cells` space (the middle value of every choice)."""
     import optuna
 
-    from robustarch.search.space import load_space
-    from robustarch.search.space_schema import values_of
+    from robustarch.spaces.space import load_space
+    from robustarch.spaces.schema import values_of
 
     space = load_space("cifar-cells")
     middle = {name: values_of(p)[len(values_of(p)) // 2] for name, p in space.searched().items()}
@@ -44,8 +44,8 @@ def cifar_cells_arch():
 
 def run(arch, data, *, device: torch.device, epochs: int, batch_size: int, fast: bool,
         compile: bool = False) -> tuple[float, float]:
-    from robustarch.search.arch import build_model
-    from robustarch.search.train import TrainConfig, train_model
+    from robustarch.models.arch import build_model
+    from robustarch.training.train import TrainConfig, train_model
 
     torch.manual_seed(0)
     model = build_model(arch)
@@ -75,8 +75,8 @@ class _Huge(torch.nn.Module):
 def correctness(arch, data, device: torch.device, compile: bool) -> bool:
     """The CUDA-only paths of the engine, checked for outcomes rather than speed."""
     from robustarch.runtime import batch_size_for, release_memory
-    from robustarch.search.arch import build_model
-    from robustarch.search.train import TrainConfig, TrainingFailed, train_model
+    from robustarch.models.arch import build_model
+    from robustarch.training.train import TrainConfig, TrainingFailed, train_model
 
     checks = {}
     release_memory(device)
@@ -122,7 +122,7 @@ def main() -> int:
     if device.type == "cuda" and not torch.cuda.is_available():
         print("gpu_check: no CUDA device on this machine; nothing to measure (run it on a GPU machine)")
         return 0
-    from robustarch.search.arch import count_params, build_model
+    from robustarch.models.arch import count_params, build_model
 
     torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels once
     arch = cifar_cells_arch()

@@ -49,7 +49,7 @@ attacks:
 
 def synthetic(name: str, n_train: int, n_test: int, seed: int = 0):
     """A learnable dataset of `name`'s shape: per class a fixed random template, plus noise."""
-    from robustarch.search.data import Dataset, Split
+    from robustarch.training.data import Dataset, Split
 
     _, chans, size = next(v for v in SPACES.values() if v[0] == name)
     g = torch.Generator().manual_seed(seed)
@@ -64,7 +64,7 @@ def synthetic(name: str, n_train: int, n_test: int, seed: int = 0):
 
 def middle_params(space) -> dict:
     """The middle value of every searched parameter: a mid-sized candidate of the space."""
-    from robustarch.search.space_schema import values_of
+    from robustarch.spaces.schema import values_of
 
     return {name: values_of(p)[len(values_of(p)) // 2] for name, p in space.searched().items()}
 
@@ -116,7 +116,7 @@ def trials_per_hour(space_name: str, workers: int, profile: dict, device: str, f
     end after every worker's first one, over the time from that point to the last."""
     import optuna
 
-    from robustarch.search.space import load_space
+    from robustarch.spaces.space import load_space
     from robustarch.study.config import StudyConfig
     from robustarch.study.storage import open_storage
 
@@ -169,7 +169,7 @@ def _cores() -> int:
 
 def plain_loop(model, data, device, epochs: int, batch: int, lr: float) -> float:
     """Steady samples/s (epochs 2+) of the textbook fp32 loop on resident tensors."""
-    from robustarch.search.train import augment
+    from robustarch.training.train import augment
 
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
     x, y = data.train.x.to(device), data.train.y.to(device)
@@ -191,7 +191,7 @@ def plain_loop(model, data, device, epochs: int, batch: int, lr: float) -> float
 
 def engine(model, data, device, epochs: int, batch: int, lr: float, compile: bool) -> float:
     """Steady samples/s (epochs 2+, training steps only) of `train_model`."""
-    from robustarch.search.train import TrainConfig, train_model
+    from robustarch.training.train import TrainConfig, train_model
 
     config = TrainConfig(epochs=epochs, batch_size=batch, lr=lr, compile=compile)
     result = train_model(model, data, config, device=device)
@@ -200,8 +200,8 @@ def engine(model, data, device, epochs: int, batch: int, lr: float, compile: boo
 
 
 def engine_vs_plain(space_name: str, profile: dict, device: torch.device, compile: bool) -> tuple[float, float]:
-    from robustarch.search.arch import build_model
-    from robustarch.search.space import load_space
+    from robustarch.models.arch import build_model
+    from robustarch.spaces.space import load_space
 
     dataset, chans, size = SPACES[space_name]
     space = load_space(space_name)

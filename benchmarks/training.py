@@ -16,9 +16,9 @@ import time
 import torch
 from torch import nn
 
-from robustarch.search.arch import ArchSpec, StageSpec, build_model
-from robustarch.search.data import load_dataset
-from robustarch.search.train import TrainConfig, train_model
+from robustarch.models.arch import ArchSpec, StageSpec, build_model
+from robustarch.training.data import load_dataset
+from robustarch.training.train import TrainConfig, train_model
 
 SPEC = ArchSpec(in_chans=1, num_classes=10, input_size=8, stem_width=16,
                 stages=(StageSpec(2, 32, 1, "basic"), StageSpec(2, 64, 2, "basic")))

@@ -7,9 +7,10 @@ Public API::
     from robustarch import robustness_table, trials_table, analyze, write_report   # results
     from robustarch import analyze_table              # findings on a plain table of anyone's models
 
-The stages are subpackages whose imports point one way: `search` (spaces, models, data, training)
-and `attacks` (suites, verified results) → `study` (Optuna) → `analysis` (tables, statistics; no
-torch) → `report` (HTML). Names are resolved on first use, so `import robustarch.analysis` does not
+The stages are subpackages whose imports point one way: `spaces` (YAML search spaces) → `models`
+(specs, cells, checkpoints) and `training` (data, training), and `attacks` (suites, verified
+results) → `study` (Optuna: the search itself) → `analysis` (tables, statistics; no torch) →
+`report` (HTML). Names are resolved on first use, so `import robustarch.analysis` does not
 pull in torch.
 """
 from __future__ import annotations
@@ -23,9 +24,10 @@ _os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")  # foolbox imports GitPyth
 
 # public name → the subpackage that defines it (each subpackage's __init__ lists its own API)
 _EXPORTS = {
-    "search": ("ArchSpec", "StageSpec", "build_model", "count_flops", "count_params", "load_checkpoint",
-               "save_checkpoint", "Dataset", "load_dataset", "SearchSpace", "load_space", "TrainConfig",
-               "train_model"),
+    "spaces": ("SearchSpace", "load_space"),
+    "models": ("ArchSpec", "StageSpec", "build_model", "count_flops", "count_params", "load_checkpoint",
+               "save_checkpoint"),
+    "training": ("Dataset", "load_dataset", "TrainConfig", "train_model"),
     "attacks": ("AttackResult", "AttackSuite", "SuiteConfig", "load_suite"),
     "errors": ("UserError",),
     "study": ("StudyConfig", "create_or_resume", "open_storage", "run_study"),

@@ -233,8 +233,8 @@ def attack(
 
     from .attacks import AttackSuite, load_suite
     from .runtime import configure_threads, pick_device
-    from .search import load_checkpoint, load_dataset
-    from .search.checkpoint import check_split
+    from .models.checkpoint import check_split, load_checkpoint
+    from .training import load_dataset
 
     if (checkpoint is None) == (study is None):
         raise UserError("give either a CHECKPOINT file or --study NAME --trial N")
@@ -306,7 +306,7 @@ def doctor(storage: str = typer.Option("robustarch.journal", help=STORAGE_HELP))
 def spaces_list():
     """List the search-space presets: architectures and parameter range of each."""
     from .presets import preset_names
-    from .search import load_space
+    from .spaces import load_space
 
     for name in preset_names("search_spaces"):
         sp = load_space(name)
@@ -319,8 +319,8 @@ def spaces_list():
 @spaces_app.command("show")
 def spaces_show(name: str = typer.Argument(..., help="Preset name or YAML path.")):
     """Show one search space: every parameter, its values, the architecture count and size range."""
-    from .search import load_space
-    from .search.space_schema import Choice, Range, values_of
+    from .spaces import load_space
+    from .spaces.schema import Choice, Range, values_of
 
     sp = load_space(name)
     shape = _space_shape(sp)
@@ -349,7 +349,7 @@ def spaces_show(name: str = typer.Argument(..., help="Preset name or YAML path."
 
 
 def _space_shape(sp) -> dict:
-    from .search import DATASET_SHAPES
+    from .training import DATASET_SHAPES
 
     chans, size, classes = DATASET_SHAPES[sp.dataset]
     return {"in_chans": chans, "input_size": size, "num_classes": classes}

@@ -112,7 +112,7 @@ def write_search_report(optuna_study, config, path: Path) -> None:
 def _open_study(storage: str, name: str, config, enqueue: Optional[Path]):
     """Create or resume the study; queue the `--enqueue` baselines (checked before anything is stored)."""
     from . import study as st
-    from .search import load_space
+    from .spaces import load_space
 
     baselines = st.load_enqueue_file(enqueue, load_space(config.space)) if enqueue is not None else []
     optuna_study, config = st.create_or_resume(st.open_storage(storage), name, config)

@@ -10,7 +10,7 @@ import torch
 
 from robustarch import ArchSpec, StageSpec, build_model, load_dataset
 from robustarch.runtime import configure_threads
-from robustarch.search.train import TrainConfig, train_model
+from robustarch.training.train import TrainConfig, train_model
 
 configure_threads(1)  # the suite runs beside other processes on 2 cores: one thread each
 

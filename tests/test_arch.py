@@ -6,8 +6,8 @@ import itertools
 import pytest
 import torch
 
-from robustarch.search.arch import CELL_TYPES, NORMS, ArchSpec, StageSpec, build_model, count_flops, count_params
-from robustarch.search.train import TrainingFailed, build_or_fail
+from robustarch.models.arch import CELL_TYPES, NORMS, ArchSpec, StageSpec, build_model, count_flops, count_params
+from robustarch.training.train import TrainingFailed, build_or_fail
 
 
 def spec(cell="basic", norm="batchnorm", se=0.0, kernel=3, **kw) -> ArchSpec:

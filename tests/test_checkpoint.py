@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from robustarch.search.arch import ArchSpec, StageSpec, build_model
-from robustarch.search.checkpoint import load_checkpoint, save_checkpoint
+from robustarch.models.arch import ArchSpec, StageSpec, build_model
+from robustarch.models.checkpoint import load_checkpoint, save_checkpoint
 from robustarch.errors import UserError
-from robustarch.search.train import TrainConfig
+from robustarch.training.train import TrainConfig
 
 
 @pytest.mark.parametrize("family", ["cells", "timm-resnet"])
@@ -56,7 +56,7 @@ def test_weights_that_do_not_fit_the_spec_are_a_user_error(tmp_path):
 def test_checkpoint_write_is_atomic_and_its_hash_is_checked(tmp_path):
     """A checkpoint is renamed into place (no temporary file stays behind); a load given the SHA-256
     its trial recorded refuses a file whose bytes changed, naming the file."""
-    from robustarch.search.checkpoint import file_sha256
+    from robustarch.models.checkpoint import file_sha256
 
     arch = ArchSpec(in_chans=1, num_classes=10, input_size=8, stem_width=8, stages=(StageSpec(1, 8),))
     path = save_checkpoint(tmp_path / "m.safetensors", build_model(arch), arch, TrainConfig().to_dict())
@@ -84,8 +84,8 @@ def test_a_full_disk_during_a_checkpoint_write_leaves_nothing(tmp_path):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
         from robustarch.errors import StorageFull
-        from robustarch.search.arch import ArchSpec, StageSpec, build_model
-        from robustarch.search.checkpoint import save_checkpoint
+        from robustarch.models.arch import ArchSpec, StageSpec, build_model
+        from robustarch.models.checkpoint import save_checkpoint
         arch = ArchSpec(in_chans=1, num_classes=10, input_size=8, stem_width=8, stages=(StageSpec(1, 64),))
         try:
             save_checkpoint({str(tmp_path / "m.safetensors")!r}, build_model(arch), arch, {{}})

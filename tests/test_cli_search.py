@@ -209,7 +209,7 @@ def test_enqueued_parameters_must_lie_in_the_space(monkeypatch, capsys, tmp_path
                          "--enqueue", str(baselines), "--report-dir", str(tmp_path / "r"))
         _one_line(code, err, *needles)
         assert not (tmp_path / "s.journal").exists() or os.path.getsize(tmp_path / "s.journal") == 0
-    from robustarch.search import load_space
+    from robustarch.spaces import load_space
     from robustarch.study import load_enqueue_file
 
     baselines.write_text("- {stage0_depth: 3, stage0_width: 48, stage0_cell: basic, stem_width: 8}\n")

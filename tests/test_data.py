@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from robustarch.search.data import load_dataset
+from robustarch.training.data import load_dataset
 from robustarch.errors import UserError
 
 N_TRAIN, N_TEST = 100, 40  # 10 per class at least: the stratified validation split needs every class

@@ -21,7 +21,7 @@ from _tiny_study import robustarch, wait_for, worker_env, write_tiny
 from optuna.trial import TrialState
 
 from robustarch import cli
-from robustarch.search.checkpoint import load_checkpoint
+from robustarch.models.checkpoint import load_checkpoint
 from robustarch.study import create_or_resume, open_storage
 from robustarch.study.journal import is_record
 from robustarch.study.storage import recover_lost_trials
@@ -143,8 +143,8 @@ KILLED_WRITER = textwrap.dedent("""
     import sys
     from pathlib import Path
     import optuna
-    from robustarch.search.arch import ArchSpec, StageSpec, build_model
-    from robustarch.search.train import TrainConfig
+    from robustarch.models.arch import ArchSpec, StageSpec, build_model
+    from robustarch.training.train import TrainConfig
     from robustarch.study import open_storage
     from robustarch.study.artifacts import store_checkpoint
     from robustarch.study.storage import worker_id

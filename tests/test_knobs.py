@@ -6,7 +6,7 @@ from _tiny_study import tiny_study
 from optuna.trial import TrialState
 
 from robustarch.study import create_or_resume, load_recipe, open_storage, plan, run_study
-from robustarch.search.space import load_space
+from robustarch.spaces.space import load_space
 
 RANDOM_LABELS_SPACE = """\
 name: random-labels

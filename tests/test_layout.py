@@ -17,13 +17,17 @@ PACKAGE = Path(__file__).resolve().parents[1] / "robustarch"
 # Top-level modules every stage may use (they import no stage); cli and the package API sit on top.
 BASE = {"errors", "presets", "runtime", "metrics", "_version", "names"}
 TOP = {"cli", "commands", "terminal", "__init__", "__main__"}
-# stage → the stages it may import (besides BASE): search and attacks first, then study, then
-# analysis (tables only, no torch), then report.
+# stage → the stages it may import (besides BASE): models, training (which builds models) and spaces
+# (which sample both) and attacks first, then study, then analysis (tables only, no torch), then report.
+# `search` is the deprecated alias of the three (one release), and nothing may import it.
 ALLOWED = {
     "base": set(),
-    "search": {"search"},
+    "models": {"models"},
+    "training": {"training", "models"},
+    "spaces": {"spaces", "models", "training"},
+    "search": {"search", "spaces", "models", "training"},
     "attacks": {"attacks"},
-    "study": {"search", "attacks", "study"},
+    "study": {"spaces", "models", "training", "attacks", "study"},
     "analysis": {"analysis"},
     "report": {"analysis", "report"},
 }
@@ -126,6 +130,26 @@ def test_no_import_cycles():
         if v not in index:
             visit(v)
     assert not cycles, cycles
+
+
+def test_nothing_imports_the_deprecated_search_alias():
+    users = [m for m, targets in _graph().items() if _stage(m) != "search"
+             and any(_stage(t) == "search" for t in targets)]
+    assert not users, users
+
+
+def test_the_old_search_paths_still_import_with_a_deprecation_warning():
+    code = ("import warnings; warnings.simplefilter('error', DeprecationWarning)\n"
+            "try:\n    import robustarch.search\nexcept DeprecationWarning as e:\n    print('warned:', e)\n")
+    env = {**os.environ, "PYTHONPATH": str(PACKAGE.parent)}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert "warned: robustarch.search is deprecated" in run.stdout, run.stderr
+    code = ("import warnings; warnings.simplefilter('ignore')\n"
+            "from robustarch.search.train import TrainConfig\nfrom robustarch.search import load_space\n"
+            "import robustarch.search.space_schema as s, robustarch.training.train as t, robustarch.spaces as sp\n"
+            "assert TrainConfig is t.TrainConfig and load_space is sp.load_space and s.values_of\nprint('ok')")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert run.stdout.strip() == "ok", run.stderr
 
 
 def test_the_checks_above_can_fail(tmp_path, monkeypatch):

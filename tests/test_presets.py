@@ -36,7 +36,7 @@ def test_presets_by_name_after_a_plain_wheel_install(tmp_path):
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     assert (site / "robustarch" / "_presets" / "attacks" / "quick.yaml").is_file()
-    code = ("from robustarch.attacks import load_suite; from robustarch.search.space import load_space; "
+    code = ("from robustarch.attacks import load_suite; from robustarch.spaces.space import load_space; "
             "import robustarch.presets as p; print(p.preset_dir('attacks')); "
             "print(load_suite('quick').name, load_space('digits-cells').name)")
     env = {**os.environ, "PYTHONPATH": str(site), "GIT_PYTHON_REFRESH": "quiet"}

@@ -122,7 +122,8 @@ def folder(tmp_path_factory) -> Path:
 def test_any_search_space_yaml_is_valid_or_one_line(folder, doc):
     import optuna
 
-    from robustarch.search import DATASET_SHAPES, load_space
+    from robustarch.training import DATASET_SHAPES
+    from robustarch.spaces import load_space
 
     space = _user_error_or(lambda: load_space(_write(folder, doc)))
     if space is None:
@@ -214,7 +215,7 @@ ENQUEUE_KEYS = st.sampled_from(["stem_width", "stage0_depth", "stage0_cell", "st
 def test_any_enqueue_file_lies_in_the_space_or_one_line(folder, items):
     import optuna
 
-    from robustarch.search import load_space
+    from robustarch.spaces import load_space
     from robustarch.study import load_enqueue_file
 
     space = load_space("digits-cells")

@@ -12,7 +12,7 @@ from torch.nn import functional as F
 
 from robustarch import ArchSpec, AttackSuite, StageSpec, UserError, build_model
 from robustarch.attacks import AttackConfig, SuiteConfig
-from robustarch.search.train import TrainConfig, train_model
+from robustarch.training.train import TrainConfig, train_model
 
 EPS = (0.05, 0.1, 0.2, 0.3)
 

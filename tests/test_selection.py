@@ -7,7 +7,7 @@ from _tiny_study import tiny_study
 from optuna.trial import TrialState
 
 from robustarch.metrics import WORST_CASE
-from robustarch.search.data import load_dataset
+from robustarch.training.data import load_dataset
 from robustarch.study import RESCORE_PREFIX, rescore, run_study
 from robustarch.study.objective import INVALID_CONSTRAINT
 

@@ -8,11 +8,11 @@ import textwrap
 import optuna
 import pytest
 
-from robustarch.search.arch import build_model, count_params
-from robustarch.search.data import DATASET_SHAPES
+from robustarch.models.arch import build_model, count_params
+from robustarch.training.data import DATASET_SHAPES
 from robustarch.errors import UserError
 from robustarch.presets import preset_names
-from robustarch.search.space import load_space, meta_params
+from robustarch.spaces.space import load_space, meta_params
 
 PRESETS = ("digits-cells", "mnist-cells", "cifar-cells", "timm-resnet", "depth-width-grid")
 

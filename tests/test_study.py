@@ -11,7 +11,7 @@ from robustarch.errors import UserError
 from robustarch.study.storage import open_storage, recover_lost_trials, worker_id
 from robustarch.metrics import robust_auc
 from robustarch.study import SAMPLERS, StudyConfig, create_or_resume, load_enqueue_file, run_study, search_grid
-from robustarch.search.space import load_space
+from robustarch.spaces.space import load_space
 
 
 @pytest.fixture

@@ -6,10 +6,10 @@ from dataclasses import replace
 import pytest
 import torch
 
-from robustarch.search.arch import ArchSpec, StageSpec, build_model
-from robustarch.search import train as train_module
-from robustarch.search.recipes import RECIPES, fgsm_rs, pgd, pgd_accuracy
-from robustarch.search.train import (ROBUST_VAL_SAMPLES, ROBUST_VAL_STEPS, TrainConfig, TrainingFailed,
+from robustarch.models.arch import ArchSpec, StageSpec, build_model
+from robustarch.training import train as train_module
+from robustarch.training.recipes import RECIPES, fgsm_rs, pgd, pgd_accuracy
+from robustarch.training.train import (ROBUST_VAL_SAMPLES, ROBUST_VAL_STEPS, TrainConfig, TrainingFailed,
                                     accuracy, augment, train_model)
 
 CPU = torch.device("cpu")

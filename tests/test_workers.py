@@ -14,7 +14,7 @@ import torch
 from _tiny_study import postgres_url, robustarch, unique, wait_for, worker_env, write_tiny  # noqa: F401
 from optuna.trial import TrialState
 
-from robustarch.search.checkpoint import load_checkpoint
+from robustarch.models.checkpoint import load_checkpoint
 from robustarch.errors import UserError
 from robustarch.study.storage import is_journal, open_storage
 from robustarch.study import StudyConfig, create_or_resume, download_checkpoint

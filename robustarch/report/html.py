@@ -66,7 +66,7 @@ def _objective_text(study, attrs: dict, eps) -> str:
     return f"{cfg.get('objective', 'robust')}: maximize worst-case robust accuracy at ε={_fmt(eps)}"
 
 
-# TrainConfig fields only some training recipes read (robustarch.search.recipes): a standard recipe's
+# TrainConfig fields only some training recipes read (robustarch.training.recipes): a standard recipe's
 # stored `eps` is a default it never used, and Methods must not list it as a setting.
 RECIPE_ONLY = {"eps": ("fgsm-rs", "pgd", "trades"), "attack_steps": ("pgd", "trades"), "trades_beta": ("trades",)}
 

@@ -1,16 +1,23 @@
-"""From a search space to a trained model: YAML spaces and their schema, architecture specs and the
-timm cells they build, datasets as resident tensors, training recipes and the training engine.
-
-    space = load_space("digits-cells")
-    model = build_model(ArchSpec(in_chans=1, num_classes=10, input_size=8, stages=(StageSpec(2, 32),)))
-    train_model(model, load_dataset("digits"), TrainConfig(epochs=3), device=torch.device("cpu"))
+"""Deprecated alias, kept for one release: `robustarch.search` was split into `robustarch.spaces`
+(search spaces), `robustarch.models` (specs, cells, checkpoints) and `robustarch.training` (data and
+training). The search itself is an Optuna study: `robustarch.study`.
 """
-from .arch import ArchSpec, StageSpec, build_model, count_flops, count_params, register_family
-from .checkpoint import load_checkpoint, save_checkpoint
-from .data import DATASET_SHAPES, Dataset, Split, load_dataset
-from .space import SearchSpace, load_space
-from .train import TrainConfig, TrainingFailed, train_model
+from __future__ import annotations
 
-__all__ = ["ArchSpec", "DATASET_SHAPES", "Dataset", "SearchSpace", "Split", "StageSpec", "TrainConfig",
-           "TrainingFailed", "build_model", "count_flops", "count_params", "load_checkpoint",
-           "load_dataset", "load_space", "register_family", "save_checkpoint", "train_model"]
+import importlib
+import sys
+import warnings
+
+warnings.warn("robustarch.search is deprecated: import from robustarch.spaces, robustarch.models or "
+              "robustarch.training", DeprecationWarning, stacklevel=2)
+
+# old submodule → its new home, so `from robustarch.search.train import ...` keeps working
+_MOVED = {"arch": "models.arch", "cells": "models.cells", "checkpoint": "models.checkpoint",
+          "data": "training.data", "train": "training.train", "recipes": "training.recipes",
+          "space": "spaces.space", "space_schema": "spaces.schema"}
+for _old, _new in _MOVED.items():
+    sys.modules[f"{__name__}.{_old}"] = globals()[_old] = importlib.import_module(f"robustarch.{_new}")
+
+from ..models import *  # noqa: E402,F401,F403
+from ..spaces import *  # noqa: E402,F401,F403
+from ..training import *  # noqa: E402,F401,F403

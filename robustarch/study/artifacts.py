@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import UserError
-from ..search.checkpoint import file_sha256, save_checkpoint, write_atomic
+from ..models.checkpoint import file_sha256, save_checkpoint, write_atomic
 from .resume import create_or_resume
 from .storage import default_artifacts, open_storage
 

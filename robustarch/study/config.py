@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from ..attacks.config import SuiteConfig, load_suite
 from ..errors import UserError, one_of
-from ..search.space import load_space
+from ..spaces.space import load_space
 from .samplers import make_pruner, make_sampler
 
 # objective → (what the trial values are, their directions); the robust term is `robust_metric`.
@@ -108,7 +108,7 @@ def validate_config(config: StudyConfig) -> None:
 
 
 def _check_training(overrides: dict) -> None:
-    from ..search.train import TrainConfig
+    from ..training.train import TrainConfig
 
     allowed = [f.name for f in fields(TrainConfig)]
     unknown = [k for k in overrides if k not in allowed]
@@ -118,7 +118,7 @@ def _check_training(overrides: dict) -> None:
 
 def check_data(config: StudyConfig) -> None:
     """Load the study's data once, so a missing dataset fails before any study is stored."""
-    from ..search.data import load_dataset
+    from ..training.data import load_dataset
 
     load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed)
 

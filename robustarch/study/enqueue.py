@@ -7,8 +7,8 @@ from pathlib import Path
 import yaml
 
 from ..errors import UserError, one_of
-from ..search.space import SearchSpace
-from ..search.space_schema import Choice
+from ..spaces.space import SearchSpace
+from ..spaces.schema import Choice
 
 
 def load_enqueue_file(path: str | Path, space: SearchSpace) -> list[dict]:

@@ -12,8 +12,8 @@ from ..attacks.base import AttackKind
 from ..attacks.result import AttackResult
 from ..attacks.suite import AttackSuite
 from ..metrics import WORST_CASE, robust_auc
-from ..search.data import Dataset
-from ..search.train import accuracy
+from ..training.data import Dataset
+from ..training.train import accuracy
 
 
 def curves(result: AttackResult) -> dict[str, list[float]]:

@@ -10,10 +10,10 @@ import torch
 from ..attacks.suite import AttackSuite
 from ..metrics import WORST_CASE, robust_auc
 from ..runtime import pick_device
-from ..search.arch import count_flops, count_params
-from ..search.data import Dataset, load_dataset
-from ..search.space import SearchSpace, load_space
-from ..search.train import TrainingFailed, accuracy, build_or_fail, train_model
+from ..models.arch import count_flops, count_params
+from ..training.data import Dataset, load_dataset
+from ..spaces.space import SearchSpace, load_space
+from ..training.train import TrainingFailed, accuracy, build_or_fail, train_model
 from ..attacks.config import load_suite
 from .artifacts import store_checkpoint
 from .evaluate import evaluate, report_attrs, robust_value, val_attrs

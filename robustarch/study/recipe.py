@@ -92,8 +92,8 @@ def _one_study(sec: Section, base: StudyConfig) -> tuple[str, StudyConfig]:
 
 def _training(sec: Section) -> dict:
     """Fixed training settings (fields of `TrainConfig`), type- and range-checked here at the edge."""
-    from ..search.recipes import RECIPES
-    from ..search.train import OPTIMIZERS, SELECT, TrainConfig
+    from ..training.recipes import RECIPES
+    from ..training.train import OPTIMIZERS, SELECT, TrainConfig
 
     if "training" not in sec:
         return {}

@@ -19,8 +19,8 @@ from ..attacks.spec import SuiteConfig
 from ..attacks.suite import AttackSuite
 from ..metrics import WORST_CASE, pareto_front
 from ..runtime import configure_threads, pick_device
-from ..search.checkpoint import load_checkpoint
-from ..search.data import load_dataset
+from ..models.checkpoint import load_checkpoint
+from ..training.data import load_dataset
 from .artifacts import download_checkpoint
 from .config import StudyConfig, objective_eps_index
 from .evaluate import curves

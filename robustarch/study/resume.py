@@ -5,7 +5,7 @@ from dataclasses import fields
 
 from ..errors import UserError, one_of
 from ..names import check_study_name
-from ..search.space import SearchSpace, load_space
+from ..spaces.space import SearchSpace, load_space
 from .config import CONFIG_ATTR, StudyConfig, check_data, resolved, validate_config
 from .samplers import make_pruner, make_sampler
 from .storage import _optuna

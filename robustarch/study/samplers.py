@@ -4,7 +4,7 @@ from __future__ import annotations
 import warnings
 
 from ..errors import UserError, one_of
-from ..search.space import SearchSpace
+from ..spaces.space import SearchSpace
 from .storage import _optuna
 
 # tpe/gp/nsgaii concentrate trials where the objective is high: right for "find the most robust",

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..runtime import configure_threads, release_memory
-from ..search.space import load_space
+from ..spaces.space import load_space
 from .config import StudyConfig
 from .objective import TrialFailed, TrialRunner
 from .samplers import search_grid

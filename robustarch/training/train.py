@@ -112,7 +112,7 @@ class TrainResult:
 
 def build_or_fail(spec) -> nn.Module:
     """`build_model(spec)` after one forward pass on a zero input, else `TrainingFailed('invalid_arch')`."""
-    from .arch import build_model
+    from ..models.arch import build_model
 
     try:
         model = build_model(spec)

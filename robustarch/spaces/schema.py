@@ -7,13 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from .arch import ACTIVATIONS, CELL_TYPES, FAMILIES, NORMS
-from .cells import RESNET_STEM_WIDTH
-from .data import DATASET_SHAPES
+from ..models.arch import ACTIVATIONS, CELL_TYPES, FAMILIES, NORMS
+from ..models.cells import RESNET_STEM_WIDTH
+from ..training.data import DATASET_SHAPES
 from ..errors import one_of
 from ..presets import Section
-from .recipes import RECIPES
-from .train import OPTIMIZERS, SELECT, TrainConfig
+from ..training.recipes import RECIPES
+from ..training.train import OPTIMIZERS, SELECT, TrainConfig
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ from typing import Any
 
 import torch
 
-from .arch import ArchSpec, StageSpec, build_model, count_params
-from .cells import layer_fn, make_cell
+from ..models.arch import ArchSpec, StageSpec, build_model, count_params
+from ..models.cells import layer_fn, make_cell
 from ..errors import UserError
-from .space_schema import Choice, Range, parse_space, values_of
+from .schema import Choice, Range, parse_space, values_of
 
 __all__ = ["Choice", "Range", "SearchSpace", "StageSpace", "load_space", "suggest"]
 
@@ -90,7 +90,7 @@ class SearchSpace:
         return arch
 
     def _train(self, v: dict):
-        from .train import TrainConfig
+        from ..training.train import TrainConfig
 
         return replace(TrainConfig(), **{k: v[f"train_{k}"] for k in self.training})
 
