@@ -29,6 +29,7 @@ from scipy import optimize, stats
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from robustarch.analysis.findings import findings_rows  # noqa: E402
 from robustarch.analysis.powerlaw import COLUMNS as POWER_COLUMNS  # noqa: E402
@@ -75,7 +76,8 @@ def models(rng, m: int, *, r_yc: float = 0.0, r_cond: float = 0.0, r_ys: float =
     robust = np.clip(robust + depth_effect * (depth - 5) / 3, 0, 1)
     return pd.DataFrame({"trial": np.arange(m), "clean_accuracy": clean, "attacked_clean_accuracy": clean,
                          "robust_accuracy": robust, "params": params, "log10_params": np.log10(params),
-                         "depth": depth.astype(float), "width": width})
+                         "depth": depth.astype(float), "width": width,
+                         "clean_accuracy_se": 0.0, "robust_accuracy_se": 0.0})  # exact numbers: no noise
 
 
 def matched_depth_models(rng, m: int, effect: float) -> pd.DataFrame:
@@ -189,6 +191,9 @@ SCENARIOS = {
     "shape_equal": ("slope_matches_margin_tail", "power", "tail exponent = k, no per-sample link",
                     lambda r, m, n: models(r, m), lambda r, m, n: samples(r, m, n)),
 }
+from sim_adversarial import SCENARIOS as ADVERSARIAL  # noqa: E402  (the second family, built to break the tests)
+
+SCENARIOS |= ADVERSARIAL
 # the p whose rate a scenario measures, where it is not the claim's own `p_value`: universality at its
 # margin measures the calibrated test of τ ≥ margin (its "supported"), not the homogeneity test
 P_OF = {"universality_margin": "p_below"}
@@ -204,9 +209,12 @@ def study_tables(u: pd.DataFrame, smp: pd.DataFrame | None) -> tuple[pd.DataFram
     """A simulated study as `robustarch analyze` takes it: one row per model, and per-sample ε."""
     cols = {"model": u["trial"].map(lambda t: f"m{t}"), "clean_accuracy": u["clean_accuracy"],
             f"robust_accuracy@{HEADLINE}": u["robust_accuracy"]}
-    for c in ("attacked_clean_accuracy", "params", "depth", "width", "label_noise", "max_steps"):
+    for c in ("attacked_clean_accuracy", "params", "depth", "width", "label_noise", "max_steps", "clean_accuracy_se",
+              "family"):
         if c in u:
             cols[c] = u[c]
+    if "robust_accuracy_se" in u:
+        cols[f"robust_accuracy_se@{HEADLINE}"] = u["robust_accuracy_se"]
     if "generalization_gap" in u:  # both accuracies shifted down alike where train would pass 1: same gap
         shift = max(0.0, float((u["clean_accuracy"] + u["generalization_gap"]).max()) - 1)
         cols["clean_accuracy"] = u["clean_accuracy"] - shift

@@ -16,7 +16,8 @@ from scipy import optimize, stats
 
 from robustarch.analysis import analyze
 from robustarch.analysis.claims import CLAIMS
-from robustarch.analysis.findings import findings_table, holm
+from robustarch.analysis.findings import findings_rows, findings_table, holm
+from robustarch.analysis.verdicts import p_keys
 from robustarch.analysis.powerlaw import COLUMNS as POWER_COLUMNS
 from robustarch.errors import UserError
 from robustarch.analysis.powerlaw import bin_counts, fit_counts, fit_power_law
@@ -167,7 +168,7 @@ def test_findings_verdicts_on_a_designed_study(designed):
     assert f.loc["slope_matches_margin_tail", "verdict"] == "supported"
     assert f.loc["deeper_more_robust", "verdict"] == "supported" and f.loc["deeper_more_robust", "n"] == 10
     # 20 models: below the size claim's minimum n, and no label noise: skipped with the reason, no p
-    assert f.loc["size_adds_little", "verdict"] == "inconclusive" and "needs ≥ 33" in f.loc["size_adds_little", "text"]
+    assert f.loc["size_adds_little", "verdict"] == "inconclusive" and "needs ≥ 35" in f.loc["size_adds_little", "text"]
     assert "label_noise is constant" in f.loc["robust_falls_with_memorization", "text"]
     assert f.loc[["size_adds_little", "robust_falls_with_memorization"], "p_value"].isna().all()
     # The numbers are the tests they name, on the models, with Holm over exactly the claims with a p.
@@ -175,9 +176,15 @@ def test_findings_verdicts_on_a_designed_study(designed):
     rho = stats.spearmanr(u["robust_accuracy"], u["clean_accuracy"])
     assert f.loc["robust_tracks_clean", "value"] == pytest.approx(rho.statistic)
     assert f.loc["robust_tracks_clean", "p_value"] == pytest.approx(rho.pvalue)
-    np.testing.assert_allclose(f["p_holm"], holm(f["p_value"]))
-    m = int(f["p_value"].notna().sum())
-    assert (f["family_m"] == m).all() and f"Holm-adjusted over {m} claims" in f.loc["robust_tracks_clean", "text"]
+    # one Holm family over every p that can give a verdict: the claims' own p and their other paths
+    rows = findings_rows(designed.used_trials, designed.tables["power_law"][designed.tables["power_law"]["in_statistics"]
+                                                                           .astype(bool)], n_boot=300)
+    family = [r[k] for r in rows if not r["reason"] for k in p_keys(r) if math.isfinite(r.get(k, math.nan))]
+    np.testing.assert_allclose(f["p_holm"], [holm(family)[family.index(p)] if math.isfinite(p) else math.nan
+                                             for p in f["p_value"]])
+    m, k = len(family), int(f["p_value"].notna().sum())
+    assert (f["family_m"] == m).all() and f"Holm-adjusted over {m} tests of {k} claims" in f.loc["robust_tracks_clean",
+                                                                                                 "text"]
     pairs = designed.tables["depth_pairs"]
     assert len(pairs) == 10 and (pairs["params_ratio"] == 1).all() and pairs["thinner"].all()
     assert (pairs["clean_difference"].abs() <= 0.02).all()

@@ -170,17 +170,20 @@ def test_an_inconclusive_equivalence_outside_its_margin_names_the_n_that_would_c
     assert r["verdict"] == "inconclusive"
     n = n_to_decide(r)
     assert math.isfinite(n) and n > r["n"]
-    assert f"n ≈ {int(n)} would decide it" in finding_text({**r, "n_to_decide": n})
+    assert f"n ≈ {int(n)} would give the test 80% power" in finding_text({**r, "n_to_decide": n})
 
 
 def test_an_undecided_claim_never_names_an_n_below_the_one_it_has():
     """The size claim of cubuk2017-digits: rank partial 0.54, its test's 90% interval [0.30, 0.71]
     (skewed: Fisher z) just touching the margin 0.3 at n = 40. The bootstrap 95% CI alone implied
-    n ≈ 32; the test's own interval, on the side facing the margin, says just over 40."""
+    n ≈ 32; the test's own interval, on the side facing the margin, gives the n of 80% power:
+    40·(SE·(z_0.95 + z_0.8)/gap)² with SE = (0.538 − 0.300)/z_0.95 and gap 0.238, i.e. 40·(1 + z_0.8/z_0.95)²
+    — not the n ≈ 41 at which the interval would just touch the margin (a coin flip)."""
     r = row("size_adds_little", 0.538, (0.201, 0.707), 0.949, p_outside=0.054, ci90=(0.300, 0.710))
     r["n"] = 40
     assert verdict(r) == "inconclusive"
-    assert 40 < n_to_decide(r) <= 45
+    z90, z80 = 1.6448536, 0.8416212
+    assert n_to_decide(r) == math.ceil(40 * (1 + z80 / z90) ** 2)
 
 
 def test_a_large_bend_the_fit_test_did_not_reject_names_no_n():

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..metrics import WORST_CASE, curve_area, pareto_front
-from .findings import depth_pairs, findings_table, sampler_caveat
+from .findings import depth_pairs, findings_table, independence_caveat
 from .headline import choose_eps
 from .phase import gap, phase_table
 from .powerlaw import MAX_ERROR, power_law_table, slope_summary
@@ -81,7 +81,7 @@ def grid_map(table: pd.DataFrame, x: str, y: str, value: str = "robust_accuracy"
 
 
 def _per_trial(trials: pd.DataFrame, curves: pd.DataFrame, eps, eps_grid,
-               include_flagged: bool) -> tuple[pd.DataFrame, str]:
+               include_flagged: bool, se_curves: pd.DataFrame | None = None) -> tuple[pd.DataFrame, str]:
     """The trials table plus what the statistics use: log sizes, temperature, robust accuracy at the
     headline ε (test, and validation where stored), the ε-curve's area, the generalization gap, the
     invalid flag, whether the model enters the statistics, and whether it is on the clean-vs-robust
@@ -101,6 +101,10 @@ def _per_trial(trials: pd.DataFrame, curves: pd.DataFrame, eps, eps_grid,
         t.loc[has_curve, "robust_accuracy"] = c[eps].to_numpy()
         t.loc[has_curve, "robust_auc"] = curve_area(eps_grid, c[eps_grid].to_numpy(float),
                                                     clean_att.to_numpy(float))
+    t["robust_accuracy_se"] = np.nan  # its evaluation SE (analysis.noise), where the robustness table has one
+    if se_curves is not None and has_curve.any() and eps in se_curves:
+        t.loc[has_curve, "robust_accuracy_se"] = se_curves.set_index("trial").reindex(
+            t.loc[has_curve, "trial"])[eps].to_numpy(float)
     t["val_robust_accuracy"] = pd.to_numeric(t["val_robust_accuracy"], errors="coerce")
     t["in_statistics"] = has_curve & (include_flagged | ~t["flagged"])
     t["pareto"] = False
@@ -218,15 +222,19 @@ def _analyze(trials, robustness, samples, *, name, attrs, val, rescore, eps, inc
     eps, eps_choice = choose_eps(eps_grid, requested=eps, attrs=attrs, val=val)
     curves = wc.pivot_table(index="trial", columns="eps", values="robust_accuracy").reset_index()
     curves.columns.name = None
+    se_curves = None
+    if "robust_accuracy_se" in wc and wc["robust_accuracy_se"].notna().any():
+        se_curves = wc.pivot_table(index="trial", columns="eps", values="robust_accuracy_se").reset_index()
     trials = trials.copy()
     if val is not None and eps is not None:  # validation robust accuracy at the headline ε
         at = val[np.isclose(val["eps"].to_numpy(float), eps)].set_index("trial")["val_robust_accuracy"]
         trials["val_robust_accuracy"] = trials["trial"].map(at)
-    t, selection = _per_trial(trials, curves, eps, eps_grid, include_flagged)
+    t, selection = _per_trial(trials, curves, eps, eps_grid, include_flagged, se_curves)
     analysed, used = t[t["trial"].isin(curves["trial"])], t[t["in_statistics"]]
     result = Analysis(name, eps, eps_grid, include_flagged, len(t), len(analysed),
                       int(analysed["flagged"].sum()), len(used), len(used) >= MIN_TRIALS_FOR_STATS,
-                      attrs=attrs, selection_split=selection, caveat=sampler_caveat(attrs), eps_choice=eps_choice,
+                      attrs=attrs, selection_split=selection, caveat=independence_caveat(attrs, used, source),
+                      eps_choice=eps_choice,
                       source=source, notes=notes)
 
     power = power_law_table(samples, analysed["trial"], used["trial"], max_error=max_error, n_boot=n_boot,

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import UserError
+from .verdicts import min_n_for_equivalence
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,10 @@ CLAIMS: dict[str, Claim] = {c.key: c for c in (
           "clean accuracy", "relation", "Spearman rank correlation (two-sided)", 8,
           ("robust_accuracy", "clean_accuracy"), direction=1),
     Claim("size_adds_little", "Model size adds little once clean accuracy is known", "equivalence",
-          f"exact equivalence test on the Fisher z of the rank partial correlation (Bonett–Wright SE), "
-          f"margin ±{SIZE_MARGIN}", 33,
+          f"TOST / 90% interval inclusion on the Fisher z of the rank partial correlation (t with n − 3 df, "
+          f"Bonett–Wright SE), margin ±{SIZE_MARGIN}; with per-model SEs, on the disattenuated partial correlation "
+          f"(intersection–union with a bootstrap TOST); with families, families count as n and the bootstrap "
+          f"resamples them", min_n_for_equivalence(SIZE_MARGIN),
           ("robust_accuracy", "clean_accuracy", "log10_params"), margin=SIZE_MARGIN, margin_reason=SIZE_REASON),
     Claim("power_law", "At small ε, adversarial error ∝ ε^k (one power law per model)", "form",
           "parametric-bootstrap p of the summed Pearson X² and curvature LR (the smaller p, calibrated); equivalence test on "

@@ -18,24 +18,61 @@ from .phaseclaims import PHASE_TESTS
 from .pooling import pool, slope_summary
 from .powerlaw import DECADES, N_GOF, counts_of
 from .gof import calibrated_gof, calibrated_homogeneity, calibrated_shape
-from .stats import N_BOOT, correlate, partial_correlation
-from .verdicts import ALPHA, Z90, Z95, fisher_se, hodges_lehmann, holm, n_to_decide, tost_normal, verdict
+from .equivalence import MIN_CLUSTERS, size_equivalence
+from .noise import disattenuate, error_variance, reliability
+from .stats import N_BOOT, Resampler, correlate
+from .verdicts import ALPHA, Z90, Z95, hodges_lehmann, holm, holm_family, n_to_decide, tost_normal, verdict
 from .wording import finding_text
 
 BIASED_SAMPLERS = ("tpe", "gp", "nsgaii")
+# claims whose test has no cluster version: with related models they say they cannot decide
+INDEPENDENT_ONLY = {"deeper_more_robust": "Wilcoxon signed-rank on matched pairs",
+                    "robust_falls_with_memorization": "pooled within-level Spearman ρ",
+                    "early_stop_preserves_robustness": "pooled within-level Spearman ρ"}
 COLUMNS = ["key", "claim", "verdict", "statistic", "value", "ci_low", "ci_high", "n", "test", "p_value", "p_holm",
-           "family_m", "kind", "margin", "margin_reason", "n_to_decide", "reason", "text"]
+           "family_m", "family_claims", "kind", "margin", "margin_reason", "ci90_low", "ci90_high", "reliability_robust",
+           "reliability_clean", "families", "n_to_decide", "reason", "text"]
 
 
 def _row(c: Claim, statistic: str, n: int, value=math.nan, ci=(math.nan, math.nan), p=math.nan, **extra) -> dict:
     return {"key": c.key, "claim": c.title, "kind": c.kind, "statistic": statistic, "test": c.test, "n": int(n),
             "value": float(value), "ci_low": float(ci[0]), "ci_high": float(ci[1]), "p_value": float(p),
             "direction": c.direction, "margin": c.margin, "margin_reason": c.margin_reason, "center": 0.0,
-            "reason": None, **extra}
+            "reason": None, "reliability_robust": math.nan, "reliability_clean": math.nan, "families": None, **extra}
 
 
 def _skip(c: Claim, statistic: str, n: int, reason: str) -> dict:
     return _row(c, statistic, n, reason=reason)
+
+
+def families(u: pd.DataFrame) -> pd.Series | None:
+    """The `family` labels of the models when some family holds more than one model (related
+    models: variants of one design, fine-tunes of one checkpoint), else None."""
+    if "family" not in u or u["family"].isna().all():
+        return None
+    fam = u["family"].astype(str).where(u["family"].notna(), "model " + u["trial"].astype(str))
+    return fam if fam.duplicated().any() else None
+
+
+NO_NOISE = ("the models' numbers come without evaluation SEs (no n_attacked, clean_accuracy_se or robust_accuracy_se "
+            "column), and noise pulls a correlation towards 0, so \"adds little\" is not claimed on them")
+
+
+def _few_families(c: Claim, statistic: str, n: int, n_families: int) -> dict:
+    return _skip(c, statistic, n, f"{n} models in {n_families} families of related models: a test that allows for "
+                                  f"related models resamples whole families and needs ≥ {MIN_CLUSTERS} of them")
+
+
+def _cluster_p(boots: np.ndarray) -> float:
+    """Two-sided p of ρ = 0 from cluster-bootstrap values: the level at which the percentile interval
+    just excludes 0 (Davison & Hinkley 1997, §4.4)."""
+    b = boots[np.isfinite(boots)]
+    return float(min(1.0, 2 * (1 + min((b <= 0).sum(), (b >= 0).sum())) / (len(b) + 1))) if len(b) else math.nan
+
+
+def _noise(u: pd.DataFrame, target: pd.Series, column: str, scale=1.0) -> float:
+    err = error_variance(u, column)
+    return math.nan if err is None else reliability(target, np.sqrt(err) * scale)
 
 
 def _tracks(c: Claim, u: pd.DataFrame, n_boot: int, seed: int) -> dict:
@@ -44,23 +81,49 @@ def _tracks(c: Claim, u: pd.DataFrame, n_boot: int, seed: int) -> dict:
     robust = u["robust_accuracy"].astype(float)
     conditional = c.key == "conditional_tracks_clean"
     target = robust / clean_att.where(clean_att > 0) if conditional else robust
-    r = correlate(target, u["clean_accuracy"], methods=("spearman",), n_boot=n_boot, seed=seed)[0]
+    clean = u["clean_accuracy"].astype(float)
+    keep = (np.isfinite(target) & np.isfinite(clean)).to_numpy()
+    fam, extra = families(u), {}
+    if fam is not None:
+        n_fam = fam[keep].nunique()
+        if n_fam < MIN_CLUSTERS:
+            return _few_families(c, "Spearman ρ", int(keep.sum()), n_fam)
+        res = Resampler(int(keep.sum()), n_boot, seed, groups=fam[keep].to_numpy())
+        r = correlate(target[keep], clean[keep], methods=("spearman",), resampler=res)[0]
+        r["p_value"] = _cluster_p(res.statistic("spearman", target[keep].to_numpy(), clean[keep].to_numpy()))
+        extra = {"families": n_fam, "bootstrap": "cluster"}
+    else:
+        r = correlate(target, clean, methods=("spearman",), n_boot=n_boot, seed=seed)[0]
     if r["n"] < c.min_n or not math.isfinite(r["coef"]):
         return _skip(c, "Spearman ρ", r["n"], f"{r['n']} usable models (needs ≥ {c.min_n}, not constant)")
-    return _row(c, "Spearman ρ", r["n"], r["coef"], (r["ci_low"], r["ci_high"]), r["p_value"], conditional=conditional)
+    rel_t = _noise(u[keep], target[keep], "robust_accuracy", 1 / clean_att[keep] if conditional else 1.0)
+    rel_c = _noise(u[keep], clean[keep], "clean_accuracy")
+    if math.isfinite(rel_t) or math.isfinite(rel_c):  # noise attenuates ρ but leaves the test of 0 valid
+        extra |= {"reliability_robust": rel_t, "reliability_clean": rel_c, "value_corrected": float(
+            disattenuate(r["coef"], rel_t if math.isfinite(rel_t) else 1.0, rel_c if math.isfinite(rel_c) else 1.0))}
+    return _row(c, "Spearman ρ", r["n"], r["coef"], (r["ci_low"], r["ci_high"]), r["p_value"], conditional=conditional,
+                **extra)
 
 
 def _size(c: Claim, u: pd.DataFrame, n_boot: int, seed: int) -> dict:
-    r = partial_correlation(u["robust_accuracy"], u["log10_params"], u["clean_accuracy"], method="spearman",
-                            n_boot=n_boot, seed=seed)
     stat = "rank partial correlation (robust accuracy, log10 params | clean accuracy)"
-    if r["n"] < c.min_n or not math.isfinite(r["coef"]):
-        return _skip(c, stat, r["n"], f"{r['n']} usable models (needs ≥ {c.min_n}: with fewer the equivalence test cannot "
-                                      f"show |r| < {c.margin:g} even at r = 0)")
-    z, se = math.atanh(max(-0.999999, min(0.999999, r["coef"]))), fisher_se(r["n"], r["coef"], 1, True)
-    t = tost_normal(z, se, -math.atanh(c.margin), math.atanh(c.margin))
-    return _row(c, stat, r["n"], r["coef"], (r["ci_low"], r["ci_high"]), t["p_tost"], p_outside=t["p_outside"],
-                ci90=tuple(math.tanh(v) for v in t["ci90"]), p_zero=r["p_value"])
+    fam = families(u)
+    r = size_equivalence(u, c.margin, n_boot=n_boot, seed=seed, families=None if fam is None else fam.to_numpy())
+    if fam is not None and r["n_eff"] < MIN_CLUSTERS:
+        return _few_families(c, stat, r["n"], r["n_eff"])
+    if r["n_eff"] < c.min_n or not math.isfinite(r["value_observed"]):
+        unit = "families" if fam is not None else "usable models"
+        return _skip(c, stat, r["n"], f"{r['n_eff']} {unit} (needs ≥ {c.min_n}: with fewer, even a partial "
+                                      f"correlation of 0 has a 90% interval wider than ±{c.margin:g})")
+    if math.isfinite(r["reliability_robust"]) or math.isfinite(r["reliability_clean"]):
+        stat = "disattenuated " + stat
+    extra = {k: r[k] for k in ("value_observed", "reliability_robust", "reliability_clean", "n_eff", "method",
+                               "ci90_analytic", "ci90_boot") if k in r}
+    if not r["noise_known"]:  # attenuated numbers alone never show "≈ 0": only the contradicted path is open
+        extra |= {"p_keys": ("p_outside",), "p_tost_unknown_noise": r["p_tost"], "no_support": NO_NOISE}
+    return _row(c, stat, r["n"], r["value"], r["ci"], r["p_tost"] if r["noise_known"] else math.nan,
+                p_outside=r["p_outside"], ci90=r["ci90"], p_zero=r["p_zero"],
+                families=r["n_eff"] if fam is not None else None, **extra)
 
 
 def _power_law(c: Claim, power: pd.DataFrame, n_gof: int, seed: int) -> dict:
@@ -175,6 +238,10 @@ def _claim_row(c: Claim, u, power, *, n_boot, seed, n_gof) -> dict:
     why = _columns_reason(c, u)
     if why:
         return _skip(c, "–", len(u), why)
+    if c.key in INDEPENDENT_ONLY and families(u) is not None:
+        return _skip(c, "–", len(u), f"its test ({INDEPENDENT_ONLY[c.key]}) assumes independent models, the "
+                                     f"table puts them in {families(u).nunique()} families of related models, and "
+                                     "no test that allows for families is implemented for it")
     if c.key in PHASE_TESTS:
         return PHASE_TESTS[c.key](c, u, _row, _skip)
     if c.key in ("robust_tracks_clean", "conditional_tracks_clean"):
@@ -188,14 +255,14 @@ def _claim_row(c: Claim, u, power, *, n_boot, seed, n_gof) -> dict:
 
 def findings_rows(u: pd.DataFrame, power: pd.DataFrame, *, claims=None, n_boot: int = N_BOOT, seed: int = 0,
                   n_gof: int = N_GOF) -> list[dict]:
-    """The finding rows as dicts (every number the sentences use; `findings_table` keeps the columns)."""
+    """The finding rows as dicts (every number the sentences use; `findings_table` keeps the columns),
+    with one Holm family over every p that can produce a verdict (verdicts.holm_family)."""
     rows = [_claim_row(c, u, power, n_boot=n_boot, seed=seed, n_gof=n_gof) for c in resolve(claims)]
-    adjusted = holm([r["p_value"] if not r["reason"] else math.nan for r in rows])
-    m = int(np.isfinite(adjusted).sum())
-    for r, p in zip(rows, adjusted):
-        r["p_holm"], r["family_m"] = float(p), m
+    for r in rows:
         if r["reason"]:
             r["p_value"] = math.nan
+    holm_family(rows)
+    for r in rows:
         r["verdict"] = verdict(r)
         r["n_to_decide"] = n_to_decide(r) if r["verdict"] == "inconclusive" and not r["reason"] else math.nan
         r["text"] = finding_text(r)
@@ -207,19 +274,43 @@ def findings_table(u: pd.DataFrame, power: pd.DataFrame, *, claims=None, n_boot:
     """Every claim in `claims` (registry names; None → all) about the models `u` (one row per model,
     with `robust_accuracy` at the headline ε) and their power-law fits `power`
     (powerlaw.power_law_table), Holm-corrected as one family, with verdicts and sentences."""
-    return pd.DataFrame(findings_rows(u, power, claims=claims, n_boot=n_boot, seed=seed, n_gof=n_gof))[COLUMNS]
+    rows = findings_rows(u, power, claims=claims, n_boot=n_boot, seed=seed, n_gof=n_gof)
+    for r in rows:
+        r["ci90_low"], r["ci90_high"] = r.get("ci90") or (math.nan, math.nan)
+    return pd.DataFrame(rows)[COLUMNS]
 
 
 def sampler_caveat(attrs: dict) -> str | None:
     """A warning when the study's sampler steers towards good models: its trials are then not a fair
-    sample of the space, and correlations across them mix the sampler's taste with the relation."""
+    sample of the space, and not independent either."""
     sampler = str((attrs.get("robustarch_config") or {}).get("sampler") or "").lower()
     if sampler not in BIASED_SAMPLERS:
         return None
     return (f"The models were chosen by the {sampler} sampler, which concentrates trials where the objective "
             "is high: they are not a fair sample of the search space, so correlations across them can reflect "
-            "the sampler as much as the architectures. For correlation studies run with --sampler random or "
-            "--sampler qmc.")
+            "the sampler as much as the architectures. Nor are they independent: each proposal depends on every "
+            "earlier trial, so all trials form one dependent sequence with no families a cluster bootstrap could "
+            "resample, and the tests below treat them as independent: read their p-values as descriptive. For "
+            "correlation studies run with --sampler random or --sampler qmc.")
 
 
-__all__ = ["ALPHA", "depth_pairs", "findings_rows", "findings_table", "holm", "sampler_caveat"]
+def independence_caveat(attrs: dict, u: pd.DataFrame, source: str) -> str | None:
+    """What the page must say about the independence of the models: the adaptive sampler (studies),
+    the families of related models a table declares, or that a table declares none."""
+    if source != "table":
+        return sampler_caveat(attrs)
+    fam = families(u)
+    if fam is not None:
+        return (f"The table puts its {len(u)} models in {fam.nunique()} families of related models (its `family` "
+                f"column): tests that assume independent models resample whole families (a cluster bootstrap, "
+                f"with ≥ {MIN_CLUSTERS} families) or say that they cannot decide.")
+    if "family" in u and u["family"].notna().any():
+        return None  # declared, and every model is its own family
+    return ("The table does not say which models are related (variants of one design, one lab's recipe, fine-tunes "
+            "of one checkpoint): the tests treat all models as independent. Related models make a correlation "
+            "look surer than it is; add a `family` column naming each model's family to have the tests "
+            "resample whole families.")
+
+
+__all__ = ["ALPHA", "depth_pairs", "families", "findings_rows", "findings_table", "holm", "independence_caveat",
+           "sampler_caveat"]

@@ -13,13 +13,15 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
+from .noise import binomial_se
 
 TRIAL_COLUMNS = ["trial", "state", "arch_summary", "params", "flops", "depth", "width",
                  "clean_accuracy", "val_accuracy", "attacked_clean_accuracy", "n_attacked",
                  "median_min_eps", "lr", "batch_size", "train_fraction", "epochs", "recipe",
                  "train_seconds", "attack_seconds", "fail_reason", "sanity_ok", "sanity_failed",
                  "sanity_invalid", "sanity_warnings", "train_accuracy", "label_noise", "max_steps",
-                 "selection_split", "val_robust_accuracy", "val_attacked_clean_accuracy", "val_n_attacked"]
+                 "selection_split", "val_robust_accuracy", "val_attacked_clean_accuracy", "val_n_attacked",
+                 "clean_accuracy_se", "family"]
 RESCORE_COLUMNS = ["trial", "suite", "split", "eps", "search_robust_accuracy", "rescored_robust_accuracy", "drop",
                    "search_clean_accuracy", "rescored_clean_accuracy", "n_attacked", "seconds", "sanity_invalid",
                    "rescored_on_search_samples", "n_compared", "same_samples"]
@@ -77,6 +79,7 @@ def trials_table(study, eps: float | None = None) -> pd.DataFrame:
             "selection_split": a.get("selection_split") or ("val" if "val_robust_accuracy" in a else "test"),
             "val_attacked_clean_accuracy": a.get("val_attacked_clean_accuracy"),
             "val_n_attacked": a.get("val_n_attacked"), "val_robust_accuracy": _val_robust(a, eps),
+            "clean_accuracy_se": _se(a.get("clean_accuracy"), a.get("n_attacked")), "family": None,
         }
         for knob in TRAIN_KNOBS:
             row[knob] = train.get(knob)
@@ -84,6 +87,14 @@ def trials_table(study, eps: float | None = None) -> pd.DataFrame:
         row.update(zip(obj_cols, values))
         rows.append(row)
     return pd.DataFrame(rows, columns=TRIAL_COLUMNS + obj_cols)
+
+
+def _se(accuracy, n) -> float | None:
+    """The evaluation SE of an accuracy that is the mean of n per-sample 0/1 outcomes (binomial). A
+    clean accuracy measured on more test samples than the n attacked has a smaller SE: this bounds it."""
+    if accuracy is None or not n:
+        return None
+    return float(binomial_se(accuracy, n))
 
 
 def _sanity_severity(a: dict, sanity: dict) -> dict:
@@ -144,7 +155,8 @@ def _finite_or_none(value):
 
 def robustness_table(study) -> pd.DataFrame:
     """Tidy: one row per complete trial × attack × ε, with `robust_accuracy` (fraction of all attacked
-    samples that are clean-correct and unbroken) and the trial's clean accuracy and size beside it.
+    samples that are clean-correct and unbroken), its evaluation SE `robust_accuracy_se` (binomial:
+    the mean of `n_attacked` per-sample 0/1 outcomes) and the trial's clean accuracy and size beside it.
     `attack == "worst_case"` is the per-sample worst case over the suite's attacks."""
     rows = []
     for t in _trials(study):
@@ -154,11 +166,12 @@ def robustness_table(study) -> pd.DataFrame:
         for attack, values in a["robust_accuracy"].items():
             for eps, value in zip(a["eps"], values):
                 rows.append({"trial": t.number, "attack": attack, "eps": eps, "robust_accuracy": value,
+                             "robust_accuracy_se": _se(value, a.get("n_attacked")),
                              "clean_accuracy": a["clean_accuracy"], "params": a["params"],
                              "flops": a["flops"], "depth": a["depth"], "width": a["width"],
                              "arch_summary": a["arch_summary"]})
-    return pd.DataFrame(rows, columns=["trial", "attack", "eps", "robust_accuracy", "clean_accuracy",
-                                       "params", "flops", "depth", "width", "arch_summary"])
+    return pd.DataFrame(rows, columns=["trial", "attack", "eps", "robust_accuracy", "robust_accuracy_se",
+                                       "clean_accuracy", "params", "flops", "depth", "width", "arch_summary"])
 
 
 def val_robustness_table(study) -> pd.DataFrame:

@@ -29,6 +29,14 @@ def resample_counts(n: int, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
     return np.bincount(idx.ravel(), minlength=n_boot * n).reshape(n_boot, n).astype(np.float64)
 
 
+def cluster_counts(groups, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
+    """(n_boot, n) counts of a cluster bootstrap: whole groups (families of related models) are drawn
+    with replacement and every member of a drawn group comes with it (Davison & Hinkley 1997, §3.8;
+    Cameron, Gelbach & Miller 2008)."""
+    codes = pd.factorize(pd.Series(groups).astype(str))[0]
+    return resample_counts(int(codes.max()) + 1, n_boot, seed)[:, codes]
+
+
 def _weighted_pearson(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Pearson r of each resample; `a`, `b` are (B, n) or (n,), `w` (B, n) counts."""
     total = w.sum(1)
@@ -65,8 +73,12 @@ class Resampler:
     """One set of bootstrap resamples over n items, shared by every pair of columns correlated on
     those items, with the per-column work (ranks, tie counts) done once per column."""
 
-    def __init__(self, n: int, n_boot: int = N_BOOT, seed: int = 0, *, counts: np.ndarray | None = None):
+    def __init__(self, n: int, n_boot: int = N_BOOT, seed: int = 0, *, counts: np.ndarray | None = None,
+                 groups=None):
+        if groups is not None:  # a cluster bootstrap, with its leave-one-group-out jackknife
+            counts = cluster_counts(groups, n_boot, seed)
         self.counts = resample_counts(n, n_boot, seed) if counts is None else np.asarray(counts, float)
+        self.groups = None if groups is None else pd.factorize(pd.Series(groups).astype(str))[0]
         self._w32 = self.counts.astype(np.float32)  # counts and sign sums stay exact (< 2**24)
         self._cache: dict = {}
 
@@ -76,7 +88,8 @@ class Resampler:
         if n > JACKKNIFE_MAX_N:
             return None
         if "jackknife" not in self._cache:
-            self._cache["jackknife"] = Resampler(n, counts=1.0 - np.eye(n))
+            drop = np.eye(n) if self.groups is None else np.eye(self.groups.max() + 1)[:, self.groups]
+            self._cache["jackknife"] = Resampler(n, counts=1.0 - drop)
         return self._cache["jackknife"]
 
     def _cached(self, kind, x, make):

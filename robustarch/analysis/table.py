@@ -16,15 +16,17 @@ import pandas as pd
 from ..errors import UserError
 from .analyzer import Analysis, analyze_tables
 from .claims import resolve
+from .noise import binomial_se
 from .powerlaw import MAX_ERROR
 from .record import TRIAL_COLUMNS
 from .stats import N_BOOT
 
 ROBUST = re.compile(r"^(val_)?robust_accuracy@(.+)$")
+ROBUST_SE = re.compile(r"^robust_accuracy(?:_se@(.+)|@(.+)_se)$")
 ACCURACIES = ("clean_accuracy", "val_accuracy", "attacked_clean_accuracy", "train_accuracy",
               "val_attacked_clean_accuracy")
 NUMBERS = ("params", "flops", "depth", "width", "lr", "batch_size", "epochs", "max_steps", "label_noise",
-           "train_fraction")
+           "train_fraction", "n_attacked", "clean_accuracy_se")
 # what each optional input feeds; a missing one is named on the page with what is skipped
 OPTIONAL = {"params": "the size claims, the parameters plot and the OLS term (no `params` column)",
             "depth": "the depth claims, the depth × width map (no `depth` column)",
@@ -73,12 +75,31 @@ def _robust_columns(models: pd.DataFrame, where: str) -> tuple[dict, dict]:
     test, val = {}, {}
     for col in models.columns:
         m = ROBUST.match(str(col))
-        if m:
+        if m and not ROBUST_SE.match(str(col)):
             (val if m.group(1) else test)[_eps(m.group(2), col)] = col
     if not test:
         raise UserError(f"{where}: no robust accuracy column; name one per ε, e.g. robust_accuracy@0.1 or "
                         "robust_accuracy@8/255")
     return test, val
+
+
+def _se_columns(models: pd.DataFrame, test: dict, where: str) -> dict:
+    """{ε: column} of the robust accuracy's evaluation SE: `robust_accuracy_se@EPS` or
+    `robust_accuracy@EPS_se`, or a plain `robust_accuracy_se` where the table has one ε."""
+    out = {}
+    for col in models.columns:
+        m = ROBUST_SE.match(str(col))
+        if m:
+            out[_eps(m.group(1) or m.group(2), col)] = col
+    if "robust_accuracy_se" in models:
+        if len(test) != 1:
+            raise UserError(f"{where}, column 'robust_accuracy_se': the table has {len(test)} robust accuracy columns; "
+                            "name the SE of each, e.g. robust_accuracy_se@8/255")
+        out[next(iter(test))] = "robust_accuracy_se"
+    unknown = set(out) - set(test)
+    if unknown:
+        raise UserError(f"{where}, column {out[min(unknown)]!r}: no robust_accuracy column at that ε")
+    return out
 
 
 def models_tables(models: pd.DataFrame, where: str = "models table") -> tuple[pd.DataFrame, pd.DataFrame,
@@ -99,9 +120,18 @@ def models_tables(models: pd.DataFrame, where: str = "models table") -> tuple[pd
             trials[col] = _numeric(models, col, where, *((0, 1) if col in ACCURACIES else (0, None))).to_numpy()
     trials["sanity_invalid"], trials["sanity_warnings"], trials["selection_split"] = "", "", "test"
     rob = []
+    if "family" in models:
+        trials["family"] = models["family"].where(models["family"].notna(), None).astype(object).to_numpy()
+    n_att = pd.to_numeric(trials["n_attacked"], errors="coerce")
+    if "clean_accuracy_se" not in models and n_att.notna().any():  # binomial, from the samples evaluated
+        trials["clean_accuracy_se"] = binomial_se(trials["clean_accuracy"].astype(float), n_att)
+    ses = _se_columns(models, test, where)
     for eps, col in test.items():
         v = _numeric(models, col, where, 0, 1).to_numpy()
+        se = (_numeric(models, ses[eps], where, 0, None).to_numpy(float) if eps in ses
+              else binomial_se(v.astype(float), n_att.to_numpy(float)))
         rob.append(pd.DataFrame({"trial": trials["trial"], "attack": "worst_case", "eps": eps, "robust_accuracy": v,
+                                 "robust_accuracy_se": se,
                                  "clean_accuracy": trials["clean_accuracy"], "params": trials["params"],
                                  "flops": trials["flops"], "depth": trials["depth"], "width": trials["width"],
                                  "arch_summary": trials["arch_summary"]}))
@@ -186,6 +216,11 @@ def analyze_table(models, samples=None, *, name: str | None = None, eps: float |
         Pareto front are then chosen on them), `attacked_clean_accuracy` (clean accuracy on the
         attacked subset), `train_accuracy`, `lr`, `batch_size`, `epochs`, `max_steps`,
         `label_noise`, `train_fraction`. Other columns are ignored.
+      - noise and independence (analysis.noise, docs/verdicts.md): `n_attacked` (test samples each
+        model was evaluated on: binomial SEs of its accuracies), or the SEs themselves,
+        `clean_accuracy_se` and `robust_accuracy_se@EPS` (or `robust_accuracy@EPS_se`; plain
+        `robust_accuracy_se` with one ε); `family` (related models share a name: the tests then
+        resample whole families, or say they cannot).
     `samples` (optional, same formats), one row per model × attacked clean-correct sample: `model`,
       `min_eps` (its minimal adversarial ε; empty or `inf`: never broken) and optional `margin`
       (top-1 minus runner-up logit).

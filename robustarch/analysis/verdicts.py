@@ -1,15 +1,18 @@
 """Decision rules that turn a claim's statistic into one of three verdicts — supported, contradicted,
 inconclusive — with the error rates `benchmarks/calibration.py` measures, and the tests they use.
 
-- relation (a claimed sign): supported when the Holm-adjusted two-sided p < α with the claimed sign,
+Every p that can produce a verdict ("supported" and "contradicted" paths alike, `P_KEYS`) is in one
+Holm family (`holm_family`); each rule below reads Holm-adjusted p-values.
+
+- relation (a claimed sign): supported when the two-sided p ≤ α with the claimed sign,
   contradicted when it is significant with the other sign, else inconclusive.
-- equivalence (a negligible effect, a match): the exact equivalence test for a normal estimate
-  (`tost_normal`; TOST where the margin is wide). Supported when its Holm-adjusted p ≤ α,
-  contradicted when the 90% CI lies wholly outside ±margin, else inconclusive.
-- form (a functional form): contradicted when its calibrated goodness-of-fit p (Holm-adjusted) < α;
-  supported only when it is not rejected and its departure (the curvature) is shown small by TOST.
-- heterogeneity (one value for all models): contradicted when the homogeneity test (Holm-adjusted)
-  rejects; supported when a calibrated test shows τ below the margin (`p_below` ≤ α).
+- equivalence (a negligible effect, a match): TOST / interval inclusion (`tost`, with t degrees of
+  freedom where the estimate has them). Supported when the TOST p ≤ α (the 90% interval inside the
+  margin), contradicted when the one-sided p of lying beyond the margin ≤ α, else inconclusive.
+- form (a functional form): contradicted when its calibrated goodness-of-fit p ≤ α; supported
+  only when it is not rejected and its departure (the curvature) is shown small (`p_flat` ≤ α).
+- heterogeneity (one value for all models): contradicted when the homogeneity test rejects;
+  supported when a test shows τ below the margin (`p_below` ≤ α).
 """
 from __future__ import annotations
 
@@ -23,11 +26,13 @@ ALPHA = 0.05  # a p ≤ α rejects (Monte Carlo p-values (1 + #)/(B + 1) reach �
 VERDICTS = ("supported", "contradicted", "inconclusive")
 Z90 = stats.norm.ppf(1 - ALPHA)  # the 90% CI of a TOST at α = 0.05
 Z95 = stats.norm.ppf(1 - ALPHA / 2)
+POWER = 0.8  # the power at which `n_to_decide` names an n
+Z_POWER = stats.norm.ppf(POWER)
 
 
 def holm(p_values) -> np.ndarray:
     """Holm-adjusted p-values (statsmodels `multipletests`); NaN entries carry no test and stay NaN,
-    so the family is exactly the claims that carry a p."""
+    so the family is exactly the finite p-values given."""
     p = np.asarray(p_values, float)
     out = np.full(len(p), np.nan)
     ok = np.isfinite(p)
@@ -38,25 +43,78 @@ def holm(p_values) -> np.ndarray:
     return out
 
 
-def tost_normal(estimate: float, se: float, low: float, high: float) -> dict:
-    """Equivalence test of `low < θ < high` for an asymptotically normal estimate with standard error
-    `se`. `p_tost` is the p-value of the exact (uniformly most powerful invariant) test for a normal
-    mean (Wellek 2010, §4.4; "EQNORM"): the chance, were θ on the nearer margin, of an estimate at
-    most this far from the centre, P(|Z| ≤ |d|) with Z ~ N(half-width, se). Where the margin is
-    wide against the SE it equals TOST's larger one-sided p; where it is narrow (a few dozen models)
-    TOST is conservative — its simulated size was 3.3% at 40 models for the size claim — and this
-    test keeps 5%. Also the 90% CI (TOST's interval, for display) and the one-sided p that θ lies
-    beyond the margin on the estimate's side (for "contradicted"). Hand-written: statsmodels'
-    equivalence tests take raw samples and are TOST only."""
+# The row fields holding a p that can produce a verdict, per kind (a row may name its own in
+# `p_keys`): "supported" paths and "contradicted" paths alike, so that more claims make every verdict
+# harder, not only "contradicted".
+P_KEYS = {"relation": ("p_value",), "equivalence": ("p_value", "p_outside"), "form": ("p_value", "p_flat"),
+          "heterogeneity": ("p_value", "p_below")}
+
+
+def p_keys(row: dict) -> tuple[str, ...]:
+    return tuple(row.get("p_keys") or P_KEYS.get(row["kind"], ("p_value",)))
+
+
+def holm_family(rows: list[dict]) -> None:
+    """One Holm family over every finite p of every row without a `reason` (all of `p_keys(row)`),
+    in place: `holm` maps each of a row's p fields to its adjusted value, `p_holm` is that of its
+    `p_value`, `family_m` the number of tests in the family and `family_claims` the claims."""
+    slots = [(i, k) for i, r in enumerate(rows) if not r.get("reason") for k in p_keys(r)
+             if isinstance(r.get(k), (int, float)) and math.isfinite(r[k])]
+    adjusted = holm([rows[i][k] for i, k in slots])
+    for r in rows:
+        r["holm"] = {}
+    for (i, k), q in zip(slots, adjusted):
+        rows[i]["holm"][k] = float(q)
+    claims = len({i for i, _ in slots})
+    for r in rows:
+        r["p_holm"] = r["holm"].get("p_value", math.nan)
+        r["family_m"], r["family_claims"] = len(slots), claims
+
+
+def adjusted(row: dict, key: str) -> float:
+    """The Holm-adjusted value of the row's p field `key` (a row never put in a family: its raw p,
+    a family of one)."""
+    if key in (row.get("holm") or {}):
+        return row["holm"][key]
+    if key == "p_value" and "p_holm" in row:
+        return row["p_holm"]
+    v = row.get(key, math.nan)
+    return v if isinstance(v, (int, float)) else math.nan
+
+
+def tost(estimate: float, se: float, low: float, high: float, df: float | None = None) -> dict:
+    """Two one-sided tests (Schuirmann 1987) of `low < θ < high` for an estimate with standard error
+    `se`, on Student's t with `df` degrees of freedom (None: normal). `p_tost` is the larger one-sided
+    p, so p_tost ≤ α exactly when the (1 − 2α) interval `ci90` lies inside (low, high): interval
+    inclusion, the sentence's interval and the verdict cannot disagree. `p_outside` is the one-sided p
+    that θ lies beyond the margin on the estimate's side (for "contradicted"). Replaces Wellek's
+    exact test for a known variance (EQNORM), which with an estimated SE can say "supported" while
+    the 90% interval crosses the margin (Berger & Hsu 1996). Hand-written: statsmodels' TOST
+    functions take raw samples, not an estimate with its SE and df."""
     if not (math.isfinite(estimate) and math.isfinite(se) and se > 0):
-        return {"p_tost": math.nan, "ci90": (math.nan, math.nan), "p_outside": math.nan}
-    centre, half = (low + high) / 2, (high - low) / 2
-    d = abs(estimate - centre)
-    p_equiv = stats.norm.cdf((d - half) / se) - stats.norm.cdf((-d - half) / se)
-    beyond = high if estimate >= centre else low
-    p_out = stats.norm.sf((estimate - beyond) / se) if beyond == high else stats.norm.cdf((estimate - beyond) / se)
-    return {"p_tost": float(p_equiv), "ci90": (estimate - Z90 * se, estimate + Z90 * se),
-            "p_outside": float(p_out)}
+        return {"p_tost": math.nan, "ci90": (math.nan, math.nan), "p_outside": math.nan, "df": df}
+    dist = stats.norm if df is None else stats.t(df)
+    p_low, p_high = dist.sf((estimate - low) / se), dist.cdf((estimate - high) / se)
+    q = dist.ppf(1 - ALPHA)
+    centre = (low + high) / 2
+    p_out = dist.sf((estimate - high) / se) if estimate >= centre else dist.cdf((estimate - low) / se)
+    return {"p_tost": float(max(p_low, p_high)), "ci90": (estimate - q * se, estimate + q * se),
+            "p_outside": float(p_out), "df": df}
+
+
+def tost_normal(estimate: float, se: float, low: float, high: float) -> dict:
+    """`tost` on the normal (asymptotic estimates with a known-form SE, e.g. pooled fits)."""
+    return tost(estimate, se, low, high)
+
+
+def min_n_for_equivalence(margin: float, n_params: int = 3) -> int:
+    """The fewest models at which a Fisher-z TOST (t with n − `n_params` df, SE 1/√(n − n_params − 1))
+    can show |r| < `margin` at all, i.e. with r = 0: below it even a zero estimate has a 90% interval
+    wider than the margin, so the claim could never be supported."""
+    n = n_params + 3
+    while stats.t.ppf(1 - ALPHA, n - n_params) / math.sqrt(n - n_params - 1) >= math.atanh(margin):
+        n += 1
+    return n
 
 
 def fisher_se(n: int, r: float = 0.0, n_controls: int = 0, spearman: bool = False) -> float:
@@ -84,9 +142,12 @@ def hodges_lehmann(d) -> tuple[float, tuple[float, float]]:
 
 
 def n_to_decide(row: dict) -> float:
-    """Roughly the n at which this claim's test would decide, were the estimate and the spread per
-    model what they are now (SE ∝ 1/√n, from the 95% CI): NaN when no n would (an equivalence
-    estimate exactly on its margin, a zero effect)."""
+    """The n at which this claim's test would have 80% power were the estimate the truth and the
+    spread per model what it is now (SE ∝ 1/√n, from the test's own interval): the usual
+    normal-approximation sample size, n·(SE·(z_crit + z_0.8)/gap)², where gap is the estimate's
+    distance to zero (relation) or to the margin (equivalence). Not the n at which the interval would
+    just touch the bound (that is a coin flip). NaN when no n would decide (an equivalence estimate
+    exactly on its margin, a zero effect)."""
     est, (lo, hi), n = row["value"], (row["ci_low"], row["ci_high"]), row["n"]
     if row["kind"] == "form":  # what is undecided is the bend, not k
         est, (lo, hi) = row["curvature"], row["curvature_ci"]
@@ -99,7 +160,7 @@ def n_to_decide(row: dict) -> float:
         # Inside the margin, a narrower CI would show equivalence; outside it, a narrower CI would
         # lie wholly outside (contradicted). Only an estimate on the margin itself stays undecided.
         d = est - row.get("center", 0.0)
-        need = abs(row["margin"] - abs(d)) / Z90
+        need = abs(row["margin"] - abs(d)) / (Z90 + Z_POWER)
         c90 = row.get("ci90")
         if c90 is not None and all(math.isfinite(v) for v in c90):
             # the test's own 90% interval, on the half facing the margin (a correlation's is skewed):
@@ -108,17 +169,18 @@ def n_to_decide(row: dict) -> float:
             half = (c90[1] - est) if (d >= 0) == inside else (est - c90[0])
             se = half / Z90
     else:
-        need = abs(est - row.get("center", 0.0)) / Z95
+        need = abs(est - row.get("center", 0.0)) / (Z95 + Z_POWER)
     if need <= 0 or se <= 0:
         return math.nan
-    return float(max(n + 1, math.ceil(n * (se / need) ** 2)))  # undecided at n: deciding takes more
+    return float(max(n + 1, math.ceil(n * (se / need) ** 2)))  # undecided at n: 80% power takes more
 
 
 def verdict(row: dict) -> str:
-    """The verdict of one finding row (see the module docstring); `reason` set → inconclusive."""
+    """The verdict of one finding row (see the module docstring), on Holm-adjusted p-values (every
+    path's, `holm_family`); `reason` set → inconclusive."""
     if row.get("reason"):
         return "inconclusive"
-    p = row["p_holm"]
+    p = adjusted(row, "p_value")
     kind = row["kind"]
     if kind == "relation":
         if not p <= ALPHA:
@@ -127,13 +189,13 @@ def verdict(row: dict) -> str:
     if kind == "equivalence":
         if p <= ALPHA:
             return "supported"
-        return "contradicted" if row["p_outside"] <= ALPHA else "inconclusive"
+        return "contradicted" if adjusted(row, "p_outside") <= ALPHA else "inconclusive"
     if kind == "form":
         if p <= ALPHA:
             return "contradicted"
-        return "supported" if row["p_flat"] <= ALPHA else "inconclusive"
+        return "supported" if adjusted(row, "p_flat") <= ALPHA else "inconclusive"
     if kind == "heterogeneity":
         if p <= ALPHA:
             return "contradicted"
-        return "supported" if row["p_below"] <= ALPHA else "inconclusive"
+        return "supported" if adjusted(row, "p_below") <= ALPHA else "inconclusive"
     raise ValueError(f"unknown claim kind {kind!r}")

@@ -31,16 +31,38 @@ def ci(row, low="ci_low", high="ci_high") -> str:
     return f"[{f(row[low])}, {f(row[high])}]"
 
 
+def family(r: dict) -> str:
+    """The Holm family: its tests, and the claims they belong to where that differs."""
+    m, k = r["family_m"], r.get("family_claims", r["family_m"])
+    return f"{m} claims" if k == m or k is None else f"{m} tests of {k} claims"
+
+
+def _noise(r: dict) -> str:
+    """Measurement noise and related models, where the row has them."""
+    bits = []
+    rel = [(name, r.get(f"reliability_{name}")) for name in ("robust", "clean")]
+    rel = [(name, v) for name, v in rel if isinstance(v, float) and math.isfinite(v)]
+    if rel:
+        bits.append("reliability across models " + ", ".join(f"{name} accuracy {f(v)}" for name, v in rel))
+    if isinstance(r.get("value_observed"), float) and rel:
+        bits.append(f"observed (attenuated) value {f(r['value_observed'])}")
+    if isinstance(r.get("value_corrected"), float) and math.isfinite(r["value_corrected"]):
+        bits.append(f"corrected for noise {f(r['value_corrected'])}")
+    if r.get("families"):
+        bits.append(f"cluster bootstrap over {int(r['families'])} families of related models")
+    return "; " + "; ".join(bits) if bits else ""
+
+
 def _numbers(r: dict) -> str:
     return (f"{r['statistic']} = {f(r['value'])}, 95% CI {ci(r)}, n = {int(r['n'])}, {p(r['p_value'])}, "
-            f"Holm-adjusted over {r['family_m']} claims {p(r['p_holm'])}")
+            f"Holm-adjusted over {family(r)} {p(r['p_holm'])}{_noise(r)}")
 
 
 def _decide(r: dict) -> str:
     n = r.get("n_to_decide", math.nan)
     if n is None or not math.isfinite(n):
         return "at this estimate no larger n would decide it"
-    return f"at the observed spread, roughly n ≈ {int(n)} would decide it"
+    return f"were the estimate the truth, n ≈ {int(n)} would give the test 80% power"
 
 
 # (claimed phrase, opposite phrase, subject of "whether ...") of each relation
@@ -114,10 +136,17 @@ def _equivalence(r: dict) -> str:
     inside, outside, subject = (s.format(m=r["margin"]) for s in EQUIVALENCES[r["key"]])
     c90 = r.get("ci90", (math.nan, math.nan))
     band = f"90% CI [{f(c90[0])}, {f(c90[1])}]"
+    lo, hi = r.get("center", 0.0) - r["margin"], r.get("center", 0.0) + r["margin"]
     if r["verdict"] == "supported":
         head = f"{inside} (equivalence test {p(r['p_value'])}, Holm-adjusted {p(r['p_holm'])}; {band})"
     elif r["verdict"] == "contradicted":
         head = f"Contradicted: {outside[0].lower()}{outside[1:]} ({band} wholly outside the margin)"
+    elif r.get("no_support"):
+        head = f"Whether {subject[len('whether '):]} cannot be told: {r['no_support']} ({band})"
+    elif lo < c90[0] and c90[1] < hi:  # inside at 90%, but not at the level Holm asks of this claim
+        head = (f"Whether {subject[len('whether '):]} cannot be told: the {band} lies inside the margin "
+                f"±{r['margin']:g}, but the equivalence test does not hold after Holm's adjustment over {family(r)} "
+                f"({p(r['p_holm'])}; {_decide(r)})")
     else:
         head = (f"Whether {subject[len('whether '):]} cannot be told: the {band} is neither inside the margin "
                 f"±{r['margin']:g} nor wholly outside it ({_decide(r)})")
@@ -138,7 +167,7 @@ def _power(r: dict) -> str:
          f"τ = {f(s['tau'])}, per-model median k {f(s['median'])} (IQR {f(s['q1'])}–{f(s['q3'])}), "
          f"n = {int(r['n'])} models")
     test = (f"calibrated goodness of fit: Pearson X² {p(gof['pearson_p'])}, curvature LR {p(gof['curvature_p'])}, "
-            f"combined {p(r['p_value'])}, Holm-adjusted over {r['family_m']} claims {p(r['p_holm'])}")
+            f"combined {p(r['p_value'])}, Holm-adjusted over {family(r)} {p(r['p_holm'])}")
     if r["verdict"] == "supported":
         return (f"Consistent with a power law {where}: not rejected ({test}), and the bend is shown small: the "
                 f"{slope_course}, within ±{r['margin']:g} (equivalence test {p(r['p_flat'])}); {k}.")
@@ -156,7 +185,7 @@ def _universality(r: dict) -> str:
     s = r["summary"]
     numbers = (f"τ = {f(s['tau'])} with one-sided 95% upper bound {f(s['tau_upper'])}, I² = {f(s['i2'])}, Cochran's "
                f"Q = {f(s['cochran_q'], 1)} on {int(s['q_df'])} df, parametric-bootstrap {p(r['p_value'])}, Holm-adjusted over "
-               f"{r['family_m']} claims {p(r['p_holm'])}; 95% prediction interval for a new model's k "
+               f"{family(r)} {p(r['p_holm'])}; 95% prediction interval for a new model's k "
                f"[{f(s['pi_low'])}, {f(s['pi_high'])}]; n = {int(r['n'])} models")
     below = f"parametric-bootstrap test of τ ≥ {r['margin']:g}: {p(r['p_below'])}"
     if r["verdict"] == "supported":
