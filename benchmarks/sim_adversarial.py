@@ -50,26 +50,30 @@ def _latents(rng, m: int, corr: np.ndarray, n_families: int) -> tuple[np.ndarray
     return stats.norm.cdf(z), fam
 
 
-def _measure(rng, clean: np.ndarray, robust: np.ndarray, reliability: float | None, n_min: int = 50):
-    """Counts over each model's own test samples: n_i samples (unequal: n̄ × U(0.3, 1.7)), the
-    clean-correct ones binomial, the robust ones a binomial subset of those. n̄ is set so that the
-    mean binomial variance of robust accuracy is (1 − R)/R × its true between-model variance."""
+def _measure(rng, clean: np.ndarray, robust: np.ndarray, reliability: float, n_min: int = 10,
+             clean_factor: float | None = 10.0):
+    """Counts over each model's own test samples: n_i attacked samples (unequal: n̄ × U(0.3, 1.7)),
+    the clean-correct ones binomial, the robust ones a binomial subset of those; n̄ is set so that the
+    mean binomial variance of robust accuracy is (1 − R)/R × its true between-model variance. Clean
+    accuracy is counted on the whole test split, `clean_factor` × n_i samples that include the
+    attacked ones (None: exact); the attacked subset's own clean accuracy is returned too."""
     m = len(clean)
     w = rng.uniform(0.3, 1.7, m)
-    if reliability is None:
-        n = np.full(m, 10 ** 6)
-    else:
-        err = float(np.var(robust, ddof=1)) * (1 - reliability) / reliability
-        scale = float(np.mean(robust * (1 - robust) / w)) / err
-        n = np.maximum(n_min, np.round(scale * w)).astype(int)
+    err = float(np.var(robust, ddof=1)) * (1 - reliability) / reliability
+    n = np.maximum(n_min, np.round(float(np.mean(robust * (1 - robust) / w)) / err * w)).astype(int)
     c = rng.binomial(n, clean)
     r = rng.binomial(c, np.where(clean > 0, robust / clean, 0))
-    return c / n, r / n, n
+    if clean_factor is None:
+        return clean, np.zeros(m), r / n, n, c / n
+    n_clean = np.round(clean_factor * n).astype(int)
+    clean_m = (c + rng.binomial(n_clean - n, clean)) / n_clean
+    return clean_m, np.sqrt(clean_m * (1 - clean_m) / n_clean), r / n, n, c / n
 
 
 def adversarial_models(rng, m: int, *, r_yc: float = 0.0, r_ys: float = 0.0, conditional: bool = False,
                        reliability: float | None = None, se: bool = True, n_families: int = 0,
-                       declare: bool = True, saturated: bool = False, ties: bool = False) -> pd.DataFrame:
+                       declare: bool = True, saturated: bool = False, ties: bool = False,
+                       clean_noise: bool = True) -> pd.DataFrame:
     """One row per model, with the claims' columns and, where measured, the binomial SEs a study derives."""
     r_cs = 0.5
     corr = np.array([[1, r_cs, 0.0 if conditional else r_ys], [r_cs, 1, r_yc],
@@ -86,18 +90,17 @@ def adversarial_models(rng, m: int, *, r_yc: float = 0.0, r_ys: float = 0.0, con
     out = {"trial": np.arange(m), "params": params, "log10_params": np.log10(params), "depth": depth.astype(float),
            "width": width}
     if reliability is not None or ties:
-        clean_m, robust_m, n = _measure(rng, clean, robust, reliability if reliability is not None else 0.9,
-                                        n_min=50 if ties else 100)
-        if ties:
-            clean_m = np.round(clean_m, 2)
-        out |= {"clean_accuracy": clean_m, "robust_accuracy": robust_m}
+        clean_m, clean_se, robust_m, n, attacked = _measure(rng, clean, robust, reliability or 0.9, n_min=50 if ties else 10,
+                                                  clean_factor=10.0 if clean_noise else None)
+        if ties:  # few samples and a rounded clean accuracy: many exact ties in both columns
+            clean_m, robust_m = np.round(clean_m, 2), np.round(robust_m * n / 5) * 5 / n
+        out |= {"clean_accuracy": clean_m, "robust_accuracy": robust_m, "attacked_clean_accuracy": attacked}
         if se:
-            out |= {"clean_accuracy_se": np.sqrt(clean_m * (1 - clean_m) / n),
-                    "robust_accuracy_se": np.sqrt(robust_m * (1 - robust_m) / n)}
+            out |= {"clean_accuracy_se": clean_se, "robust_accuracy_se": np.sqrt(robust_m * (1 - robust_m) / n)}
     else:
         out |= {"clean_accuracy": clean, "robust_accuracy": robust, "clean_accuracy_se": np.zeros(m),
                 "robust_accuracy_se": np.zeros(m)}
-    out["attacked_clean_accuracy"] = out["clean_accuracy"]
+    out.setdefault("attacked_clean_accuracy", out["clean_accuracy"])
     if fam is not None and declare:
         out["family"] = [f"f{g}" for g in fam]
     return pd.DataFrame(out)
@@ -134,6 +137,9 @@ SCENARIOS = {
                                  size_margin(reliability=0.8), None),
     "adv_size_margin_noise0.95": ("size_adds_little", "size", "rank partial 0.3 (margin); reliability 0.95",
                                   size_margin(reliability=0.95), None),
+    "adv_size_margin_robustnoise0.8": ("size_adds_little", "size", "rank partial 0.3; robust reliability 0.8, clean "
+                                       "exact (the issue's case)", size_margin(reliability=0.8, clean_noise=False),
+                                       None),
     "adv_size_margin_noise0.8_nose": ("size_adds_little", "size", "rank partial 0.3; reliability 0.8, no SE columns",
                                       size_margin(reliability=0.8, se=False), None),
     "adv_size_margin_saturated": ("size_adds_little", "size", "rank partial 0.3; clean near 1, ties",
@@ -146,8 +152,8 @@ SCENARIOS = {
                                         _mk(n_families=4, declare=False), None),
     "adv_tracks_families25": ("robust_tracks_clean", "size", "ρ = 0; 25 declared families (ICC 0.5)",
                               _mk(n_families=25), None),
-    "adv_size_margin_families25": ("size_adds_little", "size", "rank partial 0.3; 25 declared families",
-                                   size_margin(n_families=25), None),
+    "adv_size_margin_families50": ("size_adds_little", "size", "rank partial 0.3; 50 declared families",
+                                   size_margin(n_families=50), None),
     "adv_size_margin_families4_undeclared": ("size_adds_little", "size", "rank partial 0.3; 4 undeclared families",
                                              size_margin(n_families=4, declare=False), None),
 }
@@ -160,7 +166,7 @@ def noisy(make, reliability: float):
         u = make(rng, m, n)
         robust = np.clip(u["robust_accuracy"].to_numpy(float), 0.0, 1.0)
         clean = np.maximum(u["clean_accuracy"].to_numpy(float), robust)
-        _, robust_m, size = _measure(rng, clean, robust, reliability)
+        _, _, robust_m, size, _ = _measure(rng, clean, robust, reliability, clean_factor=None)
         return u.assign(robust_accuracy=robust_m, robust_accuracy_se=np.sqrt(robust_m * (1 - robust_m) / size))
     return maker
 

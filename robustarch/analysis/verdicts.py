@@ -45,7 +45,7 @@ def holm(p_values) -> np.ndarray:
 
 # The row fields holding a p that can produce a verdict, per kind (a row may name its own in
 # `p_keys`): "supported" paths and "contradicted" paths alike, so that more claims make every verdict
-# harder, not only "contradicted".
+# harder, not only "contradicted". A relation's two directions share its two-sided p.
 P_KEYS = {"relation": ("p_value",), "equivalence": ("p_value", "p_outside"), "form": ("p_value", "p_flat"),
           "heterogeneity": ("p_value", "p_below")}
 
@@ -55,20 +55,29 @@ def p_keys(row: dict) -> tuple[str, ...]:
 
 
 def holm_family(rows: list[dict]) -> None:
-    """One Holm family over every finite p of every row without a `reason` (all of `p_keys(row)`),
-    in place: `holm` maps each of a row's p fields to its adjusted value, `p_holm` is that of its
-    `p_value`, `family_m` the number of tests in the family and `family_claims` the claims."""
-    slots = [(i, k) for i, r in enumerate(rows) if not r.get("reason") for k in p_keys(r)
-             if isinstance(r.get(k), (int, float)) and math.isfinite(r[k])]
-    adjusted = holm([rows[i][k] for i, k in slots])
-    for r in rows:
+    """One Holm family over the claims, holding every p that can produce a verdict, in place.
+
+    A claim's paths (`p_keys`: "supported" and "contradicted") are exclusive decisions about one
+    quantity — an interval cannot lie both inside and wholly outside a margin — so at most one of
+    them can reject, and the claim takes one slot in the family (Shaffer 1986: Holm with logically
+    related hypotheses). Each path's p is adjusted as Holm would adjust it in that slot, the other
+    claims holding their smallest path p. `holm` maps each of a row's p fields to its adjusted
+    value, `p_holm` is that of its `p_value`, `family_m` counts the claims in the family and
+    `family_claims` the same (kept for the sentences)."""
+    paths = []
+    for i, r in enumerate(rows):
         r["holm"] = {}
-    for (i, k), q in zip(slots, adjusted):
-        rows[i]["holm"][k] = float(q)
-    claims = len({i for i, _ in slots})
+        ps = {k: float(r[k]) for k in p_keys(r) if not r.get("reason") and isinstance(r.get(k), (int, float))
+              and math.isfinite(r[k])}
+        if ps:
+            paths.append((i, ps))
+    best = [min(ps.values()) for _, ps in paths]
+    for slot, (i, ps) in enumerate(paths):
+        for k, v in ps.items():
+            rows[i]["holm"][k] = float(holm(best[:slot] + [v] + best[slot + 1:])[slot])
     for r in rows:
         r["p_holm"] = r["holm"].get("p_value", math.nan)
-        r["family_m"], r["family_claims"] = len(slots), claims
+        r["family_m"] = r["family_claims"] = len(paths)
 
 
 def adjusted(row: dict, key: str) -> float:
