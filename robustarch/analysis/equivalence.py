@@ -54,15 +54,15 @@ def _analytic(r_obs: float, n_eff: int, margin: float, corr: dict | None) -> dic
     if corr is None:
         t = tost(z, se, -math.atanh(margin), math.atanh(margin), df=df)
         return {**t, "ci90": tuple(math.tanh(v) for v in t["ci90"])}
-    g0, g1 = (float(partial_from_observed(v, **corr)) for v in (0.0, 0.5))
-    slope = (g1 - g0) / 0.5  # the correction is linear in the observed partial (until |r| reaches 1)
+    g0, g1 = (float(partial_from_observed(v, **corr)) for v in (0.0, 0.01))
+    slope = (g1 - g0) / 0.01  # the correction is linear in the observed partial (until |r| reaches 1)
     if not (math.isfinite(slope) and slope > 0):
         return {"p_tost": math.nan, "ci90": (math.nan, math.nan), "p_outside": math.nan, "df": df}
     lo, hi = ((-margin - g0) / slope, (margin - g0) / slope)
     clip = (lambda v: math.atanh(max(-0.999999, min(0.999999, v))))
     t = tost(z, se, clip(lo), clip(hi), df=df)
-    ends = (math.tanh(v) for v in t["ci90"])
-    return {**t, "ci90": tuple(g0 + slope * e for e in ends)}
+    ends = (g0 + slope * math.tanh(v) for v in t["ci90"])
+    return {**t, "ci90": tuple(max(-1.0, min(1.0, e)) for e in ends)}
 
 
 def _reliabilities(u, keep) -> dict | None:
