@@ -337,7 +337,7 @@ def test_recipes_name_their_claims_and_unknown_names_are_refused(tmp_path):
         load_recipe(str(bad))
 
 
-def test_methods_quote_each_tests_simulated_error_rates_at_the_nearest_scale():
+def test_methods_quote_each_tests_simulated_error_rates_only_where_measured():
     from robustarch.analysis.errorrates import RATES, error_rate_lines
 
     rows = [{"key": "robust_tracks_clean", "claim": "Robust accuracy rises", "test": "Spearman", "reason": None},
@@ -346,4 +346,7 @@ def test_methods_quote_each_tests_simulated_error_rates_at_the_nearest_scale():
     lines = error_rate_lines(rows, 35)  # nearest simulated scale: 40 models
     assert len(lines) == 1 and "40 models × 180 samples" in lines[0]  # a skipped claim has no test to rate
     assert f"size {100 * size:.1f}%" in lines[0]
-    assert "200 models" in error_rate_lines(rows, 150)[0]
+    assert "200 models" in error_rate_lines(rows, 180)[0]
+    for n in (4, 150):  # a 3–5-model study is not a 20-model one: no rate measured elsewhere is quoted
+        line = error_rate_lines(rows, n)[0]
+        assert f"not measured at this n ({n} models" in line and "size" not in line.split(";")[1]
