@@ -42,9 +42,9 @@ PARAM_RATIO = 1.25  # parameter counts of a matched pair differ by at most this 
 
 CLAIMS: dict[str, Claim] = {c.key: c for c in (
     Claim("robust_tracks_clean", "Robust accuracy rises with clean accuracy", "relation",
-          "Spearman rank correlation (two-sided)", 8, ("robust_accuracy", "clean_accuracy"), direction=1),
+          "Spearman rank correlation (two-sided; permutation p below 30 models)", 8, ("robust_accuracy", "clean_accuracy"), direction=1),
     Claim("conditional_tracks_clean", "Among clean-correct samples, the share that survives the attack rises with "
-          "clean accuracy", "relation", "Spearman rank correlation (two-sided)", 8,
+          "clean accuracy", "relation", "Spearman rank correlation (two-sided; permutation p below 30 models)", 8,
           ("robust_accuracy", "clean_accuracy"), direction=1),
     Claim("size_adds_little", "Model size adds little once clean accuracy is known", "equivalence",
           f"TOST / 90% interval inclusion on the Fisher z of the rank partial correlation (t with n − 3 df, "

@@ -20,7 +20,7 @@ from .powerlaw import DECADES, N_GOF, counts_of
 from .gof import calibrated_gof, calibrated_homogeneity, calibrated_shape
 from .equivalence import MIN_CLUSTERS, size_equivalence
 from .noise import disattenuate, error_variance, reliability
-from .stats import N_BOOT, Resampler, correlate
+from .stats import N_BOOT, PERMUTATION_N, Resampler, correlate, spearman_permutation_p
 from .verdicts import ALPHA, Z90, Z95, hodges_lehmann, holm, holm_family, n_to_decide, tost_normal, verdict
 from .wording import finding_text
 
@@ -94,6 +94,8 @@ def _tracks(c: Claim, u: pd.DataFrame, n_boot: int, seed: int) -> dict:
         extra = {"families": n_fam, "bootstrap": "cluster"}
     else:
         r = correlate(target, clean, methods=("spearman",), n_boot=n_boot, seed=seed)[0]
+        if math.isfinite(r["coef"]) and r["n"] < PERMUTATION_N:
+            r["p_value"] = spearman_permutation_p(target[keep].to_numpy(), clean[keep].to_numpy(), seed=seed)
     if r["n"] < c.min_n or not math.isfinite(r["coef"]):
         return _skip(c, "Spearman ρ", r["n"], f"{r['n']} usable models (needs ≥ {c.min_n}, not constant)")
     rel_t = _noise(u[keep], target[keep], "robust_accuracy", 1 / clean_att[keep] if conditional else 1.0)
