@@ -189,6 +189,20 @@ def _margin_shape(c: Claim, power: pd.DataFrame, n_gof: int, seed: int) -> dict:
                 ci90=(r["mean"] - Z90 * r["se"], r["mean"] + Z90 * r["se"]), tau=r["tau"])
 
 
+def _near_pairs(x: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair i < j (original indices) with |x_i − x_j| ≤ width, found on sorted x: work and
+    memory grow with the number of such pairs, not with n² (thousands of models)."""
+    order = np.argsort(x, kind="stable")
+    xs = x[order]
+    start = np.arange(len(xs))
+    stop = np.searchsorted(xs, xs + width * (1 + 1e-12), side="right")
+    counts = stop - start - 1
+    first = np.repeat(start, counts)
+    second = first + 1 + np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    a, b = order[first], order[second]
+    return np.minimum(a, b), np.maximum(a, b)
+
+
 def depth_pairs(u: pd.DataFrame, ratio: float = PARAM_RATIO, caliper: float = DEPTH_CALIPER) -> pd.DataFrame:
     """Disjoint pairs of models of different depth whose parameter counts differ by at most `ratio`
     and clean accuracies by at most `caliper`, closest first (each model in one pair at most, so the
@@ -199,11 +213,11 @@ def depth_pairs(u: pd.DataFrame, ratio: float = PARAM_RATIO, caliper: float = DE
     t = u[["trial", "depth", "width", "params", "clean_accuracy", "robust_accuracy"]].dropna().to_numpy(float)
     if len(t) < 2:
         return pd.DataFrame(columns=cols)
-    i, j = np.triu_indices(len(t), 1)
+    i, j = _near_pairs(np.log(t[:, 3]), math.log(ratio))
     gap = np.abs(np.log(t[i, 3] / t[j, 3]))
     dclean = np.abs(t[i, 4] - t[j, 4])
     ok = (t[i, 1] != t[j, 1]) & (gap <= math.log(ratio)) & (dclean <= caliper)
-    order = np.lexsort((dclean[ok], gap[ok]))
+    order = np.lexsort((j[ok], i[ok], dclean[ok], gap[ok]))  # ties: the order of np.triu_indices
     used, rows = set(), []
     for a, b in zip(i[ok][order], j[ok][order]):
         if a in used or b in used:
