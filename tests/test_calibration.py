@@ -32,10 +32,24 @@ def test_rank_correlation_keeps_its_size():
 
 def test_size_equivalence_is_not_supported_at_its_margin_but_is_at_zero():
     at_margin = rate_of("size_margin", 40, 180, 300, "size_adds_little")
-    lo, hi = band(300)
-    assert lo <= at_margin["rate"] <= hi  # the exact equivalence test: α at the margin, even at 40 models
+    # TOST / interval inclusion with t df: at most α at the margin, conservative with few models
+    # (2.0% of 1000 studies at 40 models; docs/verdicts.md lists it as not calibrated there)
+    assert at_margin["rate"] <= band(300)[1] and at_margin["supported"] == at_margin["rate"]
     at_zero = rate_of("size_zero", 80, 180, 100, "size_adds_little")
     assert at_zero["rate"] > 0.5  # and it can say "supported" when the truth is well inside
+
+
+def test_noisy_model_numbers_do_not_make_size_look_negligible():
+    """The issue's case: size at its margin (rank partial 0.3 of the true numbers), robust accuracy
+    measured with reliability 0.8. On the measured numbers the old test said "supported" in 15.6% of
+    500 studies of 200 models; on the disattenuated partial correlation it stays within α."""
+    r = rate_of("adv_size_margin_robustnoise0.8", 200, 100, 150, "size_adds_little")
+    assert r["supported"] <= band(150)[1], r
+
+
+def test_declared_families_of_related_models_are_not_tested_as_independent():
+    r = rate_of("adv_tracks_families4", 40, 100, 20, "robust_tracks_clean")
+    assert r["skipped"] == 20  # 4 families: too few to resample; the claim says it cannot decide
 
 
 def test_power_law_goodness_of_fit_keeps_its_size_on_exact_power_laws():

@@ -55,7 +55,9 @@ def trials_table(study, eps: float | None = None) -> pd.DataFrame:
     `sanity_warnings` those only shown). `selection_split` is "val" when the objective was measured on
     a validation subset, else "test" (studies stored before that split existed);
     `val_robust_accuracy` is its worst-case robust accuracy at `eps` (default: the study's
-    objective ε), empty where not stored."""
+    objective ε), empty where not stored. `clean_accuracy_se` is the binomial evaluation SE over the
+    `n_attacked` samples (an upper bound where the whole test split was larger); `family` is empty
+    (a study's trials are one sampler's sequence, analysis.findings.sampler_caveat)."""
     eps = study.user_attrs.get("objective_eps") if eps is None else eps
     names = objective_names(study)
     obj_cols = _objective_columns(names)
