@@ -347,7 +347,7 @@ def test_methods_quote_each_tests_simulated_error_rates_only_where_measured():
             {"key": "size_adds_little", "claim": "Size adds little", "test": "TOST", "reason": "20 usable models"}]
     size = RATES["robust_tracks_clean"][40][0]
     lines = error_rate_lines(rows, 35)  # nearest simulated scale: 40 models
-    assert len(lines) == 1 and "40 models × 180 samples" in lines[0]  # a skipped claim has no test to rate
+    assert len(lines) == 1 and "at 40 models (1000 simulated studies)" in lines[0]  # a skipped claim: no test to rate
     assert f"size {100 * size:.1f}%" in lines[0]
     assert "200 models" in error_rate_lines(rows, 180)[0]
     for n in (4, 150):  # a 3–5-model study is not a 20-model one: no rate measured elsewhere is quoted
