@@ -165,7 +165,8 @@ def report(
 @app.command()
 def analyze(
     table: Path = typer.Argument(..., help="Models (.csv/.parquet), a row each: clean_accuracy, robust_accuracy@EPS "
-                                 "(a column per ε); optional params, flops, depth, width, val_robust_accuracy@EPS."),
+                                 "(a column per ε); optional params, flops, depth, width, val_robust_accuracy@EPS, "
+                                 "n_attacked or *_se (evaluation SEs), family (related models)."),
     samples: Optional[Path] = typer.Option(None, help="Per-sample table: model, min_eps (empty: never broken), margin."),
     out_path: Optional[Path] = typer.Option(None, "--out", help="As for report (default reports/<table>.html)."),
     eps: Optional[float] = typer.Option(None, help="Headline ε (default: chosen on the validation columns)."),
