@@ -90,8 +90,9 @@ def adversarial_models(rng, m: int, *, r_yc: float = 0.0, r_ys: float = 0.0, con
     out = {"trial": np.arange(m), "params": params, "log10_params": np.log10(params), "depth": depth.astype(float),
            "width": width}
     if reliability is not None or ties:
-        clean_m, clean_se, robust_m, n, attacked = _measure(rng, clean, robust, reliability or 0.9, n_min=50 if ties else 10,
-                                                  clean_factor=10.0 if clean_noise else None)
+        clean_m, clean_se, robust_m, n, attacked = _measure(rng, clean, robust, reliability or 0.9,
+                                                            n_min=50 if ties else 10,
+                                                            clean_factor=10.0 if clean_noise else None)
         if ties:  # few samples and a rounded clean accuracy: many exact ties in both columns
             clean_m, robust_m = np.round(clean_m, 2), np.round(robust_m * n / 5) * 5 / n
         out |= {"clean_accuracy": clean_m, "robust_accuracy": robust_m, "attacked_clean_accuracy": attacked}

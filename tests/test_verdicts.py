@@ -91,7 +91,8 @@ def test_robustbench_table_with_families_gives_verdicts_and_the_family_caveat():
     a = robustarch.analyze_table("tests/data/robustbench_cifar10_linf_families.csv", n_boot=300)
     f = a.tables["findings"].set_index("key")
     assert "families of related models" in a.caveat
-    assert f.loc["robust_tracks_clean", "families"] >= 20 and "cluster bootstrap" in f.loc["robust_tracks_clean", "text"]
+    tracks = f.loc["robust_tracks_clean"]
+    assert tracks["families"] >= 20 and "cluster bootstrap" in tracks["text"]
     assert f.loc["robust_tracks_clean", "verdict"] in ("supported", "inconclusive")
     assert np.isfinite(f.loc["robust_tracks_clean", "reliability_robust"])  # from n_attacked
     plain = robustarch.analyze_table("tests/data/robustbench_cifar10_linf.csv", n_boot=100)

@@ -87,7 +87,8 @@ def size_equivalence(u, margin: float, *, n_boot: int, seed: int, families=None)
     n = len(y)
     groups = None if families is None else np.asarray(families)[keep]
     n_eff = n if groups is None else len(set(groups))
-    out = {"noise_known": False, "n": n, "n_eff": n_eff, "value": math.nan, "value_observed": math.nan, "p_tost": math.nan,
+    out = {"noise_known": False, "n": n, "n_eff": n_eff, "value": math.nan, "value_observed": math.nan,
+           "p_tost": math.nan,
            "p_outside": math.nan, "ci90": (math.nan, math.nan), "ci": (math.nan, math.nan), "p_zero": math.nan,
            "reliability_robust": math.nan, "reliability_clean": math.nan}
     if n < 5 or min(np.ptp(y), np.ptp(x), np.ptp(z)) == 0:
@@ -111,7 +112,8 @@ def size_equivalence(u, margin: float, *, n_boot: int, seed: int, families=None)
     a = _analytic(r_obs, n_eff, margin, corr)
     df = n - 3
     t0 = r_obs * math.sqrt(df / max(1e-300, 1 - r_obs ** 2))
-    out.update(noise_known=known is not None, value=value, value_observed=r_obs, p_zero=float(2 * sps.t.sf(abs(t0), df)),
+    out.update(noise_known=known is not None, value=value, value_observed=r_obs,
+               p_zero=float(2 * sps.t.sf(abs(t0), df)),
                ci=bca_ci(boots, value, None), p_tost=a["p_tost"], p_outside=a["p_outside"], ci90=a["ci90"],
                ci90_analytic=a["ci90"], method="Fisher-z TOST, t with n − 3 df")
     if noise is not None or groups is not None:

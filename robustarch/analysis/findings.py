@@ -30,8 +30,8 @@ INDEPENDENT_ONLY = {"deeper_more_robust": "Wilcoxon signed-rank on matched pairs
                     "robust_falls_with_memorization": "pooled within-level Spearman ρ",
                     "early_stop_preserves_robustness": "pooled within-level Spearman ρ"}
 COLUMNS = ["key", "claim", "verdict", "statistic", "value", "ci_low", "ci_high", "n", "test", "p_value", "p_holm",
-           "family_m", "family_claims", "kind", "margin", "margin_reason", "ci90_low", "ci90_high", "reliability_robust",
-           "reliability_clean", "families", "n_to_decide", "reason", "text"]
+           "family_m", "family_claims", "kind", "margin", "margin_reason", "ci90_low", "ci90_high",
+           "reliability_robust", "reliability_clean", "families", "n_to_decide", "reason", "text"]
 
 
 def _row(c: Claim, statistic: str, n: int, value=math.nan, ci=(math.nan, math.nan), p=math.nan, **extra) -> dict:
