@@ -20,6 +20,7 @@ N_BOOT = 1000
 CONFIDENCE = 0.95
 MIN_N = 4  # below this a correlation and its interval say nothing
 JACKKNIFE_MAX_N = 600  # above: BCa without acceleration (the n × n jackknife of Kendall's τ grows as n³)
+KENDALL_BOOT_MAX_N = 2000  # above: Kendall's τ without a bootstrap CI (its n × n sign matrix: 1 GB at 15 625 models)
 
 
 def resample_counts(n: int, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
@@ -206,7 +207,8 @@ def spearman_permutation_p(x, y, n_perm: int = N_PERMUTATIONS, seed: int = 0) ->
 def correlate(x, y, *, methods=METHODS, n_boot: int = N_BOOT, seed: int = 0,
               resampler: Resampler | None = None) -> list[dict]:
     """Each method's coefficient, two-sided p-value, n and bootstrap 95% CI for paired x, y (NaN
-    pairs dropped). Constant or too-short inputs give NaN numbers with the n. Pass a `resampler`
+    pairs dropped). Constant or too-short inputs give NaN numbers with the n; above
+    `KENDALL_BOOT_MAX_N` pairs Kendall's τ has no interval (its bootstrap is quadratic). Pass a `resampler`
     (built for the same n items) to share resamples and per-column work across many pairs."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     keep = np.isfinite(x) & np.isfinite(y)
@@ -221,6 +223,9 @@ def correlate(x, y, *, methods=METHODS, n_boot: int = N_BOOT, seed: int = 0,
                "ci_low": math.nan, "ci_high": math.nan}
         if usable:
             row["coef"], row["p_value"] = _scipy_corr(method, x, y)
+            if method == "kendall" and n > KENDALL_BOOT_MAX_N:  # quadratic in n: p and τ only (scipy, n log n)
+                rows.append(row)
+                continue
             jack = resampler.jackknife()
             row["ci_low"], row["ci_high"] = bca_ci(resampler.statistic(method, x, y), row["coef"],
                                                    jack.statistic(method, x, y) if jack is not None else None)
