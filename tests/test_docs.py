@@ -98,3 +98,11 @@ def test_site_builds_strictly(tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
     assert (tmp_path / "site" / "index.html").is_file()
+
+
+def test_readme_links_point_to_files():
+    """README.md is read on GitHub and PyPI, outside the site: its relative links and images must exist."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
+    missing = [t for t in targets if "://" not in t and not (ROOT / t).exists()]
+    assert targets and not missing, f"README.md links to missing files: {missing}"
