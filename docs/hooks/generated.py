@@ -75,10 +75,10 @@ def error_rates() -> str:
             lines += ["Not simulated yet: the report says so beside this finding.", ""]
             continue
         support = SUPPORT_SIZES.get(key)
-        header = "| simulated study | studies | size | at | power | at |"
+        header = "| simulated study | studies | size | under the null | power | under the alternative |"
         rule = "| --- | --- | --- | --- | --- | --- |"
         if support:
-            header, rule = header + " size of \"supported\" | at |", rule + " --- | --- |"
+            header, rule = header + " size of \"supported\" | on the margin |", rule + " --- | --- |"
         lines += [header, rule]
         for scale in sorted(by_scale):
             size, size_truth, power, power_truth, reps = by_scale[scale][:5]
