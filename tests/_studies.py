@@ -95,7 +95,7 @@ def make_study(n_trials: int = 40, *, name: str = "synthetic", seed: int = 0, sl
             values = [attrs["clean_accuracy"], values[0], -attrs["params"]][:len(objectives)]
         study.add_trial(create_trial(params=params, distributions={k: dists[k] for k in params},
                                      values=values, user_attrs=attrs, state=TrialState.COMPLETE))
-    for i in range(n_failed):
+    for _ in range(n_failed):
         study.add_trial(create_trial(params={"depth": 2, "width": 16, "cell": "plain"},
                                      distributions={k: dists[k] for k in ("depth", "width", "cell")},
                                      user_attrs={"arch_summary": "stem8 2x16|plain", "fail_reason": "diverged"},

@@ -29,6 +29,10 @@ class AttackConfig:
 
 @dataclass(frozen=True)
 class SuiteConfig:
+    """A validated attack suite, as `load_suite` reads it from YAML: the threat model (`linf`, `l2`,
+    `l1`), the ε grid in input units, the attacks in the order they run, and how many test samples
+    they see. Frozen: derive a variant with `dataclasses.replace(config, eps=(0.1,), samples=40)`."""
+
     name: str
     threat_model: str
     eps: tuple[float, ...]  # absolute, in input units (inputs in `bounds`), ascending

@@ -63,6 +63,8 @@ class AttackSuite:
 
     @classmethod
     def load(cls, name_or_path: str | Path, **kwargs) -> AttackSuite:
+        """The suite of a preset name (`quick`, `standard`, `autoattack`, ...) or a YAML path; `kwargs`
+        are the constructor's (`bounds`, `mean`, `std`, `device`, ...)."""
         return cls(load_suite(name_or_path), **kwargs)
 
     def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,

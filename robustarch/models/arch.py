@@ -117,6 +117,7 @@ def build_model(spec: ArchSpec) -> nn.Module:
 
 
 def count_params(model: nn.Module) -> int:
+    """The number of parameters of `model` (every tensor in `model.parameters()`, trainable or not)."""
     return sum(p.numel() for p in model.parameters())
 
 
