@@ -55,17 +55,18 @@ def _loglik(a, b, d, t, groups) -> np.ndarray:
                        - (ai + d) * np.log(bi + t), minlength=len(a))
 
 
-def _newton(x: np.ndarray, value, step, iters: int = 100) -> tuple[np.ndarray, np.ndarray]:
-    """Maximize each group's `value(x)` from x (groups, p) by `step(x)` → ascent direction, halving
-    a step until the value rises (rows that cannot rise stop)."""
+def _newton(x: np.ndarray, value, step, top: float = math.inf, iters: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """Maximize each group's `value(x)` from x (groups, p), x ≤ `top`, by `step(x)` → ascent
+    direction, halving a step until the value rises (rows that cannot rise stop)."""
     v = value(x)
     for _ in range(iters):
         dx = step(x)
+        dx = np.where((x >= top) & (dx > 0), 0.0, dx)  # at the cap: one k, nothing to gain upwards
         t = np.ones(len(x))
         new, nv = x.copy(), v.copy()
         todo = np.ones(len(x), bool)
         for _ in range(30):
-            cand = x + t[:, None] * dx
+            cand = np.minimum(x + t[:, None] * dx, top)
             cv = value(cand)
             up = todo & (cv >= v)
             new[up], nv[up] = cand[up], cv[up]
@@ -75,7 +76,7 @@ def _newton(x: np.ndarray, value, step, iters: int = 100) -> tuple[np.ndarray, n
             t[todo] /= 2
         moved = np.abs(new - x).max(1)
         x, v = new, nv
-        if (moved < 1e-9).all():
+        if (moved < 1e-8).all():
             break
     return x, v
 
@@ -108,8 +109,8 @@ def fit(d: np.ndarray, t: np.ndarray, groups: np.ndarray | None = None) -> tuple
         lam = np.maximum(0.0, np.linalg.eigvalsh(h).max(1)) * 1.01 + 1e-9  # −H + λI positive definite
         return np.linalg.solve(-h + lam[:, None, None] * np.eye(2), grad[..., None])[..., 0]
 
-    x, v = _newton(x0, value, step)
-    a, b = np.exp(np.minimum(x[:, 0], LOG_A_MAX)), np.exp(np.minimum(x[:, 1], LOG_A_MAX))
+    x, v = _newton(np.minimum(x0, LOG_A_MAX), value, step, top=LOG_A_MAX)
+    a, b = np.exp(x[:, 0]), np.exp(x[:, 1])
     return a / b, np.sqrt(a) / b, v
 
 

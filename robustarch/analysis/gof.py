@@ -19,7 +19,7 @@ import numpy as np
 from . import hill
 
 N_GOF = 199
-DRAW_BUDGET = 3e7  # cells drawn in one bootstrap (B × models × cells)
+DRAW_BUDGET = 1e7  # cells drawn in one bootstrap (B × models × cells)
 STEPS = (199, 99, 39, 19)
 
 

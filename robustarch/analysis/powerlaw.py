@@ -170,7 +170,7 @@ def _fill(rows: list[dict], edges: np.ndarray, counts: np.ndarray) -> None:
                  bin_counts=" ".join(str(int(v)) for v in counts[i]), bin_edges=" ".join(f"{v:.9g}" for v in edges[i]))
         # Wald interval on log k (its likelihood is closer to quadratic there; the CI stays positive)
         half = Z95 * se / k if k > 0 and math.isfinite(k) else math.nan
-        r["ci_low"], r["ci_high"] = k * math.exp(-half), k * math.exp(half)
+        r["ci_low"], r["ci_high"] = float(k * np.exp(-half)), float(k * np.exp(min(half, 700.0)))
         r["intercept"] = math.log10(r["error_high"]) - k * math.log10(r["eps_high"]) if r["error_high"] > 0 else math.nan
         r["power_law_ok"] = bool(r["curvature_p"] >= ALPHA)
 
