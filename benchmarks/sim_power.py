@@ -83,7 +83,7 @@ def _inverse(v: np.ndarray, k: float, c: float, form: str) -> np.ndarray:
 
 
 def link_samples(rng, m: int, n: int, *, link: float = 1.25, noise: float = 0.3, df: float | None = 2.0,
-                 unequal: bool = True, censor: tuple[float, float] = (-0.6, 0.1)) -> pd.DataFrame:
+                 unequal: bool = True, censor: tuple[float, float] = (-0.6, 0.25)) -> pd.DataFrame:
     """Margins first (tail exponent 1.5), then log ε = link · log margin + log c_j + noise (t with `df`
     degrees of freedom scaled by `noise`, or normal with df None); ε beyond the attack's ε_max is
     never broken. log10(c_j / ε_max) ~ U(censor): from almost no to about half the samples censored."""
