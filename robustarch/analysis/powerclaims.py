@@ -34,7 +34,9 @@ def power_law(c, power: pd.DataFrame, row, skip, n_gof: int, seed: int) -> dict:
     gof = form_test(edges, counts, n_sim=n_gof, seed=seed)
     s = slope_summary(ok)
     span = 2 * ok["window_span"].to_numpy(float)  # local slope k + 2c·ln(ε/ε_high): its change over the window
-    bend = pool(ok["curvature"].to_numpy(float) * span, (ok["curvature_se"].to_numpy(float) * span) ** 2)
+    # each one-step ĉ less its bootstrap bias (gof.form_test): −k²/(2d), which pooling would not average out
+    c_hat = ok["curvature"].to_numpy(float) - gof["c_bias"]
+    bend = pool(c_hat * span, (ok["curvature_se"].to_numpy(float) * span) ** 2)
     t = _equiv(bend, 0.0, c.margin)
     return row(c, stat, len(ok), s["pooled"], (s["pooled_ci_low"], s["pooled_ci_high"]), gof["p_value"],
                p_flat=t["p_tost"], window=(float(ok["eps_low"].min()), float(ok["eps_high"].max())), gof=gof,
