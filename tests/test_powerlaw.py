@@ -176,3 +176,23 @@ def test_power_law_without_enough_breaks_says_why():
     fit = fit_power_law(few, (0.01, 0.1))
     assert math.isnan(fit["slope"]) and fit["status"].startswith("only 2 sample(s) broken inside the window")
     assert fit_power_law(np.array([np.inf, np.inf]))["status"] == "never broken at any ε"
+
+
+def test_the_pooled_bend_is_corrected_for_the_bias_of_the_one_step_curvature():
+    """On exact power laws with ~24 breaks per model the one-step ĉ has mean −k²/(2d) (−0.22 in bend
+    units): pooled over 200 models that alone would say "bends downward". Less its bootstrap bias it
+    is centred on 0."""
+    from robustarch.analysis.gof import form_test
+    from robustarch.analysis.powerlaw import cells_of
+
+    rng = np.random.default_rng(0)
+    s = pd.DataFrame({"trial": np.repeat(np.arange(200), 100),
+                      "minimization_min_eps": np.concatenate([power_samples(rng, 100, 1.5, 0.1) for _ in range(200)]),
+                      "margin": rng.random(20000)})
+    t = power_law_table(s.assign(min_adversarial_eps=s["minimization_min_eps"]), range(200))
+    ok = t[t["status"] == "ok"]
+    span = 2 * ok["window_span"]
+    raw = ok["curvature"] * span
+    fixed = (ok["curvature"] - form_test(*cells_of(ok), n_sim=39)["c_bias"]) * span
+    se = raw.std() / math.sqrt(len(ok))
+    assert raw.mean() < -2 * se and abs(fixed.mean()) < 2.5 * se
