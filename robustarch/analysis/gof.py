@@ -80,7 +80,10 @@ def form_test(edges: np.ndarray, counts: np.ndarray, *, n_sim: int = N_GOF, seed
 
     reps = _replicates(e, c, k, b, seed, stat)
     bias = np.full(len(edges), np.nan)
-    bias[keep] = np.nanmean(np.concatenate(cs), 0) if m else []
+    if m:  # a replicate without a curvature (no breaks in a cell of positive width) does not count
+        cc = np.concatenate(cs)
+        ok = np.isfinite(cc)
+        bias[keep] = np.where(ok, cc, 0.0).sum(0) / np.maximum(ok.sum(0), 1)
     return {"statistic": t, "df": int(keep.sum()), "p_value": mc_p(t, reps), "n_sim": b, "c_bias": bias}
 
 
