@@ -80,8 +80,14 @@ def margin_shape(c, power: pd.DataFrame, row, skip, n_gof: int, seed: int) -> di
     ok = _fitted(power)
     tail = ok["margin_tail_slope"].astype(float)
     ok = ok[np.isfinite(tail) & (tail > 0)]
-    d = ok["slope"].to_numpy(float) - ok["margin_tail_slope"].to_numpy(float)
-    v = ok["slope_se"].to_numpy(float) ** 2 + ok["margin_tail_se"].to_numpy(float) ** 2
+    k, kappa = ok["slope"].to_numpy(float), ok["margin_tail_slope"].to_numpy(float)
+    # Weights from each model's information alone: Var(k̂) = k²/d with d = (k̂/SE)² free of k̂ (exact for
+    # an uncensored exponential). With each model's own k̂² the weights follow the estimates — a model
+    # whose κ̂ came out low is both closer to its k̂ and weighted up — and the pooled difference leans
+    # towards 0 (15% "supported" of 60 studies at the margin with 200 models).
+    d_k, d_t = (k / ok["slope_se"].to_numpy(float)) ** 2, (kappa / ok["margin_tail_se"].to_numpy(float)) ** 2
+    d = k - kappa
+    v = np.mean(k) ** 2 / d_k + np.mean(kappa) ** 2 / d_t
     return _pooled_equivalence(c, d, v, 0.0, "pooled (slope − tail exponent)",
                                "a slope and a margin-tail exponent", row, skip)
 
