@@ -196,3 +196,21 @@ def test_the_pooled_bend_is_corrected_for_the_bias_of_the_one_step_curvature():
     fixed = (ok["curvature"] - form_test(*cells_of(ok), n_sim=39)["c_bias"]) * span
     se = raw.std() / math.sqrt(len(ok))
     assert raw.mean() < -2 * se and abs(fixed.mean()) < 2.5 * se
+
+
+def test_the_margin_tail_match_pools_without_weights_that_follow_the_estimates():
+    """Exponential MLEs k̂ = d/T with SE k̂/√d: weighting each model by its own 1/(k̂² + κ̂²) favours
+    models whose κ̂ came out low, pulling the pooled k − κ towards 0. Weights from d alone do not."""
+    from robustarch.analysis.findings import findings_rows
+    from robustarch.analysis.pooling import pool
+
+    rng = np.random.default_rng(0)
+    m, d = 20000, 90
+    k, kappa = d / rng.gamma(d, 1 / 1.5, m), d / rng.gamma(d, 1 / 1.75, m)
+    power = pd.DataFrame({"trial": range(m), "status": "ok", "slope": k, "slope_se": k / math.sqrt(d),
+                          "margin_tail_slope": kappa, "margin_tail_se": kappa / math.sqrt(d)})
+    row = findings_rows(pd.DataFrame({"trial": range(m)}), power, claims=["slope_matches_margin_tail"])[0]
+    truth = -0.25 * d / (d - 1)  # E[d/T] = k·d/(d − 1) for each
+    own = pool(k - kappa, (k ** 2 + kappa ** 2) / d)
+    se = (row["ci_high"] - row["ci_low"]) / (2 * 1.96)
+    assert abs(row["value"] - truth) < 3 * se and own["mean"] - truth > 3 * se
