@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from robustarch.analysis.findings import findings_rows  # noqa: E402
 from robustarch.analysis.powerlaw import COLUMNS as POWER_COLUMNS  # noqa: E402
-from robustarch.analysis.powerlaw import MAX_ERROR  # noqa: E402
 from robustarch.analysis.powerlaw import power_law_table  # noqa: E402
+from sim_power import POWER_P_OF, power_scenarios  # noqa: E402
 
 SCALES = ((40, 180), (20, 100), (200, 500))
 N_BOOT = 200  # the bootstrap CIs only feed the printed intervals, not the verdicts
@@ -113,23 +113,6 @@ def phase_models(rng, m: int, slope: float, kind: str) -> pd.DataFrame:
                          "robust_accuracy": robust, "clean_accuracy": 0.9 - noise / 4})
 
 
-def below_saturation(a: np.ndarray, k: np.ndarray, top: float = 0.8) -> np.ndarray:
-    """Each model's A (error = A·ε^k) lowered where needed so that its error stays ≤ `top` up to the ε
-    at which the pooled error of all models reaches the analysis' window top (`MAX_ERROR`): the truth
-    is then an exact power law across any window the analysis can choose. Without it, with k ~ U(1, 2),
-    most simulated studies of 200 models had a model (large A, flat k) reach 100% error inside the
-    window, a bend the goodness-of-fit test rightly saw (8.2% rejections at 200 × 500). With one k for
-    all models a model's error at the window top is A / mean(A) × 25%, and the cap bound in none of
-    3000 simulated studies of 20 and of 40 models."""
-    for _ in range(8):  # lowering A moves the pooled window top up a little: iterate to a fixed point
-        hi = optimize.brentq(lambda e: np.minimum(1.0, a * e ** k).mean() - MAX_ERROR, 1e-12, 1.0)
-        capped = np.minimum(a, top / hi ** k)
-        if np.array_equal(capped, a):
-            break
-        a = capped
-    return a
-
-
 def samples(rng, m: int, n: int, *, k=1.5, form: str = "power", link: float | None = None,
             tail_shift: float = 0.0, noise: float = 0.3) -> pd.DataFrame:
     """Per-sample minimal ε and logit margins of m models × n clean-correct samples. `form` power:
@@ -142,7 +125,9 @@ def samples(rng, m: int, n: int, *, k=1.5, form: str = "power", link: float | No
         margin = u ** (1 / 1.5)
         eps = margin ** link * rng.uniform(0.1, 0.3, m)[:, None] * np.exp(noise * rng.normal(size=(m, n)))
     else:
-        a = below_saturation(10 ** rng.uniform(0.3, 1.0, m), k)  # the error would reach a ≥ 2 at ε = 1
+        # error = min(1, a·ε^k): every model saturates (100% error at ε = a^(−1/k)); each model's window
+        # stops below its own saturation (analysis.powerlaw), so nothing here keeps models away from it
+        a = 10 ** rng.uniform(0.3, 1.0, m)
         eps = (u / a[:, None]) ** (1 / k[:, None]) if form == "power" else \
             -np.log1p(-u) * rng.uniform(0.05, 0.2, m)[:, None]
         margin = rng.random((m, n)) ** (1 / (k[:, None] + tail_shift))
@@ -194,12 +179,15 @@ SCENARIOS = {
 from sim_adversarial import SCENARIOS as ADVERSARIAL  # noqa: E402  (the second family, built to break the tests)
 
 SCENARIOS |= ADVERSARIAL
+SCENARIOS.update(power_scenarios(lambda r, m, n: models(r, m)))
 # the p whose rate a scenario measures, where it is not the claim's own `p_value`: universality at its
-# margin measures the calibrated test of τ ≥ margin (its "supported"), not the homogeneity test
-P_OF = {"universality_margin": "p_below"}
+# margin measures the test of τ ≥ margin (its "supported"), not the homogeneity test; a bend at the
+# margin measures the TOST on the pooled bend (power law "supported")
+P_OF = {"universality_margin": "p_below", **POWER_P_OF}
 # the event whose rate is printed: a raw p at most 5% (equivalence: the equivalence test p, i.e. "supported")
 EVENT = {"relation": "p ≤ 0.05", "equivalence": "equivalence p ≤ 0.05 (supported)", "form": "GOF p ≤ 0.05 (rejected)",
-         "heterogeneity": "Q p ≤ 0.05 (rejected)", "below": "p(τ ≥ margin) ≤ 0.05 (τ shown small)"}
+         "heterogeneity": "LR p ≤ 0.05 (rejected)", "p_below": "p(τ ≥ margin) ≤ 0.05 (τ shown small)",
+         "p_flat": "p(|bend| ≥ margin) ≤ 0.05 (bend shown small)"}
 
 
 HEADLINE = 0.1  # the ε name of the simulated robust accuracy in `study_tables` (any number would do)
@@ -263,7 +251,7 @@ def run(name: str, m: int, n: int, reps: int, seed: int = 0, only: str | None = 
         done = v[np.isfinite(v)]
         rate = float(done.mean()) if len(done) else math.nan
         out.append({"scale": f"{m}x{n}", "scenario": name, "claim": key, "truth": SCENARIOS[name][2],
-                    "event": EVENT["below" if name in P_OF else h[0][2]], "rate": rate, "mc_se": math.sqrt(rate * (1 - rate) / len(done))
+                    "event": EVENT[P_OF.get(name, h[0][2])], "rate": rate, "mc_se": math.sqrt(rate * (1 - rate) / len(done))
                     if len(done) else math.nan, "reps": len(done), "skipped": int(len(v) - len(done)),
                     "supported": float(np.mean([x[1] == "supported" for x in h])),
                     "contradicted": float(np.mean([x[1] == "contradicted" for x in h]))})

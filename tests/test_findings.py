@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from optuna.distributions import IntDistribution
 from optuna.trial import TrialState, create_trial
-from scipy import optimize, stats
+from scipy import stats
 
 from robustarch.analysis import analyze
 from robustarch.analysis.claims import CLAIMS
@@ -21,7 +21,6 @@ from robustarch.analysis.stats import spearman_permutation_p
 from robustarch.analysis.verdicts import p_keys
 from robustarch.analysis.powerlaw import COLUMNS as POWER_COLUMNS
 from robustarch.errors import UserError
-from robustarch.analysis.powerlaw import bin_counts, fit_counts, fit_power_law
 from robustarch.analysis.record import rescore_table, trials_table
 from robustarch.analysis.summary import sentences
 from robustarch.report import build_report
@@ -35,64 +34,6 @@ def power_samples(rng, n, k, e0, never=0.0):
     m = e0 * rng.random(n) ** (1 / k)
     m[rng.random(n) < never] = np.inf
     return m
-
-
-@pytest.mark.parametrize("k", [0.8, 1.5, 2.5])
-def test_fit_recovers_a_known_exponent(k):
-    m = power_samples(np.random.default_rng(int(10 * k)), 3000, k, 0.3, never=0.1)
-    fit = fit_power_law(m, (0.01, 0.1), n_boot=300)
-    assert fit["status"] == "ok" and fit["n_points"] == 8
-    assert fit["ci_low"] < k < fit["ci_high"] and fit["slope"] == pytest.approx(k, rel=0.1)
-    # error = 0.9 (ε/0.3)^k  →  log10 A = log10 0.9 − k log10 0.3
-    assert fit["intercept"] == pytest.approx(math.log10(0.9) - k * math.log10(0.3), abs=0.15)
-    assert fit["power_law_ok"] and fit["deviance_p"] > 0.05 and fit["curvature_p"] > 0.05
-
-
-def test_fit_is_the_multinomial_maximum_likelihood():
-    m = power_samples(np.random.default_rng(5), 500, 1.3, 0.2)
-    grid = np.geomspace(0.02, 0.12, 8)
-    counts = bin_counts(m, grid)
-    x = np.log(grid / grid[-1])
-
-    def nll(theta):
-        F = np.exp(theta[0] + theta[1] * x)
-        pi = np.r_[F[0], np.diff(F), 1 - F[-1]]
-        return np.inf if (pi <= 0).any() else -(counts * np.log(pi)).sum()
-
-    ref = optimize.minimize(nll, [math.log(0.5), 1.0], method="Nelder-Mead", options={"xatol": 1e-10, "fatol": 1e-12})
-    fit = fit_counts(counts, x)
-    assert fit["slope"] == pytest.approx(ref.x[1], abs=1e-4)
-    # The deviance is twice the log-likelihood gap to the saturated multinomial.
-    sat = -(counts[counts > 0] * np.log(counts[counts > 0] / counts.sum())).sum()
-    assert fit["deviance"] == pytest.approx(2 * (ref.fun - sat), abs=1e-6)
-
-
-@pytest.mark.parametrize("name", ["logistic", "exponential"])
-def test_fit_rejects_curves_that_are_not_power_laws(name):
-    rng = np.random.default_rng(1)
-    if name == "logistic":  # an S-shaped CDF in ε: the log–log curve bends upward, then flattens
-        u = rng.random(4000)
-        m = 0.1 + 0.02 * np.log(u / (1 - u))
-        window, bend = (0.01, 0.1), 1
-    else:  # 1 − exp(−ε/0.05): local slope falls from 1 as ε grows
-        m, window, bend = rng.exponential(0.05, 4000), (0.005, 0.05), -1
-    fit = fit_power_law(m[m > 0], window, n_boot=0)
-    assert fit["status"] == "ok" and not fit["power_law_ok"]
-    assert min(fit["deviance_p"], fit["curvature_p"]) < 0.01
-    assert np.sign(fit["curvature"]) == bend
-
-
-def test_zero_counts_are_kept_and_no_resample_is_dropped():
-    rng = np.random.default_rng(2)
-    m = power_samples(rng, 400, 3.0, 0.5, never=0.0)  # at the window's bottom almost nothing is broken
-    fit = fit_power_law(m, (0.03, 0.3), n_boot=400)
-    counts = bin_counts(m, np.geomspace(0.03, 0.3, 8))
-    assert counts[0] == 0 and counts[1] == 0  # empty bins enter the likelihood as they are
-    assert fit["status"] == "ok" and fit["ci_low"] < 3.0 < fit["ci_high"]
-    assert fit["boot_undefined"] == 0.0
-    sparse = fit_power_law(np.r_[power_samples(rng, 14, 1.0, 0.1), [np.inf] * 300], (0.01, 0.1), n_boot=400)
-    assert sparse["status"] == "ok" and sparse["boot_undefined"] == 0.0  # every resample has a slope
-    assert sparse["ci_low"] < sparse["slope"] < sparse["ci_high"]
 
 
 def test_holm_matches_a_direct_computation():

@@ -93,50 +93,53 @@ def test_equivalence_sentences_quote_a_90_ci_that_matches_the_verdict(key, offse
         assert "margins up to each model's error share at ε_high" in text
 
 
-def power_row(p_gof: float, rejected_by: str, bend: float, half: float) -> dict:
-    gof = {"pearson_p": p_gof if rejected_by == "Pearson X²" else 0.5,
-           "curvature_p": p_gof if rejected_by == "curvature" else 0.5, "rejected_by": rejected_by}
+def power_row(p_gof: float, bend: float, half: float) -> dict:
+    gof = {"statistic": 45.0, "df": 40, "p_value": p_gof, "n_sim": 199}
     summary = {"tau": 0.1, "median": 1.5, "q1": 1.3, "q3": 1.7}
-    flat = abs(bend) + 1.645 * half / 1.96 < 0.2
+    h90 = 1.645 * half / 1.96
+    flat = abs(bend) + h90 < 0.2
     return row("power_law", 1.5, (1.4, 1.6), p_gof, gof=gof, summary=summary, window=(0.001, 0.01), curvature=bend,
-               curvature_ci=(bend - half, bend + half), p_flat=0.01 if flat else 0.4, slope_low=1.5 - bend / 2,
-               slope_high=1.5 + bend / 2)
+               curvature_ci=(bend - half, bend + half), curvature_ci90=(bend - h90, bend + h90),
+               p_flat=0.01 if flat else 0.4, slope_low=1.5 - bend / 2, slope_high=1.5 + bend / 2)
 
 
-@pytest.mark.parametrize("p_gof,rejected_by,bend,half,expected", [
-    (0.3, "Pearson X²", 0.02, 0.05, "supported"),
-    (0.3, "curvature", -0.1, 0.4, "inconclusive"),
-    (0.001, "curvature", -0.5, 0.1, "contradicted"),
-    (0.001, "curvature", 0.5, 0.1, "contradicted"),
-    (0.001, "Pearson X²", 0.05, 0.1, "contradicted"),
+@pytest.mark.parametrize("p_gof,bend,half,expected", [
+    (0.3, 0.02, 0.05, "supported"),
+    (0.3, -0.1, 0.4, "inconclusive"),
+    (0.001, -0.5, 0.1, "contradicted"),
+    (0.001, 0.5, 0.1, "contradicted"),
+    (0.001, 0.05, 0.1, "contradicted"),
 ])
-def test_power_law_sentences_name_the_rejecting_test_and_the_bend(p_gof, rejected_by, bend, half, expected):
-    r = power_row(p_gof, rejected_by, bend, half)
+def test_power_law_sentences_name_the_test_and_the_bend(p_gof, bend, half, expected):
+    r = power_row(p_gof, bend, half)
     assert r["verdict"] == expected
     text = finding_text(r)
     assert not any(b in text for b in BANNED)
     a, b = (_num(s) for s in re.search(r"local slope (?:falls|rises) from " + NUM + " to " + NUM, text).groups())
     assert ("falls" in text) == (b < a)  # the course of the slope is the one quoted
+    c90 = re.search(r"90% CI \[" + NUM + ", " + NUM + r"\]", text)
+    lo90, hi90 = (_num(s) for s in c90.groups()) if c90 else (math.nan, math.nan)
     if expected == "supported":
-        assert text.startswith("Consistent with a power law on [0.001, 0.01]") and abs(b - a) < 0.2
+        assert text.startswith("Consistent with a power law in each model's own small-ε window") and abs(b - a) < 0.2
+        assert -0.2 < lo90 and hi90 < 0.2  # the sentence and its interval agree
     elif expected == "contradicted":
-        assert text.startswith("Not a single power law")
-        assert (f"the {rejected_by} test rejected" in text) and ("consistent with" not in text.lower())
-        other = "Pearson X²" if rejected_by == "curvature" else "curvature"
-        assert f"the {other} test rejected" not in text
+        assert text.startswith("Not a single power law") and "curvature test rejected" in text
+        assert "consistent with" not in text.lower()
     else:
         assert "Not rejected" in text and "cannot be shown small" in text and "Consistent" not in text
-    assert "random-effects mean of the models' maximum-likelihood slopes" in text
+        assert lo90 <= -0.2 or hi90 >= 0.2
+    assert "random-effects mean of the models' maximum-likelihood k" in text
 
 
 @pytest.mark.parametrize("p_q,p_below,expected", [(0.5, 0.02, "supported"), (0.001, 0.02, "contradicted"),
                                                    (0.5, 0.3, "inconclusive")])
 def test_universality_sentences(p_q, p_below, expected):
-    s = {"tau": 0.03, "tau_upper": 0.12, "i2": 0.2, "cochran_q": 30.0, "q_df": 39, "pi_low": 1.2, "pi_high": 1.8}
-    r = row("universality", 0.03, (0.0, 0.12), p_q, tau_upper=0.12, p_below=p_below, summary=s)
+    s = {"i2": 0.2, "lr": 30.0, "lr_df": 39, "common_k": 1.5, "pi_low": 1.2, "pi_high": 1.8}
+    upper = 0.08 if p_below <= 0.05 else 0.12  # the bound is calibrated to agree with the test
+    r = row("universality", 0.03, (0.0, upper), p_q, tau_upper=upper, p_below=p_below, summary=s)
     assert r["verdict"] == expected
     text = finding_text(r)
-    found = re.search(r"test of τ ≥ 0.1: p = " + NUM, text)
+    found = re.search(r"test of τ ≥ 0.1, parametric bootstrap: p = " + NUM, text)
     if expected == "contradicted":  # the homogeneity test decided: no claim about τ's size
         assert found is None
     else:
@@ -189,7 +192,7 @@ def test_an_undecided_claim_never_names_an_n_below_the_one_it_has():
 def test_a_large_bend_the_fit_test_did_not_reject_names_no_n():
     """A bend far beyond its margin can never be shown small: the sentence must not name an n that
     'would decide it' (only the goodness-of-fit test can, by rejecting)."""
-    r = power_row(0.5, "curvature", 1.14, 0.36)
+    r = power_row(0.5, 1.14, 0.36)
     assert r["verdict"] == "inconclusive" and math.isnan(n_to_decide(r))
     text = finding_text({**r, "n_to_decide": n_to_decide(r)})
     assert "no n would show a bend this size within ±0.2" in text and "would decide it" not in text

@@ -15,13 +15,12 @@ from scipy import stats
 
 from .claims import DEPTH_CALIPER, PARAM_RATIO, Claim, resolve
 from .phaseclaims import PHASE_TESTS
-from .pooling import pool, slope_summary
-from .powerlaw import DECADES, N_GOF, counts_of
-from .gof import calibrated_gof, calibrated_homogeneity, calibrated_shape
 from .equivalence import MIN_CLUSTERS, size_equivalence
+from .gof import N_GOF
 from .noise import disattenuate, error_variance, reliability
+from .powerclaims import POWER_TESTS
 from .stats import N_BOOT, PERMUTATION_N, Resampler, correlate, spearman_permutation_p
-from .verdicts import ALPHA, Z90, Z95, hodges_lehmann, holm, holm_family, n_to_decide, tost_normal, verdict
+from .verdicts import ALPHA, hodges_lehmann, holm, holm_family, n_to_decide, verdict
 from .wording import finding_text
 
 BIASED_SAMPLERS = ("tpe", "gp", "nsgaii")
@@ -128,67 +127,6 @@ def _size(c: Claim, u: pd.DataFrame, n_boot: int, seed: int) -> dict:
                 families=r["n_eff"] if fam is not None else None, **extra)
 
 
-def _power_law(c: Claim, power: pd.DataFrame, n_gof: int, seed: int) -> dict:
-    ok = power[power["status"] == "ok"]
-    if len(ok) < c.min_n:
-        return _skip(c, "pooled slope k (random effects)", len(ok),
-                     f"{len(ok)} model(s) with a fit ({len(power) - len(ok)} without: too few breaks in the common "
-                     "ε window or no per-sample ε)")
-    x = np.log(np.geomspace(10 ** -DECADES, 1, int(ok["n_points"].iloc[0])))
-    gof = calibrated_gof(counts_of(ok), x, n_sim=n_gof, seed=seed)
-    s = slope_summary(ok)
-    curv = pool(ok["curvature"], ok["curvature_se"] ** 2)
-    span = 2 * abs(float(x[0]))  # the local slope k + 2c·x changes by 2c·|x_low| across the window
-    t = tost_normal(curv["mean"] * span, curv["se"] * span, -c.margin, c.margin)
-    lo_eps, hi_eps = float(ok["eps_low"].iloc[0]), float(ok["eps_high"].iloc[0])
-    return _row(c, "pooled slope k (random effects)", len(ok), s["pooled"], (s["pooled_ci_low"], s["pooled_ci_high"]),
-                gof["p_value"], p_flat=t["p_tost"], window=(lo_eps, hi_eps), gof=gof,
-                curvature=curv["mean"] * span, curvature_ci=(curv["ci_low"] * span, curv["ci_high"] * span),
-                slope_low=s["pooled"] - curv["mean"] * span / 2, slope_high=s["pooled"] + curv["mean"] * span / 2, summary=s,
-                sources=sorted(set(ok["error_source"].dropna())))
-
-
-def _universality(c: Claim, power: pd.DataFrame, n_gof: int, seed: int) -> dict:
-    ok = power[(power["status"] == "ok") & np.isfinite(power["slope"])]
-    s = slope_summary(ok)
-    if s["n_models"] < c.min_n or not math.isfinite(s["q_p_value"]):
-        return _skip(c, "τ (between-model SD of k)", s["n_models"], f"{s['n_models']} model(s) with a finite slope")
-    x = np.log(np.geomspace(10 ** -DECADES, 1, int(ok["n_points"].iloc[0])))
-    h = calibrated_homogeneity(counts_of(ok), x, n_sim=n_gof, seed=seed, tau_margin=c.margin)
-    return _row(c, "τ (between-model SD of k)", s["n_models"], s["tau"], (0.0, s["tau_upper"]), h["p_value"],
-                tau_upper=s["tau_upper"], p_below=h["p_below"], summary={**s, "q_p_value": h["p_value"]})
-
-
-def _pooled_equivalence(c: Claim, est: pd.Series, var: pd.Series, center: float, statistic: str, what: str) -> dict:
-    keep = np.isfinite(est) & np.isfinite(var) & (var > 0)
-    r = pool(est[keep], var[keep])
-    if r["k"] < c.min_n or not math.isfinite(r["mean"]):
-        return _skip(c, statistic, r["k"], f"{r['k']} model(s) with {what} (needs ≥ {c.min_n})")
-    t = tost_normal(r["mean"], r["se"], center - c.margin, center + c.margin)
-    return _row(c, statistic, r["k"], r["mean"], (r["ci_low"], r["ci_high"]), t["p_tost"], p_outside=t["p_outside"],
-                ci90=t["ci90"], center=center, tau=r["tau"], i2=r["i2"])
-
-
-def _margin_link(c: Claim, power: pd.DataFrame) -> dict:
-    return _pooled_equivalence(c, power["margin_link_slope"], power["margin_link_se"] ** 2, 1.0,
-                               "pooled slope of log ε on log margin", "≥ 10 broken samples with a positive margin")
-
-
-def _margin_shape(c: Claim, power: pd.DataFrame, n_gof: int, seed: int) -> dict:
-    tails = power["margin_tail_counts"]
-    ok = power[(power["status"] == "ok") & tails.notna() & (tails.astype(str) != "")]
-    ok = ok[np.isfinite(ok["slope"]) & np.isfinite(ok["margin_tail_slope"])]
-    statistic = "pooled (slope − tail exponent)"
-    if len(ok) < c.min_n:
-        return _skip(c, statistic, len(ok), f"{len(ok)} model(s) with a slope and a margin-tail exponent "
-                                            f"(needs ≥ {c.min_n})")
-    x = np.log(np.geomspace(10 ** -DECADES, 1, int(ok["n_points"].iloc[0])))
-    r = calibrated_shape(counts_of(ok), counts_of(ok, "margin_tail_counts"), x, c.margin, n_sim=n_gof, seed=seed)
-    ci = (r["mean"] - Z95 * r["se"], r["mean"] + Z95 * r["se"])
-    return _row(c, statistic, len(ok), r["mean"], ci, r["p_equiv"], p_outside=r["p_outside"],
-                ci90=(r["mean"] - Z90 * r["se"], r["mean"] + Z90 * r["se"]), tau=r["tau"])
-
-
 def _near_pairs(x: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
     """Every pair i < j (original indices) with |x_i − x_j| ≤ width, found on sorted x: work and
     memory grow with the number of such pairs, not with n² (thousands of models)."""
@@ -260,12 +198,11 @@ def _claim_row(c: Claim, u, power, *, n_boot, seed, n_gof) -> dict:
                                      "no test that allows for families is implemented for it")
     if c.key in PHASE_TESTS:
         return PHASE_TESTS[c.key](c, u, _row, _skip)
+    if c.key in POWER_TESTS:
+        return POWER_TESTS[c.key](c, power, _row, _skip, n_gof, seed)
     if c.key in ("robust_tracks_clean", "conditional_tracks_clean"):
         return _tracks(c, u, n_boot, seed)
     return {"size_adds_little": lambda: _size(c, u, n_boot, seed),
-            "power_law": lambda: _power_law(c, power, n_gof, seed),
-            "universality": lambda: _universality(c, power, n_gof, seed), "margin_explains_slope": lambda: _margin_link(c, power),
-            "slope_matches_margin_tail": lambda: _margin_shape(c, power, n_gof, seed),
             "deeper_more_robust": lambda: _depth(c, depth_pairs(u))}[c.key]()
 
 

@@ -158,36 +158,38 @@ def _equivalence(r: dict) -> str:
 def _power(r: dict) -> str:
     lo, hi = r["window"]
     gof, s = r["gof"], r["summary"]
-    where = f"on [{lo:.3g}, {hi:.3g}]"
+    where = f"in each model's own small-ε window (ε from {lo:.3g} to {hi:.3g})"
     bend = r["curvature"]
     course = "falls" if bend < 0 else "rises"
     slope_course = (f"local slope {course} from {f(r['slope_low'])} to {f(r['slope_high'])} across the window "
-                    f"(change {f(bend)}, 95% CI [{f(r['curvature_ci'][0])}, {f(r['curvature_ci'][1])}])")
-    k = (f"random-effects mean of the models' maximum-likelihood slopes k = {f(r['value'])} {ci(r)}, "
+                    f"(pooled change {f(bend)}, 95% CI [{f(r['curvature_ci'][0])}, {f(r['curvature_ci'][1])}])")
+    k = (f"random-effects mean of the models' maximum-likelihood k = {f(r['value'])} {ci(r)}, "
          f"τ = {f(s['tau'])}, per-model median k {f(s['median'])} (IQR {f(s['q1'])}–{f(s['q3'])}), "
          f"n = {int(r['n'])} models")
-    test = (f"calibrated goodness of fit: Pearson X² {p(gof['pearson_p'])}, curvature LR {p(gof['curvature_p'])}, "
-            f"combined {p(r['p_value'])}, Holm-adjusted over {family(r)} {p(r['p_holm'])}")
+    test = (f"score test of curvature summed over models, Σz² = {f(gof['statistic'], 1)} on {gof['df']} models, "
+            f"parametric-bootstrap {p(r['p_value'])}, Holm-adjusted over {family(r)} {p(r['p_holm'])}")
+    c90 = r.get("curvature_ci90", (math.nan, math.nan))
     if r["verdict"] == "supported":
         return (f"Consistent with a power law {where}: not rejected ({test}), and the bend is shown small: the "
-                f"{slope_course}, within ±{r['margin']:g} (equivalence test {p(r['p_flat'])}); {k}.")
+                f"{slope_course}, 90% CI [{f(c90[0])}, {f(c90[1])}] within ±{r['margin']:g} (TOST {p(r['p_flat'])}); "
+                f"{k}.")
     if r["verdict"] == "contradicted":
-        which = ("the curvature test rejected" if gof["rejected_by"] == "curvature" else
-                 "the Pearson X² test rejected (the binned counts depart from the fitted line)")
-        return f"Not a single power law {where}: {which} ({test}); curvature: the {slope_course}; {k}, as a summary only."
+        return (f"Not a single power law {where}: the curvature test rejected ({test}); curvature: the "
+                f"{slope_course}; {k}, as a summary only.")
     why = (f"no n would show a bend this size within ±{r['margin']:g}; only the goodness-of-fit test can decide, "
            "and at this n it did not reject" if abs(bend) >= r["margin"] else _decide(r))
     return (f"Not rejected as a power law {where} ({test}), but the bend cannot be shown small: the {slope_course}, "
-            f"an interval not within ±{r['margin']:g} ({why}); {k}.")
+            f"90% CI [{f(c90[0])}, {f(c90[1])}] not within ±{r['margin']:g} ({why}); {k}.")
 
 
 def _universality(r: dict) -> str:
     s = r["summary"]
-    numbers = (f"τ = {f(s['tau'])} with one-sided 95% upper bound {f(s['tau_upper'])}, I² = {f(s['i2'])}, Cochran's "
-               f"Q = {f(s['cochran_q'], 1)} on {int(s['q_df'])} df, parametric-bootstrap {p(r['p_value'])}, Holm-adjusted over "
-               f"{family(r)} {p(r['p_holm'])}; 95% prediction interval for a new model's k "
+    numbers = (f"gamma-frailty τ̂ = {f(r['value'])} with bootstrap-calibrated 95% upper bound {f(r['tau_upper'])}; "
+               f"likelihood ratio of one k = {f(s['common_k'])} against one k per model {f(s['lr'], 1)} on "
+               f"{int(s['lr_df'])} df, parametric-bootstrap {p(r['p_value'])}, Holm-adjusted over {r['family_m']} "
+               f"claims {p(r['p_holm'])}; I² = {f(s['i2'])}, 95% prediction interval for a new model's k "
                f"[{f(s['pi_low'])}, {f(s['pi_high'])}]; n = {int(r['n'])} models")
-    below = f"parametric-bootstrap test of τ ≥ {r['margin']:g}: {p(r['p_below'])}"
+    below = f"profile-likelihood test of τ ≥ {r['margin']:g}, parametric bootstrap: {p(r['p_below'])}"
     if r["verdict"] == "supported":
         return f"One k fits all models: the between-model SD τ is below {r['margin']:g} ({below}; {numbers})."
     if r["verdict"] == "contradicted":
