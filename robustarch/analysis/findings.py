@@ -14,6 +14,7 @@ import pandas as pd
 from scipy import stats
 
 from .claims import DEPTH_CALIPER, PARAM_RATIO, Claim, resolve
+from .noiseclaim import icc_row
 from .phaseclaims import PHASE_TESTS
 from .pooling import pool, slope_summary
 from .powerlaw import DECADES, N_GOF, counts_of
@@ -177,6 +178,8 @@ def _claim_row(c: Claim, u, power, *, n_boot, seed, n_gof) -> dict:
         return _skip(c, "–", len(u), why)
     if c.key in PHASE_TESTS:
         return PHASE_TESTS[c.key](c, u, _row, _skip)
+    if c.key == "architecture_explains_robust":  # analysis.noiseclaim: needs replicate seeds
+        return icc_row(c, u, n_boot=n_boot, seed=seed, row=_row, skip=_skip)
     if c.key in ("robust_tracks_clean", "conditional_tracks_clean"):
         return _tracks(c, u, n_boot, seed)
     return {"size_adds_little": lambda: _size(c, u, n_boot, seed),

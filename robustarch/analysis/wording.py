@@ -169,6 +169,10 @@ def _universality(r: dict) -> str:
 
 def finding_text(r: dict) -> str:
     """The sentence of one finding row (see findings.findings_rows)."""
+    if r["key"] == "architecture_explains_robust":
+        from .noiseclaim import icc_text
+
+        return icc_text(r)
     if r["reason"]:
         return f"Inconclusive — {r['claim'][0].lower()}{r['claim'][1:]}: {r['reason']}."
     if r["key"] == "power_law":

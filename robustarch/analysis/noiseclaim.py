@@ -1,0 +1,54 @@
+"""The claim "architecture explains most of the variance in robust accuracy": the ICC(1) of robust
+accuracy over architectures (replicate seeds within each, analysis.components) against a margin of
+one half, with the two-sided p of the F pivot behind the ICC's interval and the verdict of a
+relation claim (analysis.verdicts): supported above the margin, contradicted below, else inconclusive.
+"""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from .components import icc_f_p, group_keys, model_se, variance_components
+
+STATISTIC = "ICC(1) of robust accuracy over architectures (seed and evaluation noise within)"
+
+
+def icc_row(c, u: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0, row=None, skip=None) -> dict:
+    """The finding row of claim `c` on the models `u` (`robust_accuracy`, `arch_key`, optional
+    `robust_accuracy_se` or `n_attacked`). `row`/`skip`: analysis.findings' row builders (a plain dict
+    without them, for the calibration benchmark)."""
+    row = row or _plain_row
+    skip = skip or (lambda c, stat, n, reason: _plain_row(c, stat, n, reason=reason))
+    keys = group_keys(u.reset_index(drop=True).assign(trial=range(len(u))) if "trial" not in u else u)
+    comp = variance_components(u["robust_accuracy"].to_numpy(float), keys.to_numpy(),
+                               model_se(u, "robust_accuracy").to_numpy(float), n_boot=n_boot, seed=seed)
+    if comp is None:
+        return skip(c, STATISTIC, keys.nunique(), "no architecture was trained with two or more seeds (run with "
+                    "--replicates and --replicate-share), so seed noise cannot be told from architecture")
+    if comp.n_arch < c.min_n:
+        return skip(c, STATISTIC, comp.n_arch, f"{comp.n_arch} architectures (needs ≥ {c.min_n})")
+    return row(c, STATISTIC, comp.n_arch, comp.icc, comp.ci95["icc"], icc_f_p(comp, c.margin),
+               center=c.margin, n_models=comp.n_models, n_replicated=comp.n_replicated, seeds=comp.k,
+               ci90=comp.ci90["icc"])
+
+
+def _plain_row(c, statistic, n, value=math.nan, ci=(math.nan, math.nan), p=math.nan, **extra) -> dict:
+    return {"key": c.key, "statistic": statistic, "n": n, "value": value, "ci_low": ci[0], "ci_high": ci[1],
+            "p_value": p, "reason": None, **extra}
+
+
+def icc_text(r: dict) -> str:
+    """The finding's sentence, from its verdict and numbers."""
+    numbers = (f"ICC {r['value']:.2f}, 95% CI {r['ci_low']:.2f}–{r['ci_high']:.2f}, {int(r['n'])} architectures, "
+               f"{int(r.get('n_models') or 0)} trained models")
+    if r.get("reason"):
+        return f"Inconclusive — whether architecture explains most of the variance in robust accuracy: {r['reason']}."
+    if r["verdict"] == "supported":
+        return (f"Architecture explains most of the variance in robust accuracy: more than {r['margin']:.0%} of it "
+                f"lies between architectures rather than between seeds and test samples ({numbers}).")
+    if r["verdict"] == "contradicted":
+        return (f"Contradicted: architecture explains less than {r['margin']:.0%} of the variance in robust "
+                f"accuracy; the rest is training seed and finite test sample ({numbers}).")
+    return (f"Whether architecture explains most of the variance in robust accuracy cannot be told: the ICC is not "
+            f"significantly different from {r['margin']:.2f} ({numbers}).")
