@@ -38,6 +38,8 @@ def search(
     objective_eps: Optional[float] = typer.Option(None, help="ε of the objective (default: middle of the suite's grid)."),
     sampler: Optional[str] = typer.Option(None, help="tpe (the default; finds the most robust), random or qmc (a fair sample of the space, for correlations), nsgaii, gp or grid."),
     pruner: Optional[str] = typer.Option(None, help="none (the default), median or hyperband: prune on validation accuracy (single objective only)."),
+    replicates: Optional[int] = typer.Option(None, help="Seeds per replicated architecture (default 1): each seed is its own trial, beside the --n-trials architectures."),
+    replicate_share: Optional[float] = typer.Option(None, help="Share of architectures trained with --replicates seeds, drawn at random (default 1: all); e.g. 0.25 with --replicates 3 costs +50%."),
     enqueue: Optional[Path] = typer.Option(None, help="YAML/JSON list of parameter mappings to run first (baselines)."),
     seed: Optional[int] = typer.Option(None, help="Seed for data splits, sampler and training (default 0)."),
     rescore_top: Optional[int] = typer.Option(None, min=0, help="At the end, re-attack the K best models (chosen on validation) and the Pareto front with the dataset's autoattack suite on the test split (default 5 on CUDA, 0 on CPU: see `robustarch rescore`)."),
@@ -56,7 +58,8 @@ def search(
     recipe = st.load_recipe(config_file) if config_file else None
     runs = st.plan(recipe, study, {"dataset": dataset, "space": space, "suite": suite, "objective": objective,
                                    "robust_metric": robust_metric, "objective_eps": objective_eps,
-                                   "sampler": sampler, "seed": seed, "data_dir": data_dir, "pruner": pruner})
+                                   "sampler": sampler, "seed": seed, "data_dir": data_dir, "pruner": pruner,
+                                   "replicates": replicates, "replicate_share": replicate_share})
     st.check_runs(runs)  # every study of the recipe, data too, before the first is created
     commands.check_claims(runs)
     budget = n_trials or (recipe.n_trials if recipe else None) or 12

@@ -36,9 +36,10 @@ def run_one(storage, name, config, enqueue, n_trials, timeout, gpu_ids, workers,
     n_workers = len(gpu_ids) if gpu_ids and workers == 1 else workers
     optuna_study, config = _open_study(storage, name, config, enqueue)
     worker_failed = False
+    expected = n_trials + st.expected_replicates(config, n_trials)  # queued seeds run beside the budget
     with terminal.progress() as progress:
-        task = progress.add_task(f"study {name}", total=n_trials)
-        on_trial = terminal.progress_callback(progress, task, n_trials)
+        task = progress.add_task(f"study {name}", total=expected)
+        on_trial = terminal.progress_callback(progress, task, expected)
         if n_workers == 1 and not gpu_ids:
             st.run_study(optuna_study, config, n_trials=n_trials, timeout=timeout, device=device,
                          threads=threads, artifacts=artifacts, on_trial=on_trial)

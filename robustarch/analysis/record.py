@@ -19,7 +19,8 @@ TRIAL_COLUMNS = ["trial", "state", "arch_summary", "params", "flops", "depth", "
                  "median_min_eps", "lr", "batch_size", "train_fraction", "epochs", "recipe",
                  "train_seconds", "attack_seconds", "fail_reason", "sanity_ok", "sanity_failed",
                  "sanity_invalid", "sanity_warnings", "train_accuracy", "label_noise", "max_steps",
-                 "selection_split", "val_robust_accuracy", "val_attacked_clean_accuracy", "val_n_attacked"]
+                 "selection_split", "val_robust_accuracy", "val_attacked_clean_accuracy", "val_n_attacked",
+                 "arch_key", "replicate", "train_seed"]  # replicate seeds (analysis.components); empty before
 RESCORE_COLUMNS = ["trial", "suite", "split", "eps", "search_robust_accuracy", "rescored_robust_accuracy", "drop",
                    "search_clean_accuracy", "rescored_clean_accuracy", "n_attacked", "seconds", "sanity_invalid",
                    "rescored_on_search_samples", "n_compared", "same_samples"]
@@ -77,6 +78,8 @@ def trials_table(study, eps: float | None = None) -> pd.DataFrame:
             "selection_split": a.get("selection_split") or ("val" if "val_robust_accuracy" in a else "test"),
             "val_attacked_clean_accuracy": a.get("val_attacked_clean_accuracy"),
             "val_n_attacked": a.get("val_n_attacked"), "val_robust_accuracy": _val_robust(a, eps),
+            "arch_key": a.get("arch_key"), "replicate": a.get("replicate"),
+            "train_seed": ((a.get("provenance") or {}).get("seeds") or {}).get("training"),
         }
         for knob in TRAIN_KNOBS:
             row[knob] = train.get(knob)
