@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+import typer
 from rich.console import Console
 
 from . import terminal
@@ -110,6 +111,15 @@ def write_search_report(optuna_study, config, path: Path) -> None:
     out.print(f"report: {write_report(optuna_study, path)}")
 
 
+def write_comparison_report(runs, opened, report_dir: Path) -> None:
+    """A recipe's two studies side by side (`compare: true`)."""
+    from .report import comparison_path, write_comparison
+
+    path = comparison_path(*(name for name, _ in runs), report_dir)
+    terminal.check_writable(path, "report", make="folder")
+    out.print(f"comparison: {write_comparison(*opened, path)}")
+
+
 def _open_study(storage: str, name: str, config, enqueue: Optional[Path]):
     """Create or resume the study; queue the `--enqueue` baselines (checked before anything is stored)."""
     from . import study as st
@@ -146,3 +156,78 @@ def check_claims(runs) -> None:
     for _, config in runs:
         if config.claims is not None:
             resolve(config.claims)
+
+
+def retrain(optuna_study, config, top: int, seeds: int, device, threads, artifacts) -> None:
+    """Retrain the `top` architectures (shrunken validation robust accuracy) with `seeds` fresh seeds
+    each, best first, with a progress bar; print observed against predicted against retrained."""
+    from .analysis import robustness_table, trials_table
+    from .analysis.retrained import candidates
+    from .study.retrain import pending_retrains, retrain as run
+
+    eps = optuna_study.user_attrs.get("objective_eps")
+    if eps is None:
+        from .errors import UserError
+
+        raise UserError(f"study {optuna_study.study_name!r} has no stored objective ε: nothing was scored yet")
+    best, _ = candidates(trials_table(optuna_study), robustness_table(optuna_study), eps, top, seed=config.seed)
+    if best.empty:
+        console.print("retrain: no complete trial with a valid evaluation on validation", markup=False)
+        return
+    targets = [(k, int(str(trials).split(",")[0])) for k, trials in zip(best["arch_key"], best["trials"])]
+    now = {"stored": 0}
+    if pending_retrains(optuna_study, targets, seeds):
+        with terminal.progress() as progress:
+            task = progress.add_task("retrain", total=None)
+
+            def on_start(key, r, i, count):
+                progress.update(task, description=f"retrain: {key} seed {r + 1}", completed=i, total=count)
+
+            def on_model(key, r, record):
+                now["stored"] += 1
+                progress.advance(task)
+
+            try:
+                run(optuna_study, config, targets, seeds, device=device, threads=threads, artifacts=artifacts,
+                    on_start=on_start, on_model=on_model)
+            except KeyboardInterrupt:
+                progress.console.print(f"retrain stopped: {now['stored']} seed(s) stored in this run; the same "
+                                       "command continues with the next", markup=False)
+                raise
+    else:
+        console.print(f"retrain: every seed of the top {len(targets)} architecture(s) is trained already",
+                      markup=False)
+    print_retrain(optuna_study, eps, top, config.seed)
+
+
+def print_retrain(optuna_study, eps: float, top: int, seed: int) -> None:
+    """One line per retrained architecture: search observed, predicted for fresh seeds, retrained."""
+    from .analysis import robustness_table, trials_table
+    from .analysis.retrained import candidates, retrain_comparison, retrain_rows
+
+    best, comps = candidates(trials_table(optuna_study), robustness_table(optuna_study), eps, top, seed=seed)
+    within = comps["test"].estimate["msw"] if comps.get("test") is not None else float("nan")
+    table = retrain_comparison(best, retrain_rows(dict(optuna_study.user_attrs), eps), within)
+    for r in table.itertuples(index=False):
+        out.print(terminal.retrain_line(r, eps), markup=False, highlight=False, soft_wrap=True)
+
+
+def retrain_command(
+    study: str = typer.Option(..., help="Study name."),
+    storage: str = typer.Option("robustarch.journal", help="Optuna storage: a journal file or an SQLAlchemy URL."),
+    top: int = typer.Option(3, min=1, help="How many of the best architectures (shrunken validation robust "
+                            "accuracy) to retrain."),
+    seeds: int = typer.Option(3, min=1, help="Fresh training seeds per architecture."),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda, ... (default: CUDA if available)."),
+    threads: Optional[int] = typer.Option(None, help="CPU threads for torch (default: $ROBUSTARCH_THREADS or the "
+                                          "idle cores)."),
+):
+    """Retrain a study's best architectures with fresh seeds, score them with its suite, and rewrite its
+    report with observed against predicted; a stopped run resumes with the next seed."""
+    from . import study as st
+    from .report import default_path
+
+    terminal.check_options(threads=threads, device=device)
+    optuna_study, config = st.create_or_resume(st.open_storage(storage), study, None)
+    retrain(optuna_study, config, top, seeds, device, threads, None)
+    write_search_report(optuna_study, config, default_path(study))

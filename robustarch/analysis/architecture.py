@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .components import group_keys, model_se, variance_components
+from .retrained import COMPARISON_COLUMNS, RETRAIN_COLUMNS, retrain_comparison, retrain_rows
 from .stats import correlate
 from .winner import WINNER_COLUMNS, winner_table
 
@@ -48,16 +49,27 @@ def cross_seed(u: pd.DataFrame, *, n_boot: int, seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=CROSS_COLUMNS)
 
 
-def noise_tables(u: pd.DataFrame, *, n_boot: int, seed: int) -> tuple[dict[str, pd.DataFrame], list[str]]:
-    """The architecture-level tables of the models in the statistics `u`, and the notes the page
-    prints (why there are none, for a study without replicates)."""
+def noise_tables(u: pd.DataFrame, *, attrs: dict | None = None, eps: float | None = None, n_boot: int,
+                 seed: int) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    """The architecture-level tables of the models in the statistics `u` (and of `robustarch
+    retrain`'s records in the study attributes `attrs`), and the notes the page prints (why there are
+    no components, for a study without replicates)."""
     u = u.assign(robust_accuracy_se=model_se(u, "robust_accuracy"), clean_accuracy_se=model_se(u, "clean_accuracy"))
-    if u.empty or group_keys(u).nunique() == len(u):
-        return {"variance_components": pd.DataFrame(), "winner": pd.DataFrame(columns=WINNER_COLUMNS),
-                "cross_seed": pd.DataFrame(columns=CROSS_COLUMNS)}, [NO_REPLICATES]
-    winner, _ = winner_table(u, seed=seed)
-    return {"variance_components": components_table(u, n_boot=n_boot, seed=seed), "winner": winner,
-            "cross_seed": cross_seed(u, n_boot=n_boot, seed=seed)}, []
+    tables = {"variance_components": pd.DataFrame(), "winner": pd.DataFrame(columns=WINNER_COLUMNS),
+              "cross_seed": pd.DataFrame(columns=CROSS_COLUMNS), "retrain": pd.DataFrame(columns=COMPARISON_COLUMNS),
+              "retrain_seeds": pd.DataFrame(columns=RETRAIN_COLUMNS)}
+    if u.empty:
+        return tables, []
+    replicated = group_keys(u).nunique() < len(u)
+    if replicated:
+        tables["variance_components"] = components_table(u, n_boot=n_boot, seed=seed)
+        tables["cross_seed"] = cross_seed(u, n_boot=n_boot, seed=seed)
+    winner, comps = winner_table(u, seed=seed)
+    tables["winner"] = winner
+    rows = retrain_rows(attrs or {}, eps)
+    within = comps["test"].estimate["msw"] if comps["test"] is not None else np.nan
+    tables["retrain"], tables["retrain_seeds"] = retrain_comparison(winner, rows, within), rows
+    return tables, [] if replicated else [NO_REPLICATES]
 
 
 def decomposition_sentence(table: pd.DataFrame) -> str | None:

@@ -23,6 +23,8 @@ def icc_row(c, u: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0, row=None, 
     keys = group_keys(u.reset_index(drop=True).assign(trial=range(len(u))) if "trial" not in u else u)
     comp = variance_components(u["robust_accuracy"].to_numpy(float), keys.to_numpy(),
                                model_se(u, "robust_accuracy").to_numpy(float), n_boot=n_boot, seed=seed)
+    if comp is None and keys.nunique() < len(keys):
+        return skip(c, STATISTIC, keys.nunique(), f"{keys.nunique()} architectures (needs ≥ {c.min_n})")
     if comp is None:
         return skip(c, STATISTIC, keys.nunique(), "no architecture was trained with two or more seeds (run with "
                     "--replicates and --replicate-share), so seed noise cannot be told from architecture")

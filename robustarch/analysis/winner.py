@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..metrics import pareto_front
-from .components import Components, group_keys, model_se, variance_components
+from .components import Components, binomial_se, group_keys, variance_components
 
 WINNER_COLUMNS = ["arch_key", "arch_summary", "seeds", "trials", "observed", "reliability", "predicted",
                   "predicted_sd", "val_observed", "val_predicted", "pareto"]
@@ -38,6 +38,15 @@ def shrunken(models: pd.DataFrame, value: str, comp: Components | None) -> pd.Da
     return g.sort_values(["predicted", "observed"], ascending=False, kind="stable").reset_index(drop=True)
 
 
+def _se(m: pd.DataFrame, col: str, n_col: str) -> np.ndarray | None:
+    """`<col>_se` where given, else the binomial SE on `n_col` samples (None: unknown)."""
+    if f"{col}_se" in m and m[f"{col}_se"].notna().any():
+        return pd.to_numeric(m[f"{col}_se"], errors="coerce").to_numpy(float)
+    if col in m and n_col in m:
+        return binomial_se(pd.to_numeric(m[col], errors="coerce"), pd.to_numeric(m[n_col], errors="coerce"))
+    return None
+
+
 def winner_table(u: pd.DataFrame, *, seed: int = 0) -> tuple[pd.DataFrame, dict[str, Components | None]]:
     """Architectures of the models `u` (analyzer's used trials) best first on the shrunken validation
     robust accuracy (the test one when no validation number was stored), with the test number
@@ -49,11 +58,9 @@ def winner_table(u: pd.DataFrame, *, seed: int = 0) -> tuple[pd.DataFrame, dict[
     comps = {}
     for number, col, n_col in (("test", "robust_accuracy", "n_attacked"), ("val", sel, "val_n_attacked"),
                                ("val_clean", "val_accuracy" if on_val else "clean_accuracy", "val_n_attacked")):
-        se = model_se(m.rename(columns={col: "_x", n_col: "n_attacked"}, errors="ignore").assign(
-            n_attacked=m.get(n_col)), "_x") if col in m else None
         values = pd.to_numeric(m[col], errors="coerce") if col in m else pd.Series(np.nan, index=m.index)
         comps[number] = variance_components(values.to_numpy(float), m["arch_key"].to_numpy(),
-                                            None if se is None else se.to_numpy(float), seed=seed, n_boot=0)
+                                            _se(m, col, n_col), seed=seed, n_boot=0)
     val = shrunken(m, sel, comps["val"])
     test = shrunken(m, "robust_accuracy", comps["test"]).set_index("arch_key")
     clean_col = "val_accuracy" if on_val else "clean_accuracy"
