@@ -59,7 +59,7 @@ def noise_tables(u: pd.DataFrame, *, attrs: dict | None = None, eps: float | Non
               "cross_seed": pd.DataFrame(columns=CROSS_COLUMNS), "retrain": pd.DataFrame(columns=COMPARISON_COLUMNS),
               "retrain_seeds": pd.DataFrame(columns=RETRAIN_COLUMNS)}
     if u.empty:
-        return tables, []
+        return {**tables, "noise_summary": pd.DataFrame({"sentence": []})}, []
     replicated = group_keys(u).nunique() < len(u)
     if replicated:
         tables["variance_components"] = components_table(u, n_boot=n_boot, seed=seed)
@@ -69,6 +69,8 @@ def noise_tables(u: pd.DataFrame, *, attrs: dict | None = None, eps: float | Non
     rows = retrain_rows(attrs or {}, eps)
     within = comps["test"].estimate["msw"] if comps["test"] is not None else np.nan
     tables["retrain"], tables["retrain_seeds"] = retrain_comparison(winner, rows, within), rows
+    sentence = decomposition_sentence(tables["variance_components"])
+    tables["noise_summary"] = pd.DataFrame({"sentence": [sentence or NO_REPLICATES]})
     return tables, [] if replicated else [NO_REPLICATES]
 
 

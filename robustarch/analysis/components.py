@@ -140,14 +140,15 @@ def variance_components(values, groups, eval_se=None, *, n_boot: int = N_BOOT_CO
 
 def _f_parts(c: Components) -> tuple[float, int, int, float]:
     e = c.estimate
-    return e["msb"] / e["msw"], c.n_arch - 1, c.n_models - c.n_arch, e["n0"]
+    F = e["msb"] / e["msw"] if e["msw"] > 0 else math.nan
+    return F, c.n_arch - 1, c.n_models - c.n_arch, e["n0"]
 
 
 def icc_f_interval(c: Components, level: float = 95) -> tuple[float, float]:
     """The ICC(1)'s interval from F = MSB/MSW ~ (1 + n0 θ) F(a − 1, N − a), θ = σ²_a/σ²_w: exact for a
     balanced normal design (Searle 1971), with n0 for an unbalanced one (Donner 1979)."""
     F, df_b, df_w, n0 = _f_parts(c)
-    if not (math.isfinite(F) and df_w > 0):
+    if not (math.isfinite(F) and df_w > 0):  # no spread within architectures: the F pivot is undefined
         return (math.nan, math.nan)
     tail = (1 - level / 100) / 2
     hi_q, lo_q = stats.f.ppf([1 - tail, tail], df_b, df_w)
