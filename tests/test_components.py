@@ -119,3 +119,46 @@ def test_the_icc_claim_is_supported_contradicted_or_says_why_not():
     assert low["value"] < 0.5 and low["ci_high"] < 0.5 and low["p_value"] < 0.05
     single = _claim(0.9, [1] * 30)
     assert single["reason"] and "two or more seeds" in single["reason"]
+
+
+def _replicated_models() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    rows = []
+    for a in range(10):
+        effect = rng.normal(0, 0.1)
+        for s in range(3):
+            r = float(np.clip(0.4 + effect + rng.normal(0, 0.04), 0, 1))
+            rows.append({"arch": f"a{a}", "seed": s, "clean_accuracy": 0.95, "robust_accuracy@0.1": r,
+                         "n_attacked": 200})
+    return pd.DataFrame(rows)
+
+
+def test_analyze_reads_seeds_of_one_arch_as_replicates(tmp_path):
+    from robustarch.analysis import analyze_table
+    from robustarch.report import write_analysis
+
+    models = _replicated_models()
+    a = analyze_table(models, n_boot=100)
+    vc = a.tables["variance_components"].set_index(["number", "quantity"])
+    direct = variance_components(models["robust_accuracy@0.1"], models["arch"],
+                                 binomial_se(models["robust_accuracy@0.1"], 200), n_boot=0)
+    assert vc.loc[("robust_accuracy", "icc"), "estimate"] == pytest.approx(direct.icc)
+    assert vc.loc[("robust_accuracy", "icc"), "n_arch"] == 10
+    assert len(a.tables["winner"]) == 10 and a.tables["winner"]["predicted"].notna().all()
+    path = write_analysis(a, tmp_path / "t.json", "json")
+    doc = __import__("json").loads(path.read_text())
+    assert any(r["quantity"] == "icc" for r in doc["variance_components"])
+    with_se = analyze_table(models.assign(robust_accuracy_se=0.01), n_boot=0).tables["variance_components"]
+    assert with_se.set_index(["number", "quantity"]).loc[("robust_accuracy", "sigma2_eval"), "estimate"] == \
+        pytest.approx(1e-4)
+
+
+def test_analyze_refuses_a_seed_without_arch_and_a_repeated_seed():
+    from robustarch.analysis import analyze_table
+    from robustarch.errors import UserError
+
+    models = _replicated_models()
+    with pytest.raises(UserError, match="'seed' column needs an 'arch'"):
+        analyze_table(models.drop(columns="arch"), n_boot=0)
+    with pytest.raises(UserError, match="appears twice"):
+        analyze_table(models.assign(seed=0), n_boot=0)
