@@ -38,19 +38,3 @@ def icc_row(c, u: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0, row=None, 
 def _plain_row(c, statistic, n, value=math.nan, ci=(math.nan, math.nan), p=math.nan, **extra) -> dict:
     return {"key": c.key, "statistic": statistic, "n": n, "value": value, "ci_low": ci[0], "ci_high": ci[1],
             "p_value": p, "reason": None, **extra}
-
-
-def icc_text(r: dict) -> str:
-    """The finding's sentence, from its verdict and numbers."""
-    numbers = (f"ICC {r['value']:.2f}, 95% CI {r['ci_low']:.2f}–{r['ci_high']:.2f}, {int(r['n'])} architectures, "
-               f"{int(r.get('n_models') or 0)} trained models")
-    if r.get("reason"):
-        return f"Inconclusive — whether architecture explains most of the variance in robust accuracy: {r['reason']}."
-    if r["verdict"] == "supported":
-        return (f"Architecture explains most of the variance in robust accuracy: more than {r['margin']:.0%} of it "
-                f"lies between architectures rather than between seeds and test samples ({numbers}).")
-    if r["verdict"] == "contradicted":
-        return (f"Contradicted: architecture explains less than {r['margin']:.0%} of the variance in robust "
-                f"accuracy; the rest is training seed and finite test sample ({numbers}).")
-    return (f"Whether architecture explains most of the variance in robust accuracy cannot be told: the ICC is not "
-            f"significantly different from {r['margin']:.2f} ({numbers}).")
