@@ -161,8 +161,6 @@ def check_claims(runs) -> None:
 def retrain(optuna_study, config, top: int, seeds: int, device, threads, artifacts) -> None:
     """Retrain the `top` architectures (shrunken validation robust accuracy) with `seeds` fresh seeds
     each, best first, with a progress bar; print observed against predicted against retrained."""
-    from .analysis import robustness_table, trials_table
-    from .analysis.retrained import candidates
     from .study.retrain import pending_retrains, retrain as run
 
     eps = optuna_study.user_attrs.get("objective_eps")
@@ -170,11 +168,10 @@ def retrain(optuna_study, config, top: int, seeds: int, device, threads, artifac
         from .errors import UserError
 
         raise UserError(f"study {optuna_study.study_name!r} has no stored objective ε: nothing was scored yet")
-    best, _ = candidates(trials_table(optuna_study), robustness_table(optuna_study), eps, top, seed=config.seed)
-    if best.empty:
+    targets = retrain_targets(optuna_study, eps, top, config.seed)
+    if not targets:
         console.print("retrain: no complete trial with a valid evaluation on validation", markup=False)
         return
-    targets = [(k, int(str(trials).split(",")[0])) for k, trials in zip(best["arch_key"], best["trials"])]
     now = {"stored": 0}
     if pending_retrains(optuna_study, targets, seeds):
         with terminal.progress() as progress:
@@ -200,12 +197,29 @@ def retrain(optuna_study, config, top: int, seeds: int, device, threads, artifac
     print_retrain(optuna_study, eps, top, config.seed)
 
 
+def retrain_targets(optuna_study, eps: float, top: int, seed: int) -> list[tuple[str, int]]:
+    """The architectures a retrain works on, best first: those a previous run chose (study attribute
+    `retrain_targets`, so a resumed retrain finishes the same ones while the search goes on), then the
+    next best on the shrunken validation robust accuracy up to `top`."""
+    from .analysis import robustness_table, trials_table
+    from .analysis.retrained import candidates
+
+    chosen = [(str(k), int(n)) for k, n in optuna_study.user_attrs.get("retrain_targets") or []]
+    if len(chosen) < top:
+        best, _ = candidates(trials_table(optuna_study), robustness_table(optuna_study), eps, top, seed=seed)
+        new = [(k, int(str(trials).split(",")[0])) for k, trials in zip(best["arch_key"], best["trials"])]
+        chosen += [t for t in new if t[0] not in {k for k, _ in chosen}][: top - len(chosen)]
+        optuna_study.set_user_attr("retrain_targets", [list(t) for t in chosen])
+    return chosen[:top]
+
+
 def print_retrain(optuna_study, eps: float, top: int, seed: int) -> None:
     """One line per retrained architecture: search observed, predicted for fresh seeds, retrained."""
     from .analysis import robustness_table, trials_table
     from .analysis.retrained import candidates, retrain_comparison, retrain_rows
 
-    best, comps = candidates(trials_table(optuna_study), robustness_table(optuna_study), eps, top, seed=seed)
+    # every architecture ranked now (its rank may move while the search goes on); rows: the retrained ones
+    best, comps = candidates(trials_table(optuna_study), robustness_table(optuna_study), eps, 10**9, seed=seed)
     within = comps["test"].estimate["msw"] if comps.get("test") is not None else float("nan")
     table = retrain_comparison(best, retrain_rows(dict(optuna_study.user_attrs), eps), within)
     for r in table.itertuples(index=False):
