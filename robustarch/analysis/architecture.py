@@ -70,6 +70,10 @@ def noise_tables(u: pd.DataFrame, *, attrs: dict | None = None, eps: float | Non
     within = comps["test"].estimate["msw"] if comps["test"] is not None else np.nan
     tables["retrain"], tables["retrain_seeds"] = retrain_comparison(winner, rows, within), rows
     sentence = decomposition_sentence(tables["variance_components"])
+    free = free_replicates(u)
+    if sentence and free:
+        sentence += (f" {free} of the seeds are free replicates: the sampler proposed an architecture it had "
+                     "proposed before.")
     tables["noise_summary"] = pd.DataFrame({"sentence": [sentence or NO_REPLICATES]})
     return tables, [] if replicated else [NO_REPLICATES]
 
@@ -89,6 +93,14 @@ def decomposition_sentence(table: pd.DataFrame) -> str | None:
     return (f"Of the variance in robust accuracy across the {int(n['n_models'])} trained models, {pct('share_arch')} "
             f"is architecture, {pct('share_seed')} training seed and {pct('share_eval')} the finite test sample "
             f"({int(n['n_arch'])} architectures, {int(n['n_replicated'])} with {n['k']:g} seeds).")
+
+
+def free_replicates(u: pd.DataFrame) -> int:
+    """Proposals (replicate 0) of an architecture proposed before: on a discrete space a free seed."""
+    if "replicate" not in u or "arch_key" not in u:
+        return 0
+    proposals = u[pd.to_numeric(u["replicate"], errors="coerce") == 0]
+    return int(len(proposals) - proposals["arch_key"].nunique())
 
 
 def share_of(table: pd.DataFrame, quantity: str) -> float:
