@@ -162,3 +162,12 @@ def test_analyze_refuses_a_seed_without_arch_and_a_repeated_seed():
         analyze_table(models.drop(columns="arch"), n_boot=0)
     with pytest.raises(UserError, match="appears twice"):
         analyze_table(models.assign(seed=0), n_boot=0)
+
+
+def test_claims_count_architectures_not_seeds():
+    from robustarch.analysis import analyze_table
+
+    models = _replicated_models().assign(clean_accuracy=lambda d: 0.9 + 0.01 * d.index % 7 / 7)
+    f = analyze_table(models, n_boot=50).tables["findings"].set_index("key")
+    assert f.loc["robust_tracks_clean", "n"] == 10  # 10 architectures × 3 seeds: n = 10, not 30
+    assert f.loc["architecture_explains_robust", "n"] == 10

@@ -212,3 +212,19 @@ def model_se(trials: pd.DataFrame, number: str) -> pd.Series:
         return pd.Series(binomial_se(pd.to_numeric(trials[number], errors="coerce"),
                                      pd.to_numeric(trials["n_attacked"], errors="coerce")), index=trials.index)
     return pd.Series(np.nan, index=trials.index)
+
+
+def per_architecture(u: pd.DataFrame) -> pd.DataFrame:
+    """One row per architecture when some have several seeds: numeric columns averaged over its
+    seeds, the rest from its first trial. A claim about architectures then counts architectures, not
+    seeds (replicate seeds counted as models would overstate n). Unchanged without replicates."""
+    keys = group_keys(u) if "trial" in u else None
+    if keys is None or keys.nunique() == len(u):
+        return u
+    numeric = [c for c in u.columns if pd.api.types.is_numeric_dtype(u[c]) and not pd.api.types.is_bool_dtype(u[c])
+               and c != "trial"]
+    grouped = u.assign(_arch=keys.to_numpy()).groupby("_arch", sort=False)
+    out = grouped.first()
+    out[numeric] = grouped[numeric].mean()
+    out["seeds"] = grouped.size()
+    return out.reset_index(drop=True)

@@ -14,6 +14,7 @@ import pandas as pd
 from scipy import stats
 
 from .claims import DEPTH_CALIPER, PARAM_RATIO, Claim, resolve
+from .components import per_architecture
 from .noiseclaim import icc_row
 from .phaseclaims import PHASE_TESTS
 from .pooling import pool, slope_summary
@@ -192,7 +193,10 @@ def _claim_row(c: Claim, u, power, *, n_boot, seed, n_gof) -> dict:
 def findings_rows(u: pd.DataFrame, power: pd.DataFrame, *, claims=None, n_boot: int = N_BOOT, seed: int = 0,
                   n_gof: int = N_GOF) -> list[dict]:
     """The finding rows as dicts (every number the sentences use; `findings_table` keeps the columns)."""
-    rows = [_claim_row(c, u, power, n_boot=n_boot, seed=seed, n_gof=n_gof) for c in resolve(claims)]
+    # claims are about architectures: seeds of one architecture enter as their mean (the ICC claim needs the seeds)
+    arch_u = per_architecture(u)
+    rows = [_claim_row(c, u if c.key == "architecture_explains_robust" else arch_u, power, n_boot=n_boot, seed=seed,
+                       n_gof=n_gof) for c in resolve(claims)]
     adjusted = holm([r["p_value"] if not r["reason"] else math.nan for r in rows])
     m = int(np.isfinite(adjusted).sum())
     for r, p in zip(rows, adjusted):
