@@ -216,7 +216,7 @@ def model_se(trials: pd.DataFrame, number: str) -> pd.Series:
 
 def per_architecture(u: pd.DataFrame) -> pd.DataFrame:
     """One row per architecture when some have several seeds: numeric columns averaged over its
-    seeds, the rest from its first trial. A claim about architectures then counts architectures, not
+    seeds (an `*_se` column becomes the SE of that mean, √(mean SE²/k)), the rest from its first trial. A claim about architectures then counts architectures, not
     seeds (replicate seeds counted as models would overstate n). Unchanged without replicates."""
     keys = group_keys(u) if "trial" in u else None
     if keys is None or keys.nunique() == len(u):
@@ -227,4 +227,6 @@ def per_architecture(u: pd.DataFrame) -> pd.DataFrame:
     out = grouped.first()
     out[numeric] = grouped[numeric].mean()
     out["seeds"] = grouped.size()
+    for col in [c for c in numeric if c.endswith("_se")]:  # the evaluation SE of a mean over k seeds
+        out[col] = np.sqrt(grouped[col].apply(lambda v: np.mean(np.square(v))) / out["seeds"])
     return out.reset_index(drop=True)
