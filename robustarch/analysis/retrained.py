@@ -54,9 +54,10 @@ def retrain_comparison(winner: pd.DataFrame, rows: pd.DataFrame, sigma2_within: 
         half = (stats.t.ppf(0.975, R - 1) * got.std(ddof=1) / math.sqrt(R)) if R > 1 else math.nan
         spread = math.sqrt(w.predicted_sd ** 2 + sigma2_within / R) if np.isfinite(w.predicted_sd) else math.nan
         out.append({"rank": rank, "arch_key": w.arch_key, "arch_summary": w.arch_summary, "seeds": w.seeds,
-                    "observed": w.observed, "predicted": w.predicted, "predicted_low": w.predicted - 1.96 * spread,
-                    "predicted_high": w.predicted + 1.96 * spread, "retrained": got.mean(),
-                    "retrained_low": got.mean() - half, "retrained_high": got.mean() + half, "retrained_seeds": R,
+                    "observed": w.observed, "predicted": w.predicted, "predicted_low": float(np.clip(w.predicted - 1.96 * spread, 0, 1)),
+                    "predicted_high": float(np.clip(w.predicted + 1.96 * spread, 0, 1)), "retrained": got.mean(),
+                    # an accuracy lies in [0, 1]: the t interval of 2 or 3 seeds often reaches past it
+                    "retrained_low": float(np.clip(got.mean() - half, 0, 1)), "retrained_high": float(np.clip(got.mean() + half, 0, 1)), "retrained_seeds": R,
                     "drop": w.observed - got.mean()})
     return pd.DataFrame(out, columns=COMPARISON_COLUMNS)
 
