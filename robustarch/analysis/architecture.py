@@ -101,8 +101,3 @@ def free_replicates(u: pd.DataFrame) -> int:
         return 0
     proposals = u[pd.to_numeric(u["replicate"], errors="coerce") == 0]
     return int(len(proposals) - proposals["arch_key"].nunique())
-
-
-def share_of(table: pd.DataFrame, quantity: str) -> float:
-    t = table[(table["number"] == "robust_accuracy") & (table["quantity"] == quantity)]
-    return float(t["estimate"].iloc[0]) if len(t) else np.nan
