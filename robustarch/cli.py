@@ -38,6 +38,8 @@ def search(
     objective_eps: Optional[float] = typer.Option(None, help="ε of the objective (default: middle of the suite's grid)."),
     sampler: Optional[str] = typer.Option(None, help="tpe (the default; finds the most robust), random or qmc (a fair sample of the space, for correlations), nsgaii, gp or grid."),
     pruner: Optional[str] = typer.Option(None, help="none (the default), median or hyperband: prune on validation accuracy (single objective only)."),
+    replicates: Optional[int] = typer.Option(None, help="Seeds per replicated architecture (default 1): each seed is its own trial, beside the --n-trials architectures."),
+    replicate_share: Optional[float] = typer.Option(None, help="Share of architectures trained with --replicates seeds, drawn at random (default 1: all); e.g. 0.25 with --replicates 3 costs +50%."),
     enqueue: Optional[Path] = typer.Option(None, help="YAML/JSON list of parameter mappings to run first (baselines)."),
     seed: Optional[int] = typer.Option(None, help="Seed for data splits, sampler and training (default 0)."),
     rescore_top: Optional[int] = typer.Option(None, min=0, help="At the end, re-attack the K best models (chosen on validation) and the Pareto front with the dataset's autoattack suite on the test split (default 5 on CUDA, 0 on CPU: see `robustarch rescore`)."),
@@ -56,7 +58,8 @@ def search(
     recipe = st.load_recipe(config_file) if config_file else None
     runs = st.plan(recipe, study, {"dataset": dataset, "space": space, "suite": suite, "objective": objective,
                                    "robust_metric": robust_metric, "objective_eps": objective_eps,
-                                   "sampler": sampler, "seed": seed, "data_dir": data_dir, "pruner": pruner})
+                                   "sampler": sampler, "seed": seed, "data_dir": data_dir, "pruner": pruner,
+                                   "replicates": replicates, "replicate_share": replicate_share})
     st.check_runs(runs)  # every study of the recipe, data too, before the first is created
     commands.check_claims(runs)
     budget = n_trials or (recipe.n_trials if recipe else None) or 12
@@ -75,11 +78,7 @@ def search(
         opened.append(optuna_study)
         failed = failed or worker_failed
     if recipe is not None and recipe.compare:
-        from .report import comparison_path, write_comparison
-
-        path = comparison_path(*(name for name, _ in runs), report_dir)
-        terminal.check_writable(path, "report", make="folder")
-        out.print(f"comparison: {write_comparison(*opened, path)}")
+        commands.write_comparison_report(runs, opened, report_dir)
     if failed:
         raise typer.Exit(1)  # every worker gave up on errors: say so in the exit status too
 
@@ -295,6 +294,9 @@ def rescore(
     commands.write_search_report(optuna_study, config, default_path(study))
 
 
+app.command("retrain")(commands.retrain_command)  # its options and body: commands.retrain_command
+
+
 @app.command()
 def doctor(storage: str = typer.Option("robustarch.journal", help=STORAGE_HELP)):
     """Check a study storage: repair a journal's torn last record (keeping a backup), list studies and trials."""
@@ -311,8 +313,8 @@ def spaces_list():
 
     for name in preset_names("search_spaces"):
         sp = load_space(name)
-        low, high, _, exact = sp.param_range(**_space_shape(sp), samples=16)
-        span = f"{_si(low)}-{_si(high)} params{'' if exact else ' (sampled)'}"
+        low, high, _, exact = sp.param_range(**terminal.space_shape(sp), samples=16)
+        span = f"{terminal.si_count(low)}-{terminal.si_count(high)} params{'' if exact else ' (sampled)'}"
         out.print(f"{name:18s} {sp.n_architectures():>9d} architectures  {span:28s} {sp.description}",
                   markup=False, highlight=False, soft_wrap=True)
 
@@ -324,7 +326,7 @@ def spaces_show(name: str = typer.Argument(..., help="Preset name or YAML path."
     from .spaces.schema import Choice, Range, values_of
 
     sp = load_space(name)
-    shape = _space_shape(sp)
+    shape = terminal.space_shape(sp)
     low, high, n_built, exact = sp.param_range(**shape)
     lines = [f"{sp.name} ({sp.path})", sp.description,
              f"family {sp.family}; sized for {sp.dataset} "
@@ -347,17 +349,6 @@ def spaces_show(name: str = typer.Argument(..., help="Preset name or YAML path."
             text = f"{p} (fixed)"
         lines.append(f"  {key:22s} {text}")
     out.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)
-
-
-def _space_shape(sp) -> dict:
-    from .training import DATASET_SHAPES
-
-    chans, size, classes = DATASET_SHAPES[sp.dataset]
-    return {"in_chans": chans, "input_size": size, "num_classes": classes}
-
-
-def _si(n: int) -> str:
-    return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}k" if n >= 1e3 else str(n)
 
 
 def main() -> None:

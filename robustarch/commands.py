@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+import typer
 from rich.console import Console
 
 from . import terminal
@@ -36,9 +37,10 @@ def run_one(storage, name, config, enqueue, n_trials, timeout, gpu_ids, workers,
     n_workers = len(gpu_ids) if gpu_ids and workers == 1 else workers
     optuna_study, config = _open_study(storage, name, config, enqueue)
     worker_failed = False
+    expected = n_trials + st.expected_replicates(config, n_trials)  # queued seeds run beside the budget
     with terminal.progress() as progress:
-        task = progress.add_task(f"study {name}", total=n_trials)
-        on_trial = terminal.progress_callback(progress, task, n_trials)
+        task = progress.add_task(f"study {name}", total=expected)
+        on_trial = terminal.progress_callback(progress, task, expected)
         if n_workers == 1 and not gpu_ids:
             st.run_study(optuna_study, config, n_trials=n_trials, timeout=timeout, device=device,
                          threads=threads, artifacts=artifacts, on_trial=on_trial)
@@ -109,6 +111,15 @@ def write_search_report(optuna_study, config, path: Path) -> None:
     out.print(f"report: {write_report(optuna_study, path)}")
 
 
+def write_comparison_report(runs, opened, report_dir: Path) -> None:
+    """A recipe's two studies side by side (`compare: true`)."""
+    from .report import comparison_path, write_comparison
+
+    path = comparison_path(*(name for name, _ in runs), report_dir)
+    terminal.check_writable(path, "report", make="folder")
+    out.print(f"comparison: {write_comparison(*opened, path)}")
+
+
 def _open_study(storage: str, name: str, config, enqueue: Optional[Path]):
     """Create or resume the study; queue the `--enqueue` baselines (checked before anything is stored)."""
     from . import study as st
@@ -145,3 +156,92 @@ def check_claims(runs) -> None:
     for _, config in runs:
         if config.claims is not None:
             resolve(config.claims)
+
+
+def retrain(optuna_study, config, top: int, seeds: int, device, threads, artifacts) -> None:
+    """Retrain the `top` architectures (shrunken validation robust accuracy) with `seeds` fresh seeds
+    each, best first, with a progress bar; print observed against predicted against retrained."""
+    from .study.retrain import pending_retrains, retrain as run
+
+    eps = optuna_study.user_attrs.get("objective_eps")
+    if eps is None:
+        from .errors import UserError
+
+        raise UserError(f"study {optuna_study.study_name!r} has no stored objective ε: nothing was scored yet")
+    targets = retrain_targets(optuna_study, eps, top, config.seed)
+    if not targets:
+        console.print("retrain: no complete trial with a valid evaluation on validation", markup=False)
+        return
+    now = {"stored": 0}
+    if pending_retrains(optuna_study, targets, seeds):
+        with terminal.progress() as progress:
+            task = progress.add_task("retrain", total=None)
+
+            def on_start(key, r, i, count):
+                progress.update(task, description=f"retrain: {key} seed {r + 1}", completed=i, total=count)
+
+            def on_model(key, r, record):
+                now["stored"] += 1
+                progress.advance(task)
+
+            try:
+                run(optuna_study, config, targets, seeds, device=device, threads=threads, artifacts=artifacts,
+                    on_start=on_start, on_model=on_model)
+            except KeyboardInterrupt:
+                progress.console.print(f"retrain stopped: {now['stored']} seed(s) stored in this run; the same "
+                                       "command continues with the next", markup=False)
+                raise
+    else:
+        console.print(f"retrain: every seed of the top {len(targets)} architecture(s) is trained already",
+                      markup=False)
+    print_retrain(optuna_study, eps, top, config.seed)
+
+
+def retrain_targets(optuna_study, eps: float, top: int, seed: int) -> list[tuple[str, int]]:
+    """The architectures a retrain works on, best first: those a previous run chose (study attribute
+    `retrain_targets`, so a resumed retrain finishes the same ones while the search goes on), then the
+    next best on the shrunken validation robust accuracy up to `top`."""
+    from .analysis import robustness_table, trials_table
+    from .analysis.retrained import candidates
+
+    chosen = [(str(k), int(n)) for k, n in optuna_study.user_attrs.get("retrain_targets") or []]
+    if len(chosen) < top:
+        best, _ = candidates(trials_table(optuna_study), robustness_table(optuna_study), eps, top, seed=seed)
+        new = [(k, int(str(trials).split(",")[0])) for k, trials in zip(best["arch_key"], best["trials"])]
+        chosen += [t for t in new if t[0] not in {k for k, _ in chosen}][: top - len(chosen)]
+        optuna_study.set_user_attr("retrain_targets", [list(t) for t in chosen])
+    return chosen[:top]
+
+
+def print_retrain(optuna_study, eps: float, top: int, seed: int) -> None:
+    """One line per retrained architecture: search observed, predicted for fresh seeds, retrained."""
+    from .analysis import robustness_table, trials_table
+    from .analysis.retrained import candidates, retrain_comparison, retrain_rows
+
+    # every architecture ranked now (its rank may move while the search goes on); rows: the retrained ones
+    best, comps = candidates(trials_table(optuna_study), robustness_table(optuna_study), eps, 10**9, seed=seed)
+    within = comps["test"].estimate["msw"] if comps.get("test") is not None else float("nan")
+    table = retrain_comparison(best, retrain_rows(dict(optuna_study.user_attrs), eps), within)
+    for r in table.itertuples(index=False):
+        out.print(terminal.retrain_line(r, eps), markup=False, highlight=False, soft_wrap=True)
+
+
+def retrain_command(
+    study: str = typer.Option(..., help="Study name."),
+    storage: str = typer.Option("robustarch.journal", help="Optuna storage: a journal file or an SQLAlchemy URL."),
+    top: int = typer.Option(3, min=1, help="How many of the best architectures (shrunken validation robust "
+                            "accuracy) to retrain."),
+    seeds: int = typer.Option(3, min=1, help="Fresh training seeds per architecture."),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda, ... (default: CUDA if available)."),
+    threads: Optional[int] = typer.Option(None, help="CPU threads for torch (default: $ROBUSTARCH_THREADS or the "
+                                          "idle cores)."),
+):
+    """Retrain a study's best architectures with fresh seeds, score them with its suite, and rewrite its
+    report with observed against predicted; a stopped run resumes with the next seed."""
+    from . import study as st
+    from .report import default_path
+
+    terminal.check_options(threads=threads, device=device)
+    optuna_study, config = st.create_or_resume(st.open_storage(storage), study, None)
+    retrain(optuna_study, config, top, seeds, device, threads, None)
+    write_search_report(optuna_study, config, default_path(study))

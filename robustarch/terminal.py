@@ -225,3 +225,26 @@ def join_locally(optuna_study, storage: str, gpu_ids: list[int], n_trials: int, 
                                    timeout=timeout, gpus=gpu_ids, threads=threads, artifacts=artifacts,
                                    quiet=quiet, joining=True)
     return int(any(wk.watch(optuna_study, procs)))
+
+
+def retrain_line(r, eps: float) -> str:
+    """`robustarch retrain`'s line per architecture: observed, predicted and retrained robust accuracy."""
+    def num(v):
+        return "–" if v is None or v != v else f"{v:.3f}"
+
+    return (f"#{r.rank} {r.arch_summary} ({r.seeds} seed(s) in the search): robust accuracy at ε={eps:g} observed "
+            f"{num(r.observed)} · predicted for fresh seeds {num(r.predicted)} [{num(r.predicted_low)}, "
+            f"{num(r.predicted_high)}] · retrained {num(r.retrained)} [{num(r.retrained_low)}, "
+            f"{num(r.retrained_high)}] over {r.retrained_seeds} fresh seed(s)")
+
+
+def space_shape(sp) -> dict:
+    """The input and output shape a search space is sized for (`spaces list` / `spaces show`)."""
+    from .training import DATASET_SHAPES
+
+    chans, size, classes = DATASET_SHAPES[sp.dataset]
+    return {"in_chans": chans, "input_size": size, "num_classes": classes}
+
+
+def si_count(n: int) -> str:
+    return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}k" if n >= 1e3 else str(n)

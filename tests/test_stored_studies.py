@@ -57,3 +57,15 @@ def test_an_old_checkpoint_is_attacked(old_study):
     curve = pd.read_csv(old_study / "res" / "curve.csv")
     assert set(curve["attack"]) == {"FGSM", "LinfPGD", "LInfFMNAttack", "square", "worst_case"}
     assert curve["robust_accuracy"].between(0, 1).all()
+
+
+def test_an_old_study_reports_one_seed_each_and_says_why_there_are_no_components(old_study):
+    proc = robustarch("report", "--study", "pre-move", "--format", "json", "--out", "old.json", cwd=old_study)
+    assert proc.returncode == 0, proc.stderr
+    tables = json.loads((old_study / "old.json").read_text())
+    assert tables["variance_components"] == []
+    assert [r["sentence"] for r in tables["noise_summary"]] == [
+        "One seed per architecture: no variance components, no shrunken winner — seed noise cannot be told from "
+        "architecture without replicates (run with --replicates 3 --replicate-share 0.25). Parameters and FLOPs "
+        "have reliability 1 (they do not depend on the seed or the test sample)."]
+    assert {r["arch_key"] for r in tables["trials"]} == {None}  # stored before replicates: one seed each

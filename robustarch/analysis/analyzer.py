@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..metrics import WORST_CASE, curve_area, pareto_front
+from .architecture import noise_tables
 from .findings import depth_pairs, findings_table, independence_caveat
 from .headline import choose_eps
 from .phase import gap, phase_table
@@ -273,6 +274,9 @@ def _model_tables(result: Analysis, u: pd.DataFrame, *, n_boot: int, seed: int) 
     result.tables["pareto_front"] = t.loc[t["pareto"], front].sort_values("clean_accuracy")
     result.tables["depth_width"] = grid_map(u, "depth", "width", log_y=True)
     result.tables["depth_pairs"] = depth_pairs(u)
+    tables, notes = noise_tables(u, attrs=result.attrs, eps=result.eps, n_boot=n_boot, seed=seed)  # analysis.architecture: replicate seeds
+    result.tables.update(tables)
+    result.notes.extend(notes)
     result.tables["phase_diagram"] = phase_table(u.assign(train_fraction=lambda d: d["train_fraction"].fillna(1.0),
                                                           label_noise=lambda d: d["label_noise"].fillna(0.0)),
                                                  grid_map)

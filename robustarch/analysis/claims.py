@@ -37,6 +37,10 @@ CURVATURE_REASON = ("a change of the local log–log slope below 0.2 across the 
                     "the error by at most ~6% of its value anywhere in the window")
 TAU_MARGIN = 0.1
 TAU_REASON = "a between-model SD of k below 0.1 puts 95% of models' k within ±0.2 of the pooled k"
+ICC_MARGIN = 0.5
+ICC_REASON = ("'most of the variance' means more than half: an ICC above 0.5 puts more of robust accuracy's spread "
+              "between architectures than between seeds and test samples, and makes a single-seed number at least "
+              "as much architecture as noise (reliability above one half)")
 DEPTH_CALIPER = 0.02  # clean accuracies of a matched pair differ by at most this
 PARAM_RATIO = 1.25  # parameter counts of a matched pair differ by at most this factor
 
@@ -82,6 +86,10 @@ CLAIMS: dict[str, Claim] = {c.key: c for c in (
           "robust accuracy higher", "relation",
           "Spearman ρ of temperature and robust accuracy within each label-noise level > 0, pooled with weights "
           "n − 1 (exact null variance; two-sided)", 8, ("label_noise", "robust_accuracy"), direction=1),
+    Claim("architecture_explains_robust", "Architecture explains most of the variance in robust accuracy", "relation",
+          f"ICC(1) against {ICC_MARGIN} (one-way random effects over architectures, replicate seeds within; two-sided "
+          "p of the F pivot MSB/MSW, Searle 1971, n0 for unbalanced designs)", 8, ("robust_accuracy",), direction=1, margin=ICC_MARGIN,
+          margin_reason=ICC_REASON),
 )}
 
 CUBUK = ("robust_tracks_clean", "conditional_tracks_clean", "size_adds_little", "power_law", "universality",

@@ -76,6 +76,12 @@ RATES: dict[str, dict[int, tuple]] = {
         20: (0.04, 'tail exponent = k ± 0.25 (the margins)', 0.37, 'tail exponent = k', 400),
         200: (0.083, 'tail exponent = k + 0.25 (the margin; not shown calibrated)', math.nan, 'not measured', 60),
     },
+    # benchmarks/sim_noise.py --reps 1000 (2026-12-07): keyed by trained models, 60 = 40 architectures with a
+    # random 25% × 3 seeds, 400 = 200 architectures × 2 seeds; power at a true ICC of 0.8
+    'architecture_explains_robust': {
+        60: (0.06, 'ICC = 0.5 (the margin), 40 architectures, 25% × 3 seeds', 0.724, 'ICC = 0.8', 1000),
+        400: (0.044, 'ICC = 0.5 (the margin), 200 architectures × 2 seeds', 1.0, 'ICC = 0.8', 1000),
+    },
 }
 SCALES = {6: "6 models × 100 samples", 10: "10 models × 100 samples", 20: "20 models × 100 samples",
           40: "40 models × 180 samples", 200: "200 models × 500 samples"}

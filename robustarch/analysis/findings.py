@@ -14,6 +14,8 @@ import pandas as pd
 from scipy import stats
 
 from .claims import DEPTH_CALIPER, PARAM_RATIO, Claim, resolve
+from .components import per_architecture
+from .noiseclaim import icc_row
 from .phaseclaims import PHASE_TESTS
 from .equivalence import MIN_CLUSTERS, size_equivalence
 from .gof import N_GOF
@@ -200,6 +202,8 @@ def _claim_row(c: Claim, u, power, *, n_boot, seed, n_gof) -> dict:
         return PHASE_TESTS[c.key](c, u, _row, _skip)
     if c.key in POWER_TESTS:
         return POWER_TESTS[c.key](c, power, _row, _skip, n_gof, seed)
+    if c.key == "architecture_explains_robust":  # analysis.noiseclaim: needs replicate seeds
+        return icc_row(c, u, n_boot=n_boot, seed=seed, row=_row, skip=_skip)
     if c.key in ("robust_tracks_clean", "conditional_tracks_clean"):
         return _tracks(c, u, n_boot, seed)
     return {"size_adds_little": lambda: _size(c, u, n_boot, seed),
@@ -210,7 +214,10 @@ def findings_rows(u: pd.DataFrame, power: pd.DataFrame, *, claims=None, n_boot: 
                   n_gof: int = N_GOF) -> list[dict]:
     """The finding rows as dicts (every number the sentences use; `findings_table` keeps the columns),
     with one Holm family over every p that can produce a verdict (verdicts.holm_family)."""
-    rows = [_claim_row(c, u, power, n_boot=n_boot, seed=seed, n_gof=n_gof) for c in resolve(claims)]
+    # claims are about architectures: seeds of one architecture enter as their mean (the ICC claim needs the seeds)
+    arch_u = per_architecture(u)
+    rows = [_claim_row(c, u if c.key == "architecture_explains_robust" else arch_u, power, n_boot=n_boot, seed=seed,
+                       n_gof=n_gof) for c in resolve(claims)]
     for r in rows:
         if r["reason"]:
             r["p_value"] = math.nan

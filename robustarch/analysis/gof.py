@@ -70,7 +70,7 @@ def form_test(edges: np.ndarray, counts: np.ndarray, *, n_sim: int = N_GOF, seed
     t = float(_score_sum(e, c)[0])
     b = n_replicates(e, n_sim)
     m, k = len(e), hill.fit(e, c)
-    sums, cs = [], []
+    cs = []
 
     def stat(e_, d_, nb, m_):
         kb = hill.fit(e_, d_)

@@ -21,7 +21,8 @@ TRIAL_COLUMNS = ["trial", "state", "arch_summary", "params", "flops", "depth", "
                  "train_seconds", "attack_seconds", "fail_reason", "sanity_ok", "sanity_failed",
                  "sanity_invalid", "sanity_warnings", "train_accuracy", "label_noise", "max_steps",
                  "selection_split", "val_robust_accuracy", "val_attacked_clean_accuracy", "val_n_attacked",
-                 "clean_accuracy_se", "family"]
+                 "clean_accuracy_se", "family",
+                 "arch_key", "replicate", "train_seed"]  # replicate seeds (analysis.components); empty before
 RESCORE_COLUMNS = ["trial", "suite", "split", "eps", "search_robust_accuracy", "rescored_robust_accuracy", "drop",
                    "search_clean_accuracy", "rescored_clean_accuracy", "n_attacked", "seconds", "sanity_invalid",
                    "rescored_on_search_samples", "n_compared", "same_samples"]
@@ -82,6 +83,8 @@ def trials_table(study, eps: float | None = None) -> pd.DataFrame:
             "val_attacked_clean_accuracy": a.get("val_attacked_clean_accuracy"),
             "val_n_attacked": a.get("val_n_attacked"), "val_robust_accuracy": _val_robust(a, eps),
             "clean_accuracy_se": _se(a.get("clean_accuracy"), a.get("n_attacked")), "family": None,
+            "arch_key": a.get("arch_key"), "replicate": a.get("replicate"),
+            "train_seed": ((a.get("provenance") or {}).get("seeds") or {}).get("training"),
         }
         for knob in TRAIN_KNOBS:
             row[knob] = train.get(knob)

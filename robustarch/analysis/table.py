@@ -27,6 +27,7 @@ ACCURACIES = ("clean_accuracy", "val_accuracy", "attacked_clean_accuracy", "trai
               "val_attacked_clean_accuracy")
 NUMBERS = ("params", "flops", "depth", "width", "lr", "batch_size", "epochs", "max_steps", "label_noise",
            "train_fraction", "n_attacked", "clean_accuracy_se")
+SE_COLUMNS = ("robust_accuracy_se", "clean_accuracy_se")  # a model number's evaluation SE (analysis.components)
 # what each optional input feeds; a missing one is named on the page with what is skipped
 OPTIONAL = {"params": "the size claims, the parameters plot and the OLS term (no `params` column)",
             "depth": "the depth claims, the depth × width map (no `depth` column)",
@@ -119,6 +120,7 @@ def models_tables(models: pd.DataFrame, where: str = "models table") -> tuple[pd
         if col in models:
             trials[col] = _numeric(models, col, where, *((0, 1) if col in ACCURACIES else (0, None))).to_numpy()
     trials["sanity_invalid"], trials["sanity_warnings"], trials["selection_split"] = "", "", "test"
+    _replicates(models, trials, where)
     rob = []
     if "family" in models:
         trials["family"] = models["family"].where(models["family"].notna(), None).astype(object).to_numpy()
@@ -143,6 +145,23 @@ def models_tables(models: pd.DataFrame, where: str = "models table") -> tuple[pd
     val_robustness = (pd.concat(val_rows, ignore_index=True) if val_rows else
                       pd.DataFrame(columns=["trial", "eps", "val_robust_accuracy", "val_attacked_clean_accuracy"]))
     return trials.infer_objects(), robustness, val_robustness, dict(zip(names, trials["trial"]))
+
+
+def _replicates(models: pd.DataFrame, trials: pd.DataFrame, where: str) -> None:
+    """Rows sharing an `arch` and differing in `seed` are one architecture's seeds (`arch_key`,
+    `replicate`); per-model evaluation SEs are kept for the variance components."""
+    for col in SE_COLUMNS:
+        if col in models:
+            trials[col] = _numeric(models, col, where, 0, 1).to_numpy()
+    if "seed" not in models:
+        return
+    if "arch" not in models:
+        raise UserError(f"{where}: a 'seed' column needs an 'arch' column (rows sharing an arch are its seeds)")
+    pairs = models["arch"].astype(str) + " seed " + models["seed"].astype(str)
+    if pairs.duplicated().any():
+        raise UserError(f"{where}, columns 'arch' and 'seed': {pairs[pairs.duplicated()].iloc[0]!r} appears twice")
+    trials["arch_key"] = models["arch"].astype(str).to_numpy()
+    trials["replicate"] = models["seed"].to_numpy()
 
 
 def samples_tables(samples: pd.DataFrame, ids: dict, where: str = "samples table") -> pd.DataFrame:
@@ -210,7 +229,11 @@ def analyze_table(models, samples=None, *, name: str | None = None, eps: float |
       - `clean_accuracy` (required): test accuracy, a fraction in [0, 1];
       - `robust_accuracy@EPS` (at least one): robust accuracy at ε = EPS (a number or a fraction,
         e.g. `robust_accuracy@8/255`), a fraction of all test samples, worst case over the attacks;
-      - optional `model` (a unique name), `arch` (the architecture, shown in tooltips), `params`
+      - optional `model` (a unique name), `arch` (the architecture, shown in tooltips), `seed` (the
+        training seed: rows sharing an `arch` and differing in `seed` are one architecture's seeds,
+        giving the variance components, the ICC claim and the shrunken winner), `robust_accuracy_se`
+        and `clean_accuracy_se` (each number's evaluation SE; else the binomial SE from `n_attacked`,
+        the attacked sample count), `params`
         (parameter count), `flops` (FLOPs per input, 1 multiply-add = 2 FLOPs), `depth`, `width`,
         `val_accuracy` and `val_robust_accuracy@EPS` (validation numbers: the headline ε and the
         Pareto front are then chosen on them), `attacked_clean_accuracy` (clean accuracy on the

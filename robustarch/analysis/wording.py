@@ -67,6 +67,10 @@ def _decide(r: dict) -> str:
 
 # (claimed phrase, opposite phrase, subject of "whether ...") of each relation
 RELATIONS = {
+    "architecture_explains_robust": ("Architecture explains most of the variance in robust accuracy (ICC above 0.5)",
+                                     "Architecture explains less than half of the variance in robust accuracy; the "
+                                     "rest is training seed and finite test sample",
+                                     "architecture explains most of the variance in robust accuracy"),
     "robust_tracks_clean": ("Robust accuracy rises with clean accuracy", "Robust accuracy falls as clean accuracy "
                             "rises", "robust accuracy rises with clean accuracy"),
     "conditional_tracks_clean": ("Among clean-correct samples, the share that survives the attack (robust / clean "
@@ -87,6 +91,7 @@ RELATIONS = {
 TAILS = {
     "robust_tracks_clean": "; part of this relation is mechanical, since robust accuracy can never exceed clean "
                            "accuracy (see the conditional finding)",
+    "architecture_explains_robust": "; n counts architectures, and the test is of ICC = 0.5, the margin",
     "conditional_tracks_clean": "; this conditional form is free of the mechanical link (a sample must be "
                                 "clean-correct to be robust)",
 }
@@ -100,7 +105,8 @@ def _relation(r: dict) -> str:
     elif v == "contradicted":
         head = f"Contradicted: {opposite[0].lower()}{opposite[1:]}"
     else:
-        head = (f"Whether {subject} cannot be told: the estimate is not significantly different from zero "
+        head = (f"Whether {subject} cannot be told: the estimate is not significantly different from "
+                f"{'zero' if not r.get('center') else f(r['center'])} "
                 f"({_decide(r)})")
     tail = TAILS.get(r["key"], "")
     if r["key"] == "deeper_more_robust" and "thinner" in r:

@@ -10,6 +10,7 @@ from .config import DEFAULT_SUITES, OBJECTIVES, ROBUST_METRICS, StudyConfig, obj
 from .enqueue import load_enqueue_file
 from .objective import TrialFailed, TrialRunner
 from .recipe import StudyRecipe, check_runs, load_recipe, plan
+from .replicates import arch_key, derive_seed, expected_replicates
 from .rescore import RESCORE_PREFIX, rescore
 from .resume import create_or_resume
 from .samplers import PRUNERS, SAMPLERS, search_grid
@@ -17,7 +18,7 @@ from .storage import DEFAULT_STORAGE, default_artifacts, open_storage
 from .workers import WorkerSummary, run_study
 
 __all__ = ["DEFAULT_STORAGE", "DEFAULT_SUITES", "OBJECTIVES", "PRUNERS", "RESCORE_PREFIX", "ROBUST_METRICS",
-           "SAMPLERS", "StudyConfig", "StudyRecipe", "TrialFailed", "TrialRunner", "WorkerSummary", "check_runs",
-           "create_or_resume", "default_artifacts", "download_checkpoint", "eps_advice", "load_enqueue_file",
+           "SAMPLERS", "StudyConfig", "StudyRecipe", "TrialFailed", "TrialRunner", "WorkerSummary", "arch_key", "check_runs",
+           "create_or_resume", "default_artifacts", "derive_seed", "expected_replicates", "download_checkpoint", "eps_advice", "load_enqueue_file",
            "load_recipe", "objective_eps", "open_storage", "plan", "rescore", "run_study", "search_grid",
            "validate_config"]

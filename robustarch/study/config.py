@@ -48,6 +48,9 @@ class StudyConfig:
     # fixed training settings that override the space's `training:` section (e.g. recipe: pgd)
     training: dict = field(default_factory=dict)
     claims: tuple[str, ...] | None = None  # the findings' claims (analysis.claims names); None: all the data carry
+    # replicate seeds (study.replicates): a random share of architectures is trained `replicates` times
+    replicates: int = 1
+    replicate_share: float = 1.0
 
     def __post_init__(self):
         if isinstance(self.claims, list):  # stored studies hold JSON lists
@@ -91,6 +94,12 @@ def validate_config(config: StudyConfig) -> None:
     if config.robust_metric not in ROBUST_METRICS:
         raise UserError(f"unknown robust metric {config.robust_metric!r}: allowed values are "
                         f"{one_of(ROBUST_METRICS)}")
+    if isinstance(config.replicates, bool) or not isinstance(config.replicates, int) or config.replicates < 1:
+        raise UserError(f"replicates {config.replicates!r}: must be a whole number ≥ 1 (seeds per replicated "
+                        "architecture)")
+    if not (isinstance(config.replicate_share, (int, float)) and 0 < config.replicate_share <= 1):
+        raise UserError(f"replicate_share {config.replicate_share!r}: must be a fraction in (0, 1] (the share of "
+                        "architectures trained with --replicates seeds)")
     make_pruner(config.pruner)
     _check_training(config.training)
     if config.pruner != "none" and len(config.objective_names) > 1:

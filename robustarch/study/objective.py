@@ -19,6 +19,7 @@ from .artifacts import store_checkpoint
 from .evaluate import evaluate, report_attrs, robust_value, val_attrs
 from .config import StudyConfig, objective_eps
 from .provenance import provenance
+from .replicates import arch_key, derive_seed, enqueue_replicates, in_share, is_replicate, replicate_of
 from .storage import _optuna
 
 INVALID_CONSTRAINT = "invalid_evaluation"  # Optuna constraint: > 0 when a sanity check says invalid
@@ -45,12 +46,29 @@ class TrialRunner:
         return {"dataset_info": self.data.describe(), "suite_config": self.suite_config.to_dict(),
                 "space_path": self.space.path, "objective_eps": self.eps}
 
-    def provenance(self, trial) -> dict:
+    def provenance(self, trial, seed: int | None = None, replicate: dict | None = None) -> dict:
         """Versions, device, threads, every seed and the suite's resolved configuration of `trial`
-        (attack `i` of the suite draws from seed `attack + 1000·i`, see `attacks.run`)."""
-        seed = self.config.seed + trial.number
+        (attack `i` of the suite draws from seed `attack + 1000·i`, see `attacks.run`); `replicate`:
+        the architecture key, origin and replicate number the seed was derived from."""
+        seed = self.config.seed + trial.number if seed is None else seed
         return provenance(self.device, {"data_split": self.config.seed, "sampler": self.sampler_seed,
-                                        "training": seed, "attack": seed}, self.suite_config.to_dict())
+                                        "training": seed, "attack": seed, **(replicate or {})},
+                          self.suite_config.to_dict())
+
+    def _seed(self, trial) -> int:
+        """The trial's training and attack seed: study seed + trial number, or in a study with
+        replicates (study.replicates) the hash of (study seed, architecture, replicate), recorded with
+        the grouping key in the trial's user attributes and provenance."""
+        key = arch_key(trial.params)
+        origin, replicate = replicate_of(trial)
+        for name, value in {"arch_key": key, "replicate": replicate, "replicate_of": origin}.items():
+            trial.set_user_attr(name, value)
+        if self.config.replicates <= 1:
+            return self.config.seed + trial.number
+        seed = derive_seed(self.config.seed, key, origin, replicate)
+        trial.set_user_attr("provenance", self.provenance(trial, seed, {"arch_key": key, "replicate_of": origin,
+                                                                        "replicate": replicate}))
+        return seed
 
     def __call__(self, trial) -> float | tuple[float, ...]:
         try:
@@ -75,7 +93,7 @@ class TrialRunner:
         trial.set_user_attr("arch", arch.to_dict())
         trial.set_user_attr("arch_summary", arch.summary())
         trial.set_user_attr("train_config", train_config.to_dict())
-        seed = self.config.seed + trial.number
+        seed = self._seed(trial)
         torch.manual_seed(seed)
         try:
             model = build_or_fail(arch)  # builds and runs one forward pass
@@ -86,6 +104,7 @@ class TrialRunner:
                            "width": arch.width}.items():
             trial.set_user_attr(key, value)
         self._check_budget(trial, params, flops)
+        self._plan_replicates(trial)
         data = self._trial_data(train_config)
         failure = None
         try:
@@ -131,6 +150,14 @@ class TrialRunner:
         if over:  # rejected before training: nothing is trained and thrown away
             trial.set_user_attr("rejected", "over_budget: " + ", ".join(over))
             raise _optuna().TrialPruned("over budget: " + ", ".join(over))
+
+    def _plan_replicates(self, trial) -> None:
+        """A proposal of an architecture in the reliability subsample queues its other seeds now,
+        before training, so that idle workers train them meanwhile."""
+        c = self.config
+        key = trial.user_attrs["arch_key"]
+        if c.replicates > 1 and not is_replicate(trial) and in_share(c.seed, key, c.replicate_share):
+            enqueue_replicates(trial, key, c.replicates)
 
     def _trial_data(self, train_config) -> Dataset:
         """The study's data with this trial's load knobs: fewer training samples, noisy labels."""

@@ -16,7 +16,7 @@ from .samplers import PRUNERS, SAMPLERS
 _CONFIG_FIELDS = {"dataset": str, "space": str, "suite": str, "objective": str, "objective_eps": float,
                   "headline_eps": float,  # the findings' ε (default: chosen on validation, analysis.headline)
                   "sampler": str, "seed": int, "robust_metric": str, "pruner": str,
-                  "claims": list}  # the findings' claims: names in analysis.claims (checked at analysis)
+                  "claims": list, "replicates": int, "replicate_share": float}  # the findings' claims: names in analysis.claims (checked at analysis)
 _RUN_FIELDS = ("name", "description", "n_trials", "timeout", "rescore_top", "studies", "compare", "training",
                "workers")
 _CHOICES = {"objective": tuple(OBJECTIVES), "robust_metric": ROBUST_METRICS, "sampler": SAMPLERS,
@@ -74,9 +74,10 @@ def _name(sec: Section, default: str | None) -> str:
 
 def _config_fields(sec: Section) -> dict:
     out = {}
+    limits = {"replicates": {"min": 1}, "replicate_share": {"min": 0.0, "max": 1.0}}
     for key, kind in _CONFIG_FIELDS.items():
         if key in sec:
-            out[key] = sec.get(key, kind, choices=_CHOICES.get(key))
+            out[key] = sec.get(key, kind, choices=_CHOICES.get(key), **limits.get(key, {}))
     if "claims" in out:
         if not all(isinstance(c, str) and c for c in out["claims"]):
             raise sec.error("claims", f"expected a list of claim names, got {out['claims']!r}")

@@ -119,7 +119,8 @@ def rescore(study, storage: str, config: StudyConfig, k: int, *, device: str | N
         with tempfile.TemporaryDirectory() as tmp:
             path = download_checkpoint(storage, study.study_name, n, tmp, artifacts)
             model = load_checkpoint(path, device=dev).model
-        seed = config.seed + n  # the seed the search attacked this trial's test samples with
+        # the seed the search attacked this trial's test samples with (derived, in a study with replicates)
+        seed = ((trials[n].user_attrs.get("provenance") or {}).get("seeds") or {}).get("attack", config.seed + n)
         result = attack_suite.run(model, data.test.x, data.test.y, seed=seed, on_attack=on_attack)
         done[n] = _record(result, trials[n].user_attrs, config, seed, dev)
         study.set_user_attr(f"{RESCORE_PREFIX}{n}", done[n])

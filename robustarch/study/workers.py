@@ -20,6 +20,7 @@ from ..runtime import configure_threads, release_memory
 from ..spaces.space import load_space
 from .config import StudyConfig
 from .objective import TrialFailed, TrialRunner
+from .replicates import is_replicate, waiting_replicates
 from .samplers import search_grid
 from .storage import _optuna, recover_lost_trials, worker_id
 
@@ -37,9 +38,11 @@ class WorkerSummary:
 
 
 def count_states(study) -> tuple[int, int]:
-    """(complete, running) trials of the study, read from the storage now."""
+    """(complete, running) trials of the study, read from the storage now; queued replicate seeds
+    (study.replicates) run beside the budget and are not counted."""
     State = _optuna().trial.TrialState
-    trials = study.get_trials(deepcopy=False, states=(State.COMPLETE, State.RUNNING))
+    trials = [t for t in study.get_trials(deepcopy=False, states=(State.COMPLETE, State.RUNNING))
+              if not is_replicate(t)]
     complete = sum(t.state == State.COMPLETE for t in trials)
     return complete, len(trials) - complete
 
@@ -56,7 +59,8 @@ def has_slot(study, trial, n_trials: int) -> bool:
     """
     State = _optuna().trial.TrialState
     trials = study.get_trials(deepcopy=False, states=(State.COMPLETE, State.RUNNING))
-    held = sum(t.state == State.COMPLETE or bool(t.user_attrs.get("budget_slot")) for t in trials)
+    held = sum((t.state == State.COMPLETE or bool(t.user_attrs.get("budget_slot"))) and not is_replicate(t)
+               for t in trials)
     return held <= n_trials
 
 
@@ -116,7 +120,7 @@ def run_study(study, config: StudyConfig, *, n_trials: int, timeout: float | Non
     summary = WorkerSummary()
     deadline = None if timeout is None else time.monotonic() + timeout
     # A guard against a space where every trial fails: at most this many trials from this worker.
-    max_attempts = 3 * n_trials + 10
+    max_attempts = 3 * n_trials * config.replicates + 10
     while True:
         step = _next_step(study, summary, n_trials, deadline, max_attempts)
         if step == "stop":
@@ -154,6 +158,8 @@ def _budgeted(study, runner: TrialRunner, n_trials: int, gave_up: list[int], fai
     def objective(trial):
         try:
             trial.set_user_attr("worker", me)  # first: a trial without a live worker is recoverable
+            if is_replicate(trial):  # a queued seed of an architecture already in the budget
+                return runner(trial)
             trial.set_user_attr("budget_slot", True)  # claim, then count (see has_slot)
             if not has_slot(study, trial, n_trials):
                 _give_back(study, trial, n_trials)
@@ -179,13 +185,14 @@ def _next_step(study, summary: WorkerSummary, n_trials: int, deadline: float | N
     summary.recovered += recover_lost_trials(study)
     complete, running = count_states(study)
     summary.complete = complete
-    for stopped_by, done in (("budget", complete >= n_trials),
+    queued = waiting_replicates(study)  # Optuna runs queued trials first: these seeds come next
+    for stopped_by, done in (("budget", complete >= n_trials and not queued),
                              ("timeout", deadline is not None and time.monotonic() >= deadline),
                              ("attempts", summary.started >= max_attempts)):
         if done:
             summary.stopped_by = stopped_by
             return "stop"
-    return "wait" if complete + running >= n_trials else "run"
+    return "wait" if complete + running >= n_trials and not queued else "run"
 
 
 def worker_command(storage: str, study_name: str, *, n_trials: int | None = None,
