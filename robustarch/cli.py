@@ -156,10 +156,12 @@ def report(
         out.print(f"report: {rp.write_comparison(*studies, path, eps=eps, include_flagged=include_flagged)}")
         return
     path = out_path or rp.default_path(study, fmt)
-    terminal.check_writable(path if fmt != "csv" else path / "trials.csv", "report",
-                            make="folder" if fmt == "csv" or out_path is None else "")
-    optuna_study, _ = st.create_or_resume(st.open_storage(storage), study, None)
-    out.print(f"report: {rp.write_report(optuna_study, path, eps=eps, include_flagged=include_flagged, fmt=fmt)}")
+    with commands.new_folders_undone(path if fmt != "csv" else path / "trials.csv"):
+        terminal.check_writable(path if fmt != "csv" else path / "trials.csv", "report",
+                                make="folder" if fmt == "csv" or out_path is None else "")
+        optuna_study, _ = st.create_or_resume(st.open_storage(storage), study, None)
+        written = rp.write_report(optuna_study, path, eps=eps, include_flagged=include_flagged, fmt=fmt)
+    out.print(f"report: {written}")
 
 
 @app.command()

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .kendall import KENDALL_BOOT_MAX_N, kendall_ci
+
 METHODS = ("pearson", "spearman", "kendall")
 N_BOOT = 1000
 CONFIDENCE = 0.95
@@ -186,6 +188,10 @@ def correlate(x, y, *, methods=METHODS, n_boot: int = N_BOOT, seed: int = 0,
                "ci_low": math.nan, "ci_high": math.nan}
         if usable:
             row["coef"], row["p_value"] = _scipy_corr(method, x, y)
+            if method == "kendall" and n > KENDALL_BOOT_MAX_N:  # its bootstrap is O(B·n²): see analysis.kendall
+                row["ci_low"], row["ci_high"] = kendall_ci(x, y, row["coef"])
+                rows.append(row)
+                continue
             jack = resampler.jackknife()
             row["ci_low"], row["ci_high"] = bca_ci(resampler.statistic(method, x, y), row["coef"],
                                                    jack.statistic(method, x, y) if jack is not None else None)
