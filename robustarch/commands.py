@@ -139,6 +139,19 @@ def analyze_table_report(table: Path, samples: Optional[Path], out_path: Optiona
         return write_analysis(analyze_table(table, samples, eps=eps, claims=names), path, fmt)
 
 
+def study_report(storage: str, study: str, out_path: Optional[Path], eps, include_flagged: bool, fmt: str) -> Path:
+    """`robustarch report --study`: the page (or its tables) of a stored study; nothing written on failure."""
+    from . import report as rp
+    from . import study as st
+
+    path = out_path or rp.default_path(study, fmt)
+    probe = path if fmt != "csv" else path / "trials.csv"
+    with new_folders_undone(probe):
+        terminal.check_writable(probe, "report", make="folder" if fmt == "csv" or out_path is None else "")
+        optuna_study, _ = st.create_or_resume(st.open_storage(storage), study, None)
+        return rp.write_report(optuna_study, path, eps=eps, include_flagged=include_flagged, fmt=fmt)
+
+
 @contextmanager
 def new_folders_undone(path: Path):
     """A failed command writes nothing: the folders made for `path` (checked writable before the work,

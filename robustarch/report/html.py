@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 
 from ..analysis.analyzer import MIN_TRIALS_FOR_STATS, Analysis, analyze
+from ..analysis.record import snapshot
 from ..errors import UserError
 from .figures import all_figures, eps_label, left_out
-from .pager import is_long, table_json, trial_rows
+from .pager import digits, is_long, table_json, trial_rows
 from ..analysis.powerlaw import MAX_ERROR
 from ..analysis.stats import N_BOOT
 from ..analysis.errorrates import error_rate_lines
@@ -40,7 +41,7 @@ FORMATS = ("html", "json", "csv")
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("robustarch.report", "templates"),
                              autoescape=jinja2.select_autoescape(["html", "j2"], default=True))
-    env.globals.update(is_long=is_long, table_json=table_json)
+    env.globals.update(is_long=is_long, table_json=table_json, digits=digits)
     return env
 
 
@@ -106,6 +107,7 @@ def build_report(study, *, eps: float | None = None, include_flagged: bool = Fal
                  analysis: Analysis | None = None, n_boot: int = N_BOOT, seed: int = 0) -> str:
     """The report's HTML for `study` (an Optuna study), or for `analysis` alone (`study=None`, e.g.
     from `analyze_table`): the sections that need the study (search, recipes, suite) then say so."""
+    study = snapshot(study)  # one bulk read; every table below reads the trials again
     a = analysis or analyze(study, eps=eps, include_flagged=include_flagged, n_boot=n_boot, seed=seed)
     n_boot = a.attrs.get("n_boot", n_boot)  # the resamples the analysis drew, where it says
     from .._version import __version__
@@ -160,6 +162,7 @@ def write_report(study, out: str | Path | None = None, *, eps: float | None = No
     if fmt not in FORMATS:
         raise UserError(f"unknown report format {fmt!r}: allowed values are 'html', 'json' or 'csv'")
     path = Path(out) if out else default_path(study.study_name, fmt)
+    study = snapshot(study)
     if n_boot is None:
         from ..analysis.table import boot_size
 

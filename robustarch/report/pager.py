@@ -13,7 +13,11 @@ import json
 import pandas as pd
 
 PAGE_ROWS = 200  # up to this many rows a table is plain HTML, as it always was
-DIGITS = {"width": 1}  # mean channels may be fractional (26.667): shown to one decimal
+
+
+def digits(column) -> int:
+    """Decimals shown: widths are mean channels, fractional (26.667) where stages differ: one decimal."""
+    return 1 if str(column).endswith("width") else 3
 
 
 def is_long(table) -> bool:
@@ -29,7 +33,7 @@ def table_json(table: pd.DataFrame, fmt, columns: list[tuple[str, str]] | None =
     columns = columns or [(c, c) for c in table.columns]
     cells = cells or {}
     keep = [(c, label) for c, label in columns if c in cells or (c in table and table[c].notna().any())]
-    data = [cells[c] if c in cells else [fmt(v, DIGITS.get(c, 3)) for v in table[c].tolist()] for c, _ in keep]
+    data = [cells[c] if c in cells else [fmt(v, digits(c)) for v in table[c].tolist()] for c, _ in keep]
     doc = {"cols": [label for _, label in keep], "text": [c in text_cols for c, _ in keep], "data": data,
            "cls": row_cls, "trial": trials}
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
