@@ -73,6 +73,21 @@ def run_case(code: Path, models: Path, samples: Path | None, out: Path, timeout:
             "error": (errors or [""])[0], "page_mib": out.stat().st_size / 2 ** 20 if out.exists() else math.nan}
 
 
+def open_seconds(page: Path) -> float:
+    """Seconds from navigation to the load event plus two drawn frames, in headless Chromium."""
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    from _browser import Browser, find_chromium
+
+    b = Browser(find_chromium())
+    try:
+        b.open(HERE)  # warm the browser on any page first: its own start-up is not the page's cost
+        t = time.perf_counter()
+        b.open(page)
+        return time.perf_counter() - t
+    finally:
+        b.close()
+
+
 def exponent(rows: list[dict]) -> float:
     """Least-squares slope of log wall time on log models over the 1k / 3k / 10k cases."""
     import numpy as np
@@ -99,6 +114,8 @@ def main() -> None:
     parser.add_argument("--stored", action="store_true", help="also the 5 000-trial journal and PostgreSQL "
                         "studies (benchmarks/stored_scale.py)")
     parser.add_argument("--json", type=Path, default=None, help="write the rows here too")
+    parser.add_argument("--browser", action="store_true", help="time opening each NARes page in headless "
+                        "Chromium (target ≤ 3 s: navigation to load event and two frames drawn)")
     args = parser.parse_args()
     codes = args.code or [HERE.parent]
     folder = args.keep or Path(tempfile.mkdtemp(prefix="robustarch-scale-"))
@@ -130,6 +147,12 @@ def main() -> None:
             print(f"{str(code)[-28:]:28s} growth exponent in models (1k/3k/10k): wall time {k:.2f}, CPU time "
                   f"{cpu_exponent([r for r in rows if r['code'] == str(code)]):.2f} (target ≤ 1.1: "
                   f"{'met' if k <= 1.1 else 'NOT met'})", flush=True)
+    if args.browser:
+        for r in rows:
+            page = folder / f"{Path(r['code']).resolve().name}-{r['case']}.html"
+            if r["case"] == "nares" and page.exists():
+                print(f"{r['code'][-28:]:28s} NARes page opens in Chromium in {open_seconds(page):.2f} s "
+                      "(target ≤ 3 s)", flush=True)
     if args.stored:
         from stored_scale import main as stored_main
 

@@ -85,7 +85,8 @@ def bench(url: str, label: str, n_trials: int, n_samples: int, folder: Path) -> 
     print(f"{label}: {n_trials} trials × {n_samples} samples ({url.split('@')[-1]})", flush=True)
     timed("create through Optuna (add_trial)", make_study, n_trials, name="scale", n_samples=n_samples,
           n_failed=0, n_flagged=5, search_training=True, storage=open_storage(url))
-    study = timed("open (optuna.load_study)", optuna.load_study, study_name="scale", storage=open_storage(url))
+    study = timed("open (open_storage + optuna.load_study)",
+                  lambda: optuna.load_study(study_name="scale", storage=open_storage(url)))
     trials = timed("read every trial's user attributes (get_trials)", study.get_trials, deepcopy=False)
     assert len(trials) == n_trials
     snap = snapshot(study)
