@@ -154,11 +154,7 @@ def report(
         studies = [st.create_or_resume(store, name, None)[0] for name in compare]
         out.print(f"report: {rp.write_comparison(*studies, path, eps=eps, include_flagged=include_flagged)}")
         return
-    path = out_path or rp.default_path(study, fmt)
-    terminal.check_writable(path if fmt != "csv" else path / "trials.csv", "report",
-                            make="folder" if fmt == "csv" or out_path is None else "")
-    optuna_study, _ = st.create_or_resume(st.open_storage(storage), study, None)
-    out.print(f"report: {rp.write_report(optuna_study, path, eps=eps, include_flagged=include_flagged, fmt=fmt)}")
+    out.print(f"report: {commands.study_report(storage, study, out_path, eps, include_flagged, fmt)}")
 
 
 @app.command()
@@ -203,7 +199,8 @@ def export(
         from .errors import one_of
         from .report import analysis_tables
 
-        tables = analysis_tables(analyze(optuna_study, include_flagged=include_flagged))
+        from .analysis.record import snapshot
+        tables = analysis_tables(analyze(snapshot(optuna_study), include_flagged=include_flagged))
         if table not in tables:
             raise UserError(f"unknown table {table!r}: allowed values are {one_of(sorted(set(raw) | set(tables)))}")
         frame = tables[table]

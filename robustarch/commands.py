@@ -3,6 +3,7 @@ rescore its best models, write its report. `cli` stays a thin layer over these a
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -142,10 +143,40 @@ def analyze_table_report(table: Path, samples: Optional[Path], out_path: Optiona
     if fmt not in FORMATS:
         raise UserError(f"unknown --format {fmt!r}: allowed values are 'html', 'json' or 'csv'")
     path = out_path or default_path(table.stem, fmt)
-    terminal.check_writable(path if fmt != "csv" else path / "trials.csv", "report",
-                            make="folder" if fmt == "csv" or out_path is None else "")
     names = [c.strip() for c in claims.split(",") if c.strip()] if claims else None
-    return write_analysis(analyze_table(table, samples, eps=eps, claims=names), path, fmt)
+    with new_folders_undone(path if fmt != "csv" else path / "trials.csv"):
+        terminal.check_writable(path if fmt != "csv" else path / "trials.csv", "report",
+                                make="folder" if fmt == "csv" or out_path is None else "")
+        return write_analysis(analyze_table(table, samples, eps=eps, claims=names), path, fmt)
+
+
+def study_report(storage: str, study: str, out_path: Optional[Path], eps, include_flagged: bool, fmt: str) -> Path:
+    """`robustarch report --study`: the page (or its tables) of a stored study; nothing written on failure."""
+    from . import report as rp
+    from . import study as st
+
+    path = out_path or rp.default_path(study, fmt)
+    probe = path if fmt != "csv" else path / "trials.csv"
+    with new_folders_undone(probe):
+        terminal.check_writable(probe, "report", make="folder" if fmt == "csv" or out_path is None else "")
+        optuna_study, _ = st.create_or_resume(st.open_storage(storage), study, None)
+        return rp.write_report(optuna_study, path, eps=eps, include_flagged=include_flagged, fmt=fmt)
+
+
+@contextmanager
+def new_folders_undone(path: Path):
+    """A failed command writes nothing: the folders made for `path` (checked writable before the work,
+    e.g. the `--format csv` folder) are removed again when the work fails, if they are still empty."""
+    missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
+    try:
+        yield
+    except BaseException:
+        for folder in missing:  # innermost first
+            try:
+                folder.rmdir()
+            except OSError:  # not made by us after all, or no longer empty: leave it
+                break
+        raise
 
 
 def check_claims(runs) -> None:

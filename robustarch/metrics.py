@@ -42,6 +42,20 @@ def robust_auc(clean: float, eps: list[float], robust: list[float]) -> float:
 def pareto_front(clean: np.ndarray, robust: np.ndarray) -> np.ndarray:
     """True where no other model is at least as good on both and better on one."""
     clean, robust = np.asarray(clean, float), np.asarray(robust, float)
-    ge = (clean[None, :] >= clean[:, None]) & (robust[None, :] >= robust[:, None])
-    gt = (clean[None, :] > clean[:, None]) | (robust[None, :] > robust[:, None])
-    return ~(ge & gt).any(1)
+    front = np.ones(len(clean), bool)  # a model with a missing number is never dominated (as NaN compares)
+    ok = np.flatnonzero(np.isfinite(clean) & np.isfinite(robust))
+    if len(ok) < 2:
+        return front
+    # One sweep from the most accurate down, O(n log n) (all pairs were n² booleans: 1 GB at 15 625
+    # models): dominated when a model of strictly higher clean accuracy is at least as robust, or one
+    # of the same clean accuracy is more robust.
+    c, r = clean[ok], robust[ok]
+    order = np.lexsort((-r, -c))
+    cs, rs = c[order], r[order]
+    starts = np.flatnonzero(np.r_[True, cs[1:] != cs[:-1]])
+    group_best = rs[starts]  # sorted by robust descending within a clean value
+    higher = np.r_[-np.inf, np.maximum.accumulate(group_best)[:-1]]  # best robust at strictly higher clean
+    group = np.cumsum(np.r_[True, cs[1:] != cs[:-1]]) - 1
+    dominated = (higher[group] >= rs) | (group_best[group] > rs)
+    front[ok[order]] = ~dominated
+    return front

@@ -143,6 +143,8 @@ def _near_pairs(x: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
     return np.minimum(a, b), np.maximum(a, b)
 
 
+
+
 def depth_pairs(u: pd.DataFrame, ratio: float = PARAM_RATIO, caliper: float = DEPTH_CALIPER) -> pd.DataFrame:
     """Disjoint pairs of models of different depth whose parameter counts differ by at most `ratio`
     and clean accuracies by at most `caliper`, closest first (each model in one pair at most, so the

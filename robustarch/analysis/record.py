@@ -33,6 +33,41 @@ def _trials(study):
     return study.get_trials(deepcopy=False)
 
 
+class StudySnapshot:
+    """A study read once: its name, directions, user attributes and every trial (one bulk
+    `get_trials`), answering `get_trials` from memory. A report reads the trials a dozen times
+    (trials, robustness, samples, provenance, recipes...); on PostgreSQL each read is a full query of
+    every trial's attributes, seconds at thousands of trials. The stored study is untouched, so plain
+    Optuna reads it as before.
+
+    >>> snap = StudySnapshot(study)  # doctest: +SKIP
+    """
+
+    def __init__(self, study):
+        self.study_name = study.study_name
+        self.directions = study.directions
+        self.user_attrs = dict(study.user_attrs)
+        self.system_attrs = dict(getattr(study, "system_attrs", {}) or {})
+        self._storage = getattr(study, "_storage", None)
+        self._study_id = getattr(study, "_study_id", None)
+        self._all = study.get_trials(deepcopy=False)
+
+    def get_trials(self, deepcopy: bool = False, states=None):
+        import copy
+
+        trials = self._all if states is None else [t for t in self._all if t.state in states]
+        return copy.deepcopy(trials) if deepcopy else list(trials)
+
+    @property
+    def trials(self):
+        return self.get_trials(deepcopy=False)
+
+
+def snapshot(study):
+    """`StudySnapshot(study)`, or the snapshot itself (reading twice gains nothing)."""
+    return study if study is None or isinstance(study, StudySnapshot) else StudySnapshot(study)
+
+
 def objective_names(study) -> list[str]:
     """Names of the study's objectives: the `objective_names` study attribute, else `objective`
     (one objective) or `objective_0`, `objective_1`, ... ."""

@@ -15,12 +15,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .kendall import KENDALL_BOOT_MAX_N, kendall_ci
+
 METHODS = ("pearson", "spearman", "kendall")
 N_BOOT = 1000
 CONFIDENCE = 0.95
 MIN_N = 4  # below this a correlation and its interval say nothing
 JACKKNIFE_MAX_N = 600  # above: BCa without acceleration (the n × n jackknife of Kendall's τ grows as n³)
-KENDALL_BOOT_MAX_N = 2000  # above: Kendall's τ without a bootstrap CI (its n × n sign matrix: 1 GB at 15 625 models)
 
 
 def resample_counts(n: int, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
@@ -223,7 +224,8 @@ def correlate(x, y, *, methods=METHODS, n_boot: int = N_BOOT, seed: int = 0,
                "ci_low": math.nan, "ci_high": math.nan}
         if usable:
             row["coef"], row["p_value"] = _scipy_corr(method, x, y)
-            if method == "kendall" and n > KENDALL_BOOT_MAX_N:  # quadratic in n: p and τ only (scipy, n log n)
+            if method == "kendall" and n > KENDALL_BOOT_MAX_N:  # its bootstrap is O(B·n²): see analysis.kendall
+                row["ci_low"], row["ci_high"] = kendall_ci(x, y, row["coef"])
                 rows.append(row)
                 continue
             jack = resampler.jackknife()

@@ -16,8 +16,10 @@ import numpy as np
 import pandas as pd
 
 from ..analysis.analyzer import MIN_TRIALS_FOR_STATS, Analysis, analyze
+from ..analysis.record import snapshot
 from ..errors import UserError
-from .figures import all_figures, left_out
+from .figures import all_figures, eps_label, left_out
+from .pager import digits, is_long, table_json, trial_rows
 from ..analysis.powerlaw import MAX_ERROR
 from ..analysis.stats import N_BOOT
 from ..analysis.errorrates import error_rate_lines
@@ -37,8 +39,10 @@ FORMATS = ("html", "json", "csv")
 
 
 def _env() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.PackageLoader("robustarch.report", "templates"),
-                              autoescape=jinja2.select_autoescape(["html", "j2"], default=True))
+    env = jinja2.Environment(loader=jinja2.PackageLoader("robustarch.report", "templates"),
+                             autoescape=jinja2.select_autoescape(["html", "j2"], default=True))
+    env.globals.update(is_long=is_long, table_json=table_json, digits=digits)
+    return env
 
 
 def _fmt(value, digits: int = 3) -> str:
@@ -103,7 +107,9 @@ def build_report(study, *, eps: float | None = None, include_flagged: bool = Fal
                  analysis: Analysis | None = None, n_boot: int = N_BOOT, seed: int = 0) -> str:
     """The report's HTML for `study` (an Optuna study), or for `analysis` alone (`study=None`, e.g.
     from `analyze_table`): the sections that need the study (search, recipes, suite) then say so."""
+    study = snapshot(study)  # one bulk read; every table below reads the trials again
     a = analysis or analyze(study, eps=eps, include_flagged=include_flagged, n_boot=n_boot, seed=seed)
+    n_boot = a.attrs.get("n_boot", n_boot)  # the resamples the analysis drew, where it says
     from .._version import __version__
 
     attrs = a.attrs
@@ -113,7 +119,9 @@ def build_report(study, *, eps: float | None = None, include_flagged: bool = Fal
     return _env().get_template("report.html.j2").render(
         a=a, tables=a.tables, ols=a.fits.get("ols") or {}, summary=sentences(a), figures=all_figures(a),
         left_out=left_out(a),
-        trials=trials.to_dict("records"), trial_columns=TRIAL_COLUMNS, text_cols=TEXT_COLUMNS,
+        trials=[] if is_long(trials) else trials.to_dict("records"), trial_columns=TRIAL_COLUMNS,
+        text_cols=TEXT_COLUMNS, eps_label=eps_label,
+        trial_json=trial_rows(trials, _fmt, TRIAL_COLUMNS, TEXT_COLUMNS) if is_long(trials) else None,
         generated=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), version=__version__,
         config=attrs.get("robustarch_config", {}), dataset=attrs.get("dataset_info", {}),
         suite=attrs.get("suite_config", {}), space_path=attrs.get("space_path"),
@@ -147,12 +155,18 @@ def comparison_path(name_a: str, name_b: str, folder: str | Path = "reports") ->
 
 
 def write_report(study, out: str | Path | None = None, *, eps: float | None = None,
-                 include_flagged: bool = False, fmt: str = "html", n_boot: int = N_BOOT) -> Path:
+                 include_flagged: bool = False, fmt: str = "html", n_boot: int | None = None) -> Path:
     """Write the report (`fmt="html"`), or every table behind it: `json` (one file, table name →
-    list of records) or `csv` (a folder, one file per table). Returns the path written."""
+    list of records) or `csv` (a folder, one file per table). Returns the path written. `n_boot`:
+    bootstrap resamples (default `analysis.table.boot_size` of the study's complete trials)."""
     if fmt not in FORMATS:
         raise UserError(f"unknown report format {fmt!r}: allowed values are 'html', 'json' or 'csv'")
     path = Path(out) if out else default_path(study.study_name, fmt)
+    study = snapshot(study)
+    if n_boot is None:
+        from ..analysis.table import boot_size
+
+        n_boot = boot_size(sum(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False)))
     a = analyze(study, eps=eps, include_flagged=include_flagged, n_boot=n_boot)
     return write_analysis(a, path, fmt, study=study, n_boot=n_boot)
 

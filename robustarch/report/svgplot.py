@@ -147,11 +147,27 @@ class Axes:
             self.plot.marks.append({"kind": "path", "d": d, "tip": tip, "trial": trial, "cls": cls,
                                     "color": color, "stroke_width": width, "dash": dash})
 
+    def area(self, xs_a, ys_a, xs_b, ys_b, tip: str, *, color: str, opacity: float = 0.3):
+        """The filled region between two polylines (a quantile band): along `a`, back along `b`."""
+        a = [(self.px(x), self.py(y)) for x, y in zip(xs_a, ys_a) if self.ok(x, y)]
+        b = [(self.px(x), self.py(y)) for x, y in zip(xs_b, ys_b) if self.ok(x, y)]
+        if len(a) >= 2 and len(b) >= 2:
+            d = "M" + " L".join(f"{x},{y}" for x, y in a + b[::-1]) + " Z"
+            self.plot.marks.append({"kind": "area", "d": d, "tip": tip, "trial": None, "color": color,
+                                    "opacity": opacity})
+
     def rect(self, x0, x1, y0, y1, tip: str, *, color: str, label: str = "", cls: str = ""):
         """A rectangle between data coordinates (used in pixel space by heatmaps via `pixel_rect`)."""
         ax, bx = sorted((self.px(x0), self.px(x1)))
         ay, by = sorted((self.py(y0), self.py(y1)))
         self.pixel_rect(ax, ay, bx - ax, by - ay, tip, color=color, label=label, cls=cls)
+
+    def scaled_rect(self, tx0, tx1, ty0, ty1, tip: str, *, color: str, cls: str = ""):
+        """A rectangle between axis coordinates (log10 of the value on a log axis): density bins."""
+        p, (xl, xh), (yl, yh) = self.plot, self.xr, self.yr
+        ax, bx = (p.x0 + (t - xl) / (xh - xl) * (p.x1 - p.x0) for t in (tx0, tx1))
+        ay, by = (p.y0 - (t - yl) / (yh - yl) * (p.y0 - p.y1) for t in (ty1, ty0))
+        self.pixel_rect(ax, ay, bx - ax, by - ay, tip, color=color, cls=cls)
 
     def pixel_rect(self, x, y, w, h, tip: str, *, color: str, label: str = "", cls: str = ""):
         self.plot.marks.append({"kind": "rect", "x": round(x, 1), "y": round(y, 1), "w": round(w, 1),
