@@ -9,6 +9,7 @@ on the samples still robust after the previous ones, so the result is the per-sa
 the four. This is NOT torchattacks' `AutoAttack` class: that one runs APGD, APGD-T and FAB with
 torchattacks' default of 10 steps (and rescales Square's schedule), a weaker reference.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -31,15 +32,30 @@ def full_autoattack(model: nn.Module, norm: str, eps: float, num_classes: int) -
     return [
         ("apgd-ce", ta.APGD(model, norm=tn, eps=eps, steps=100, n_restarts=1, loss="ce", seed=0)),
         ("apgd-t", ta.APGDT(model, norm=tn, eps=eps, steps=100, n_restarts=1, n_classes=num_classes, seed=0)),
-        ("fab-t", ta.FAB(model, norm=tn, eps=eps, steps=100, n_restarts=1, multi_targeted=True,
-                         n_classes=num_classes, seed=0)),
-        ("square", ta.Square(model, norm=tn, eps=eps, n_queries=5000, n_restarts=1, p_init=0.8,
-                             loss="margin", resc_schedule=False, seed=0)),
+        (
+            "fab-t",
+            ta.FAB(
+                model, norm=tn, eps=eps, steps=100, n_restarts=1, multi_targeted=True, n_classes=num_classes, seed=0
+            ),
+        ),
+        (
+            "square",
+            ta.Square(
+                model,
+                norm=tn,
+                eps=eps,
+                n_queries=5000,
+                n_restarts=1,
+                p_init=0.8,
+                loss="margin",
+                resc_schedule=False,
+                seed=0,
+            ),
+        ),
     ]
 
 
-def run_reference(model: nn.Module, x: torch.Tensor, y: torch.Tensor, norm: str, eps: float,
-                  num_classes: int) -> dict:
+def run_reference(model: nn.Module, x: torch.Tensor, y: torch.Tensor, norm: str, eps: float, num_classes: int) -> dict:
     """Robust accuracy under the full AutoAttack at one ε: every candidate re-checked by
     `robustarch.attacks.verify` (clipped to [0, 1], misclassified, within ε with our tolerance)."""
     from robustarch.attacks.verify import verify
@@ -61,9 +77,15 @@ def run_reference(model: nn.Module, x: torch.Tensor, y: torch.Tensor, norm: str,
             robust[idx[ok]] = False
             broken_by[name] = int(ok.sum())
         seconds[name] = time.perf_counter() - t0
-    return {"robust_accuracy": robust.float().mean().item(), "clean_accuracy": clean,
-            "seconds": time.perf_counter() - start, "attack_seconds": seconds, "broken_by": broken_by,
-            "n": len(y), "robust": robust.cpu().int().tolist()}
+    return {
+        "robust_accuracy": robust.float().mean().item(),
+        "clean_accuracy": clean,
+        "seconds": time.perf_counter() - start,
+        "attack_seconds": seconds,
+        "broken_by": broken_by,
+        "n": len(y),
+        "robust": robust.cpu().int().tolist(),
+    }
 
 
 def fingerprint(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> str:
@@ -88,8 +110,9 @@ class ReferenceCache:
         # the device is part of the key: the cached seconds are what the time ratios divide by
         return self.root / f"ref-{key}-{device}-{norm}-eps{eps:.6g}-n{n}.json"
 
-    def get(self, model, x, y, norm: str, eps: float, num_classes: int, *, compute: bool = True,
-            log=print) -> dict | None:
+    def get(
+        self, model, x, y, norm: str, eps: float, num_classes: int, *, compute: bool = True, log=print
+    ) -> dict | None:
         path = self.path(fingerprint(model, x, y), x.device.type, norm, eps, len(y))
         if path.exists():
             return {**json.loads(path.read_text()), "cached": True}
@@ -99,9 +122,15 @@ class ReferenceCache:
         result = run_reference(model, x, y, norm, eps, num_classes)
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({**result, "norm": norm, "eps": eps, "device": str(x.device),
-                                   "torch_threads": torch.get_num_threads()}, indent=1))
+        tmp.write_text(
+            json.dumps(
+                {**result, "norm": norm, "eps": eps, "device": str(x.device), "torch_threads": torch.get_num_threads()},
+                indent=1,
+            )
+        )
         tmp.replace(path)
-        log(f"  reference done: robust {result['robust_accuracy']:.4f} in {result['seconds']:.0f} s "
-            f"({', '.join(f'{k} {v:.0f} s' for k, v in result['attack_seconds'].items())})")
+        log(
+            f"  reference done: robust {result['robust_accuracy']:.4f} in {result['seconds']:.0f} s "
+            f"({', '.join(f'{k} {v:.0f} s' for k, v in result['attack_seconds'].items())})"
+        )
         return {**result, "cached": False}

@@ -11,13 +11,13 @@ so several code trees can be compared in one run (`--code BEFORE_TREE --code .`)
 Targets (issue 26, 2 idle cores): NARes 15 625 models ≤ 20 s, ≤ 1 GiB, page ≤ 5 MiB; 3 000 models ×
 500 samples ≤ 60 s, ≤ 1.5 GiB, page ≤ 6 MiB; growth exponent over 1k / 3k / 10k models ≤ 1.1.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import math
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -26,8 +26,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-CASES = {"m1000": (1000, 0), "m3000": (3000, 0), "m10000": (10000, 0), "nares": (15625, 0),
-         "m3000x500": (3000, 500)}
+CASES = {"m1000": (1000, 0), "m3000": (3000, 0), "m10000": (10000, 0), "nares": (15625, 0), "m3000x500": (3000, 500)}
 TARGETS = {"nares": (20, 1.0, 5), "m3000x500": (60, 1.5, 6)}  # seconds, GiB, MiB
 
 
@@ -53,8 +52,18 @@ def make_inputs(folder: Path, cases: list[str]) -> dict[str, tuple[Path, Path | 
 def run_case(code: Path, models: Path, samples: Path | None, out: Path, timeout: float) -> dict:
     """One `robustarch analyze` in a fresh interpreter importing `code`, under /usr/bin/time: its wall
     time, peak RSS (the child's own, not the largest child so far) and page size."""
-    cmd = ["/usr/bin/time", "-f", "RSS_KIB %M %U %S", sys.executable, "-m", "robustarch", "analyze", str(models),
-           "--out", str(out)]
+    cmd = [
+        "/usr/bin/time",
+        "-f",
+        "RSS_KIB %M %U %S",
+        sys.executable,
+        "-m",
+        "robustarch",
+        "analyze",
+        str(models),
+        "--out",
+        str(out),
+    ]
     if samples is not None:
         cmd += ["--samples", str(samples)]
     env = {**os.environ, "PYTHONPATH": str(code.resolve()), "GIT_PYTHON_REFRESH": "quiet"}
@@ -68,9 +77,14 @@ def run_case(code: Path, models: Path, samples: Path | None, out: Path, timeout:
     wall = time.perf_counter() - t
     rss = [line.split()[1:] for line in stderr.splitlines() if line.startswith("RSS_KIB ")]
     errors = [line for line in stderr.splitlines() if line.strip() and not line.startswith("RSS_KIB ")][-1:]
-    return {"wall_s": wall, "rss_gib": int(rss[-1][0]) / 2 ** 20 if rss else math.nan, "rc": rc,
-            "cpu_s": float(rss[-1][1]) + float(rss[-1][2]) if rss else math.nan,
-            "error": (errors or [""])[0], "page_mib": out.stat().st_size / 2 ** 20 if out.exists() else math.nan}
+    return {
+        "wall_s": wall,
+        "rss_gib": int(rss[-1][0]) / 2**20 if rss else math.nan,
+        "rc": rc,
+        "cpu_s": float(rss[-1][1]) + float(rss[-1][2]) if rss else math.nan,
+        "error": (errors or [""])[0],
+        "page_mib": out.stat().st_size / 2**20 if out.exists() else math.nan,
+    }
 
 
 def open_seconds(page: Path) -> float:
@@ -92,8 +106,7 @@ def exponent(rows: list[dict]) -> float:
     """Least-squares slope of log wall time on log models over the 1k / 3k / 10k cases."""
     import numpy as np
 
-    pts = [(r["models"], r["wall_s"]) for r in rows if r["case"] in ("m1000", "m3000", "m10000")
-           and r["rc"] == 0]
+    pts = [(r["models"], r["wall_s"]) for r in rows if r["case"] in ("m1000", "m3000", "m10000") and r["rc"] == 0]
     if len(pts) < 2:
         return math.nan
     x, y = np.log([p[0] for p in pts]), np.log([p[1] for p in pts])
@@ -111,11 +124,18 @@ def main() -> None:
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated: {', '.join(CASES)}")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per case")
     parser.add_argument("--keep", type=Path, default=None, help="folder for inputs and pages (default: temp)")
-    parser.add_argument("--stored", action="store_true", help="also the 5 000-trial journal and PostgreSQL "
-                        "studies (benchmarks/stored_scale.py)")
+    parser.add_argument(
+        "--stored",
+        action="store_true",
+        help="also the 5 000-trial journal and PostgreSQL studies (benchmarks/stored_scale.py)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="write the rows here too")
-    parser.add_argument("--browser", action="store_true", help="time opening each NARes page in headless "
-                        "Chromium (target ≤ 3 s: navigation to load event and two frames drawn)")
+    parser.add_argument(
+        "--browser",
+        action="store_true",
+        help="time opening each NARes page in headless "
+        "Chromium (target ≤ 3 s: navigation to load event and two frames drawn)",
+    )
     args = parser.parse_args()
     codes = args.code or [HERE.parent]
     folder = args.keep or Path(tempfile.mkdtemp(prefix="robustarch-scale-"))
@@ -123,36 +143,57 @@ def main() -> None:
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     inputs = make_inputs(folder, cases)
     rows = []
-    print(f"{'code':28s} {'case':10s} {'models':>6s} {'samples':>7s} {'wall s':>8s} {'CPU s':>8s} {'RSS GiB':>8s} "
-          f"{'page MiB':>8s}  target", flush=True)
+    print(
+        f"{'code':28s} {'case':10s} {'models':>6s} {'samples':>7s} {'wall s':>8s} {'CPU s':>8s} {'RSS GiB':>8s} "
+        f"{'page MiB':>8s}  target",
+        flush=True,
+    )
     for code in codes:
         for case in cases:
             n, samples = CASES[case]
             models_path, samples_path = inputs[case]
             out = folder / f"{code.resolve().name}-{case}.html"
-            r = {"code": str(code), "case": case, "models": n, "samples": samples,
-                 **run_case(code, models_path, samples_path, out, args.timeout)}
+            r = {
+                "code": str(code),
+                "case": case,
+                "models": n,
+                "samples": samples,
+                **run_case(code, models_path, samples_path, out, args.timeout),
+            }
             rows.append(r)
             target = TARGETS.get(case)
             verdict = ""
             if target:
-                ok = r["rc"] == 0 and r["wall_s"] <= target[0] and r["rss_gib"] <= target[1] and r["page_mib"] <= target[2]
+                ok = (
+                    r["rc"] == 0
+                    and r["wall_s"] <= target[0]
+                    and r["rss_gib"] <= target[1]
+                    and r["page_mib"] <= target[2]
+                )
                 verdict = f"≤ {target[0]} s, ≤ {target[1]} GiB, ≤ {target[2]} MiB: {'met' if ok else 'NOT met'}"
             if r["rc"] != 0:
                 verdict += f" FAILED ({r['rc']}): {r['error']}"
-            print(f"{str(code)[-28:]:28s} {case:10s} {n:6d} {samples:7d} {r['wall_s']:8.1f} {r['cpu_s']:8.1f} {r['rss_gib']:8.2f} "
-                  f"{r['page_mib']:8.2f}  {verdict}", flush=True)
+            print(
+                f"{str(code)[-28:]:28s} {case:10s} {n:6d} {samples:7d} {r['wall_s']:8.1f} {r['cpu_s']:8.1f} {r['rss_gib']:8.2f} "
+                f"{r['page_mib']:8.2f}  {verdict}",
+                flush=True,
+            )
         k = exponent([r for r in rows if r["code"] == str(code)])
         if math.isfinite(k):
-            print(f"{str(code)[-28:]:28s} growth exponent in models (1k/3k/10k): wall time {k:.2f}, CPU time "
-                  f"{cpu_exponent([r for r in rows if r['code'] == str(code)]):.2f} (target ≤ 1.1: "
-                  f"{'met' if k <= 1.1 else 'NOT met'})", flush=True)
+            print(
+                f"{str(code)[-28:]:28s} growth exponent in models (1k/3k/10k): wall time {k:.2f}, CPU time "
+                f"{cpu_exponent([r for r in rows if r['code'] == str(code)]):.2f} (target ≤ 1.1: "
+                f"{'met' if k <= 1.1 else 'NOT met'})",
+                flush=True,
+            )
     if args.browser:
         for r in rows:
             page = folder / f"{Path(r['code']).resolve().name}-{r['case']}.html"
             if r["case"] == "nares" and page.exists():
-                print(f"{r['code'][-28:]:28s} NARes page opens in Chromium in {open_seconds(page):.2f} s "
-                      "(target ≤ 3 s)", flush=True)
+                print(
+                    f"{r['code'][-28:]:28s} NARes page opens in Chromium in {open_seconds(page):.2f} s (target ≤ 3 s)",
+                    flush=True,
+                )
     if args.stored:
         from stored_scale import main as stored_main
 

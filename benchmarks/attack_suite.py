@@ -23,6 +23,7 @@ time over the grid; `autoattack` <= reference + 0.2 point. Exit status 1 when a 
     python benchmarks/attack_suite.py [--threads 1] [--samples 200] [--models plain,fgsm-rs,synth32,digits32]
         [--norms linf,l2] [--eps-index 0,1] [--device cpu|cuda] [--reference-only | --cached-only]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,7 +38,6 @@ os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
-
 from aa_reference import ReferenceCache  # noqa: E402
 from bench_models import MODELS, build  # noqa: E402
 
@@ -49,6 +49,8 @@ GRIDS = {
     "digits32": {"linf": (1 / 255, 2 / 255), "l2": (0.125, 0.25)},
 }
 PRESETS = {"linf": ("standard", "autoattack"), "l2": ("standard-l2", "autoattack-l2")}
+
+
 def run_suite(config, grid, n: int, model, x, y, device) -> tuple[list[float], float, object]:
     from robustarch import AttackSuite
 
@@ -72,24 +74,40 @@ def compare(name: str, norm: str, model, x, y, suites, cache: ReferenceCache, ar
     print(f"  {name} {norm}: standard {[round(v, 4) for v in std]} in {std_s:.1f} s", flush=True)
     aa, aa_s, aa_res = run_suite(aa_cfg, grid, len(y), model, x, y, args.device)
     ref_s = sum(r["seconds"] for r in refs)
-    print(f"\n== {name} {norm}: {len(y)} samples, clean {std_res.clean_accuracy:.4f}; "
-          f"reference {'cached' if all(r['cached'] for r in refs) else 'run now'}")
+    print(
+        f"\n== {name} {norm}: {len(y)} samples, clean {std_res.clean_accuracy:.4f}; "
+        f"reference {'cached' if all(r['cached'] for r in refs) else 'run now'}"
+    )
     print(f"{'eps':>9} {'standard':>9} {'autoattack':>10} {'full AA':>8} {'std-AA pt':>9} {'aa-AA pt':>9}")
     rows = []
     for k, e in enumerate(grid):
         ref = refs[k]["robust_accuracy"]
         d_std, d_aa = 100 * (std[k] - ref), 100 * (aa[k] - ref)
-        rows.append({"model": name, "norm": norm, "eps": e, "standard": std[k], "autoattack": aa[k],
-                     "reference": ref, "d_std": d_std, "d_aa": d_aa})
+        rows.append(
+            {
+                "model": name,
+                "norm": norm,
+                "eps": e,
+                "standard": std[k],
+                "autoattack": aa[k],
+                "reference": ref,
+                "d_std": d_std,
+                "d_aa": d_aa,
+            }
+        )
         print(f"{e:9.5f} {std[k]:9.4f} {aa[k]:10.4f} {ref:8.4f} {d_std:+9.1f} {d_aa:+9.1f}")
     for row in rows:
         row.update(std_ratio=std_s / ref_s, aa_ratio=aa_s / ref_s)
     n = len(y)
-    print(f"time over the grid ({x.device.type}): standard {std_s:.1f} s ({std_s / ref_s:.3f}x, {n / std_s:.1f} "
-          f"samples/s), autoattack {aa_s:.1f} s ({aa_s / ref_s:.3f}x, {n / aa_s:.1f} samples/s), "
-          f"full AA {ref_s:.1f} s ({n / ref_s:.2f} samples/s)")
-    print("  full AA per attack: " + ", ".join(
-        f"{a} {sum(r['attack_seconds'].get(a, 0) for r in refs):.0f} s" for a in refs[0]["attack_seconds"]))
+    print(
+        f"time over the grid ({x.device.type}): standard {std_s:.1f} s ({std_s / ref_s:.3f}x, {n / std_s:.1f} "
+        f"samples/s), autoattack {aa_s:.1f} s ({aa_s / ref_s:.3f}x, {n / aa_s:.1f} samples/s), "
+        f"full AA {ref_s:.1f} s ({n / ref_s:.2f} samples/s)"
+    )
+    print(
+        "  full AA per attack: "
+        + ", ".join(f"{a} {sum(r['attack_seconds'].get(a, 0) for r in refs):.0f} s" for a in refs[0]["attack_seconds"])
+    )
     print("  standard per attack: " + ", ".join(f"{k} {v:.1f} s" for k, v in std_res.attack_seconds.items()))
     print("  autoattack per attack: " + ", ".join(f"{k} {v:.1f} s" for k, v in aa_res.attack_seconds.items()))
     return rows
@@ -104,26 +122,40 @@ def summary(rows: list[dict]) -> bool:
         d_std, d_aa = max(r["d_std"] for r in sel), max(r["d_aa"] for r in sel)
         met = d_std <= 0.5 + 1e-6 and sel[0]["std_ratio"] <= 0.1 and d_aa <= 0.2 + 1e-6  # float32 accuracies
         ok &= met
-        print(f"{key[0]:>9} {key[1]:>5} {d_std:+9.1f}p {sel[0]['std_ratio']:8.3f}x {d_aa:+9.1f}p "
-              f"{sel[0]['aa_ratio']:7.3f}x  {'met' if met else 'MISSED'}")
+        print(
+            f"{key[0]:>9} {key[1]:>5} {d_std:+9.1f}p {sel[0]['std_ratio']:8.3f}x {d_aa:+9.1f}p "
+            f"{sel[0]['aa_ratio']:7.3f}x  {'met' if met else 'MISSED'}"
+        )
     return ok
 
 
 def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch CPU threads (default 1: what a search worker uses; both sides use the same)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: what a search worker uses; both sides use the same)",
+    )
     ap.add_argument("--samples", type=int, default=200)
     ap.add_argument("--models", default=",".join(MODELS), help=f"comma-separated subset of {MODELS}")
     ap.add_argument("--norms", default="linf,l2", help="comma-separated subset of linf, l2")
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     ap.add_argument("--cache", type=Path, default=HERE / ".cache", help="reference results cache directory")
-    ap.add_argument("--eps-index", type=lambda v: {int(k) for k in v.split(",")}, default=None,
-                    help="only these positions of each model's ε grid, e.g. 1 or 0,2 (default: all)")
-    ap.add_argument("--cached-only", action="store_true",
-                    help="skip the ε whose reference is not cached (compute no reference)")
-    ap.add_argument("--reference-only", action="store_true",
-                    help="only compute (and cache) the missing reference results; run no suite")
+    ap.add_argument(
+        "--eps-index",
+        type=lambda v: {int(k) for k in v.split(",")},
+        default=None,
+        help="only these positions of each model's ε grid, e.g. 1 or 0,2 (default: all)",
+    )
+    ap.add_argument(
+        "--cached-only", action="store_true", help="skip the ε whose reference is not cached (compute no reference)"
+    )
+    ap.add_argument(
+        "--reference-only",
+        action="store_true",
+        help="only compute (and cache) the missing reference results; run no suite",
+    )
     return ap.parse_args()
 
 

@@ -2,6 +2,7 @@
 3x32x32 CNNs (CIFAR-shaped synthetic data; digits upsampled and colour-jittered), each trained in
 seconds on one CPU thread, deterministically from seed 0.
 """
+
 from __future__ import annotations
 
 import torch
@@ -24,8 +25,14 @@ class ScaledLogits(nn.Module):
         return self.net(x) * self.scale
 
 
-def _train(spec, data, recipe: str = "standard", eps: float | None = None, epochs: int = 6,
-           device: torch.device = torch.device("cpu")) -> nn.Module:
+def _train(
+    spec,
+    data,
+    recipe: str = "standard",
+    eps: float | None = None,
+    epochs: int = 6,
+    device: torch.device = torch.device("cpu"),
+) -> nn.Module:
     from robustarch import build_model
     from robustarch.training.train import TrainConfig, train_model
 
@@ -39,8 +46,13 @@ def _train(spec, data, recipe: str = "standard", eps: float | None = None, epoch
 def digits_cnn(data, recipe: str = "standard", eps: float | None = None, device=torch.device("cpu")) -> nn.Module:
     from robustarch import ArchSpec, StageSpec
 
-    spec = ArchSpec(in_chans=1, num_classes=10, input_size=8, stem_width=16,
-                    stages=(StageSpec(1, 32, 1, "plain"), StageSpec(1, 32, 2, "plain")))
+    spec = ArchSpec(
+        in_chans=1,
+        num_classes=10,
+        input_size=8,
+        stem_width=16,
+        stages=(StageSpec(1, 32, 1, "plain"), StageSpec(1, 32, 2, "plain")),
+    )
     return _train(spec, data, recipe, eps, device=device)
 
 
@@ -48,8 +60,14 @@ def colour_cnn(data, device=torch.device("cpu"), epochs: int = 6) -> nn.Module:
     """A small CIFAR-shaped CNN (3x32x32 in, stride-2 stem and stages: cheap on one CPU thread)."""
     from robustarch import ArchSpec, StageSpec
 
-    spec = ArchSpec(in_chans=3, num_classes=10, input_size=32, stem_width=16, stem_stride=2,
-                    stages=(StageSpec(1, 32, 2, "plain"), StageSpec(1, 64, 2, "plain")))
+    spec = ArchSpec(
+        in_chans=3,
+        num_classes=10,
+        input_size=32,
+        stem_width=16,
+        stem_stride=2,
+        stages=(StageSpec(1, 32, 2, "plain"), StageSpec(1, 64, 2, "plain")),
+    )
     return _train(spec, data, epochs=epochs, device=device)
 
 
@@ -58,8 +76,9 @@ def _dataset(name: str, x_tr, y_tr, x_te, y_te):
 
     n_val = len(y_tr) // 8
     # a name with no augmentation in robustarch.training.data.AUGMENT: the inputs are already what we attack
-    return Dataset(name, Split(x_tr[n_val:], y_tr[n_val:]), Split(x_tr[:n_val], y_tr[:n_val]),
-                   Split(x_te, y_te), num_classes=10)
+    return Dataset(
+        name, Split(x_tr[n_val:], y_tr[n_val:]), Split(x_tr[:n_val], y_tr[:n_val]), Split(x_te, y_te), num_classes=10
+    )
 
 
 def synthetic_cifar(n_train: int = 3000, n_test: int = 400, seed: int = 0):

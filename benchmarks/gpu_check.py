@@ -9,6 +9,7 @@ the compiled code. Speed: fast path = resident data + channels_last + bf16 autoc
 (what `train_model` does on CUDA) against the same trainer with `fast_path=False` (fp32, NCHW);
 samples/second of each and their ratio. Without CUDA it says so and exits 0.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,16 +26,17 @@ def synthetic_cifar(n: int, seed: int = 0):
     x = torch.rand(n, 3, 32, 32, generator=g)
     y = torch.arange(n) % 10
     n_val = n // 10
-    return Dataset("cifar10", Split(x[n_val:], y[n_val:]), Split(x[:n_val], y[:n_val]),
-                   Split(x[:n_val], y[:n_val]), num_classes=10)
+    return Dataset(
+        "cifar10", Split(x[n_val:], y[n_val:]), Split(x[:n_val], y[:n_val]), Split(x[:n_val], y[:n_val]), num_classes=10
+    )
 
 
 def cifar_cells_arch():
     """A mid-sized architecture of the `cifar-cells` space (the middle value of every choice)."""
     import optuna
 
-    from robustarch.spaces.space import load_space
     from robustarch.spaces.schema import values_of
+    from robustarch.spaces.space import load_space
 
     space = load_space("cifar-cells")
     middle = {name: values_of(p)[len(values_of(p)) // 2] for name, p in space.searched().items()}
@@ -42,8 +44,9 @@ def cifar_cells_arch():
     return arch
 
 
-def run(arch, data, *, device: torch.device, epochs: int, batch_size: int, fast: bool,
-        compile: bool = False) -> tuple[float, float]:
+def run(
+    arch, data, *, device: torch.device, epochs: int, batch_size: int, fast: bool, compile: bool = False
+) -> tuple[float, float]:
     from robustarch.models.arch import build_model
     from robustarch.training.train import TrainConfig, train_model
 
@@ -74,8 +77,8 @@ class _Huge(torch.nn.Module):
 
 def correctness(arch, data, device: torch.device, compile: bool) -> bool:
     """The CUDA-only paths of the engine, checked for outcomes rather than speed."""
-    from robustarch.runtime import batch_size_for, release_memory
     from robustarch.models.arch import build_model
+    from robustarch.runtime import batch_size_for, release_memory
     from robustarch.training.train import TrainConfig, TrainingFailed, train_model
 
     checks = {}
@@ -92,19 +95,28 @@ def correctness(arch, data, device: torch.device, compile: bool) -> bool:
     model = build_model(arch).to(device)
     batch = batch_size_for(model, data.val.x[0], device, grad=True)
     checks[f"batch_size_for from free memory: {batch} with input gradients"] = batch > 32
-    small = type(data)(data.name, type(data.train)(data.train.x[:2048], data.train.y[:2048]), data.val,
-                       data.test, num_classes=data.num_classes)
+    small = type(data)(
+        data.name,
+        type(data.train)(data.train.x[:2048], data.train.y[:2048]),
+        data.val,
+        data.test,
+        num_classes=data.num_classes,
+    )
     cfg = TrainConfig(recipe="fgsm-rs", eps=8 / 255, epochs=2, batch_size=256, lr=0.1)
     result = train_model(build_model(arch), small, cfg, device=device)
     robust = result.val_robust_accuracy
     checks[f"robust validation under bf16 (val_robust_accuracy {robust})"] = (
-        result.selection_metric == "val_robust_accuracy" and robust is not None and 0 <= robust <= 1)
+        result.selection_metric == "val_robust_accuracy" and robust is not None and 0 <= robust <= 1
+    )
     if compile:
-        runs = [train_model(build_model(arch), small, TrainConfig(epochs=1, batch_size=256, compile=True),
-                            device=device) for _ in range(2)]
-        checks[f"compile reused for a second model of the same shape "
-               f"({runs[0].compile_seconds:.1f} s, then {runs[1].compile_seconds:.2f} s)"] = (
-            runs[1].compile_reused and runs[1].compile_seconds < runs[0].compile_seconds)
+        runs = [
+            train_model(build_model(arch), small, TrainConfig(epochs=1, batch_size=256, compile=True), device=device)
+            for _ in range(2)
+        ]
+        checks[
+            f"compile reused for a second model of the same shape "
+            f"({runs[0].compile_seconds:.1f} s, then {runs[1].compile_seconds:.2f} s)"
+        ] = runs[1].compile_reused and runs[1].compile_seconds < runs[0].compile_seconds
     for name, ok in checks.items():
         print(f"  {'ok  ' if ok else 'FAIL'} {name}", flush=True)
     return all(checks.values())
@@ -122,15 +134,17 @@ def main() -> int:
     if device.type == "cuda" and not torch.cuda.is_available():
         print("gpu_check: no CUDA device on this machine; nothing to measure (run it on a GPU machine)")
         return 0
-    from robustarch.models.arch import count_params, build_model
+    from robustarch.models.arch import build_model, count_params
 
     torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels once
     arch = cifar_cells_arch()
     data = synthetic_cifar(args.samples)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU (smoke test only)"
     print(f"device {name}; torch {torch.__version__}")
-    print(f"model {arch.summary()} ({count_params(build_model(arch)):,} params); "
-          f"{len(data.train)} train samples, batch {args.batch_size}, {args.epochs} epochs")
+    print(
+        f"model {arch.summary()} ({count_params(build_model(arch)):,} params); "
+        f"{len(data.train)} train samples, batch {args.batch_size}, {args.epochs} epochs"
+    )
     print("correctness:" if device.type == "cuda" else "correctness: CUDA only, skipped")
     ok = correctness(arch, data, device, args.compile) if device.type == "cuda" else True
     sides = [("fp32 NCHW (fast path off)", dict(fast=False)), ("bf16 channels_last (fast path)", dict(fast=True))]

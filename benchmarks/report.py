@@ -5,6 +5,7 @@ this process is printed too.
 
     python benchmarks/report.py [--trials 500] [--samples 200] [--out reports/bench.html]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,14 +25,15 @@ def main() -> None:
     args = parser.parse_args()
 
     import optuna
-
     from _studies import make_study
+
     from robustarch.analysis import analyze
     from robustarch.report import build_report
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = make_study(args.trials, name=f"bench-{args.trials}", n_samples=args.samples, n_flagged=10,
-                       search_training=True)
+    study = make_study(
+        args.trials, name=f"bench-{args.trials}", n_samples=args.samples, n_flagged=10, search_training=True
+    )
     out = args.out or Path(tempfile.mkdtemp()) / "bench.html"
     # What `write_report` does, timed by stage: statistics, then figures + HTML + writing.
     wall, cpu = time.perf_counter(), time.process_time()
@@ -42,8 +44,10 @@ def main() -> None:
     path = out
     mb = path.stat().st_size / 1e6
     ok = wall < 10 and mb < 10
-    print(f"report of {args.trials} trials × {args.samples} samples: {wall:.2f} s wall, {cpu:.2f} s CPU, "
-          f"{mb:.2f} MB ({path}); statistics {wall_stats:.2f} s, page {wall - wall_stats:.2f} s — target < 10 s and < 10 MB: {'met' if ok else 'NOT met'}")
+    print(
+        f"report of {args.trials} trials × {args.samples} samples: {wall:.2f} s wall, {cpu:.2f} s CPU, "
+        f"{mb:.2f} MB ({path}); statistics {wall_stats:.2f} s, page {wall - wall_stats:.2f} s — target < 10 s and < 10 MB: {'met' if ok else 'NOT met'}"
+    )
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ A model's number is μ + a + s + e: a ~ N(0, σ²_a) per architecture, s ~ N(0, 
 N(0, p(1 − p)/n) with p = μ + a + s its true accuracy and n attacked samples (the binomial SE a
 finite test sample gives). The truth is σ²_a / (σ²_a + σ²_s + E[p(1 − p)]/n).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -99,8 +100,9 @@ def claim_rates(reps: int, seed: int) -> list[dict]:
             p, sup, con = [], [], []
             for r in range(reps):
                 y, g, se, _ = draw_study(rng, n, s2a, s2s)
-                row = icc_row(c, pd.DataFrame({"robust_accuracy": y, "arch_key": g, "robust_accuracy_se": se}),
-                              n_boot=0, seed=r)
+                row = icc_row(
+                    c, pd.DataFrame({"robust_accuracy": y, "arch_key": g, "robust_accuracy_se": se}), n_boot=0, seed=r
+                )
                 p.append(row["p_value"] < 0.05)
                 sup.append(p[-1] and row["value"] > c.margin)
                 con.append(p[-1] and row["value"] < c.margin)
@@ -118,7 +120,7 @@ def winner_drop(reps: int, seed: int, fresh: int = 3) -> list[dict]:
     s2a, s2s = split_variance(0.6)
     n = seeds_per_arch(n_arch, share, k)
     gap, raw_bias, predicted, observed_drop = [], [], [], []
-    for r in range(reps):
+    for _r in range(reps):
         y, g, se, true_mean = draw_study(rng, n, s2a, s2s)
         c = variance_components(y, g, se, n_boot=0)
         w = shrunken(pd.DataFrame({"arch_key": g, "value": y}), "value", c)
@@ -132,19 +134,38 @@ def winner_drop(reps: int, seed: int, fresh: int = 3) -> list[dict]:
         raw = pd.Series(y).groupby(g).mean()
         raw_bias.append(float(raw.max() - true_mean[int(raw.idxmax())]))
     mc = float(np.std(gap, ddof=1) / math.sqrt(reps))
-    return [{"check": "winner: mean retrain drop (shrunken winner)", "design": "40 arch, 25% x 3",
-             "truth": float(np.mean(predicted)), "rate": float(np.mean(observed_drop)), "mc_se": mc,
-             "reps": reps, "within_2_mc_se": bool(abs(np.mean(gap)) <= 2 * mc)},
-            {"check": "winner: raw winner's bias (observed − true mean)", "design": "40 arch, 25% x 3",
-             "truth": 0.0, "rate": float(np.mean(raw_bias)),
-             "mc_se": float(np.std(raw_bias, ddof=1) / math.sqrt(reps)), "reps": reps}]
+    return [
+        {
+            "check": "winner: mean retrain drop (shrunken winner)",
+            "design": "40 arch, 25% x 3",
+            "truth": float(np.mean(predicted)),
+            "rate": float(np.mean(observed_drop)),
+            "mc_se": mc,
+            "reps": reps,
+            "within_2_mc_se": bool(abs(np.mean(gap)) <= 2 * mc),
+        },
+        {
+            "check": "winner: raw winner's bias (observed − true mean)",
+            "design": "40 arch, 25% x 3",
+            "truth": 0.0,
+            "rate": float(np.mean(raw_bias)),
+            "mc_se": float(np.std(raw_bias, ddof=1) / math.sqrt(reps)),
+            "reps": reps,
+        },
+    ]
 
 
 def _rate(check: str, design: str, true: float, hits) -> dict:
     hits = np.asarray(hits, float)
     rate = float(hits.mean())
-    return {"check": check, "design": design, "truth": true, "rate": rate,
-            "mc_se": math.sqrt(rate * (1 - rate) / len(hits)), "reps": len(hits)}
+    return {
+        "check": check,
+        "design": design,
+        "truth": true,
+        "rate": rate,
+        "mc_se": math.sqrt(rate * (1 - rate) / len(hits)),
+        "reps": len(hits),
+    }
 
 
 SCENARIOS = {"icc": icc_coverage, "claim": claim_rates, "winner": winner_drop}

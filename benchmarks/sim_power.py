@@ -14,6 +14,7 @@ generator (calibration.samples) kept out.
 - heavy-tailed link noise: with `link`, log ε = link · log margin + log c + t₂ noise, and samples
   beyond the attack's ε_max are never broken (censored, not missing).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -46,15 +47,26 @@ def exponents(rng, m: int, k: float, tau: float, families: int) -> np.ndarray:
     return k + tau * rng.standard_normal(m)
 
 
-def power_samples(rng, m: int, n: int, *, k: float | np.ndarray = 1.5, tau: float = 0.0, families: int = 0,
-                  never: tuple[float, float] = (0.0, 0.5), quant: str | None = None, unequal: bool = True,
-                  tail_shift: float | None = 0.0, form: str = "power", bend: float = 0.0) -> pd.DataFrame:
+def power_samples(
+    rng,
+    m: int,
+    n: int,
+    *,
+    k: float | np.ndarray = 1.5,
+    tau: float = 0.0,
+    families: int = 0,
+    never: tuple[float, float] = (0.0, 0.5),
+    quant: str | None = None,
+    unequal: bool = True,
+    tail_shift: float | None = 0.0,
+    form: str = "power",
+    bend: float = 0.0,
+) -> pd.DataFrame:
     """m models: error = (1 − s)·min(1, (ε/ε_sat)^k) (form `power`) or (1 − s)·(1 − exp(−ε/ε_sat))
     (`exponential`, the alternative); margins independent of ε with small-margin tail exponent
     k + `tail_shift`. With `bend`, log error is quadratic in log ε (x = ln(ε/ε_sat)): ln(1 − s) + k x
     + c x², c = bend / (2 ln 10), so the local log–log slope changes by `bend` over any decade."""
-    ks = np.broadcast_to(np.asarray(k, float), (m,)).copy() if tau == 0 else exponents(rng, m, float(k), tau,
-                                                                                         families)
+    ks = np.broadcast_to(np.asarray(k, float), (m,)).copy() if tau == 0 else exponents(rng, m, float(k), tau, families)
     ks = ks.clip(0.2)
     sizes = rng.integers(max(2, n // 2), 3 * n // 2 + 1, m) if unequal else np.full(m, n)
     sat = EPS_MAX * 10 ** rng.uniform(-1.0, 0.0, m)  # a decade of scales: weak models saturate early
@@ -67,8 +79,9 @@ def power_samples(rng, m: int, n: int, *, k: float | np.ndarray = 1.5, tau: floa
         eps = sat[j] * _inverse(v, ks[j], bend / (2 * np.log(10)), form)
         eps = quantize(np.where(broken, eps, np.inf), quant)
         margin = rng.random(sizes[j]) ** (1 / (ks[j] + tail_shift)) if tail_shift is not None else rng.random(sizes[j])
-        rows.append(pd.DataFrame({"trial": j, "minimization_min_eps": eps, "min_adversarial_eps": eps,
-                                  "margin": margin}))
+        rows.append(
+            pd.DataFrame({"trial": j, "minimization_min_eps": eps, "min_adversarial_eps": eps, "margin": margin})
+        )
     return pd.concat(rows, ignore_index=True)
 
 
@@ -82,8 +95,17 @@ def _inverse(v: np.ndarray, k: float, c: float, form: str) -> np.ndarray:
     return np.exp((-k + np.sqrt(disc)) / (2 * c))
 
 
-def link_samples(rng, m: int, n: int, *, link: float = 1.25, noise: float = 0.3, df: float | None = 2.0,
-                 unequal: bool = True, censor: tuple[float, float] = (-0.6, 0.25)) -> pd.DataFrame:
+def link_samples(
+    rng,
+    m: int,
+    n: int,
+    *,
+    link: float = 1.25,
+    noise: float = 0.3,
+    df: float | None = 2.0,
+    unequal: bool = True,
+    censor: tuple[float, float] = (-0.6, 0.25),
+) -> pd.DataFrame:
     """Margins first (tail exponent 1.5), then log ε = link · log margin + log c_j + noise (t with `df`
     degrees of freedom scaled by `noise`, or normal with df None); ε beyond the attack's ε_max is
     never broken. log10(c_j / ε_max) ~ U(censor): from almost no to about half the samples censored."""
@@ -92,10 +114,11 @@ def link_samples(rng, m: int, n: int, *, link: float = 1.25, noise: float = 0.3,
     for j in range(m):
         margin = rng.random(sizes[j]) ** (1 / 1.5)
         e = rng.standard_t(df, sizes[j]) if df else rng.standard_normal(sizes[j])
-        eps = EPS_MAX * 10 ** rng.uniform(*censor) * margin ** link * np.exp(noise * e)
+        eps = EPS_MAX * 10 ** rng.uniform(*censor) * margin**link * np.exp(noise * e)
         eps = np.where(eps <= EPS_MAX, eps, np.inf)
-        rows.append(pd.DataFrame({"trial": j, "minimization_min_eps": eps, "min_adversarial_eps": eps,
-                                  "margin": margin}))
+        rows.append(
+            pd.DataFrame({"trial": j, "minimization_min_eps": eps, "min_adversarial_eps": eps, "margin": margin})
+        )
     return pd.concat(rows, ignore_index=True)
 
 
@@ -105,36 +128,90 @@ ADV = "saturating power laws, never-broken 0–50%, unequal n"
 def power_scenarios(models) -> dict:
     """The adversarial scenarios of the power-law claims, as calibration.SCENARIOS entries:
     name → (claims, what the rate is, the truth, model-table maker, samples maker)."""
-    ps = lambda **kw: (lambda r, m, n: power_samples(r, m, n, **kw))  # noqa: E731
+    ps = lambda **kw: lambda r, m, n: power_samples(r, m, n, **kw)  # noqa: E731
     return {
         "adv_power_null": ("power_law+universality", "size", f"{ADV}, one k = 1.5", models, ps()),
-        "adv_power_bsearch8": ("power_law+universality", "size", f"{ADV}, ε from an 8-step bisection", models,
-                               ps(quant="bsearch8")),
-        "adv_power_grid": ("power_law+universality", "size", f"{ADV}, ε on the quick suite's grid", models,
-                           ps(quant="grid")),
+        "adv_power_bsearch8": (
+            "power_law+universality",
+            "size",
+            f"{ADV}, ε from an 8-step bisection",
+            models,
+            ps(quant="bsearch8"),
+        ),
+        "adv_power_grid": (
+            "power_law+universality",
+            "size",
+            f"{ADV}, ε on the quick suite's grid",
+            models,
+            ps(quant="grid"),
+        ),
         "adv_power_exponential": ("power_law", "power", f"{ADV}, exponential CDF", models, ps(form="exponential")),
-        "adv_bend_up": ("power_law", "size", f"{ADV}, log–log slope rises 0.2 a decade (the margin)", models,
-                        ps(bend=0.2)),
-        "adv_bend_down": ("power_law", "size", f"{ADV}, log–log slope falls 0.2 a decade (the margin)", models,
-                          ps(bend=-0.2)),
+        "adv_bend_up": (
+            "power_law",
+            "size",
+            f"{ADV}, log–log slope rises 0.2 a decade (the margin)",
+            models,
+            ps(bend=0.2),
+        ),
+        "adv_bend_down": (
+            "power_law",
+            "size",
+            f"{ADV}, log–log slope falls 0.2 a decade (the margin)",
+            models,
+            ps(bend=-0.2),
+        ),
         "adv_universality_margin": ("universality", "size", f"{ADV}, τ = 0.1 (the margin)", models, ps(tau=0.1)),
-        "adv_universality_families": ("universality", "size", f"{ADV}, τ = 0.1 (the margin), 4 families", models,
-                                      ps(tau=0.1, families=4)),
+        "adv_universality_families": (
+            "universality",
+            "size",
+            f"{ADV}, τ = 0.1 (the margin), 4 families",
+            models,
+            ps(tau=0.1, families=4),
+        ),
         "adv_universality_spread": ("universality", "power", f"{ADV}, τ = 0.3", models, ps(tau=0.3)),
-        "adv_link_high": ("margin_explains_slope", "size", "link slope 1.25 (the margin), t₂ noise, censored 0–50%",
-                          models, lambda r, m, n: link_samples(r, m, n, link=1.25)),
-        "adv_link_low": ("margin_explains_slope", "size", "link slope 0.75 (the margin), t₂ noise, censored 0–50%",
-                         models, lambda r, m, n: link_samples(r, m, n, link=0.75)),
-        "adv_link_one": ("margin_explains_slope", "power", "link slope 1, t₂ noise, censored 0–50%", models,
-                         lambda r, m, n: link_samples(r, m, n, link=1.0)),
-        "adv_shape_high": ("slope_matches_margin_tail", "size", f"{ADV}, tail exponent k + 0.25 (the margin)", models,
-                           ps(tail_shift=0.25)),
-        "adv_shape_low": ("slope_matches_margin_tail", "size", f"{ADV}, tail exponent k − 0.25 (the margin)", models,
-                          ps(tail_shift=-0.25)),
+        "adv_link_high": (
+            "margin_explains_slope",
+            "size",
+            "link slope 1.25 (the margin), t₂ noise, censored 0–50%",
+            models,
+            lambda r, m, n: link_samples(r, m, n, link=1.25),
+        ),
+        "adv_link_low": (
+            "margin_explains_slope",
+            "size",
+            "link slope 0.75 (the margin), t₂ noise, censored 0–50%",
+            models,
+            lambda r, m, n: link_samples(r, m, n, link=0.75),
+        ),
+        "adv_link_one": (
+            "margin_explains_slope",
+            "power",
+            "link slope 1, t₂ noise, censored 0–50%",
+            models,
+            lambda r, m, n: link_samples(r, m, n, link=1.0),
+        ),
+        "adv_shape_high": (
+            "slope_matches_margin_tail",
+            "size",
+            f"{ADV}, tail exponent k + 0.25 (the margin)",
+            models,
+            ps(tail_shift=0.25),
+        ),
+        "adv_shape_low": (
+            "slope_matches_margin_tail",
+            "size",
+            f"{ADV}, tail exponent k − 0.25 (the margin)",
+            models,
+            ps(tail_shift=-0.25),
+        ),
         "adv_shape_equal": ("slope_matches_margin_tail", "power", f"{ADV}, tail exponent = k", models, ps()),
     }
 
 
 # the p a scenario's rate is about, where it is not the claim's `p_value`
-POWER_P_OF = {"adv_bend_up": "p_flat", "adv_bend_down": "p_flat", "adv_universality_margin": "p_below",
-              "adv_universality_families": "p_below"}
+POWER_P_OF = {
+    "adv_bend_up": "p_flat",
+    "adv_bend_down": "p_flat",
+    "adv_universality_margin": "p_below",
+    "adv_universality_families": "p_below",
+}

@@ -8,6 +8,7 @@ stores), not trained; then opened, reported and exported, each step timed.
 Target (issue 26): each reported in ≤ 60 s. Prints what reading the trials' user attributes costs
 (one `get_trials`) beside the whole report, and which part of the analysis is the power law.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,14 +43,24 @@ def postgres():
         port = s.getsockname()[1]
     run = lambda *cmd: subprocess.run([*as_user, *cmd], check=True, capture_output=True)  # noqa: E731
     run(str(pg_bin / "initdb"), "-D", str(data / "db"), "-A", "trust", "-U", "postgres")
-    run(str(pg_bin / "pg_ctl"), "-D", str(data / "db"), "-l", str(data / "log"), "-w", "-o",
-        f"-p {port} -k {data} -c listen_addresses=127.0.0.1", "start")
+    run(
+        str(pg_bin / "pg_ctl"),
+        "-D",
+        str(data / "db"),
+        "-l",
+        str(data / "log"),
+        "-w",
+        "-o",
+        f"-p {port} -k {data} -c listen_addresses=127.0.0.1",
+        "start",
+    )
     try:
         run(str(pg_bin / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "bench")
         yield f"postgresql://postgres@127.0.0.1:{port}/bench"
     finally:
-        subprocess.run([*as_user, str(pg_bin / "pg_ctl"), "-D", str(data / "db"), "-m", "immediate", "stop"],
-                       capture_output=True)
+        subprocess.run(
+            [*as_user, str(pg_bin / "pg_ctl"), "-D", str(data / "db"), "-m", "immediate", "stop"], capture_output=True
+        )
         shutil.rmtree(data, ignore_errors=True)
 
 
@@ -63,40 +74,68 @@ def timed(label: str, fn, *args, **kwargs):
 def cli(*args: str) -> tuple[float, str]:
     """`robustarch ARGS` in a fresh process: wall seconds and peak RSS (/usr/bin/time)."""
     t = time.perf_counter()
-    proc = subprocess.run(["/usr/bin/time", "-f", "RSS_KIB %M %U %S", sys.executable, "-m", "robustarch", *args],
-                          capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.run(
+        ["/usr/bin/time", "-f", "RSS_KIB %M %U %S", sys.executable, "-m", "robustarch", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     wall = time.perf_counter() - t
     rss = [line.split()[1:] for line in proc.stderr.splitlines() if line.startswith("RSS_KIB")]
     if proc.returncode:
         print(proc.stderr[-2000:])
     if not rss:
         return wall, "?"
-    return wall, f"{float(rss[-1][1]) + float(rss[-1][2]):.1f} s CPU, peak RSS {int(rss[-1][0]) / 2 ** 20:.2f} GiB"
+    return wall, f"{float(rss[-1][1]) + float(rss[-1][2]):.1f} s CPU, peak RSS {int(rss[-1][0]) / 2**20:.2f} GiB"
 
 
 def bench(url: str, label: str, n_trials: int, n_samples: int, folder: Path) -> None:
     import optuna
-
     from _studies import make_study
+
     from robustarch.analysis.record import samples_table, snapshot, trials_table
     from robustarch.study import open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     print(f"{label}: {n_trials} trials × {n_samples} samples ({url.split('@')[-1]})", flush=True)
-    timed("create through Optuna (add_trial)", make_study, n_trials, name="scale", n_samples=n_samples,
-          n_failed=0, n_flagged=5, search_training=True, storage=open_storage(url))
-    study = timed("open (open_storage + optuna.load_study)",
-                  lambda: optuna.load_study(study_name="scale", storage=open_storage(url)))
+    timed(
+        "create through Optuna (add_trial)",
+        make_study,
+        n_trials,
+        name="scale",
+        n_samples=n_samples,
+        n_failed=0,
+        n_flagged=5,
+        search_training=True,
+        storage=open_storage(url),
+    )
+    study = timed(
+        "open (open_storage + optuna.load_study)",
+        lambda: optuna.load_study(study_name="scale", storage=open_storage(url)),
+    )
     trials = timed("read every trial's user attributes (get_trials)", study.get_trials, deepcopy=False)
     assert len(trials) == n_trials
     snap = snapshot(study)
     timed("tidy tables from the read trials (trials, samples)", lambda: (trials_table(snap), samples_table(snap)))
     wall, rss = cli("report", "--study", "scale", "--storage", url, "--out", str(folder / f"{label}.html"))
-    size = (folder / f"{label}.html").stat().st_size / 2 ** 20
-    print(f"  {'robustarch report (whole command)':50s} {wall:8.1f} s wall, {rss}, page {size:.2f} MiB "
-          f"— target ≤ 60 s: {'met' if wall <= 60 else 'NOT met'}", flush=True)
-    wall, rss = cli("export", "--study", "scale", "--storage", url, "--table", "samples",
-                    "--out", str(folder / f"{label}-samples.parquet"))
+    size = (folder / f"{label}.html").stat().st_size / 2**20
+    print(
+        f"  {'robustarch report (whole command)':50s} {wall:8.1f} s wall, {rss}, page {size:.2f} MiB "
+        f"— target ≤ 60 s: {'met' if wall <= 60 else 'NOT met'}",
+        flush=True,
+    )
+    wall, rss = cli(
+        "export",
+        "--study",
+        "scale",
+        "--storage",
+        url,
+        "--table",
+        "samples",
+        "--out",
+        str(folder / f"{label}-samples.parquet"),
+    )
     print(f"  {'robustarch export --table samples':50s} {wall:8.1f} s wall, {rss}", flush=True)
 
 

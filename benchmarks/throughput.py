@@ -13,6 +13,7 @@ The plain loop: resident fp32 NCHW tensors, torch.optim.SGD, the same on-device 
 nothing else; the engine: `train_model` as a study runs it (bf16 + channels_last + fused SGD on
 CUDA). Target on CUDA: engine ≥ 1.5x the plain loop. Rates are steady state (epochs 2+).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,15 +26,32 @@ from pathlib import Path
 
 import torch
 
-SPACES = {"digits-cells": ("digits", 1, 8), "mnist-cells": ("mnist", 1, 28),
-          "cifar-cells": ("cifar10", 3, 32)}
+SPACES = {"digits-cells": ("digits", 1, 8), "mnist-cells": ("mnist", 1, 28), "cifar-cells": ("cifar10", 3, 32)}
 # Per device: samples, epochs and attack suite small enough that the whole CPU run stays near 3
 # minutes on a 2-core machine; the CUDA profile fits the 10-minute GPU check with room to spare.
 PROFILES = {
-    "cpu": dict(train=384, test=32, epochs=1, trials=2, workers=(1, 2), engine_samples=384,
-                engine_epochs=2, batch=128, suite="cpu"),
-    "cuda": dict(train=5000, test=500, epochs=2, trials=2, workers=(1, 2, 4), engine_samples=10000,
-                 engine_epochs=3, batch=512, suite="quick"),
+    "cpu": dict(
+        train=384,
+        test=32,
+        epochs=1,
+        trials=2,
+        workers=(1, 2),
+        engine_samples=384,
+        engine_epochs=2,
+        batch=128,
+        suite="cpu",
+    ),
+    "cuda": dict(
+        train=5000,
+        test=500,
+        epochs=2,
+        trials=2,
+        workers=(1, 2, 4),
+        engine_samples=10000,
+        engine_epochs=3,
+        batch=512,
+        suite="quick",
+    ),
 }
 CPU_SUITE = """\
 name: throughput-cpu
@@ -59,6 +77,7 @@ def synthetic(name: str, n_train: int, n_test: int, seed: int = 0):
         y = torch.arange(n) % 10
         x = (0.5 * templates[y] + 0.5 * torch.rand(n, chans, size, size, generator=g)).clamp(0, 1)
         return Split(x, y)
+
     return Dataset(name, split(n_train), split(max(64, n_train // 8)), split(n_test), num_classes=10)
 
 
@@ -90,8 +109,16 @@ def bench_space(space_name: str, epochs: int, folder: Path, compile: bool) -> st
     return str(path)
 
 
-def _worker(storage: str, study_name: str, config_dict: dict, data_args: tuple, n_trials: int,
-            device: str, threads: int, index: int) -> None:
+def _worker(
+    storage: str,
+    study_name: str,
+    config_dict: dict,
+    data_args: tuple,
+    n_trials: int,
+    device: str,
+    threads: int,
+    index: int,
+) -> None:
     """One worker process: the real study loop, with the dataset replaced by synthetic data."""
     import optuna
 
@@ -103,12 +130,12 @@ def _worker(storage: str, study_name: str, config_dict: dict, data_args: tuple, 
     objective.load_dataset = lambda *a, **k: data  # no dataset files on a benchmark machine
     config = StudyConfig.from_dict(config_dict)
     study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
-    run_study(study, config, n_trials=n_trials, device=device, threads=threads, workers=1,
-              worker_index=index)
+    run_study(study, config, n_trials=n_trials, device=device, threads=threads, workers=1, worker_index=index)
 
 
-def trials_per_hour(space_name: str, workers: int, profile: dict, device: str, folder: Path,
-                    compile: bool) -> tuple[float, float, int, str]:
+def trials_per_hour(
+    space_name: str, workers: int, profile: dict, device: str, folder: Path, compile: bool
+) -> tuple[float, float, int, str]:
     """(complete trials per hour once every worker is warm, per hour of wall clock including
     process start-up, complete trials, where a trial's time goes) for `workers` processes running
     `profile["trials"]` trials each. A worker's first trial pays one-time costs (first kernels,
@@ -134,8 +161,7 @@ def trials_per_hour(space_name: str, workers: int, profile: dict, device: str, f
         study.enqueue_trial(middle_params(load_space(space_path)))
     # CPU: one thread per worker, so that the worker counts compare parallel trials, not threads
     threads = 1 if device == "cpu" else max(1, _cores() // workers)
-    args = (storage, "bench", config.to_dict(), (dataset, profile["train"], profile["test"]),
-            n_trials, device, threads)
+    args = (storage, "bench", config.to_dict(), (dataset, profile["train"], profile["test"]), n_trials, device, threads)
     ctx = mp.get_context("spawn")  # CUDA cannot be forked
     start = time.perf_counter()
     procs = [ctx.Process(target=_worker, args=(*args, i)) for i in range(workers)]
@@ -155,8 +181,10 @@ def trials_per_hour(space_name: str, workers: int, profile: dict, device: str, f
     span = (max(t.datetime_complete for t in done) - warm_from).total_seconds()
     median = lambda key: statistics.median(float(t.user_attrs.get(key) or 0) for t in done)  # noqa: E731
     trial_s = statistics.median((t.datetime_complete - t.datetime_start).total_seconds() for t in done)
-    where = (f"median trial {trial_s:.1f} s: train {median('train_seconds'):.1f} s, "
-             f"compile {median('compile_seconds'):.1f} s")
+    where = (
+        f"median trial {trial_s:.1f} s: train {median('train_seconds'):.1f} s, "
+        f"compile {median('compile_seconds'):.1f} s"
+    )
     warm_rate = len(warm) * 3600 / span if warm and span > 0 else float("nan")
     return warm_rate, len(done) * 3600 / wall, len(done), where
 
@@ -179,7 +207,7 @@ def plain_loop(model, data, device, epochs: int, batch: int, lr: float) -> float
     for _ in range(epochs):
         order = torch.randperm(len(y), device=device)
         for i in range(0, len(y), batch):
-            idx = order[i:i + batch]
+            idx = order[i : i + batch]
             loss = torch.nn.functional.cross_entropy(model(augment(x[idx], data.augment, gen)), y[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -210,11 +238,13 @@ def engine_vs_plain(space_name: str, profile: dict, device: torch.device, compil
     rates = {"plain": [], "engine": []}
     for _ in range(2):  # alternate, medians: shared machines drift
         torch.manual_seed(0)
-        rates["plain"].append(plain_loop(build_model(arch), data, device, profile["engine_epochs"],
-                                         profile["batch"], 0.05))
+        rates["plain"].append(
+            plain_loop(build_model(arch), data, device, profile["engine_epochs"], profile["batch"], 0.05)
+        )
         torch.manual_seed(0)
-        rates["engine"].append(engine(build_model(arch), data, device, profile["engine_epochs"],
-                                      profile["batch"], 0.05, compile))
+        rates["engine"].append(
+            engine(build_model(arch), data, device, profile["engine_epochs"], profile["batch"], 0.05, compile)
+        )
     return statistics.median(rates["engine"]), statistics.median(rates["plain"])
 
 
@@ -249,21 +279,30 @@ def main() -> int:
     print("engine vs plain fp32 loop (training samples/s, steady epochs 2+, same model and device):")
     for space_name in args.spaces:
         ours, plain = engine_vs_plain(space_name, profile, device, args.compile)
-        print(f"  {space_name:13s} engine {ours:9.0f}  plain {plain:9.0f}  ratio {ours / plain:.2f}x"
-              + ("  (target 1.5x)" if device.type == "cuda" else ""), flush=True)
+        print(
+            f"  {space_name:13s} engine {ours:9.0f}  plain {plain:9.0f}  ratio {ours / plain:.2f}x"
+            + ("  (target 1.5x)" if device.type == "cuda" else ""),
+            flush=True,
+        )
     if args.skip_trials:
         return 0
-    print(f"complete trials per hour (train + attack + record), {profile['trials']} trials per worker "
-          "(warm workers; wall clock with process start-up and first trials in brackets):")
+    print(
+        f"complete trials per hour (train + attack + record), {profile['trials']} trials per worker "
+        "(warm workers; wall clock with process start-up and first trials in brackets):"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for space_name in args.spaces:
             base = None
             for workers in profile["workers"]:
-                span_rate, wall_rate, n, where = trials_per_hour(space_name, workers, profile, args.device,
-                                                          Path(tmp), args.compile)
+                span_rate, wall_rate, n, where = trials_per_hour(
+                    space_name, workers, profile, args.device, Path(tmp), args.compile
+                )
                 base = base or span_rate
-                print(f"  {space_name:13s} {workers} worker(s): {span_rate:8.0f}/h  ({wall_rate:.0f}/h wall, "
-                      f"{n} trials)  x{span_rate / base:.2f} vs 1 worker; {where}", flush=True)
+                print(
+                    f"  {space_name:13s} {workers} worker(s): {span_rate:8.0f}/h  ({wall_rate:.0f}/h wall, "
+                    f"{n} trials)  x{span_rate / base:.2f} vs 1 worker; {where}",
+                    flush=True,
+                )
     return 0
 
 

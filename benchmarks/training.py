@@ -7,6 +7,7 @@ and SGD settings. Ours also validates every epoch and keeps the best weights; th
 neither, so the first ratio is a conservative one; the second compares training steps only. Samples/second counts training samples per second of wall
 clock. Target: ours ≥ 0.9× the plain loop. Each side runs `--repeats` times, alternating; medians shown.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,14 +21,20 @@ from robustarch.models.arch import ArchSpec, StageSpec, build_model
 from robustarch.training.data import load_dataset
 from robustarch.training.train import TrainConfig, train_model
 
-SPEC = ArchSpec(in_chans=1, num_classes=10, input_size=8, stem_width=16,
-                stages=(StageSpec(2, 32, 1, "basic"), StageSpec(2, 64, 2, "basic")))
+SPEC = ArchSpec(
+    in_chans=1,
+    num_classes=10,
+    input_size=8,
+    stem_width=16,
+    stages=(StageSpec(2, 32, 1, "basic"), StageSpec(2, 64, 2, "basic")),
+)
 
 
 def plain_dataloader_loop(model, data, epochs: int, batch_size: int, lr: float) -> float:
     """The textbook loop: TensorDataset + shuffling DataLoader, SGD, cross-entropy."""
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(data.train.x, data.train.y),
-                                         batch_size=batch_size, shuffle=True)
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(data.train.x, data.train.y), batch_size=batch_size, shuffle=True
+    )
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
     loss_fn = nn.CrossEntropyLoss()
     model.train()
@@ -51,7 +58,7 @@ def plain_tensor_loop(model, data, epochs: int, batch_size: int, lr: float) -> f
     for _ in range(epochs):
         order = torch.randperm(n)
         for i in range(0, n, batch_size):
-            idx = order[i:i + batch_size]
+            idx = order[i : i + batch_size]
             loss = loss_fn(model(x[idx]), y[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -76,11 +83,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1])
     args = parser.parse_args()
     data = load_dataset("digits", seed=0)
-    loops = {"robustarch train_model": ours, "plain loop (DataLoader)": plain_dataloader_loop,
-             "plain loop (resident tensors)": plain_tensor_loop}
+    loops = {
+        "robustarch train_model": ours,
+        "plain loop (DataLoader)": plain_dataloader_loop,
+        "plain loop (resident tensors)": plain_tensor_loop,
+    }
     steps_only = "  ours, training steps only"
-    print(f"model {SPEC.summary()}, digits train split {len(data.train)} samples, "
-          f"{args.epochs} epochs, batch {args.batch_size}, CPU, medians of {args.repeats}")
+    print(
+        f"model {SPEC.summary()}, digits train split {len(data.train)} samples, "
+        f"{args.epochs} epochs, batch {args.batch_size}, CPU, medians of {args.repeats}"
+    )
     for threads in args.threads:
         torch.set_num_threads(threads)
         rates = {name: [] for name in [*loops, steps_only]}
@@ -101,8 +113,10 @@ def main() -> None:
         for name in list(loops)[1:]:
             ratio = ours_rate / med[name]
             verdict = "meets" if ratio >= 0.9 else "MISSES"
-            print(f"  ratio ours / {name}: {ratio:.2f}  ({verdict} the 0.9 target); "
-                  f"training steps only: {med[steps_only] / med[name]:.2f}")
+            print(
+                f"  ratio ours / {name}: {ratio:.2f}  ({verdict} the 0.9 target); "
+                f"training steps only: {med[steps_only] / med[name]:.2f}"
+            )
 
 
 if __name__ == "__main__":

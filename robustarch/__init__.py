@@ -13,6 +13,7 @@ results) → `study` (Optuna: the search itself) → `analysis` (tables, statist
 `report` (HTML). Names are resolved on first use, so `import robustarch.analysis` does not
 pull in torch.
 """
+
 from __future__ import annotations
 
 import importlib as _importlib
@@ -25,8 +26,15 @@ _os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")  # foolbox imports GitPyth
 # public name → the subpackage that defines it (each subpackage's __init__ lists its own API)
 _EXPORTS = {
     "spaces": ("SearchSpace", "load_space"),
-    "models": ("ArchSpec", "StageSpec", "build_model", "count_flops", "count_params", "load_checkpoint",
-               "save_checkpoint"),
+    "models": (
+        "ArchSpec",
+        "StageSpec",
+        "build_model",
+        "count_flops",
+        "count_params",
+        "load_checkpoint",
+        "save_checkpoint",
+    ),
     "training": ("Dataset", "load_dataset", "TrainConfig", "train_model"),
     "attacks": ("AttackResult", "AttackSuite", "SuiteConfig", "load_suite"),
     "errors": ("UserError",),

@@ -1,5 +1,6 @@
 """The package version, in a module of its own so that any stage can print it without importing
 the package's public API (and with it torch)."""
+
 from __future__ import annotations
 
 import functools
@@ -18,8 +19,13 @@ def full_version() -> str:
     if not (root / ".git").exists():
         return __version__
     try:
-        git = lambda *args: subprocess.run(["git", "-C", str(root), *args], capture_output=True,  # noqa: E731
-                                           text=True, timeout=10, check=True).stdout.strip()
+        git = lambda *args: subprocess.run(
+            ["git", "-C", str(root), *args],
+            capture_output=True,  # noqa: E731
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
         commit = git("rev-parse", "--short", "HEAD")
         dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
     except (OSError, subprocess.SubprocessError):  # no git installed, not a repository, a slow disk

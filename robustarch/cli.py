@@ -1,10 +1,10 @@
 """The `robustarch` command line: parse, call the library, print. Bad input exits 2 with one line."""
+
 from __future__ import annotations
 
 import signal
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -12,8 +12,12 @@ from rich.console import Console
 from . import commands, terminal
 from .errors import StorageFull, UserError, wrapped_error
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Adversarial robustness versus clean accuracy across neural architectures.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Adversarial robustness versus clean accuracy across neural architectures.",
+)
 spaces_app = typer.Typer(no_args_is_help=True, help="List and show search spaces.")
 app.add_typer(spaces_app, name="spaces")
 console = terminal.console
@@ -24,42 +28,98 @@ STORAGE_HELP = "Optuna storage: a journal file (default robustarch.journal) or a
 
 @app.command()
 def search(
-    config_file: Optional[str] = typer.Option(None, "--config", help="Study recipe: a preset of studies/ (e.g. cubuk2017-digits) or a YAML path. Flags given here override it."),
-    study: Optional[str] = typer.Option(None, help="Study name (same name + storage = resume); default: the recipe's, else robustarch-digits."),
+    config_file: str | None = typer.Option(
+        None,
+        "--config",
+        help="Study recipe: a preset of studies/ (e.g. cubuk2017-digits) or a YAML path. Flags given here override it.",
+    ),
+    study: str | None = typer.Option(
+        None, help="Study name (same name + storage = resume); default: the recipe's, else robustarch-digits."
+    ),
     storage: str = typer.Option("robustarch.journal", help=STORAGE_HELP),
-    dataset: Optional[str] = typer.Option(None, help="digits (built in, the default), mnist, fashion-mnist, cifar10 or svhn."),
-    data_dir: Optional[str] = typer.Option(None, help="Folder with the torchvision dataset files."),
-    space: Optional[str] = typer.Option(None, help="Search space: preset name or YAML path (default digits-cells)."),
-    suite: Optional[str] = typer.Option(None, help="Attack suite: preset name or YAML path (default: the dataset's, quick or quick-cifar)."),
-    n_trials: Optional[int] = typer.Option(None, min=1, help="Complete trials the study should hold in total, across all workers (default 12)."),
-    timeout: Optional[float] = typer.Option(None, help="Stop starting new trials after this many seconds."),
-    objective: Optional[str] = typer.Option(None, help="robust (one value, the default), clean+robust or clean+robust+size (Pareto front)."),
-    robust_metric: Optional[str] = typer.Option(None, help="The robust term: eps (worst case at --objective-eps, the default) or auc (area under the ε-curve)."),
-    objective_eps: Optional[float] = typer.Option(None, help="ε of the objective (default: middle of the suite's grid)."),
-    sampler: Optional[str] = typer.Option(None, help="tpe (the default; finds the most robust), random or qmc (a fair sample of the space, for correlations), nsgaii, gp or grid."),
-    pruner: Optional[str] = typer.Option(None, help="none (the default), median or hyperband: prune on validation accuracy (single objective only)."),
-    replicates: Optional[int] = typer.Option(None, help="Seeds per replicated architecture (default 1): each seed is its own trial, beside the --n-trials architectures."),
-    replicate_share: Optional[float] = typer.Option(None, help="Share of architectures trained with --replicates seeds, drawn at random (default 1: all); e.g. 0.25 with --replicates 3 costs +50%."),
-    enqueue: Optional[Path] = typer.Option(None, help="YAML/JSON list of parameter mappings to run first (baselines)."),
-    seed: Optional[int] = typer.Option(None, help="Seed for data splits, sampler and training (default 0)."),
-    rescore_top: Optional[int] = typer.Option(None, min=0, help="At the end, re-attack the K best models (chosen on validation) and the Pareto front with the dataset's autoattack suite on the test split (default 5 on CUDA, 0 on CPU: see `robustarch rescore`)."),
-    workers: Optional[int] = typer.Option(None, min=1, help="Local worker processes (default: the recipe's, else one per --gpus entry, else 1)."),
-    gpus: Optional[str] = typer.Option(None, help="GPU indices for the local workers, e.g. 0,1,2,3: one worker per GPU (repeat an index, 0,0,1,1, for several)."),
-    workers_per_gpu: int = typer.Option(1, min=1, help="Local workers on each GPU of --gpus (default: all visible GPUs); small candidates leave a GPU idle otherwise."),
-    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: CUDA if available)."),
-    threads: Optional[int] = typer.Option(None, help="CPU threads per worker (default: $ROBUSTARCH_THREADS or the cores divided among workers)."),
+    dataset: str | None = typer.Option(
+        None, help="digits (built in, the default), mnist, fashion-mnist, cifar10 or svhn."
+    ),
+    data_dir: str | None = typer.Option(None, help="Folder with the torchvision dataset files."),
+    space: str | None = typer.Option(None, help="Search space: preset name or YAML path (default digits-cells)."),
+    suite: str | None = typer.Option(
+        None, help="Attack suite: preset name or YAML path (default: the dataset's, quick or quick-cifar)."
+    ),
+    n_trials: int | None = typer.Option(
+        None, min=1, help="Complete trials the study should hold in total, across all workers (default 12)."
+    ),
+    timeout: float | None = typer.Option(None, help="Stop starting new trials after this many seconds."),
+    objective: str | None = typer.Option(
+        None, help="robust (one value, the default), clean+robust or clean+robust+size (Pareto front)."
+    ),
+    robust_metric: str | None = typer.Option(
+        None, help="The robust term: eps (worst case at --objective-eps, the default) or auc (area under the ε-curve)."
+    ),
+    objective_eps: float | None = typer.Option(None, help="ε of the objective (default: middle of the suite's grid)."),
+    sampler: str | None = typer.Option(
+        None,
+        help="tpe (the default; finds the most robust), random or qmc (a fair sample of the space, for correlations), nsgaii, gp or grid.",
+    ),
+    pruner: str | None = typer.Option(
+        None, help="none (the default), median or hyperband: prune on validation accuracy (single objective only)."
+    ),
+    replicates: int | None = typer.Option(
+        None,
+        help="Seeds per replicated architecture (default 1): each seed is its own trial, beside the --n-trials architectures.",
+    ),
+    replicate_share: float | None = typer.Option(
+        None,
+        help="Share of architectures trained with --replicates seeds, drawn at random (default 1: all); e.g. 0.25 with --replicates 3 costs +50%.",
+    ),
+    enqueue: Path | None = typer.Option(None, help="YAML/JSON list of parameter mappings to run first (baselines)."),
+    seed: int | None = typer.Option(None, help="Seed for data splits, sampler and training (default 0)."),
+    rescore_top: int | None = typer.Option(
+        None,
+        min=0,
+        help="At the end, re-attack the K best models (chosen on validation) and the Pareto front with the dataset's autoattack suite on the test split (default 5 on CUDA, 0 on CPU: see `robustarch rescore`).",
+    ),
+    workers: int | None = typer.Option(
+        None, min=1, help="Local worker processes (default: the recipe's, else one per --gpus entry, else 1)."
+    ),
+    gpus: str | None = typer.Option(
+        None,
+        help="GPU indices for the local workers, e.g. 0,1,2,3: one worker per GPU (repeat an index, 0,0,1,1, for several).",
+    ),
+    workers_per_gpu: int = typer.Option(
+        1,
+        min=1,
+        help="Local workers on each GPU of --gpus (default: all visible GPUs); small candidates leave a GPU idle otherwise.",
+    ),
+    device: str | None = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: CUDA if available)."),
+    threads: int | None = typer.Option(
+        None, help="CPU threads per worker (default: $ROBUSTARCH_THREADS or the cores divided among workers)."
+    ),
     report_dir: Path = typer.Option(Path("reports"), help="Where the HTML report is written."),
-    artifacts: Optional[Path] = typer.Option(None, help="Checkpoint store (default: beside the journal file)."),
+    artifacts: Path | None = typer.Option(None, help="Checkpoint store (default: beside the journal file)."),
 ):
     """Run (or resume) an architecture search study, or a study recipe, and write its HTML report."""
     from . import study as st
 
     terminal.check_options(threads=threads, timeout=timeout, device=device)
     recipe = st.load_recipe(config_file) if config_file else None
-    runs = st.plan(recipe, study, {"dataset": dataset, "space": space, "suite": suite, "objective": objective,
-                                   "robust_metric": robust_metric, "objective_eps": objective_eps,
-                                   "sampler": sampler, "seed": seed, "data_dir": data_dir, "pruner": pruner,
-                                   "replicates": replicates, "replicate_share": replicate_share})
+    runs = st.plan(
+        recipe,
+        study,
+        {
+            "dataset": dataset,
+            "space": space,
+            "suite": suite,
+            "objective": objective,
+            "robust_metric": robust_metric,
+            "objective_eps": objective_eps,
+            "sampler": sampler,
+            "seed": seed,
+            "data_dir": data_dir,
+            "pruner": pruner,
+            "replicates": replicates,
+            "replicate_share": replicate_share,
+        },
+    )
     st.check_runs(runs)  # every study of the recipe, data too, before the first is created
     commands.check_claims(runs)
     budget = n_trials or (recipe.n_trials if recipe else None) or 12
@@ -71,8 +131,18 @@ def search(
     opened, failed = [], False
     for (name, config), path in zip(runs, paths):
         optuna_study, config, worker_failed = commands.run_one(
-            storage, name, config, enqueue, budget, timeout, gpu_ids,
-            workers or (recipe.workers if recipe else None) or 1, device, threads, artifacts)
+            storage,
+            name,
+            config,
+            enqueue,
+            budget,
+            timeout,
+            gpu_ids,
+            workers or (recipe.workers if recipe else None) or 1,
+            device,
+            threads,
+            artifacts,
+        )
         commands.rescore(optuna_study, storage, config, top, device, artifacts, threads=threads)
         commands.write_search_report(optuna_study, config, path)
         opened.append(optuna_study)
@@ -87,14 +157,22 @@ def search(
 def worker(
     study: str = typer.Option(..., help="Name of an existing study to join."),
     storage: str = typer.Option("robustarch.journal", help=STORAGE_HELP),
-    n_trials: Optional[int] = typer.Option(None, min=1, help="Budget of complete trials for the whole study (default: the one `search` stored)."),
-    timeout: Optional[float] = typer.Option(None, help="Stop starting new trials after this many seconds."),
-    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: CUDA if available)."),
-    threads: Optional[int] = typer.Option(None, help="CPU threads for torch (default: $ROBUSTARCH_THREADS or all cores)."),
-    gpus: Optional[str] = typer.Option(None, help="Run one worker process per entry here, e.g. 0,1 or 0,0,1,1 (several on one GPU)."),
-    workers_per_gpu: int = typer.Option(1, min=1, help="Worker processes on each GPU of --gpus (default: all visible GPUs)."),
-    artifacts: Optional[Path] = typer.Option(None, help="Checkpoint store (default: the study's, else beside the journal file)."),
-    worker_index: Optional[int] = typer.Option(None, hidden=True, help="Set by `search --workers`."),
+    n_trials: int | None = typer.Option(
+        None, min=1, help="Budget of complete trials for the whole study (default: the one `search` stored)."
+    ),
+    timeout: float | None = typer.Option(None, help="Stop starting new trials after this many seconds."),
+    device: str | None = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: CUDA if available)."),
+    threads: int | None = typer.Option(None, help="CPU threads for torch (default: $ROBUSTARCH_THREADS or all cores)."),
+    gpus: str | None = typer.Option(
+        None, help="Run one worker process per entry here, e.g. 0,1 or 0,0,1,1 (several on one GPU)."
+    ),
+    workers_per_gpu: int = typer.Option(
+        1, min=1, help="Worker processes on each GPU of --gpus (default: all visible GPUs)."
+    ),
+    artifacts: Path | None = typer.Option(
+        None, help="Checkpoint store (default: the study's, else beside the journal file)."
+    ),
+    worker_index: int | None = typer.Option(None, hidden=True, help="Set by `search --workers`."),
     quiet: bool = typer.Option(False, help="Print nothing per trial (`search --workers` prints for all)."),
 ):
     """Join an existing study from any machine and run its trials until its budget is met."""
@@ -110,30 +188,50 @@ def worker(
     def on_trial(s, t):
         if not quiet:
             console.print(terminal.trial_line(s, t), markup=False, highlight=False, soft_wrap=True)
+
     if len(gpu_ids := terminal.parse_gpus(gpus, workers_per_gpu) or []) > 1:  # a joining process per entry
         raise typer.Exit(terminal.join_locally(optuna_study, storage, gpu_ids, budget, timeout, threads, store, quiet))
     device = f"cuda:{gpu_ids[0]}" if gpu_ids else device
-    summary = st.run_study(optuna_study, config, n_trials=budget, timeout=timeout, device=device,
-                           threads=threads, artifacts=store, worker_index=worker_index, on_trial=on_trial)
+    summary = st.run_study(
+        optuna_study,
+        config,
+        n_trials=budget,
+        timeout=timeout,
+        device=device,
+        threads=threads,
+        artifacts=store,
+        worker_index=worker_index,
+        on_trial=on_trial,
+    )
     if not quiet:
-        console.print(f"worker done: {summary.started} trials started here; study has "
-                      f"{summary.complete} of {budget} complete ({summary.stopped_by})", markup=False)
+        console.print(
+            f"worker done: {summary.started} trials started here; study has "
+            f"{summary.complete} of {budget} complete ({summary.stopped_by})",
+            markup=False,
+        )
 
 
 @app.command()
 def report(
-    study: Optional[str] = typer.Option(None, help="Study name."),
+    study: str | None = typer.Option(None, help="Study name."),
     storage: str = typer.Option("robustarch.journal", help=STORAGE_HELP),
-    out_path: Optional[Path] = typer.Option(
-        None, "--out", help="Output: HTML file (default reports/<study>.html); with --format json a "
-        ".json file, with --format csv a folder."),
-    eps: Optional[float] = typer.Option(None, help="Headline ε (default: the study's objective ε)."),
+    out_path: Path | None = typer.Option(
+        None,
+        "--out",
+        help="Output: HTML file (default reports/<study>.html); with --format json a "
+        ".json file, with --format csv a folder.",
+    ),
+    eps: float | None = typer.Option(None, help="Headline ε (default: the study's objective ε)."),
     include_flagged: bool = typer.Option(
-        False, "--include-flagged", help="Use models that failed an attack sanity check in the statistics "
-        "(default: shown, but left out of correlations and fits)."),
+        False,
+        "--include-flagged",
+        help="Use models that failed an attack sanity check in the statistics "
+        "(default: shown, but left out of correlations and fits).",
+    ),
     fmt: str = typer.Option("html", "--format", help="html (the page), json or csv (every table behind it)."),
-    compare: Optional[tuple[str, str]] = typer.Option(
-        None, help="Compare two studies of the same storage: --compare A B (e.g. standard vs adversarial training)."),
+    compare: tuple[str, str] | None = typer.Option(
+        None, help="Compare two studies of the same storage: --compare A B (e.g. standard vs adversarial training)."
+    ),
 ):
     """Write the HTML report of a study (or of two, with --compare), or export its tables."""
     from . import report as rp
@@ -159,14 +257,19 @@ def report(
 
 @app.command()
 def analyze(
-    table: Path = typer.Argument(..., help="Models (.csv/.parquet), a row each: clean_accuracy, robust_accuracy@EPS "
-                                 "(a column per ε); optional params, flops, depth, width, val_robust_accuracy@EPS, "
-                                 "n_attacked or *_se (evaluation SEs), family (related models)."),
-    samples: Optional[Path] = typer.Option(None, help="Per-sample table: model, min_eps (empty: never broken), margin."),
-    out_path: Optional[Path] = typer.Option(None, "--out", help="As for report (default reports/<table>.html)."),
-    eps: Optional[float] = typer.Option(None, help="Headline ε (default: chosen on the validation columns)."),
+    table: Path = typer.Argument(
+        ...,
+        help="Models (.csv/.parquet), a row each: clean_accuracy, robust_accuracy@EPS "
+        "(a column per ε); optional params, flops, depth, width, val_robust_accuracy@EPS, "
+        "n_attacked or *_se (evaluation SEs), family (related models).",
+    ),
+    samples: Path | None = typer.Option(None, help="Per-sample table: model, min_eps (empty: never broken), margin."),
+    out_path: Path | None = typer.Option(None, "--out", help="As for report (default reports/<table>.html)."),
+    eps: float | None = typer.Option(None, help="Headline ε (default: chosen on the validation columns)."),
     fmt: str = typer.Option("html", "--format", help="html (the page), json or csv (every table behind it)."),
-    claims: Optional[str] = typer.Option(None, help="Comma-separated claims to test (default: every claim whose columns are there)."),
+    claims: str | None = typer.Option(
+        None, help="Comma-separated claims to test (default: every claim whose columns are there)."
+    ),
 ):
     """Findings and report for results robustarch did not produce: a table of models (and per-sample ε)."""
     out.print(f"report: {commands.analyze_table_report(table, samples, out_path, eps, fmt, claims)}")
@@ -177,29 +280,36 @@ def export(
     study: str = typer.Option(..., help="Study name."),
     storage: str = typer.Option("robustarch.journal", help=STORAGE_HELP),
     out_path: Path = typer.Option(..., "--out", help="Table file: .csv, .json or .parquet."),
-    table: str = typer.Option("robustness", help="robustness (trial × attack × ε, tidy), trials (one row per "
-                              "trial), samples (per attacked sample), rescore (search vs autoattack), provenance (versions, "
-                              "device, threads, seeds per trial), or any "
-                              "table of the report (findings, correlations, power_law, depth_pairs, ...)."),
+    table: str = typer.Option(
+        "robustness",
+        help="robustness (trial × attack × ε, tidy), trials (one row per "
+        "trial), samples (per attacked sample), rescore (search vs autoattack), provenance (versions, "
+        "device, threads, seeds per trial), or any "
+        "table of the report (findings, correlations, power_law, depth_pairs, ...).",
+    ),
     include_flagged: bool = typer.Option(False, "--include-flagged", help="As for report."),
 ):
     """Export one of a study's tables (CSV, JSON or Parquet)."""
     from . import study as st
-    from .analysis import (export_table, provenance_table, rescore_table, robustness_table, samples_table,
-                           trials_table)
+    from .analysis import export_table, provenance_table, rescore_table, robustness_table, samples_table, trials_table
 
-    raw = {"robustness": robustness_table, "trials": trials_table, "samples": samples_table,
-           "rescore": rescore_table, "provenance": provenance_table}
+    raw = {
+        "robustness": robustness_table,
+        "trials": trials_table,
+        "samples": samples_table,
+        "rescore": rescore_table,
+        "provenance": provenance_table,
+    }
     terminal.check_writable(out_path, "table")
     optuna_study, _ = st.create_or_resume(st.open_storage(storage), study, None)
     if table in raw:
         frame = raw[table](optuna_study)
     else:
         from .analysis import analyze
+        from .analysis.record import snapshot
         from .errors import one_of
         from .report import analysis_tables
 
-        from .analysis.record import snapshot
         tables = analysis_tables(analyze(snapshot(optuna_study), include_flagged=include_flagged))
         if table not in tables:
             raise UserError(f"unknown table {table!r}: allowed values are {one_of(sorted(set(raw) | set(tables)))}")
@@ -209,28 +319,39 @@ def export(
 
 @app.command()
 def attack(
-    checkpoint: Optional[Path] = typer.Argument(None, help="A robustarch checkpoint (.safetensors); or use --study/--trial."),
+    checkpoint: Path | None = typer.Argument(
+        None, help="A robustarch checkpoint (.safetensors); or use --study/--trial."
+    ),
     suite: str = typer.Option("standard", help="Attack suite: quick, standard, thorough or a YAML path."),
-    study: Optional[str] = typer.Option(None, help="Attack a trial of this study (with --trial)."),
-    trial: Optional[int] = typer.Option(None, help="Trial number within --study."),
+    study: str | None = typer.Option(None, help="Attack a trial of this study (with --trial)."),
+    trial: int | None = typer.Option(None, help="Trial number within --study."),
     storage: str = typer.Option("robustarch.journal", help=STORAGE_HELP),
-    artifacts: Optional[Path] = typer.Option(None, help="Checkpoint store of the study (default: beside the journal file)."),
-    dataset: Optional[str] = typer.Option(None, help="Dataset (default: the one the model was trained on)."),
-    data_dir: Optional[str] = typer.Option(None, help="Folder with the torchvision dataset files."),
-    seed: Optional[int] = typer.Option(None, help="Seed of the data splits and of the attacks (default: the split seed the checkpoint was trained with, else 0)."),
-    samples: Optional[int] = typer.Option(None, min=1, help="Test samples to attack (default: the suite's)."),
-    device: Optional[str] = typer.Option(None, help="cpu, cuda, ... (default: CUDA if available)."),
-    threads: Optional[int] = typer.Option(None, help="CPU threads for torch (default: $ROBUSTARCH_THREADS or all cores)."),
-    out_dir: Optional[Path] = typer.Option(None, "--out", help="Folder for the tables (default: attack-results/<model>-<suite>)."),
-    adversarials: bool = typer.Option(False, "--adversarials", help="Also save the adversarial examples (adversarials.pt)."),
+    artifacts: Path | None = typer.Option(
+        None, help="Checkpoint store of the study (default: beside the journal file)."
+    ),
+    dataset: str | None = typer.Option(None, help="Dataset (default: the one the model was trained on)."),
+    data_dir: str | None = typer.Option(None, help="Folder with the torchvision dataset files."),
+    seed: int | None = typer.Option(
+        None,
+        help="Seed of the data splits and of the attacks (default: the split seed the checkpoint was trained with, else 0).",
+    ),
+    samples: int | None = typer.Option(None, min=1, help="Test samples to attack (default: the suite's)."),
+    device: str | None = typer.Option(None, help="cpu, cuda, ... (default: CUDA if available)."),
+    threads: int | None = typer.Option(None, help="CPU threads for torch (default: $ROBUSTARCH_THREADS or all cores)."),
+    out_dir: Path | None = typer.Option(
+        None, "--out", help="Folder for the tables (default: attack-results/<model>-<suite>)."
+    ),
+    adversarials: bool = typer.Option(
+        False, "--adversarials", help="Also save the adversarial examples (adversarials.pt)."
+    ),
 ):
     """Run an attack suite on a saved checkpoint (or a study's trial); print the ε-table, write the tables."""
     import dataclasses
     import tempfile
 
     from .attacks import AttackSuite, load_suite
-    from .runtime import configure_threads, pick_device
     from .models.checkpoint import check_split, load_checkpoint
+    from .runtime import configure_threads, pick_device
     from .training import load_dataset
 
     if (checkpoint is None) == (study is None):
@@ -256,12 +377,18 @@ def attack(
     check_split(ckpt.info, data.split_info(), model_name)
     bounds = tuple(ckpt.info.get("bounds", data.bounds))
     result = AttackSuite(config, bounds=bounds, device=dev).run(
-        ckpt.model, data.test.x, data.test.y, seed=seed, keep_adversarials=adversarials)
-    out.print(f"{model_name}: suite {config.name!r} ({config.threat_model}), {len(result.per_sample)} test samples, "
-              f"clean accuracy {result.clean_accuracy:.4f}, {result.seconds:.1f} s", markup=False, soft_wrap=True)
+        ckpt.model, data.test.x, data.test.y, seed=seed, keep_adversarials=adversarials
+    )
+    out.print(
+        f"{model_name}: suite {config.name!r} ({config.threat_model}), {len(result.per_sample)} test samples, "
+        f"clean accuracy {result.clean_accuracy:.4f}, {result.seconds:.1f} s",
+        markup=False,
+        soft_wrap=True,
+    )
     out.print("robust accuracy per ε (columns: attacks; worst_case = per-sample worst case over attacks)")
-    out.print(result.curve_table().to_string(float_format=lambda v: f"{v:.4f}"), markup=False, highlight=False,
-              soft_wrap=True)  # a table must not wrap at the terminal width
+    out.print(
+        result.curve_table().to_string(float_format=lambda v: f"{v:.4f}"), markup=False, highlight=False, soft_wrap=True
+    )  # a table must not wrap at the terminal width
     out.print(f"median minimal adversarial ε: {result.median_min_eps:.4g}")
     for name, check in result.sanity.items():
         verdict = "ok" if check["ok"] else f"FAILED ({check.get('severity', 'invalid')})"
@@ -274,11 +401,15 @@ def attack(
 def rescore(
     study: str = typer.Option(..., help="Study name."),
     storage: str = typer.Option("robustarch.journal", help=STORAGE_HELP),
-    top: int = typer.Option(5, min=1, help="How many of the best models (chosen on validation) to rescore, plus the Pareto front."),
-    suite: Optional[str] = typer.Option(None, help="Attack suite (default: the dataset's autoattack suite)."),
-    device: Optional[str] = typer.Option(None, help="cpu, cuda, ... (default: CUDA if available)."),
-    artifacts: Optional[Path] = typer.Option(None, help="Checkpoint store of the study (default: the study's)."),
-    threads: Optional[int] = typer.Option(None, help="CPU threads for torch (default: $ROBUSTARCH_THREADS or the idle cores)."),
+    top: int = typer.Option(
+        5, min=1, help="How many of the best models (chosen on validation) to rescore, plus the Pareto front."
+    ),
+    suite: str | None = typer.Option(None, help="Attack suite (default: the dataset's autoattack suite)."),
+    device: str | None = typer.Option(None, help="cpu, cuda, ... (default: CUDA if available)."),
+    artifacts: Path | None = typer.Option(None, help="Checkpoint store of the study (default: the study's)."),
+    threads: int | None = typer.Option(
+        None, help="CPU threads for torch (default: $ROBUSTARCH_THREADS or the idle cores)."
+    ),
 ):
     """Re-attack a study's best models with AutoAttack's composition on the test split (for its report),
     best first; the drop is measured on the test samples the search attacked; a stopped run resumes."""
@@ -312,8 +443,12 @@ def spaces_list():
         sp = load_space(name)
         low, high, _, exact = sp.param_range(**terminal.space_shape(sp), samples=16)
         span = f"{terminal.si_count(low)}-{terminal.si_count(high)} params{'' if exact else ' (sampled)'}"
-        out.print(f"{name:18s} {sp.n_architectures():>9d} architectures  {span:28s} {sp.description}",
-                  markup=False, highlight=False, soft_wrap=True)
+        out.print(
+            f"{name:18s} {sp.n_architectures():>9d} architectures  {span:28s} {sp.description}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @spaces_app.command("show")
@@ -325,14 +460,19 @@ def spaces_show(name: str = typer.Argument(..., help="Preset name or YAML path."
     sp = load_space(name)
     shape = terminal.space_shape(sp)
     low, high, n_built, exact = sp.param_range(**shape)
-    lines = [f"{sp.name} ({sp.path})", sp.description,
-             f"family {sp.family}; sized for {sp.dataset} "
-             f"({shape['in_chans']}x{shape['input_size']}x{shape['input_size']}, {shape['num_classes']} classes)",
-             f"stages: {len(sp.stages)} with strides {[s.stride for s in sp.stages]}",
-             f"architectures: {sp.n_architectures()}",
-             f"parameters: {low:,} to {high:,} ({'all architectures' if exact else f'over {n_built} sampled, corners included'})"]
-    limits = [f"max_params {sp.max_params:,}" if sp.max_params else "",
-              f"max_flops {sp.max_flops:,}" if sp.max_flops else ""]
+    lines = [
+        f"{sp.name} ({sp.path})",
+        sp.description,
+        f"family {sp.family}; sized for {sp.dataset} "
+        f"({shape['in_chans']}x{shape['input_size']}x{shape['input_size']}, {shape['num_classes']} classes)",
+        f"stages: {len(sp.stages)} with strides {[s.stride for s in sp.stages]}",
+        f"architectures: {sp.n_architectures()}",
+        f"parameters: {low:,} to {high:,} ({'all architectures' if exact else f'over {n_built} sampled, corners included'})",
+    ]
+    limits = [
+        f"max_params {sp.max_params:,}" if sp.max_params else "",
+        f"max_flops {sp.max_flops:,}" if sp.max_flops else "",
+    ]
     lines.append("constraints: " + (", ".join(x for x in limits if x) or "none"))
     lines.append("parameters (Optuna name: values):")
     for key, p in sp.params.items():

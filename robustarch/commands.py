@@ -1,11 +1,11 @@
 """What `search` and `rescore` do between parsing and printing: run one study to its budget,
 rescore its best models, write its report. `cli` stays a thin layer over these and the library.
 """
+
 from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -29,8 +29,7 @@ def rescore_default(flag: int | None, recipe, device: str | None) -> int:
     return RESCORE_TOP if pick_device(device).type == "cuda" else 0
 
 
-def run_one(storage, name, config, enqueue, n_trials, timeout, gpu_ids, workers, device, threads,
-             artifacts):
+def run_one(storage, name, config, enqueue, n_trials, timeout, gpu_ids, workers, device, threads, artifacts):
     """Create or resume one study and run it to its budget (in this process or local workers)."""
     from . import study as st
     from .study import workers as wk
@@ -43,23 +42,43 @@ def run_one(storage, name, config, enqueue, n_trials, timeout, gpu_ids, workers,
         task = progress.add_task(f"study {name}", total=expected)
         on_trial = terminal.progress_callback(progress, task, expected)
         if n_workers == 1 and not gpu_ids:
-            st.run_study(optuna_study, config, n_trials=n_trials, timeout=timeout, device=device,
-                         threads=threads, artifacts=artifacts, on_trial=on_trial)
+            st.run_study(
+                optuna_study,
+                config,
+                n_trials=n_trials,
+                timeout=timeout,
+                device=device,
+                threads=threads,
+                artifacts=artifacts,
+                on_trial=on_trial,
+            )
         else:
             optuna_study.set_user_attr("n_trials", n_trials)
-            procs = wk.start_local_workers(storage, name, n_workers, n_trials=n_trials, timeout=timeout,
-                                           device=device, gpus=gpu_ids, threads=threads,
-                                           artifacts=artifacts)
+            procs = wk.start_local_workers(
+                storage,
+                name,
+                n_workers,
+                n_trials=n_trials,
+                timeout=timeout,
+                device=device,
+                gpus=gpu_ids,
+                threads=threads,
+                artifacts=artifacts,
+            )
             worker_failed = terminal.watch_workers(progress, optuna_study, procs, on_trial)
     complete, _ = wk.count_states(optuna_study)
     if complete < n_trials:
-        console.print(f"study {name}: {complete} of {n_trials} complete trials (stopped early; run the "
-                      "same command again to resume)", markup=False)
+        console.print(
+            f"study {name}: {complete} of {n_trials} complete trials (stopped early; run the "
+            "same command again to resume)",
+            markup=False,
+        )
     return optuna_study, config, worker_failed and complete < n_trials
 
 
-def rescore(optuna_study, storage, config, top: int, device, artifacts, suite: str | None = None,
-            threads: int | None = None) -> None:
+def rescore(
+    optuna_study, storage, config, top: int, device, artifacts, suite: str | None = None, threads: int | None = None
+) -> None:
     """Re-attack the best models with the AutoAttack-composition suite (on test, for the report),
     best first, with a progress bar over the models and one over the current model's attacks."""
     from . import study as st
@@ -70,9 +89,13 @@ def rescore(optuna_study, storage, config, top: int, device, artifacts, suite: s
 
     if not pending(optuna_study, config, top):
         found = rescore_candidates(optuna_study, config, top)
-        console.print(f"rescore: every candidate (trial{'s' if len(found) > 1 else ''} {', '.join(map(str, found))}) "
-                      "is rescored already" if found
-                      else "rescore: no complete trial with a valid evaluation and a stored checkpoint", markup=False)
+        console.print(
+            f"rescore: every candidate (trial{'s' if len(found) > 1 else ''} {', '.join(map(str, found))}) "
+            "is rescored already"
+            if found
+            else "rescore: no complete trial with a valid evaluation and a stored checkpoint",
+            markup=False,
+        )
         return
     now = {"trial": None, "stored": 0}
     with terminal.progress() as progress:
@@ -94,11 +117,25 @@ def rescore(optuna_study, storage, config, top: int, device, artifacts, suite: s
             progress.console.print(terminal.rescore_line(n, record), markup=False, soft_wrap=True)
 
         try:
-            st.rescore(optuna_study, storage, config, top, device=device, artifacts=artifacts, suite=suite,
-                       threads=threads, on_start=on_start, on_attack=on_attack, on_model=on_model)
+            st.rescore(
+                optuna_study,
+                storage,
+                config,
+                top,
+                device=device,
+                artifacts=artifacts,
+                suite=suite,
+                threads=threads,
+                on_start=on_start,
+                on_attack=on_attack,
+                on_model=on_model,
+            )
         except KeyboardInterrupt:
-            progress.console.print(f"rescore stopped: {now['stored']} model(s) stored in this run; the "
-                                   "same command continues with the next", markup=False)
+            progress.console.print(
+                f"rescore stopped: {now['stored']} model(s) stored in this run; the "
+                "same command continues with the next",
+                markup=False,
+            )
             raise
 
 
@@ -121,7 +158,7 @@ def write_comparison_report(runs, opened, report_dir: Path) -> None:
     out.print(f"comparison: {write_comparison(*opened, path)}")
 
 
-def _open_study(storage: str, name: str, config, enqueue: Optional[Path]):
+def _open_study(storage: str, name: str, config, enqueue: Path | None):
     """Create or resume the study; queue the `--enqueue` baselines (checked before anything is stored)."""
     from . import study as st
     from .spaces import load_space
@@ -133,8 +170,9 @@ def _open_study(storage: str, name: str, config, enqueue: Optional[Path]):
     return optuna_study, config
 
 
-def analyze_table_report(table: Path, samples: Optional[Path], out_path: Optional[Path], eps, fmt: str,
-                         claims: Optional[str] = None) -> Path:
+def analyze_table_report(
+    table: Path, samples: Path | None, out_path: Path | None, eps, fmt: str, claims: str | None = None
+) -> Path:
     """`robustarch analyze`: the report (or its tables) of a plain table of models."""
     from .analysis import analyze_table
     from .errors import UserError
@@ -145,12 +183,15 @@ def analyze_table_report(table: Path, samples: Optional[Path], out_path: Optiona
     path = out_path or default_path(table.stem, fmt)
     names = [c.strip() for c in claims.split(",") if c.strip()] if claims else None
     with new_folders_undone(path if fmt != "csv" else path / "trials.csv"):
-        terminal.check_writable(path if fmt != "csv" else path / "trials.csv", "report",
-                                make="folder" if fmt == "csv" or out_path is None else "")
+        terminal.check_writable(
+            path if fmt != "csv" else path / "trials.csv",
+            "report",
+            make="folder" if fmt == "csv" or out_path is None else "",
+        )
         return write_analysis(analyze_table(table, samples, eps=eps, claims=names), path, fmt)
 
 
-def study_report(storage: str, study: str, out_path: Optional[Path], eps, include_flagged: bool, fmt: str) -> Path:
+def study_report(storage: str, study: str, out_path: Path | None, eps, include_flagged: bool, fmt: str) -> Path:
     """`robustarch report --study`: the page (or its tables) of a stored study; nothing written on failure."""
     from . import report as rp
     from . import study as st
@@ -192,7 +233,8 @@ def check_claims(runs) -> None:
 def retrain(optuna_study, config, top: int, seeds: int, device, threads, artifacts) -> None:
     """Retrain the `top` architectures (shrunken validation robust accuracy) with `seeds` fresh seeds
     each, best first, with a progress bar; print observed against predicted against retrained."""
-    from .study.retrain import pending_retrains, retrain as run
+    from .study.retrain import pending_retrains
+    from .study.retrain import retrain as run
 
     eps = optuna_study.user_attrs.get("objective_eps")
     if eps is None:
@@ -216,15 +258,26 @@ def retrain(optuna_study, config, top: int, seeds: int, device, threads, artifac
                 progress.advance(task)
 
             try:
-                run(optuna_study, config, targets, seeds, device=device, threads=threads, artifacts=artifacts,
-                    on_start=on_start, on_model=on_model)
+                run(
+                    optuna_study,
+                    config,
+                    targets,
+                    seeds,
+                    device=device,
+                    threads=threads,
+                    artifacts=artifacts,
+                    on_start=on_start,
+                    on_model=on_model,
+                )
             except KeyboardInterrupt:
-                progress.console.print(f"retrain stopped: {now['stored']} seed(s) stored in this run; the same "
-                                       "command continues with the next", markup=False)
+                progress.console.print(
+                    f"retrain stopped: {now['stored']} seed(s) stored in this run; the same "
+                    "command continues with the next",
+                    markup=False,
+                )
                 raise
     else:
-        console.print(f"retrain: every seed of the top {len(targets)} architecture(s) is trained already",
-                      markup=False)
+        console.print(f"retrain: every seed of the top {len(targets)} architecture(s) is trained already", markup=False)
     print_retrain(optuna_study, eps, top, config.seed)
 
 
@@ -260,12 +313,14 @@ def print_retrain(optuna_study, eps: float, top: int, seed: int) -> None:
 def retrain_command(
     study: str = typer.Option(..., help="Study name."),
     storage: str = typer.Option("robustarch.journal", help="Optuna storage: a journal file or an SQLAlchemy URL."),
-    top: int = typer.Option(3, min=1, help="How many of the best architectures (shrunken validation robust "
-                            "accuracy) to retrain."),
+    top: int = typer.Option(
+        3, min=1, help="How many of the best architectures (shrunken validation robust accuracy) to retrain."
+    ),
     seeds: int = typer.Option(3, min=1, help="Fresh training seeds per architecture."),
-    device: Optional[str] = typer.Option(None, help="cpu, cuda, ... (default: CUDA if available)."),
-    threads: Optional[int] = typer.Option(None, help="CPU threads for torch (default: $ROBUSTARCH_THREADS or the "
-                                          "idle cores)."),
+    device: str | None = typer.Option(None, help="cpu, cuda, ... (default: CUDA if available)."),
+    threads: int | None = typer.Option(
+        None, help="CPU threads for torch (default: $ROBUSTARCH_THREADS or the idle cores)."
+    ),
 ):
     """Retrain a study's best architectures with fresh seeds, score them with its suite, and rewrite its
     report with observed against predicted; a stopped run resumes with the next seed."""

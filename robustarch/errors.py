@@ -2,6 +2,7 @@
 
 Anything raised as `UserError` is the user's to fix (a file, a field, a name); everything else is a bug.
 """
+
 from __future__ import annotations
 
 import errno

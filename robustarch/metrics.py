@@ -5,6 +5,7 @@ clean/robust Pareto front (the study rescores it, the report draws it).
 `attacks/` verifies with these tolerances, `study/` scores with the area, and `analysis/` recomputes
 both from stored tables on machines that may have no torch at all.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,6 +1,7 @@
 """Study names as file names: one safe, length-capped name per study, the same for every command
 (search's report, `report`, exports, comparison pages), so that no name can leave its folder.
 """
+
 from __future__ import annotations
 
 import hashlib

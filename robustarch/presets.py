@@ -3,6 +3,7 @@
 The YAML files live in the repository's top-level `search_spaces/`, `attacks/` and `studies/` folders and are
 shipped inside the wheel as `robustarch/_presets/<kind>/`, so names work after a plain `pip install .`.
 """
+
 from __future__ import annotations
 
 import math
@@ -44,12 +45,10 @@ def resolve(kind: str, name_or_path: str | Path) -> Path:
     if candidate.is_file():
         return candidate
     label = {"search_spaces": "search space", "attacks": "attack suite", "studies": "study recipe"}[kind]
-    raise UserError(
-        f"unknown {label} {text!r}: use a YAML file path or one of {one_of(preset_names(kind))}"
-    )
+    raise UserError(f"unknown {label} {text!r}: use a YAML file path or one of {one_of(preset_names(kind))}")
 
 
-def load_yaml(path: Path) -> "Section":
+def load_yaml(path: Path) -> Section:
     """Parse a YAML mapping safely into a `Section`; errors name the file and line."""
     try:
         text = path.read_text(encoding="utf-8")
@@ -114,9 +113,17 @@ class Section:
             if key not in allowed:
                 raise self.error(key, f"unknown field; allowed fields are {one_of(allowed)}")
 
-    def get(self, key: str, kind: type | tuple[type, ...], default: Any = _REQUIRED, *,
-            choices: tuple | list | None = None, min: float | None = None,
-            max: float | None = None, above: float | None = None) -> Any:
+    def get(
+        self,
+        key: str,
+        kind: type | tuple[type, ...],
+        default: Any = _REQUIRED,
+        *,
+        choices: tuple | list | None = None,
+        min: float | None = None,
+        max: float | None = None,
+        above: float | None = None,
+    ) -> Any:
         """Read a scalar field, checking type, allowed values and range (`min`/`max` inclusive,
         `above` exclusive); a float must be finite."""
         if key not in self.data or self.data[key] is None:
@@ -142,7 +149,7 @@ class Section:
             raise self.error(key, f"got {value!r}; must be > {above}")
         return value
 
-    def section(self, key: str, default: Any = _REQUIRED) -> "Section":
+    def section(self, key: str, default: Any = _REQUIRED) -> Section:
         value = self.data.get(key)
         if value is None:
             if default is _REQUIRED:
@@ -152,7 +159,7 @@ class Section:
             raise self.error(key, f"expected a mapping, got {value!r}")
         return Section(value, self.field(key), self.file, self._lines)
 
-    def sections(self, key: str) -> list["Section"]:
+    def sections(self, key: str) -> list[Section]:
         value = self.data.get(key)
         if not isinstance(value, list) or not value:
             raise self.error(key, "expected a non-empty list")

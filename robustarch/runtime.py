@@ -6,6 +6,7 @@ Measured on the 2-core development machine under a load average of ~4 (benchmark
 digits net, medians of 3): 1 thread 556 samples/s, 2 threads 98 samples/s; idle, 2 threads beat 1
 by at most ~1.4x. Hence: one thread per idle core, never more than the cores per worker.
 """
+
 from __future__ import annotations
 
 import os
@@ -46,8 +47,15 @@ CPU_BATCH = 1024  # CPU: large enough to amortise Python overhead, small enough 
 MAX_BATCH = 65536
 
 
-def batch_size_for(model: torch.nn.Module, sample: torch.Tensor, device: torch.device, *,
-                   grad: bool = False, fraction: float = 0.3, cap: int = MAX_BATCH) -> int:
+def batch_size_for(
+    model: torch.nn.Module,
+    sample: torch.Tensor,
+    device: torch.device,
+    *,
+    grad: bool = False,
+    fraction: float = 0.3,
+    cap: int = MAX_BATCH,
+) -> int:
     """The largest batch of inputs shaped like `sample` (one input, no batch dimension) that `model`
     can take on `device` within `fraction` of the free memory; `grad`: with input gradients, as an
     attack needs. CUDA: measured with a 32-sample probe against `torch.cuda.mem_get_info`; CPU:

@@ -1,11 +1,11 @@
 """What the command line shows and checks besides parsing: the progress display, one line per
 finished trial, writable output paths and GPU lists. Kept apart so that `cli` stays a list of commands.
 """
+
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Optional
 
 from rich.console import Console
 
@@ -54,7 +54,7 @@ def report_paths(report_dir: Path, names) -> list[Path]:
     return paths
 
 
-def attack_dir(out_dir: Optional[Path], model_name: str, suite_name: str) -> Path:
+def attack_dir(out_dir: Path | None, model_name: str, suite_name: str) -> Path:
     """`attack --out`, or attack-results/<model>-<suite>/ (safe names, created), checked writable."""
     from .names import file_stem
 
@@ -63,8 +63,7 @@ def attack_dir(out_dir: Optional[Path], model_name: str, suite_name: str) -> Pat
     return path
 
 
-def check_options(*, threads: Optional[int] = None, timeout: Optional[float] = None,
-                  device: Optional[str] = None) -> None:
+def check_options(*, threads: int | None = None, timeout: float | None = None, device: str | None = None) -> None:
     """The options several commands share, checked before any work, one line each: `--threads`
     (and $ROBUSTARCH_THREADS) >= 1, `--timeout` > 0 seconds, `--device` known and present."""
     import math
@@ -85,7 +84,7 @@ def check_options(*, threads: Optional[int] = None, timeout: Optional[float] = N
     check_device(device)
 
 
-def check_device(device: Optional[str]) -> None:
+def check_device(device: str | None) -> None:
     """`--device`: cpu, cuda or cuda:N with that GPU present (mps where available); else one line."""
     if device is None:
         return
@@ -147,11 +146,19 @@ def trial_line(study, trial) -> str:
 def rescore_line(number: int, rescored: dict) -> str:
     """One line per model re-attacked at the end of a search."""
     curve = " ".join(f"{v:.3f}" for v in rescored["robust_accuracy"]["worst_case"])
-    drop = "" if not rescored.get("n_compared") else (  # measured on the test samples the search attacked
-        f"; drop from the search on its {rescored['n_compared']} samples "
-        + " ".join("–" if d is None else f"{d:+.3f}" for d in rescored["drop"]))
-    return (f"rescored trial {number} with {rescored['suite']} on test in {rescored['seconds']:.1f} s: "
-            f"worst-case robust accuracy per ε {curve}{drop}")
+    drop = (
+        ""
+        if not rescored.get("n_compared")
+        # measured on the test samples the search attacked
+        else (
+            f"; drop from the search on its {rescored['n_compared']} samples "
+            + " ".join("–" if d is None else f"{d:+.3f}" for d in rescored["drop"])
+        )
+    )
+    return (
+        f"rescored trial {number} with {rescored['suite']} on test in {rescored['seconds']:.1f} s: "
+        f"worst-case robust accuracy per ε {curve}{drop}"
+    )
 
 
 def progress_callback(progress, task, n_trials):
@@ -161,11 +168,11 @@ def progress_callback(progress, task, n_trials):
         done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
         progress.console.print(trial_line(study, trial), markup=False, highlight=False, soft_wrap=True)
         progress.update(task, completed=min(done, n_trials))
+
     return on_trial
 
 
-def parse_gpus(gpus: Optional[str], workers_per_gpu: int = 1, *,
-               visible: Optional[int] = None) -> Optional[list[int]]:
+def parse_gpus(gpus: str | None, workers_per_gpu: int = 1, *, visible: int | None = None) -> list[int] | None:
     """`--gpus 0,1` and `--workers-per-gpu N` → one GPU index per local worker (`[0, 0, 1, 1]`), or
     None for no GPU list. A repeated index (`0,0,1,1`) also puts several workers on one GPU;
     `--workers-per-gpu` alone means every visible GPU. `visible`: the CUDA device count (default:
@@ -179,14 +186,17 @@ def parse_gpus(gpus: Optional[str], workers_per_gpu: int = 1, *,
     plural = f"{visible} CUDA device{'s' if visible != 1 else ''} visible"
     if gpus is None:
         if not visible:
-            raise UserError(f"--workers-per-gpu {workers_per_gpu}: no GPU on this machine ({plural}); "
-                            "on CPU use --workers N")
+            raise UserError(
+                f"--workers-per-gpu {workers_per_gpu}: no GPU on this machine ({plural}); on CPU use --workers N"
+            )
         gpus = ",".join(str(i) for i in range(visible))
     try:
         ids = [int(g) for g in gpus.split(",") if g.strip()]
     except ValueError:
-        raise UserError(f"--gpus {gpus!r}: expected GPU indices separated by commas, e.g. 0,1,2 "
-                        "(repeat an index for several workers on one GPU: 0,0,1,1)") from None
+        raise UserError(
+            f"--gpus {gpus!r}: expected GPU indices separated by commas, e.g. 0,1,2 "
+            "(repeat an index for several workers on one GPU: 0,0,1,1)"
+        ) from None
     if not ids:
         raise UserError("--gpus: give at least one GPU index, e.g. 0,1")
     missing = [g for g in ids if not 0 <= g < visible]
@@ -200,8 +210,9 @@ def parse_gpus(gpus: Optional[str], workers_per_gpu: int = 1, *,
 def progress():
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=console)
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    )
 
 
 def watch_workers(progress, optuna_study, procs, on_trial) -> bool:
@@ -210,32 +221,49 @@ def watch_workers(progress, optuna_study, procs, on_trial) -> bool:
 
     def on_exit(i, proc):
         if proc.returncode != 0:
-            progress.console.print(f"worker {i} (pid {proc.pid}) exited with status {proc.returncode}; "
-                                   "its trial is retried by the other workers (or on resume)", markup=False)
+            progress.console.print(
+                f"worker {i} (pid {proc.pid}) exited with status {proc.returncode}; "
+                "its trial is retried by the other workers (or on resume)",
+                markup=False,
+            )
+
     return any(wk.watch(optuna_study, procs, on_trial=on_trial, on_exit=on_exit))
 
 
-def join_locally(optuna_study, storage: str, gpu_ids: list[int], n_trials: int, timeout, threads,
-                 artifacts, quiet: bool) -> int:
+def join_locally(
+    optuna_study, storage: str, gpu_ids: list[int], n_trials: int, timeout, threads, artifacts, quiet: bool
+) -> int:
     """`robustarch worker --gpus ... / --workers-per-gpu N`: one joining worker process per entry
     of `gpu_ids`; waits for them and returns 1 when any failed, else 0."""
     from .study import workers as wk
 
-    procs = wk.start_local_workers(storage, optuna_study.study_name, len(gpu_ids), n_trials=n_trials,
-                                   timeout=timeout, gpus=gpu_ids, threads=threads, artifacts=artifacts,
-                                   quiet=quiet, joining=True)
+    procs = wk.start_local_workers(
+        storage,
+        optuna_study.study_name,
+        len(gpu_ids),
+        n_trials=n_trials,
+        timeout=timeout,
+        gpus=gpu_ids,
+        threads=threads,
+        artifacts=artifacts,
+        quiet=quiet,
+        joining=True,
+    )
     return int(any(wk.watch(optuna_study, procs)))
 
 
 def retrain_line(r, eps: float) -> str:
     """`robustarch retrain`'s line per architecture: observed, predicted and retrained robust accuracy."""
+
     def num(v):
         return "–" if v is None or v != v else f"{v:.3f}"
 
-    return (f"#{r.rank} {r.arch_summary} ({r.seeds} seed(s) in the search): robust accuracy at ε={eps:g} observed "
-            f"{num(r.observed)} · predicted for fresh seeds {num(r.predicted)} [{num(r.predicted_low)}, "
-            f"{num(r.predicted_high)}] · retrained {num(r.retrained)} [{num(r.retrained_low)}, "
-            f"{num(r.retrained_high)}] over {r.retrained_seeds} fresh seed(s)")
+    return (
+        f"#{r.rank} {r.arch_summary} ({r.seeds} seed(s) in the search): robust accuracy at ε={eps:g} observed "
+        f"{num(r.observed)} · predicted for fresh seeds {num(r.predicted)} [{num(r.predicted_low)}, "
+        f"{num(r.predicted_high)}] · retrained {num(r.retrained)} [{num(r.retrained_low)}, "
+        f"{num(r.retrained_high)}] over {r.retrained_seeds} fresh seed(s)"
+    )
 
 
 def space_shape(sp) -> dict:

@@ -3,6 +3,7 @@
 Records what a user would see go wrong: console errors, uncaught exceptions, JS dialogs (an
 injected `alert`), and any network request a self-contained page should never make.
 """
+
 from __future__ import annotations
 
 import base64
@@ -16,10 +17,21 @@ import time
 import urllib.request
 from pathlib import Path
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--disable-extensions", "--remote-allow-origins=*", "--remote-debugging-port=0",
-                  "--window-size=1300,1600", "--hide-scrollbars"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--remote-allow-origins=*",
+    "--remote-debugging-port=0",
+    "--window-size=1300,1600",
+    "--hide-scrollbars",
+]
 
 
 def find_chromium() -> str | None:
@@ -37,8 +49,11 @@ class Browser:
         import websocket  # websocket-client
 
         self.profile = tempfile.mkdtemp(prefix="robustarch-chromium-")
-        self.proc = subprocess.Popen([executable, *CHROMIUM_FLAGS, f"--user-data-dir={self.profile}",
-                                      "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [executable, *CHROMIUM_FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         port_file = Path(self.profile) / "DevToolsActivePort"
         deadline = time.time() + 60
         while not (port_file.exists() and port_file.read_text().strip()):
@@ -52,8 +67,7 @@ class Browser:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as resp:
                 targets = [t for t in json.load(resp) if t.get("type") == "page"]
             time.sleep(0.05)
-        self.ws = websocket.create_connection(targets[0]["webSocketDebuggerUrl"], timeout=30,
-                                              suppress_origin=True)
+        self.ws = websocket.create_connection(targets[0]["webSocketDebuggerUrl"], timeout=30, suppress_origin=True)
         self._ids = itertools.count(1)
         self.events: list[dict] = []
         for domain in ("Page", "Runtime", "Log", "Network"):
@@ -73,8 +87,9 @@ class Browser:
     def _event(self, msg):
         self.events.append(msg)
         if msg.get("method") == "Page.javascriptDialogOpening":  # never leave a dialog blocking the page
-            self.ws.send(json.dumps({"id": next(self._ids), "method": "Page.handleJavaScriptDialog",
-                                     "params": {"accept": True}}))
+            self.ws.send(
+                json.dumps({"id": next(self._ids), "method": "Page.handleJavaScriptDialog", "params": {"accept": True}})
+            )
 
     def open(self, path: Path, timeout: float = 60):
         self.events.clear()
@@ -98,8 +113,10 @@ class Browser:
         for e in self.events:
             m, p = e.get("method"), e.get("params", {})
             if m == "Runtime.exceptionThrown":
-                out.append(f"exception: {p['exceptionDetails'].get('text')} "
-                           f"{p['exceptionDetails'].get('exception', {}).get('description', '')}")
+                out.append(
+                    f"exception: {p['exceptionDetails'].get('text')} "
+                    f"{p['exceptionDetails'].get('exception', {}).get('description', '')}"
+                )
             elif m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "warning", "assert"):
                 out.append(f"console.{p['type']}: {[a.get('value') for a in p.get('args', [])]}")
             elif m == "Log.entryAdded" and p["entry"].get("level") in ("error", "warning"):
@@ -119,8 +136,10 @@ class Browser:
         params = {"format": "png"}
         if full_page:
             size = self.eval("[document.documentElement.scrollWidth, document.documentElement.scrollHeight]")
-            params |= {"captureBeyondViewport": True,
-                       "clip": {"x": 0, "y": 0, "width": size[0], "height": min(size[1], 8000), "scale": 1}}
+            params |= {
+                "captureBeyondViewport": True,
+                "clip": {"x": 0, "y": 0, "width": size[0], "height": min(size[1], 8000), "scale": 1},
+            }
         data = self.call("Page.captureScreenshot", **params)["data"]
         Path(path).write_bytes(base64.b64decode(data))
         return Path(path)
@@ -146,6 +165,8 @@ def require_chromium() -> str:
     if exe is None:
         if os.environ.get("ROBUSTARCH_SKIP_BROWSER") == "1":
             pytest.skip("chromium not installed and ROBUSTARCH_SKIP_BROWSER=1")
-        pytest.fail("chromium is not installed (apt-get install -y chromium); set ROBUSTARCH_SKIP_BROWSER=1 "
-                    "to skip the browser tests explicitly")
+        pytest.fail(
+            "chromium is not installed (apt-get install -y chromium); set ROBUSTARCH_SKIP_BROWSER=1 "
+            "to skip the browser tests explicitly"
+        )
     return exe

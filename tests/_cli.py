@@ -1,4 +1,5 @@
 """Running the command line inside the test process (no second torch import)."""
+
 from __future__ import annotations
 
 import signal

@@ -1,4 +1,5 @@
 """Small model wrappers the attack tests share."""
+
 from __future__ import annotations
 
 import torch

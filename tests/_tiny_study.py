@@ -1,5 +1,6 @@
 """Helpers for study tests: a tiny search space and attack suite (a trial takes ~1-2 s on one CPU
 thread), worker processes, and a real PostgreSQL server (from .ci/run, or started here)."""
+
 from __future__ import annotations
 
 import glob
@@ -77,9 +78,15 @@ def worker_env(**extra: str) -> dict:
 
 
 def robustarch(*args: str, cwd: Path, env: dict | None = None, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "robustarch", *args], cwd=cwd,
-                            env=env or worker_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "robustarch", *args],
+        cwd=cwd,
+        env=env or worker_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
 
 
 def wait_for(predicate, timeout: float, what: str, step: float = 0.05):
@@ -102,8 +109,10 @@ def _pg_bin() -> Path | None:
     found = shutil.which("initdb")
     if found:
         return Path(found).resolve().parent
-    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-                      key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0)
+    versions = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+        key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0,
+    )
     return Path(versions[-1]).parent if versions else None
 
 
@@ -127,12 +136,22 @@ def postgres_url():
     port = _free_port()
     run = lambda *cmd: subprocess.run([*as_user, *cmd], check=True, capture_output=True)  # noqa: E731
     run(str(pg_bin / "initdb"), "-D", str(data / "db"), "-A", "trust", "-U", "postgres")
-    run(str(pg_bin / "pg_ctl"), "-D", str(data / "db"), "-l", str(data / "log"), "-w", "-o",
-        f"-p {port} -k {data} -c listen_addresses=127.0.0.1", "start")
+    run(
+        str(pg_bin / "pg_ctl"),
+        "-D",
+        str(data / "db"),
+        "-l",
+        str(data / "log"),
+        "-w",
+        "-o",
+        f"-p {port} -k {data} -c listen_addresses=127.0.0.1",
+        "start",
+    )
     try:
         run(str(pg_bin / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "robustarch_test")
         yield f"postgresql://postgres@127.0.0.1:{port}/robustarch_test"
     finally:
-        subprocess.run([*as_user, str(pg_bin / "pg_ctl"), "-D", str(data / "db"), "-m", "immediate", "stop"],
-                       capture_output=True)
+        subprocess.run(
+            [*as_user, str(pg_bin / "pg_ctl"), "-D", str(data / "db"), "-m", "immediate", "stop"], capture_output=True
+        )
         shutil.rmtree(data, ignore_errors=True)

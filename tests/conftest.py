@@ -1,4 +1,5 @@
 """Shared fixtures: small real data and a small trained model, built once per test session."""
+
 from __future__ import annotations
 
 import os
@@ -24,8 +25,13 @@ def digits():
 def digits_model(digits):
     """A small CNN trained on digits for a few epochs (~97% test accuracy)."""
     torch.manual_seed(0)
-    spec = ArchSpec(in_chans=1, num_classes=10, input_size=8, stem_width=16,
-                    stages=(StageSpec(1, 32, 1, "plain"), StageSpec(1, 32, 2, "plain")))
+    spec = ArchSpec(
+        in_chans=1,
+        num_classes=10,
+        input_size=8,
+        stem_width=16,
+        stages=(StageSpec(1, 32, 1, "plain"), StageSpec(1, 32, 2, "plain")),
+    )
     model = build_model(spec)
     train_model(model, digits, TrainConfig(epochs=6, lr=0.1, batch_size=128), device=torch.device("cpu"))
     model.eval()

@@ -1,4 +1,5 @@
 """robustarch.analysis.stats / powerlaw / analysis: numbers checked against direct scipy computations."""
+
 from __future__ import annotations
 
 import math
@@ -7,14 +8,14 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
+from _studies import EPS, make_study
 from scipy import stats
 
-from _studies import EPS, make_study
 from robustarch.analysis import analyze, pareto_front
-from robustarch.metrics import curve_area
 from robustarch.analysis.powerlaw import MAX_ERROR, margin_tail_exponent, slope_summary
 from robustarch.analysis.record import trials_table
-from robustarch.analysis.stats import bootstrap_statistic, correlate, ols, partial_correlation, resample_counts
+from robustarch.analysis.stats import bootstrap_statistic, correlate, ols, partial_correlation
+from robustarch.metrics import curve_area
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -24,8 +25,9 @@ Y = np.array([0.40, 0.52, 0.31, 0.60, 0.45, 0.45, 0.50, 0.71, 0.22, 0.41, 0.55, 
 Z = np.array([3.1, 4.2, 2.9, 5.0, 3.8, 3.3, 4.1, 5.5, 2.5, 3.6, 4.4, 4.9])
 
 
-@pytest.mark.parametrize("method,fn", [("pearson", stats.pearsonr), ("spearman", stats.spearmanr),
-                                       ("kendall", stats.kendalltau)])
+@pytest.mark.parametrize(
+    "method,fn", [("pearson", stats.pearsonr), ("spearman", stats.spearmanr), ("kendall", stats.kendalltau)]
+)
 def test_correlation_matches_scipy(method, fn):
     row = next(r for r in correlate(X, Y, n_boot=300) if r["method"] == method)
     ref = fn(X, Y)
@@ -35,8 +37,9 @@ def test_correlation_matches_scipy(method, fn):
     assert row["ci_low"] < row["coef"] < row["ci_high"]
 
 
-@pytest.mark.parametrize("method,fn", [("pearson", stats.pearsonr), ("spearman", stats.spearmanr),
-                                       ("kendall", stats.kendalltau)])
+@pytest.mark.parametrize(
+    "method,fn", [("pearson", stats.pearsonr), ("spearman", stats.spearmanr), ("kendall", stats.kendalltau)]
+)
 def test_bootstrap_resamples_equal_scipy_on_the_drawn_samples(method, fn):
     """Our vectorized resample statistic is exactly scipy's statistic on the explicit resample."""
     rng = np.random.default_rng(3)
@@ -47,15 +50,23 @@ def test_bootstrap_resamples_equal_scipy_on_the_drawn_samples(method, fn):
     np.testing.assert_allclose(ours, ref, atol=1e-6)
 
 
-@pytest.mark.parametrize("method,fn", [("pearson", stats.pearsonr), ("spearman", stats.spearmanr),
-                                       ("kendall", stats.kendalltau)])
+@pytest.mark.parametrize(
+    "method,fn", [("pearson", stats.pearsonr), ("spearman", stats.spearmanr), ("kendall", stats.kendalltau)]
+)
 def test_bootstrap_ci_is_seeded_and_equals_scipys_bca_on_the_same_resamples(method, fn):
     a = correlate(X, Y, methods=(method,), n_boot=2000, seed=7)[0]
     b = correlate(X, Y, methods=(method,), n_boot=2000, seed=7)[0]
     assert (a["ci_low"], a["ci_high"]) == (b["ci_low"], b["ci_high"])
     # scipy draws rng.integers(0, n, (B, n)) from the same seed: the very resamples of resample_counts
-    ref = stats.bootstrap((X, Y), lambda x, y: fn(x, y).statistic, paired=True, vectorized=False,
-                          n_resamples=2000, method="BCa", rng=np.random.default_rng(7)).confidence_interval
+    ref = stats.bootstrap(
+        (X, Y),
+        lambda x, y: fn(x, y).statistic,
+        paired=True,
+        vectorized=False,
+        n_resamples=2000,
+        method="BCa",
+        rng=np.random.default_rng(7),
+    ).confidence_interval
     assert a["ci_low"] == pytest.approx(ref.low, abs=1e-6) and a["ci_high"] == pytest.approx(ref.high, abs=1e-6)
 
 
@@ -68,11 +79,11 @@ def test_constant_or_short_input_gives_nan_not_an_error():
 def test_partial_correlation_matches_the_textbook_formula(method):
     x, y, z = (stats.rankdata(v) for v in (X, Y, Z)) if method == "spearman" else (X, Y, Z)
     rxy, rxz, ryz = (stats.pearsonr(a, b).statistic for a, b in ((x, y), (x, z), (y, z)))
-    expected = (rxy - rxz * ryz) / math.sqrt((1 - rxz ** 2) * (1 - ryz ** 2))
+    expected = (rxy - rxz * ryz) / math.sqrt((1 - rxz**2) * (1 - ryz**2))
     got = partial_correlation(X, Y, Z, method=method, n_boot=500)
     assert got["coef"] == pytest.approx(expected, abs=1e-10)
     n = len(X)
-    t = expected * math.sqrt((n - 3) / (1 - expected ** 2))
+    t = expected * math.sqrt((n - 3) / (1 - expected**2))
     assert got["p_value"] == pytest.approx(2 * stats.t.sf(abs(t), n - 3), rel=1e-9)
     assert got["ci_low"] < got["coef"] < got["ci_high"]
 
@@ -83,7 +94,7 @@ def test_ols_with_one_predictor_equals_linregress_with_hc3_errors():
     c = coef.set_index("term")
     assert c.loc["x", "coef"] == pytest.approx(ref.slope)
     assert c.loc["intercept", "coef"] == pytest.approx(ref.intercept)
-    assert fit["r2"] == pytest.approx(ref.rvalue ** 2) and fit["cov_type"] == "HC3"
+    assert fit["r2"] == pytest.approx(ref.rvalue**2) and fit["cov_type"] == "HC3"
     # HC3 (MacKinnon & White 1985), computed directly: (X'X)⁻¹ X' diag(e² / (1 − h)²) X (X'X)⁻¹
     design = np.column_stack([np.ones(len(X)), X])
     bread = np.linalg.inv(design.T @ design)
@@ -140,16 +151,16 @@ def test_slope_summary_pools_with_random_effects_and_tells_universal_from_hetero
     assert s["q1"] == pytest.approx(np.quantile([1.50, 1.52, 1.48, 1.51], 0.25))
     assert s["pooled_ci_low"] < 1.5 < s["pooled_ci_high"] and s["tau"] == 0 and s["i2"] == 0
     # DerSimonian–Laird by hand: τ² = (Q − df) / (Σw − Σw²/Σw), then weights 1 / (v + τ²)
-    v, w = np.full(4, 0.05 ** 2), np.full(4, 1 / 0.05 ** 2)
+    v, w = np.full(4, 0.05**2), np.full(4, 1 / 0.05**2)
     k = differ["slope"].to_numpy()
     q = float((w * (k - k.mean()) ** 2).sum())
-    tau2 = (q - 3) / (w.sum() - (w ** 2).sum() / w.sum())
+    tau2 = (q - 3) / (w.sum() - (w**2).sum() / w.sum())
     assert d["tau"] == pytest.approx(math.sqrt(tau2)) and d["i2"] == pytest.approx((q - 3) / q)
     assert d["pooled"] == pytest.approx(k.mean())
     ws = 1 / (v + tau2)  # Hartung–Knapp: the weighted residual variance, t with k − 1 df
     se = math.sqrt((ws * (k - k.mean()) ** 2).sum() / 3 / ws.sum())
     assert d["pooled_ci_high"] - d["pooled_ci_low"] == pytest.approx(2 * stats.t.ppf(0.975, 3) * se)
-    half = math.sqrt(tau2 + se ** 2)  # the prediction interval is much wider than the CI
+    half = math.sqrt(tau2 + se**2)  # the prediction interval is much wider than the CI
     assert d["pi_high"] - d["pi_low"] == pytest.approx(2 * stats.t.ppf(0.975, 2) * half)
 
 
@@ -222,8 +233,9 @@ def test_power_law_table_has_one_fit_per_complete_trial_each_in_its_own_window(a
     assert (used["error_high"] <= MAX_ERROR + 1e-9).all()
     fitted = pl[pl["status"] == "ok"]
     assert ((fitted["ci_low"] <= fitted["slope"]) & (fitted["slope"] <= fitted["ci_high"])).all()
-    assert set(pl["error_source"]) == {"worst case over all attacks (min_adversarial_eps; fixed-ε attacks "
-                                       "quantized to the ε grid)"}  # this synthetic study stored no minimization ε
+    assert set(pl["error_source"]) == {
+        "worst case over all attacks (min_adversarial_eps; fixed-ε attacks quantized to the ε grid)"
+    }  # this synthetic study stored no minimization ε
     assert analysis.fits["power_law"]["n_models"] == int(np.isfinite(used["slope"]).sum())
 
 

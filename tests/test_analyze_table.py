@@ -1,6 +1,7 @@
 """`analyze_table` / `robustarch analyze`: the findings and report on a plain table of models that
 robustarch did not produce — here CIFAR-10 L∞ entries of the RobustBench leaderboard — and the same
 analysis as a study's when fed that study's own numbers."""
+
 from __future__ import annotations
 
 import json
@@ -12,9 +13,9 @@ import optuna
 import pandas as pd
 import pytest
 from _cli import run_cli_output as _run
+from _studies import make_study
 
 import robustarch
-from _studies import make_study
 from robustarch.analysis import analyze, robustness_table, samples_table
 from robustarch.errors import UserError
 from robustarch.report import build_report
@@ -55,8 +56,9 @@ def test_claims_without_their_columns_are_skipped_and_say_why(leaderboard):
     assert 'id="table-source"' in html and "robustarch analyze" in html
     assert "per-sample table" in html and "Holm" in html
     assert "Attack suite" not in html  # what a table does not record is left out, with a line saying so
-    no_size = robustarch.analyze_table(pd.read_csv(ROBUSTBENCH, comment="#").drop(columns=["params", "depth"]),
-                                       n_boot=100)
+    no_size = robustarch.analyze_table(
+        pd.read_csv(ROBUSTBENCH, comment="#").drop(columns=["params", "depth"]), n_boot=100
+    )
     assert _finding(no_size, "size_adds_little")["verdict"] == "skipped"
     assert "'params' column" in _finding(no_size, "size_adds_little")["text"]
 
@@ -66,8 +68,9 @@ def _as_tables(study):
     a = analyze(study, n_boot=200)
     t = a.tables["trials"]
     u = t[t["robust_accuracy"].notna()]
-    models = u[["trial", "arch_summary", "clean_accuracy", "attacked_clean_accuracy", "params", "flops", "depth",
-                "width"]].rename(columns={"trial": "model", "arch_summary": "arch"})
+    models = u[
+        ["trial", "arch_summary", "clean_accuracy", "attacked_clean_accuracy", "params", "flops", "depth", "width"]
+    ].rename(columns={"trial": "model", "arch_summary": "arch"})
     wc = robustness_table(study).query("attack == 'worst_case'")
     for eps, g in wc.groupby("eps"):
         models[f"robust_accuracy@{eps}"] = models["model"].map(dict(zip(g["trial"], g["robust_accuracy"])))
@@ -86,8 +89,14 @@ def test_a_study_and_its_table_give_the_same_statistics():
     assert list(fa.index) == list(fb.index)
     assert fa.loc["robust_tracks_clean", "value"] == pytest.approx(fb.loc["robust_tracks_clean", "value"])
     assert fa.loc["power_law", "value"] == pytest.approx(fb.loc["power_law", "value"], rel=1e-6)
-    cubuk = ["robust_tracks_clean", "conditional_tracks_clean", "size_adds_little", "power_law",
-             "slope_matches_margin_tail", "deeper_more_robust"]
+    cubuk = [
+        "robust_tracks_clean",
+        "conditional_tracks_clean",
+        "size_adds_little",
+        "power_law",
+        "slope_matches_margin_tail",
+        "deeper_more_robust",
+    ]
     assert (fb.loc[cubuk, "verdict"] != "skipped").all()  # every input they need is in the table
 
 
@@ -107,13 +116,16 @@ def test_headline_eps_is_chosen_on_validation_columns():
     assert 'id="headline-eps"' in html and "chosen on the validation split" in html
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda m: m.drop(columns=["clean_accuracy"]), "no 'clean_accuracy' column"),
-    (lambda m: m.drop(columns=["robust_accuracy@8/255"]), "no robust accuracy column"),
-    (lambda m: m.assign(clean_accuracy=m["clean_accuracy"] * 100), "must lie in [0, 1]"),
-    (lambda m: m.rename(columns={"robust_accuracy@8/255": "robust_accuracy@eight"}), "is not an ε"),
-    (lambda m: m.assign(params="big"), "'big' is not a number"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda m: m.drop(columns=["clean_accuracy"]), "no 'clean_accuracy' column"),
+        (lambda m: m.drop(columns=["robust_accuracy@8/255"]), "no robust accuracy column"),
+        (lambda m: m.assign(clean_accuracy=m["clean_accuracy"] * 100), "must lie in [0, 1]"),
+        (lambda m: m.rename(columns={"robust_accuracy@8/255": "robust_accuracy@eight"}), "is not an ε"),
+        (lambda m: m.assign(params="big"), "'big' is not a number"),
+    ],
+)
 def test_bad_tables_are_one_line_errors(change, message):
     models = pd.read_csv(ROBUSTBENCH, comment="#")
     with pytest.raises(UserError) as exc:
@@ -124,8 +136,20 @@ def test_bad_tables_are_one_line_errors(change, message):
 def test_analyze_command_writes_page_and_tables(tmp_path, monkeypatch, capsys):
     samples = pd.DataFrame({"model": ["Wong2020Fast"] * 3, "min_eps": [0.01, None, 0.02], "margin": [1.0, 2.0, 3.0]})
     samples.to_csv(tmp_path / "s.csv", index=False)
-    code, out, err = _run(["analyze", str(ROBUSTBENCH), "--samples", str(tmp_path / "s.csv"), "--format", "json",
-                           "--out", str(tmp_path / "rb.json")], monkeypatch, capsys)
+    code, out, err = _run(
+        [
+            "analyze",
+            str(ROBUSTBENCH),
+            "--samples",
+            str(tmp_path / "s.csv"),
+            "--format",
+            "json",
+            "--out",
+            str(tmp_path / "rb.json"),
+        ],
+        monkeypatch,
+        capsys,
+    )
     assert code == 0, err
     doc = json.loads((tmp_path / "rb.json").read_text())
     assert len(doc["trials"]) == 27 and doc["info"][0]["source"] == "table"

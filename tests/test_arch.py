@@ -1,4 +1,5 @@
 """Architectures: every cell type and option builds from timm's layers; a spec rebuilds the same model."""
+
 from __future__ import annotations
 
 import itertools
@@ -11,9 +12,15 @@ from robustarch.training.train import TrainingFailed, build_or_fail
 
 
 def spec(cell="basic", norm="batchnorm", se=0.0, kernel=3, **kw) -> ArchSpec:
-    return ArchSpec(in_chans=1, num_classes=10, input_size=8, stem_width=8,
-                    stages=(StageSpec(2, 8, 1, cell, kernel, se), StageSpec(1, 16, 2, cell, kernel, se)),
-                    norm=norm, **kw)
+    return ArchSpec(
+        in_chans=1,
+        num_classes=10,
+        input_size=8,
+        stem_width=8,
+        stages=(StageSpec(2, 8, 1, cell, kernel, se), StageSpec(1, 16, 2, cell, kernel, se)),
+        norm=norm,
+        **kw,
+    )
 
 
 @pytest.mark.parametrize("cell, norm", list(itertools.product(CELL_TYPES, NORMS)))
@@ -67,9 +74,17 @@ def test_old_specs_without_new_fields_still_load():
 def test_timm_resnet_family_overrides_layers_and_channels():
     from timm.models.resnet import ResNet
 
-    s = ArchSpec(in_chans=3, num_classes=10, input_size=32, stem_width=64, family="timm-resnet",
-                 stages=tuple(StageSpec(d, w, 1 if i == 0 else 2, "basic") for i, (d, w) in
-                              enumerate([(1, 16), (2, 32), (1, 64), (1, 64)])))
+    s = ArchSpec(
+        in_chans=3,
+        num_classes=10,
+        input_size=32,
+        stem_width=64,
+        family="timm-resnet",
+        stages=tuple(
+            StageSpec(d, w, 1 if i == 0 else 2, "basic")
+            for i, (d, w) in enumerate([(1, 16), (2, 32), (1, 64), (1, 64)])
+        ),
+    )
     model = build_model(s)
     assert isinstance(model, ResNet)
     assert [len(getattr(model, f"layer{i}")) for i in range(1, 5)] == [1, 2, 1, 1]
@@ -88,8 +103,14 @@ def test_depth_width_and_flops():
 
 
 def test_unbuildable_spec_fails_as_invalid_arch():
-    bad = ArchSpec(in_chans=1, num_classes=10, input_size=8, stem_width=16, family="timm-resnet",
-                   stages=(StageSpec(1, 16, 1, "basic"),))  # timm's ResNet needs 4 stages
+    bad = ArchSpec(
+        in_chans=1,
+        num_classes=10,
+        input_size=8,
+        stem_width=16,
+        family="timm-resnet",
+        stages=(StageSpec(1, 16, 1, "basic"),),
+    )  # timm's ResNet needs 4 stages
     with pytest.raises(TrainingFailed) as info:
         build_or_fail(bad)
     assert info.value.reason == "invalid_arch"

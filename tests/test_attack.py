@@ -2,6 +2,7 @@
 
 Numbered comments refer to the points of issue 3.
 """
+
 from __future__ import annotations
 
 import copy
@@ -13,15 +14,14 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from _models import ExpectsNormalized
 import torch
+from _models import ExpectsNormalized
 from torch import nn
 
 import robustarch.attacks.native as attack_module
 from robustarch import AttackSuite, UserError
-from robustarch.attacks import WORST_CASE
+from robustarch.attacks import WORST_CASE, AttackConfig, SuiteConfig
 from robustarch.attacks.gradient import PGDParams, pgd
-from robustarch.attacks import AttackConfig, SuiteConfig
 from robustarch.attacks.verify import lp_distance, verify
 from robustarch.metrics import eps_tolerance
 
@@ -33,8 +33,7 @@ def fgsm():
 
 
 def pgd_cfg(steps=10, restarts=2, label="LinfPGD", **kw):
-    return AttackConfig("LinfPGD", label, {"steps": steps, "loss": "margin", **kw}, restarts=restarts,
-                        engine="native")
+    return AttackConfig("LinfPGD", label, {"steps": steps, "loss": "margin", **kw}, restarts=restarts, engine="native")
 
 
 def fmn(steps=20):
@@ -46,8 +45,9 @@ def noise(repeats=5):
 
 
 def suite(*attacks, eps=GRID, samples=80, threat="linf", **kw) -> SuiteConfig:
-    return SuiteConfig(name="tiny", threat_model=threat, eps=tuple(eps), attacks=tuple(attacks),
-                       samples=samples, batch_size=32, **kw)
+    return SuiteConfig(
+        name="tiny", threat_model=threat, eps=tuple(eps), attacks=tuple(attacks), samples=samples, batch_size=32, **kw
+    )
 
 
 class Counting(nn.Module):
@@ -172,7 +172,8 @@ def test_only_clean_correct_samples_and_only_previously_broken_ones_are_attacked
     monkeypatch.setattr(attack_module, "pgd", spy)
     grid = (0.05, 0.1, 0.2, 0.3)
     result = AttackSuite(suite(pgd_cfg(steps=5, restarts=1), eps=grid, samples=60, large_eps=False)).run(
-        digits_model, x, y, seed=0)
+        digits_model, x, y, seed=0
+    )
     ps = result.per_sample
     wrong = set(np.flatnonzero(~ps["clean_correct"].to_numpy()))
     assert set(range(5)) <= wrong
@@ -220,8 +221,9 @@ def test_native_pgd_at_least_as_strong_as_foolbox_default(digits, digits_model):
     for p in digits_model.parameters():
         p.requires_grad_(True)
     # Same steps, same loss (cross-entropy), one start: only the step size (2.5·ε/steps) differs.
-    same_budget = AttackSuite(suite(pgd_cfg(steps=40, restarts=1, loss="ce"), eps=(eps,), samples=150,
-                                    large_eps=False)).run(digits_model, x, y, seed=0)
+    same_budget = AttackSuite(
+        suite(pgd_cfg(steps=40, restarts=1, loss="ce"), eps=(eps,), samples=150, large_eps=False)
+    ).run(digits_model, x, y, seed=0)
     assert same_budget.robust_accuracy(eps) <= foolbox_robust
     quick = AttackSuite.load("quick")
     pgd_standard = [a for a in quick.config.attacks if a.attack == "LinfPGD"]
@@ -254,7 +256,8 @@ def test_model_state_restored_and_eval_mode_used(digits, digits_model):
     first.requires_grad_(False)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     AttackSuite(suite(fgsm(), pgd_cfg(steps=3, restarts=1), eps=(0.1,), samples=30)).run(
-        model, digits.test.x, digits.test.y, seed=0)
+        model, digits.test.x, digits.test.y, seed=0
+    )
     assert model.training and all(m.training for m in model.modules())
     assert not first.requires_grad and all(p.requires_grad for p in list(model.parameters())[1:])
     after = model.state_dict()
@@ -274,9 +277,16 @@ def test_deterministic_given_seed(digits, digits_model):
 # -- 6. sanity checks -----------------------------------------------------------------------------
 def test_sanity_flags_with_numbers_on_a_healthy_model(tiny):
     s = tiny.sanity
-    assert set(s) == {"deterministic_outputs", "curve_non_increasing", "large_eps_chance_level",
-                      "unbounded_minimization_breaks_all", "iterative_at_least_single_step",
-                      "gradient_free_not_stronger", "gradients_finite_nonzero", "cross_entropy_not_saturated"}
+    assert set(s) == {
+        "deterministic_outputs",
+        "curve_non_increasing",
+        "large_eps_chance_level",
+        "unbounded_minimization_breaks_all",
+        "iterative_at_least_single_step",
+        "gradient_free_not_stronger",
+        "gradients_finite_nonzero",
+        "cross_entropy_not_saturated",
+    }
     assert all(check["ok"] for check in s.values()), s
     assert s["large_eps_chance_level"]["robust_accuracy"] == 0.0 and s["large_eps_chance_level"]["chance"] == 0.1
     assert s["unbounded_minimization_breaks_all"]["fraction_broken"] >= 0.99
@@ -298,8 +308,11 @@ class Quantized(nn.Module):
 
 def test_sanity_flags_gradient_masking(digits, digits_model):
     masked = Quantized(digits_model).eval()
-    result = AttackSuite(suite(fgsm(), pgd_cfg(steps=5, restarts=1, random_start=False), noise(20),
-                               eps=(0.05, 0.1, 0.2, 0.3), samples=60)).run(masked, digits.test.x, digits.test.y, seed=0)
+    result = AttackSuite(
+        suite(
+            fgsm(), pgd_cfg(steps=5, restarts=1, random_start=False), noise(20), eps=(0.05, 0.1, 0.2, 0.3), samples=60
+        )
+    ).run(masked, digits.test.x, digits.test.y, seed=0)
     s = result.sanity
     assert not s["gradients_finite_nonzero"]["ok"] and s["gradients_finite_nonzero"]["fraction_zero"] == 1.0
     assert not s["gradient_free_not_stronger"]["ok"] and s["gradient_free_not_stronger"]["violations"] > 0
@@ -307,12 +320,15 @@ def test_sanity_flags_gradient_masking(digits, digits_model):
 
 
 def test_step_doubling_check(digits, digits_model):
-    result = AttackSuite(suite(pgd_cfg(steps=4, restarts=1), eps=(0.05, 0.1, 0.2), samples=40,
-                               step_doubling=True)).run(digits_model, digits.test.x, digits.test.y, seed=0)
+    result = AttackSuite(suite(pgd_cfg(steps=4, restarts=1), eps=(0.05, 0.1, 0.2), samples=40, step_doubling=True)).run(
+        digits_model, digits.test.x, digits.test.y, seed=0
+    )
     check = result.sanity["step_doubling_stable"]
     curves = check["curves"]["LinfPGD"]
     assert len(curves["steps"]) == len(curves["double_steps"]) == 3
-    assert check["max_change"] == pytest.approx(max(abs(a - b) for a, b in zip(curves["steps"], curves["double_steps"])))
+    assert check["max_change"] == pytest.approx(
+        max(abs(a - b) for a, b in zip(curves["steps"], curves["double_steps"]))
+    )
     assert check["ok"] == (check["max_change"] < 0.01)
 
 
@@ -332,7 +348,8 @@ def test_timm_resnet(digits):
         nn.functional.cross_entropy(model(x[batch]), y[batch]).backward()
         opt.step()
     result = AttackSuite(suite(fgsm(), pgd_cfg(steps=3, restarts=1), fmn(5), eps=(0.05, 0.2, 5.0), samples=40)).run(
-        model, digits.test.x, digits.test.y, seed=0)
+        model, digits.test.x, digits.test.y, seed=0
+    )
     assert result.clean_accuracy > 0.4
     assert result.robust_accuracy(5.0) == 0.0 and result.robust_accuracy(0.2) <= result.robust_accuracy(0.05)
     assert result.sanity["gradients_finite_nonzero"]["ok"]
@@ -354,7 +371,9 @@ def test_clear_errors_for_bad_models_and_inputs(digits, digits_model):
     x, y = digits.test.x, digits.test.y
     with pytest.raises(UserError, match=r"outside the declared bounds \[0, 1\]"):
         AttackSuite(cfg).run(digits_model, x * 255, y)
-    with pytest.raises(UserError, match=r"\(batch, classes\) tensor of logits; for a batch of 20 it returned shape \(200,\)"):
+    with pytest.raises(
+        UserError, match=r"\(batch, classes\) tensor of logits; for a batch of 20 it returned shape \(200,\)"
+    ):
         AttackSuite(cfg).run(nn.Sequential(digits_model, nn.Flatten(0)), x, y)
     with pytest.raises(UserError, match="tensor of logits; got tuple"):
         AttackSuite(cfg).run(_TupleOut(digits_model), x, y)
@@ -372,10 +391,14 @@ class _TupleOut(nn.Module):
 
 
 def test_l2_threat_model(digits, digits_model):
-    cfg = suite(AttackConfig("FGM", "FGM", engine="native"),
-                AttackConfig("L2PGD", "L2PGD", {"steps": 10}, restarts=1, engine="native"),
-                AttackConfig("L2FMNAttack", "L2FMNAttack", {"steps": 10}, engine="foolbox"),
-                eps=(0.25, 0.5, 1.0, 2.0), samples=40, threat="l2")
+    cfg = suite(
+        AttackConfig("FGM", "FGM", engine="native"),
+        AttackConfig("L2PGD", "L2PGD", {"steps": 10}, restarts=1, engine="native"),
+        AttackConfig("L2FMNAttack", "L2FMNAttack", {"steps": 10}, engine="foolbox"),
+        eps=(0.25, 0.5, 1.0, 2.0),
+        samples=40,
+        threat="l2",
+    )
     result = AttackSuite(cfg).run(digits_model, digits.test.x, digits.test.y, seed=0, keep_adversarials=True)
     adv = result.adversarials["L2PGD"]
     rows = np.flatnonzero(np.isfinite(adv["eps"].numpy()) & (adv["eps"].numpy() > 0))
@@ -388,9 +411,13 @@ def test_l2_threat_model(digits, digits_model):
 def test_minimization_attacks_report_l2_distances_under_l2(digits, digits_model):
     """FMN (Foolbox) and FAB-T (native) under L2: each sample's minimal ε is the L2 distance of its
     adversarial, not the L∞ one."""
-    cfg = suite(AttackConfig("L2FMNAttack", "fmn", {"steps": 20}, engine="foolbox"),
-                AttackConfig("L2FABT", "fab-t", {"steps": 10, "n_target_classes": 2}, engine="native"),
-                eps=(0.25, 0.5, 1.0, 2.0), samples=40, threat="l2")
+    cfg = suite(
+        AttackConfig("L2FMNAttack", "fmn", {"steps": 20}, engine="foolbox"),
+        AttackConfig("L2FABT", "fab-t", {"steps": 10, "n_target_classes": 2}, engine="native"),
+        eps=(0.25, 0.5, 1.0, 2.0),
+        samples=40,
+        threat="l2",
+    )
     result = AttackSuite(cfg).run(digits_model, digits.test.x, digits.test.y, seed=0, keep_adversarials=True)
     for label in ("fmn", "fab-t"):
         adv = result.adversarials[label]
@@ -418,8 +445,9 @@ def test_cuda_matches_cpu(digits, digits_model):
 # -- 8. CLI -----------------------------------------------------------------------------------------
 def _cli(*args, cwd):
     env = {**os.environ, "COLUMNS": "60", "ROBUSTARCH_THREADS": "1"}  # narrow: tables must not wrap
-    return subprocess.run([sys.executable, "-m", "robustarch", "attack", *args], capture_output=True,
-                          text=True, cwd=cwd, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "robustarch", "attack", *args], capture_output=True, text=True, cwd=cwd, env=env
+    )
 
 
 def test_cli_attacks_a_checkpoint_and_a_study_trial(tmp_path, digits_model, monkeypatch, capsys):
@@ -428,12 +456,19 @@ def test_cli_attacks_a_checkpoint_and_a_study_trial(tmp_path, digits_model, monk
     from robustarch import ArchSpec, StageSpec, save_checkpoint
     from robustarch import study as st
 
-    spec = ArchSpec(in_chans=1, num_classes=10, input_size=8, stem_width=16,
-                    stages=(StageSpec(1, 32, 1, "plain"), StageSpec(1, 32, 2, "plain")))
+    spec = ArchSpec(
+        in_chans=1,
+        num_classes=10,
+        input_size=8,
+        stem_width=16,
+        stages=(StageSpec(1, 32, 1, "plain"), StageSpec(1, 32, 2, "plain")),
+    )
     ckpt = save_checkpoint(tmp_path / "model.safetensors", digits_model, spec, {}, {"dataset": "digits"})
     yaml_path = tmp_path / "tiny.yaml"
-    yaml_path.write_text("name: tiny\neps: [0.05, 0.1, 0.3]\nsamples: 30\nattacks:\n  - attack: FGSM\n"
-                         "  - attack: LinfPGD\n    steps: 5\n")
+    yaml_path.write_text(
+        "name: tiny\neps: [0.05, 0.1, 0.3]\nsamples: 30\nattacks:\n  - attack: FGSM\n"
+        "  - attack: LinfPGD\n    steps: 5\n"
+    )
     proc = _cli(str(ckpt), "--suite", str(yaml_path), "--out", "res", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
@@ -449,19 +484,47 @@ def test_cli_attacks_a_checkpoint_and_a_study_trial(tmp_path, digits_model, monk
     study, _ = st.create_or_resume(st.open_storage(storage), "demo", st.StudyConfig())
     trial = study.ask()
     (tmp_path / "store").mkdir()
-    artifact = upload_artifact(artifact_store=FileSystemArtifactStore(str(tmp_path / "store")),
-                               file_path=str(ckpt), study_or_trial=trial)
+    artifact = upload_artifact(
+        artifact_store=FileSystemArtifactStore(str(tmp_path / "store")), file_path=str(ckpt), study_or_trial=trial
+    )
     trial.set_user_attr("checkpoint_artifact", artifact)
     study.tell(trial, 0.5)
-    proc = _cli("--study", "demo", "--trial", "0", "--storage", storage, "--artifacts", str(tmp_path / "store"),
-                "--suite", str(yaml_path), cwd=tmp_path)
+    proc = _cli(
+        "--study",
+        "demo",
+        "--trial",
+        "0",
+        "--storage",
+        storage,
+        "--artifacts",
+        str(tmp_path / "store"),
+        "--suite",
+        str(yaml_path),
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "attack-results" / "demo-trial-0-tiny" / "curve.csv").is_file()
     # The same entry point in-process (a subprocess costs ~10 s of imports): a missing trial.
     from robustarch.cli import main
 
-    monkeypatch.setattr(sys, "argv", ["robustarch", "attack", "--study", "demo", "--trial", "7",
-                                      "--storage", storage, "--suite", "quick", "--out", str(tmp_path / "x")])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "robustarch",
+            "attack",
+            "--study",
+            "demo",
+            "--trial",
+            "7",
+            "--storage",
+            storage,
+            "--suite",
+            "quick",
+            "--out",
+            str(tmp_path / "x"),
+        ],
+    )
     with pytest.raises(SystemExit) as exit_info:
         main()
     err = capsys.readouterr().err

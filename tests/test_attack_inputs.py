@@ -1,6 +1,7 @@
 """The attack library's input contract: every bad input to `AttackSuite` is refused before any attack
 runs, in one line naming what was expected; the caller's clean accuracy is checked; suites adapt to
 models with 2 or 3 classes; and arbitrary suite YAML loads or fails with one line (hypothesis)."""
+
 from __future__ import annotations
 
 import copy
@@ -8,9 +9,9 @@ import dataclasses
 import warnings
 
 import pytest
-from _models import ExpectsNormalized
 import torch
 import yaml
+from _models import ExpectsNormalized
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -63,16 +64,19 @@ def test_float_labels_are_refused_not_truncated(digits, digits_model):
     assert as_int.curve.equals(as_float.curve)
 
 
-@pytest.mark.parametrize("kwargs, expected", [
-    ({"mean": [0.5, 0.5, 0.5], "std": [0, 0, 0]}, "std= must be finite numbers > 0"),
-    ({"mean": [0.5], "std": [-1.0]}, "std= must be finite numbers > 0"),
-    ({"mean": [float("nan")], "std": [1.0]}, "mean= must be finite numbers"),
-    ({"bounds": (1, 0)}, "bounds must be finite (low, high) with low < high, got (1, 0)"),
-    ({"bounds": (0, float("inf"))}, "bounds must be finite"),
-    ({"bounds": 1}, "bounds must be two numbers (low, high)"),
-    ({"device": "foo"}, "unknown device 'foo'"),
-    ({"eot": 0}, "eot= must be a whole number of draws >= 1"),
-])
+@pytest.mark.parametrize(
+    "kwargs, expected",
+    [
+        ({"mean": [0.5, 0.5, 0.5], "std": [0, 0, 0]}, "std= must be finite numbers > 0"),
+        ({"mean": [0.5], "std": [-1.0]}, "std= must be finite numbers > 0"),
+        ({"mean": [float("nan")], "std": [1.0]}, "mean= must be finite numbers"),
+        ({"bounds": (1, 0)}, "bounds must be finite (low, high) with low < high, got (1, 0)"),
+        ({"bounds": (0, float("inf"))}, "bounds must be finite"),
+        ({"bounds": 1}, "bounds must be two numbers (low, high)"),
+        ({"device": "foo"}, "unknown device 'foo'"),
+        ({"eot": 0}, "eot= must be a whole number of draws >= 1"),
+    ],
+)
 def test_bad_suite_arguments_are_refused_by_name(kwargs, expected):
     with pytest.raises(UserError) as info:
         AttackSuite(tiny_suite(), **kwargs)
@@ -93,7 +97,8 @@ def test_mean_with_more_values_than_channels(digits, digits_model):
     # 3 values on 3 channels (or 1 for all) run
     for mean in ([0.0, 0.0, 0.0], [0.0]):
         result = AttackSuite(tiny_suite(), mean=mean, std=[1.0]).run(
-            Grey(digits_model), colour(digits.test.x[:40]), digits.test.y[:40], seed=0)
+            Grey(digits_model), colour(digits.test.x[:40]), digits.test.y[:40], seed=0
+        )
         assert result.clean_accuracy > 0.9
 
 
@@ -112,7 +117,9 @@ def test_a_layout_the_model_does_not_take_is_one_line(digits, digits_model):
     """A model that fails on the inputs' shape: its own error, in one line, with the shape we gave."""
     with pytest.raises(UserError) as info:
         AttackSuite(tiny_suite()).run(digits_model, colour(digits.test.x[:40]), digits.test.y[:40])
-    assert one_line(info).startswith("the model failed on float32 inputs of shape (40, 3, 8, 8), laid out as (n, C, H, W)")
+    assert one_line(info).startswith(
+        "the model failed on float32 inputs of shape (40, 3, 8, 8), laid out as (n, C, H, W)"
+    )
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float64])
@@ -204,8 +211,10 @@ def _few_class_model(digits, classes: int) -> tuple[nn.Module, torch.Tensor, tor
 def _small(name: str, samples: int = 60) -> SuiteConfig:
     """A preset at small budgets (same attacks, settings scaled down) for a test."""
     small = {"steps": 5, "queries": 30}
-    attacks = tuple(dataclasses.replace(a, kwargs={k: small.get(k, v) for k, v in a.kwargs.items()})
-                    for a in load_suite(name).attacks)
+    attacks = tuple(
+        dataclasses.replace(a, kwargs={k: small.get(k, v) for k, v in a.kwargs.items()})
+        for a in load_suite(name).attacks
+    )
     return dataclasses.replace(load_suite(name), attacks=attacks, samples=samples)
 
 
@@ -217,7 +226,9 @@ def test_few_classes_adapt_the_dlr_attacks_in_one_line(digits, preset, classes):
     with pytest.warns(UserWarning) as record:
         result = AttackSuite(config).run(model, x, y, seed=0)
     (message,) = [str(w.message) for w in record if "class model" in str(w.message)]
-    assert "\n" not in message and f"{classes}-class model: the DLR loss needs >= 3 classes, targeted DLR >= 4" in message
+    assert (
+        "\n" not in message and f"{classes}-class model: the DLR loss needs >= 3 classes, targeted DLR >= 4" in message
+    )
     apgdt = "apgd-t" if preset.startswith("autoattack") else "L2APGDT" if "l2" in preset else "LinfAPGDT"
     ran = {a.label: a for a in result.suite.attacks}
     if classes == 2:
@@ -232,8 +243,10 @@ def test_few_classes_adapt_the_dlr_attacks_in_one_line(digits, preset, classes):
 
 def test_a_suite_of_dlr_attacks_only_has_nothing_left_on_two_classes(digits):
     model, x, y = _few_class_model(digits, 2)
-    config = tiny_suite(AttackConfig("LinfAPGDT", "apgd-t", {"steps": 5}, engine="native"),
-                        AttackConfig("LinfAPGD", "apgd-dlr", {"steps": 5, "loss": "dlr"}, engine="native"))
+    config = tiny_suite(
+        AttackConfig("LinfAPGDT", "apgd-t", {"steps": 5}, engine="native"),
+        AttackConfig("LinfAPGD", "apgd-dlr", {"steps": 5, "loss": "dlr"}, engine="native"),
+    )
     with pytest.raises(UserError) as info:
         AttackSuite(config).run(model, x, y)
     assert "no attack left for a 2-class model" in one_line(info)
@@ -251,56 +264,124 @@ def test_ten_classes_keep_the_suite_as_configured(digits, digits_model):
 # Each attack with the settings it takes (mostly in range, sometimes not), so that most documents get
 # past the first field and the range checks of every attack are reached.
 _KEYS = {
-    "FGSM": (), "FGM": (), "Nope": ("steps",),
+    "FGSM": (),
+    "FGM": (),
+    "Nope": ("steps",),
     "LinfPGD": ("steps", "rel_stepsize", "abs_stepsize", "random_start", "loss"),
     "L2PGD": ("steps", "rel_stepsize", "abs_stepsize", "random_start", "loss"),
-    "LinfAPGD": ("steps", "rho", "loss"), "L2APGDT": ("steps", "rho", "n_target_classes", "sweep_steps"),
-    "LinfSquare": ("queries", "p_init", "rescale_schedule"), "L2FABT": ("steps", "n_target_classes", "alpha_max", "eta", "beta"),
+    "LinfAPGD": ("steps", "rho", "loss"),
+    "L2APGDT": ("steps", "rho", "n_target_classes", "sweep_steps"),
+    "LinfSquare": ("queries", "p_init", "rescale_schedule"),
+    "L2FABT": ("steps", "n_target_classes", "alpha_max", "eta", "beta"),
     "LInfFMNAttack": ("steps", "max_stepsize", "min_stepsize", "gamma", "init_attack", "binary_search_steps"),
     "L2FMNAttack": ("steps", "max_stepsize", "gamma", "binary_search_steps"),
-    "HopSkipJumpAttack": ("steps", "initial_gradient_eval_steps", "max_gradient_eval_steps", "stepsize_search",
-                          "gamma", "constraint", "init_attack"),
+    "HopSkipJumpAttack": (
+        "steps",
+        "initial_gradient_eval_steps",
+        "max_gradient_eval_steps",
+        "stepsize_search",
+        "gamma",
+        "constraint",
+        "init_attack",
+    ),
     "L2DeepFoolAttack": ("steps", "candidates", "overshoot", "loss"),
     "L2CarliniWagnerAttack": ("binary_search_steps", "steps", "stepsize", "confidence", "initial_const", "abort_early"),
     "DDNAttack": ("init_epsilon", "steps", "gamma"),
     "LinfRepeatedAdditiveUniformNoiseAttack": ("repeats", "check_trivial"),
 }
 _OURS = ("name", "restarts", "engine", "samples")
-_scalars = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True)
-            | st.sampled_from(["linf", "l2", "ce", "dlr", "8/255", "1/0", ""]) | st.text(max_size=6))
-_values = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=3)
-                       | st.dictionaries(st.sampled_from(["steps", "attack", "x"]), inner, max_size=2), max_leaves=4)
-_setting = st.one_of(st.integers(-2, 30), st.integers(-2, 30), st.floats(-1, 3), st.booleans(), _values,
-                     st.sampled_from(["ce", "dlr", "margin", "logits", "linf", "l2", "geometric_progression",
-                                      "native", "foolbox"]))
-_BY_THREAT = {"linf": ["FGSM", "LinfPGD", "LinfAPGD", "LinfSquare", "LInfFMNAttack",
-                        "LinfRepeatedAdditiveUniformNoiseAttack", "HopSkipJumpAttack"],
-              "l2": ["FGM", "L2PGD", "L2APGDT", "L2FABT", "L2FMNAttack", "L2DeepFoolAttack", "L2CarliniWagnerAttack",
-                     "DDNAttack", "HopSkipJumpAttack"]}
-_ENGINE = {name: "native" for name in ("FGSM", "FGM", "LinfPGD", "L2PGD", "LinfAPGD", "L2APGDT", "LinfSquare", "L2FABT")}
-_ours = {"name": st.text(max_size=6) | _values, "restarts": st.integers(-1, 3) | _values,
-         "samples": st.integers(-1, 50) | _values}
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True)
+    | st.sampled_from(["linf", "l2", "ce", "dlr", "8/255", "1/0", ""])
+    | st.text(max_size=6)
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["steps", "attack", "x"]), inner, max_size=2)
+    ),
+    max_leaves=4,
+)
+_setting = st.one_of(
+    st.integers(-2, 30),
+    st.integers(-2, 30),
+    st.floats(-1, 3),
+    st.booleans(),
+    _values,
+    st.sampled_from(["ce", "dlr", "margin", "logits", "linf", "l2", "geometric_progression", "native", "foolbox"]),
+)
+_BY_THREAT = {
+    "linf": [
+        "FGSM",
+        "LinfPGD",
+        "LinfAPGD",
+        "LinfSquare",
+        "LInfFMNAttack",
+        "LinfRepeatedAdditiveUniformNoiseAttack",
+        "HopSkipJumpAttack",
+    ],
+    "l2": [
+        "FGM",
+        "L2PGD",
+        "L2APGDT",
+        "L2FABT",
+        "L2FMNAttack",
+        "L2DeepFoolAttack",
+        "L2CarliniWagnerAttack",
+        "DDNAttack",
+        "HopSkipJumpAttack",
+    ],
+}
+_ENGINE = {
+    name: "native" for name in ("FGSM", "FGM", "LinfPGD", "L2PGD", "LinfAPGD", "L2APGDT", "LinfSquare", "L2FABT")
+}
+_ours = {
+    "name": st.text(max_size=6) | _values,
+    "restarts": st.integers(-1, 3) | _values,
+    "samples": st.integers(-1, 50) | _values,
+}
 
 
 def _attacks(threat: str):
     names = st.sampled_from(_BY_THREAT[threat] * 4 + sorted(_KEYS))  # now and then the other norm's, or "Nope"
-    return st.lists(names.flatmap(lambda name: st.fixed_dictionaries(
-        {"attack": st.just(name)}, optional={**{k: _setting for k in _KEYS[name]}, **_ours,
-                                             "engine": st.sampled_from([_ENGINE.get(name, "foolbox")] * 3 + ["torch", "native", "foolbox"])})),
-        min_size=1, max_size=3)
+    return st.lists(
+        names.flatmap(
+            lambda name: st.fixed_dictionaries(
+                {"attack": st.just(name)},
+                optional={
+                    **{k: _setting for k in _KEYS[name]},
+                    **_ours,
+                    "engine": st.sampled_from([_ENGINE.get(name, "foolbox")] * 3 + ["torch", "native", "foolbox"]),
+                },
+            )
+        ),
+        min_size=1,
+        max_size=3,
+    )
 
 
 _eps = st.lists(st.floats(0.001, 2.0) | st.sampled_from(["8/255", "0.5/255"]), min_size=1, max_size=4)
 _number = st.integers(-2, 600) | _values
-_suite = st.sampled_from(["linf", "l2"]).flatmap(lambda threat: st.fixed_dictionaries(
-    {"threat_model": st.just(threat), "eps": _eps, "attacks": _attacks(threat)},
-    optional={"samples": _number, "batch_size": _number, "seed": _number | st.integers(), "eot": _number,
-              "name": _values, "description": _values,
-              "sanity": st.dictionaries(st.sampled_from(["step_doubling", "large_eps"]), _values)}))
+_suite = st.sampled_from(["linf", "l2"]).flatmap(
+    lambda threat: st.fixed_dictionaries(
+        {"threat_model": st.just(threat), "eps": _eps, "attacks": _attacks(threat)},
+        optional={
+            "samples": _number,
+            "batch_size": _number,
+            "seed": _number | st.integers(),
+            "eot": _number,
+            "name": _values,
+            "description": _values,
+            "sanity": st.dictionaries(st.sampled_from(["step_doubling", "large_eps"]), _values),
+        },
+    )
+)
 # now and then a field replaced by anything, a second ε grid, or an unknown field
 _damage = st.sampled_from(["threat_model", "eps", "attacks", "eps_255", "extra"])
-_documents = st.one_of(_suite, _suite, _suite, st.tuples(_suite, _damage, _values).map(
-    lambda t: {**t[0], t[1]: t[2]}))
+_documents = st.one_of(_suite, _suite, _suite, st.tuples(_suite, _damage, _values).map(lambda t: {**t[0], t[1]: t[2]}))
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -317,11 +398,14 @@ def test_arbitrary_suite_yaml_loads_or_fails_in_one_line(tmp_path_factory, doc):
     event("loaded")
     # what loads is in range
     assert suite.eps and all(0 < e < float("inf") for e in suite.eps)
-    assert suite.samples >= 1 and suite.batch_size >= 1 and 0 <= suite.seed < 2 ** 32
+    assert suite.samples >= 1 and suite.batch_size >= 1 and 0 <= suite.seed < 2**32
     for a in suite.attacks:
         assert a.restarts >= 1 and (a.samples is None or a.samples >= 1)
         for key in ("steps", "queries", "n_target_classes", "repeats", "candidates", "binary_search_steps"):
             value = a.kwargs.get(key)
-            assert value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 1), (key, value)
+            assert value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 1), (
+                key,
+                value,
+            )
         for key, value in a.kwargs.items():  # null means the default: never passed on as None
             assert value is not None and not (isinstance(value, float) and value != value), (key, value)

@@ -1,5 +1,6 @@
 """Attacks are typed objects: the kind and the schedule come from the object, and a new attack is one
 class (robustarch/attacks/base.py, native.py, foolbox_adapter.py, registry.py)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +8,15 @@ import pytest
 import torch
 
 from robustarch import AttackSuite, UserError, load_suite
-from robustarch.attacks import (AttackConfig, AttackKind, FixedEpsilonAttack, MinimizationAttack,
-                                SingleStepAttack, build_attack, register_native)
+from robustarch.attacks import (
+    AttackConfig,
+    AttackKind,
+    FixedEpsilonAttack,
+    MinimizationAttack,
+    SingleStepAttack,
+    build_attack,
+    register_native,
+)
 from robustarch.presets import Section
 
 
@@ -19,15 +27,17 @@ def _built(suite_name: str) -> dict:
 
 def test_each_attack_knows_its_kind_and_schedule_type():
     thorough = _built("thorough")
-    expected = {"FGSM": (SingleStepAttack, AttackKind.SINGLE_STEP),
-                "pgd_margin": (FixedEpsilonAttack, AttackKind.ITERATIVE),
-                "pgd_ce": (FixedEpsilonAttack, AttackKind.ITERATIVE),
-                "LInfFMNAttack": (MinimizationAttack, AttackKind.MINIMIZATION),
-                "uniform_noise": (FixedEpsilonAttack, AttackKind.GRADIENT_FREE),
-                "HopSkipJumpAttack": (MinimizationAttack, AttackKind.GRADIENT_FREE),
-                "apgd_ce": (FixedEpsilonAttack, AttackKind.ITERATIVE),
-                "apgd_t": (FixedEpsilonAttack, AttackKind.ITERATIVE),
-                "square": (FixedEpsilonAttack, AttackKind.GRADIENT_FREE)}
+    expected = {
+        "FGSM": (SingleStepAttack, AttackKind.SINGLE_STEP),
+        "pgd_margin": (FixedEpsilonAttack, AttackKind.ITERATIVE),
+        "pgd_ce": (FixedEpsilonAttack, AttackKind.ITERATIVE),
+        "LInfFMNAttack": (MinimizationAttack, AttackKind.MINIMIZATION),
+        "uniform_noise": (FixedEpsilonAttack, AttackKind.GRADIENT_FREE),
+        "HopSkipJumpAttack": (MinimizationAttack, AttackKind.GRADIENT_FREE),
+        "apgd_ce": (FixedEpsilonAttack, AttackKind.ITERATIVE),
+        "apgd_t": (FixedEpsilonAttack, AttackKind.ITERATIVE),
+        "square": (FixedEpsilonAttack, AttackKind.GRADIENT_FREE),
+    }
     for label, (cls, kind) in expected.items():
         attack = thorough[label]
         assert isinstance(attack, cls) and attack.kind == kind, (label, attack)
@@ -65,8 +75,10 @@ class SignNoise(SingleStepAttack):
 
 def _suite(tmp_path, extra: str):
     path = tmp_path / "s.yaml"
-    path.write_text("threat_model: linf\neps: [0.05, 0.3, 0.6]\nsamples: 60\nattacks:\n"
-                    "  - attack: LinfPGD\n    steps: 5\n  - attack: TestLinfSignNoise\n" + extra)
+    path.write_text(
+        "threat_model: linf\neps: [0.05, 0.3, 0.6]\nsamples: 60\nattacks:\n"
+        "  - attack: LinfPGD\n    steps: 5\n  - attack: TestLinfSignNoise\n" + extra
+    )
     return load_suite(path)
 
 
@@ -81,8 +93,11 @@ def test_a_new_attack_is_one_class(tmp_path, digits, digits_model):
     # its kind reaches the sanity checks: a single-step attack must not beat the iterative one
     assert "iterative_at_least_single_step" in result.sanity
     # verified, not trusted: every counted point is misclassified within its ε
-    kept = AttackSuite(cfg, bounds=(0, 1)).run(digits_model, digits.test.x, digits.test.y, seed=0,
-                                               keep_adversarials=True).adversarials["TestLinfSignNoise"]
+    kept = (
+        AttackSuite(cfg, bounds=(0, 1))
+        .run(digits_model, digits.test.x, digits.test.y, seed=0, keep_adversarials=True)
+        .adversarials["TestLinfSignNoise"]
+    )
     broken = torch.isfinite(kept["eps"]) & (kept["eps"] > 0)
     x_adv, x = kept["x_adv"][broken], digits.test.x[:60][broken]
     assert ((x_adv - x).abs().flatten(1).amax(1) <= kept["eps"][broken].float() + 1e-5).all()
@@ -102,12 +117,15 @@ def _one_attack(tmp_path, entry: str, eps: str = "[0.1]"):
     return load_suite(path)
 
 
-@pytest.mark.parametrize("entry, hint", [
-    ("LInfFMNAttack\n    restarts: 2", "restarts: 1"),  # Foolbox FMN: no random start
-    ("LinfFABT\n    restarts: 3", "restarts: 1"),  # native FAB-T starts at the clean point
-    ("LinfPGD\n    random_start: false\n    restarts: 2", "random_start: true"),
-    ("LinfBasicIterativeAttack\n    restarts: 2", "random_start: true"),  # Foolbox BIM: no random start
-])
+@pytest.mark.parametrize(
+    "entry, hint",
+    [
+        ("LInfFMNAttack\n    restarts: 2", "restarts: 1"),  # Foolbox FMN: no random start
+        ("LinfFABT\n    restarts: 3", "restarts: 1"),  # native FAB-T starts at the clean point
+        ("LinfPGD\n    random_start: false\n    restarts: 2", "random_start: true"),
+        ("LinfBasicIterativeAttack\n    restarts: 2", "random_start: true"),  # Foolbox BIM: no random start
+    ],
+)
 def test_restarts_on_a_deterministic_attack_are_refused(tmp_path, entry, hint):
     with pytest.raises(UserError) as info:
         _one_attack(tmp_path, entry)
@@ -129,8 +147,12 @@ def test_grid_entries_may_be_fractions(tmp_path):
 
 
 def test_autoattack_names_are_native_in_both_threat_models():
-    for name, kind in [("APGD", AttackKind.ITERATIVE), ("APGDT", AttackKind.ITERATIVE),
-                       ("Square", AttackKind.GRADIENT_FREE), ("FABT", AttackKind.MINIMIZATION)]:
+    for name, kind in [
+        ("APGD", AttackKind.ITERATIVE),
+        ("APGDT", AttackKind.ITERATIVE),
+        ("Square", AttackKind.GRADIENT_FREE),
+        ("FABT", AttackKind.MINIMIZATION),
+    ]:
         for prefix, tm in (("Linf", "linf"), ("L2", "l2")):
             attack = build_attack(AttackConfig(prefix + name, name, {}, engine="native"), tm)
             assert attack.kind == kind and attack.threat_model == tm

@@ -1,5 +1,6 @@
 """AutoAttack's attacks in the native engine (robustarch/attacks/apgd.py, square.py, fab.py) against
 torchattacks' port of AutoAttack, on the digits CNN, at equal ε and budget (n = 200 test samples)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -53,11 +54,20 @@ def test_apgd_ce_matches_torchattacks(digits_model, xy, threat_model):
     # Means over 4 random starts each: one start's luck moves L2 robust accuracy by up to 2 points
     # (measured over 8 seeds, ours 0.480-0.505, torchattacks 0.475-0.495; means 0.490 and 0.486).
     seeds = range(4)
-    ours = np.mean([_ours(digits_model, APGD("apgd", threat_model, {"steps": 20}), x, y, eps, seed=s)
-                    for s in seeds])
-    ref = np.mean([_robust(digits_model, x, y, torchattacks.APGD(digits_model, norm=NORM[threat_model], eps=eps,
-                                                                  steps=20, seed=s)(x, y), eps, threat_model)
-                   for s in seeds])
+    ours = np.mean([_ours(digits_model, APGD("apgd", threat_model, {"steps": 20}), x, y, eps, seed=s) for s in seeds])
+    ref = np.mean(
+        [
+            _robust(
+                digits_model,
+                x,
+                y,
+                torchattacks.APGD(digits_model, norm=NORM[threat_model], eps=eps, steps=20, seed=s)(x, y),
+                eps,
+                threat_model,
+            )
+            for s in seeds
+        ]
+    )
     # never weaker by more than 1 point (2 of 200 samples); at most a few points stronger (random starts)
     assert ref - 0.03 <= ours <= ref + 0.01, (ours, ref)
     assert ours < 0.9  # the attack does something at this ε
@@ -69,8 +79,9 @@ def test_apgd_t_matches_torchattacks(digits_model, xy, threat_model):
     eps = EPS[threat_model]
     attack = APGDT("apgdt", threat_model, {"steps": 10, "n_target_classes": 9})
     ours = _ours(digits_model, attack, x, y, eps)
-    ref_adv = torchattacks.APGDT(digits_model, norm=NORM[threat_model], eps=eps, steps=10, seed=0,
-                                 n_classes=10)(x, y)  # n_classes=10: the 9 runner-up targets
+    ref_adv = torchattacks.APGDT(digits_model, norm=NORM[threat_model], eps=eps, steps=10, seed=0, n_classes=10)(
+        x, y
+    )  # n_classes=10: the 9 runner-up targets
     ref = _robust(digits_model, x, y, ref_adv, eps, threat_model)
     assert ref - 0.03 <= ours <= ref + 0.01, (ours, ref)
 
@@ -95,8 +106,9 @@ def test_fab_t_matches_torchattacks(digits_model, xy, threat_model):
     target = Target(digits_model, (0.0, 1.0), torch.device("cpu"), torch.Generator().manual_seed(0))
     adv = FABT("fab", threat_model, {"steps": 10, "n_target_classes": 9}).run(target, x, y)
     ours = _robust(digits_model, x, y, adv, eps, threat_model)
-    ref_adv = torchattacks.FAB(digits_model, norm=NORM[threat_model], eps=eps, steps=10, multi_targeted=True,
-                               n_classes=10, seed=0)(x, y)
+    ref_adv = torchattacks.FAB(
+        digits_model, norm=NORM[threat_model], eps=eps, steps=10, multi_targeted=True, n_classes=10, seed=0
+    )(x, y)
     ref = _robust(digits_model, x, y, ref_adv, eps, threat_model)
     assert abs(ours - ref) <= 0.01, (ours, ref)  # deterministic from the clean point: the same algorithm
     assert ours < 0.9
@@ -144,8 +156,9 @@ def test_descending_schedule_gives_verified_curves(tmp_path, digits, digits_mode
     path = tmp_path / "aa.yaml"
     path.write_text(SUITE.format(tm=threat_model, grid=grid, p="Linf" if threat_model == "linf" else "L2"))
     cfg = load_suite(path)
-    result = AttackSuite(cfg, bounds=(0, 1)).run(digits_model, digits.test.x, digits.test.y, seed=0,
-                                                 keep_adversarials=True)
+    result = AttackSuite(cfg, bounds=(0, 1)).run(
+        digits_model, digits.test.x, digits.test.y, seed=0, keep_adversarials=True
+    )
     curve = result.curve_table()
     for label in [a.label for a in cfg.attacks]:
         acc = curve[label].to_numpy()
@@ -158,9 +171,16 @@ def test_descending_schedule_gives_verified_curves(tmp_path, digits, digits_mode
         assert ((x_adv - x).flatten(1).norm(p=p, dim=1) <= kept["eps"][broken].float() * (1 + 1e-4)).all()
         assert (digits_model(x_adv).argmax(1) != digits.test.y[:120][broken]).all()
     kinds = {a.label: a.kind.value for a in result_attacks(cfg)}
-    assert kinds == {f"{p}{n}": k for p in ["Linf" if threat_model == "linf" else "L2"]
-                     for n, k in [("APGD", "iterative"), ("APGDT", "iterative"), ("Square", "gradient_free"),
-                                  ("FABT", "minimization")]}
+    assert kinds == {
+        f"{p}{n}": k
+        for p in ["Linf" if threat_model == "linf" else "L2"]
+        for n, k in [
+            ("APGD", "iterative"),
+            ("APGDT", "iterative"),
+            ("Square", "gradient_free"),
+            ("FABT", "minimization"),
+        ]
+    }
 
 
 def result_attacks(cfg):
@@ -227,7 +247,10 @@ def test_apgd_t_sweep_reaches_the_classes_below_the_long_runs(digits_model, xy):
     below = (cls != y) & (cls != runner_up)
     # Measured (seed 0): robust 0.385 with the sweep, 0.425 without; 17 points in a class below the runner-up.
     assert robust_swept < robust_long and int(below.sum()) >= 0.5 * N * (robust_long - robust_swept), (
-        robust_swept, robust_long, int(below.sum()))
+        robust_swept,
+        robust_long,
+        int(below.sum()),
+    )
     assert swept.with_steps_factor(2).settings == {"steps": 20, "n_target_classes": 1, "sweep_steps": 10}
 
 

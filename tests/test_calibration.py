@@ -1,6 +1,7 @@
 """benchmarks/calibration.py on a few hundred simulated studies: the verdicts' tests keep their size
 at the truth's null (or margin), and reach power at a stated alternative. The bands are binomial
 (99%, for the number of studies); the benchmark itself runs ≥ 1000 studies per scale."""
+
 from __future__ import annotations
 
 import math

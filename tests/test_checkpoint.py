@@ -1,24 +1,37 @@
 """Checkpoints: safetensors weights plus ArchSpec and recipe JSON reload into an identical model."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 
+from robustarch.errors import UserError
 from robustarch.models.arch import ArchSpec, StageSpec, build_model
 from robustarch.models.checkpoint import load_checkpoint, save_checkpoint
-from robustarch.errors import UserError
 from robustarch.training.train import TrainConfig
 
 
 @pytest.mark.parametrize("family", ["cells", "timm-resnet"])
 def test_checkpoint_round_trip_is_identical(tmp_path, family):
     if family == "cells":
-        arch = ArchSpec(in_chans=1, num_classes=10, input_size=8, stem_width=8,
-                        stages=(StageSpec(1, 8, 1, "dwsep", 5, 0.25), StageSpec(2, 16, 2, "bottleneck")),
-                        drop_path=0.1, norm="groupnorm")
+        arch = ArchSpec(
+            in_chans=1,
+            num_classes=10,
+            input_size=8,
+            stem_width=8,
+            stages=(StageSpec(1, 8, 1, "dwsep", 5, 0.25), StageSpec(2, 16, 2, "bottleneck")),
+            drop_path=0.1,
+            norm="groupnorm",
+        )
     else:
-        arch = ArchSpec(in_chans=1, num_classes=10, input_size=8, stem_width=64, family="timm-resnet",
-                        stages=tuple(StageSpec(1, 8, 1 if i == 0 else 2, "basic") for i in range(4)))
+        arch = ArchSpec(
+            in_chans=1,
+            num_classes=10,
+            input_size=8,
+            stem_width=64,
+            family="timm-resnet",
+            stages=tuple(StageSpec(1, 8, 1 if i == 0 else 2, "basic") for i in range(4)),
+        )
     torch.manual_seed(0)
     model = build_model(arch)
     model.train()(torch.rand(16, 1, 8, 8))  # move batch-norm statistics away from their defaults
@@ -92,8 +105,7 @@ def test_a_full_disk_during_a_checkpoint_write_leaves_nothing(tmp_path):
         except StorageFull as exc:
             print(exc)
     """)
-    done = subprocess.run([sys.executable, "-c", code], env=worker_env(), capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run([sys.executable, "-c", code], env=worker_env(), capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.startswith(f"cannot write the checkpoint {tmp_path / 'm.safetensors'}: File too large")
     assert len(done.stdout.strip().splitlines()) == 1

@@ -1,5 +1,6 @@
 """End to end through the real CLI: a whole `robustarch search` as a subprocess, its report and
 tables, and every bad-input case ending in one clear line with exit status 2."""
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,9 @@ ENV = {**os.environ, "GIT_PYTHON_REFRESH": "quiet", "ROBUSTARCH_THREADS": "1"}
 
 
 def robustarch(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "robustarch", *args], cwd=cwd, env=ENV,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "robustarch", *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=600
+    )
 
 
 def assert_user_error(proc: subprocess.CompletedProcess, *needles: str) -> str:
@@ -56,8 +58,18 @@ def test_search_writes_report_and_stores_trials(searched):
     assert len(complete) == 2
     for t in complete:
         a = t.user_attrs
-        assert {"arch", "params", "flops", "depth", "width", "clean_accuracy", "robust_accuracy",
-                "train_seconds", "attack_seconds", "checkpoint_artifact"} <= set(a)
+        assert {
+            "arch",
+            "params",
+            "flops",
+            "depth",
+            "width",
+            "clean_accuracy",
+            "robust_accuracy",
+            "train_seconds",
+            "attack_seconds",
+            "checkpoint_artifact",
+        } <= set(a)
         assert a["clean_accuracy"] > 0.8  # digits is easy: a trained net is far above chance (0.1)
         wc = a["robust_accuracy"]["worst_case"]
         for attack, curve in a["robust_accuracy"].items():
@@ -127,10 +139,12 @@ def test_errors_leave_the_stored_study_intact(searched, tmp_path):
         assert_user_error(robustarch("search", *args, cwd=work), *needles)
     bad_recipe = tmp_path / "recipe.yaml"
     bad_recipe.write_text("dataset: digits\nsampler: random\nn_trials: 3\ntraining:\n  epochz: 3\n")
-    assert_user_error(robustarch("search", "--config", str(bad_recipe), cwd=work),
-                      "recipe.yaml:5", "training.epochz", "'epochs'")
-    assert_user_error(robustarch("search", "--config", "nosuch", cwd=work),
-                      "unknown study recipe 'nosuch'", "'cubuk2017-digits'")
+    assert_user_error(
+        robustarch("search", "--config", str(bad_recipe), cwd=work), "recipe.yaml:5", "training.epochz", "'epochs'"
+    )
+    assert_user_error(
+        robustarch("search", "--config", "nosuch", cwd=work), "unknown study recipe 'nosuch'", "'cubuk2017-digits'"
+    )
     malformed = tmp_path / "malformed.yaml"
     malformed.write_text("name: x\nstages: [\n  - depth: 1\n")
     assert_user_error(robustarch("search", "--space", str(malformed), cwd=work), "malformed.yaml", "line")
@@ -155,9 +169,11 @@ def test_ctrl_c_inside_a_string_exec_still_exits_130_under_python_m(tmp_path):
     (tmp_path / "interrupted_cli.py").write_text(
         "import sys\nfrom robustarch import cli\n\n"
         "def app(standalone_mode):\n    exec('raise KeyboardInterrupt')\n\n"
-        "cli.app = app\nsys.argv = ['robustarch']\ncli.main()\n")
+        "cli.app = app\nsys.argv = ['robustarch']\ncli.main()\n"
+    )
     env = {**ENV, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), ENV.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-m", "interrupted_cli"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "interrupted_cli"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 130, (proc.returncode, proc.stderr)
     assert proc.stderr == "robustarch: interrupted; the study storage is intact\n"

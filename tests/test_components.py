@@ -1,5 +1,6 @@
 """Variance components, the ICC claim and the shrunken winner (analysis.components, noiseclaim,
 winner) on fixed tables, checked against statsmodels' MixedLM and against hand computations."""
+
 from __future__ import annotations
 
 import math
@@ -55,8 +56,9 @@ def test_components_are_unbiased_in_the_25_percent_by_3_design():
     (a wrong n0 for unbalanced designs misses σ²_a by far more than 5%)."""
     a, w = [], []
     for seed in range(2000):
-        c = variance_components(_table([3] * 10 + [1] * 30, seed=seed)["y"], _table([3] * 10 + [1] * 30)["arch"],
-                                n_boot=0)
+        c = variance_components(
+            _table([3] * 10 + [1] * 30, seed=seed)["y"], _table([3] * 10 + [1] * 30)["arch"], n_boot=0
+        )
         a.append((c.estimate["msb"] - c.estimate["msw"]) / c.estimate["n0"])  # before truncation at 0
         w.append(c.estimate["msw"])
     assert np.mean(a) == pytest.approx(0.01, rel=0.05)
@@ -128,8 +130,9 @@ def _replicated_models() -> pd.DataFrame:
         effect = rng.normal(0, 0.1)
         for s in range(3):
             r = float(np.clip(0.4 + effect + rng.normal(0, 0.04), 0, 1))
-            rows.append({"arch": f"a{a}", "seed": s, "clean_accuracy": 0.95, "robust_accuracy@0.1": r,
-                         "n_attacked": 200})
+            rows.append(
+                {"arch": f"a{a}", "seed": s, "clean_accuracy": 0.95, "robust_accuracy@0.1": r, "n_attacked": 200}
+            )
     return pd.DataFrame(rows)
 
 
@@ -140,8 +143,9 @@ def test_analyze_reads_seeds_of_one_arch_as_replicates(tmp_path):
     models = _replicated_models()
     a = analyze_table(models, n_boot=100)
     vc = a.tables["variance_components"].set_index(["number", "quantity"])
-    direct = variance_components(models["robust_accuracy@0.1"], models["arch"],
-                                 binomial_se(models["robust_accuracy@0.1"], 200), n_boot=0)
+    direct = variance_components(
+        models["robust_accuracy@0.1"], models["arch"], binomial_se(models["robust_accuracy@0.1"], 200), n_boot=0
+    )
     assert vc.loc[("robust_accuracy", "icc"), "estimate"] == pytest.approx(direct.icc)
     assert vc.loc[("robust_accuracy", "icc"), "n_arch"] == 10
     assert len(a.tables["winner"]) == 10 and a.tables["winner"]["predicted"].notna().all()
@@ -149,8 +153,9 @@ def test_analyze_reads_seeds_of_one_arch_as_replicates(tmp_path):
     doc = __import__("json").loads(path.read_text())
     assert any(r["quantity"] == "icc" for r in doc["variance_components"])
     with_se = analyze_table(models.assign(robust_accuracy_se=0.01), n_boot=0).tables["variance_components"]
-    assert with_se.set_index(["number", "quantity"]).loc[("robust_accuracy", "sigma2_eval"), "estimate"] == \
-        pytest.approx(1e-4)
+    assert with_se.set_index(["number", "quantity"]).loc[
+        ("robust_accuracy", "sigma2_eval"), "estimate"
+    ] == pytest.approx(1e-4)
 
 
 def test_analyze_refuses_a_seed_without_arch_and_a_repeated_seed():
@@ -184,9 +189,14 @@ def test_per_architecture_numbers_carry_the_seed_noise_into_the_claims_reliabili
     arch_effect = rng.normal(0.5, 0.1, 60)
     seeds = np.where(np.arange(60) < 20, 3, 1)  # a 1/3 × 3 reliability subsample
     arch_of = np.repeat(np.arange(60), seeds)
-    u = pd.DataFrame({"trial": np.arange(len(arch_of)), "arch_key": [f"a{a}" for a in arch_of],
-                      "robust_accuracy": arch_effect[arch_of] + rng.normal(0, 0.05, len(arch_of)),
-                      "robust_accuracy_se": 0.01})
+    u = pd.DataFrame(
+        {
+            "trial": np.arange(len(arch_of)),
+            "arch_key": [f"a{a}" for a in arch_of],
+            "robust_accuracy": arch_effect[arch_of] + rng.normal(0, 0.05, len(arch_of)),
+            "robust_accuracy_se": 0.01,
+        }
+    )
     arch = per_architecture(u)
     assert len(arch) == 60 and sorted(arch["seeds"].unique()) == [1, 3]
     sd = arch.set_index(arch["seeds"])["robust_accuracy_seed_sd"]

@@ -1,4 +1,5 @@
 """Datasets: seeded splits, and torchvision's loaders on tiny files written in the real formats."""
+
 from __future__ import annotations
 
 import pickle
@@ -8,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from robustarch.training.data import load_dataset
 from robustarch.errors import UserError
+from robustarch.training.data import load_dataset
 
 N_TRAIN, N_TEST = 100, 40  # 10 per class at least: the stratified validation split needs every class
 
@@ -70,9 +71,13 @@ def test_svhn_mat_files(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     for split, n in (("train", N_TRAIN), ("test", N_TEST)):
         y = labels(n)
-        scipy.io.savemat(tmp_path / f"{split}_32x32.mat",
-                         {"X": rng.integers(0, 256, (32, 32, 3, n), dtype=np.uint8),
-                          "y": np.where(y == 0, 10, y)[:, None].astype(np.uint8)})
+        scipy.io.savemat(
+            tmp_path / f"{split}_32x32.mat",
+            {
+                "X": rng.integers(0, 256, (32, 32, 3, n), dtype=np.uint8),
+                "y": np.where(y == 0, 10, y)[:, None].astype(np.uint8),
+            },
+        )
     # as for CIFAR-10, torchvision's md5 check of the real release is the one thing bypassed
     monkeypatch.setattr(tvd.SVHN, "_check_integrity", lambda self: True)
     data = load_dataset("svhn", data_dir=tmp_path, seed=0)
@@ -80,8 +85,9 @@ def test_svhn_mat_files(tmp_path, monkeypatch):
     assert sorted(set(data.test.y.tolist())) == list(range(10))  # label 10 became 0
 
 
-@pytest.mark.parametrize("name, where", [("mnist", "MNIST/raw/"), ("cifar10", "cifar-10-batches-py/"),
-                                         ("svhn", "train_32x32.mat")])
+@pytest.mark.parametrize(
+    "name, where", [("mnist", "MNIST/raw/"), ("cifar10", "cifar-10-batches-py/"), ("svhn", "train_32x32.mat")]
+)
 def test_missing_files_say_where_to_put_them(tmp_path, name, where):
     with pytest.raises(UserError) as info:
         load_dataset(name, data_dir=tmp_path)
@@ -109,13 +115,16 @@ def _mnist_files(root, n_train=N_TRAIN, n_test=N_TEST):
     return raw
 
 
-@pytest.mark.parametrize("file, content, needle", [
-    ("train-images-idx3-ubyte", b"junk junk\n", "not a valid IDX file"),
-    ("t10k-labels-idx1-ubyte", b"", "not a valid IDX file"),
-    ("train-labels-idx1-ubyte", struct.pack(">BBBBI", 0, 0, 0x08, 1, 10 ** 6) + b"\0" * 8, "not a valid IDX file"),
-    ("t10k-images-idx3-ubyte", struct.pack(">BBBBI", 0, 0, 0x08, 1, 4) + b"\0" * 4, "3-dimensional"),
-    ("train-images-idx3-ubyte", struct.pack(">BBBBIII", 0, 0, 0x08, 3, 2, 5, 5) + b"\0" * 50, "28x28"),
-])
+@pytest.mark.parametrize(
+    "file, content, needle",
+    [
+        ("train-images-idx3-ubyte", b"junk junk\n", "not a valid IDX file"),
+        ("t10k-labels-idx1-ubyte", b"", "not a valid IDX file"),
+        ("train-labels-idx1-ubyte", struct.pack(">BBBBI", 0, 0, 0x08, 1, 10**6) + b"\0" * 8, "not a valid IDX file"),
+        ("t10k-images-idx3-ubyte", struct.pack(">BBBBI", 0, 0, 0x08, 1, 4) + b"\0" * 4, "3-dimensional"),
+        ("train-images-idx3-ubyte", struct.pack(">BBBBIII", 0, 0, 0x08, 3, 2, 5, 5) + b"\0" * 50, "28x28"),
+    ],
+)
 def test_garbage_mnist_files_are_named_in_one_line(tmp_path, file, content, needle):
     """Files named like MNIST's that are not (a download cut short, an HTML error page) end in one
     line naming the file, not in torchvision's AssertionError."""

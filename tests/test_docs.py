@@ -3,6 +3,7 @@ fresh namespace per page, its blocks in order, on the built-in digits data), eve
 command line of a bash block parses against the real CLI, and the site builds with
 `mkdocs build --strict` (broken links and missing references fail it).
 """
+
 from __future__ import annotations
 
 import os
@@ -24,8 +25,7 @@ FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```", re.S | re.M)
 def blocks(page: Path, language: str) -> list[tuple[int, str]]:
     """(line number, code) of every fenced block of `language` in `page`."""
     text = page.read_text(encoding="utf-8")
-    return [(text.count("\n", 0, m.start()) + 1, m.group(2)) for m in FENCE.finditer(text)
-            if m.group(1) == language]
+    return [(text.count("\n", 0, m.start()) + 1, m.group(2)) for m in FENCE.finditer(text) if m.group(1) == language]
 
 
 def _page_id(page: Path) -> str:
@@ -62,12 +62,14 @@ def _command_lines(code: str) -> list[str]:
     return lines
 
 
-COMMANDS = [(page, line, cmd) for page in PAGES for line, code in blocks(page, "bash")
-            for cmd in _command_lines(code)]
+COMMANDS = [(page, line, cmd) for page in PAGES for line, code in blocks(page, "bash") for cmd in _command_lines(code)]
 
 
-@pytest.mark.parametrize(("page", "line", "command"), COMMANDS,
-                         ids=[f"{_page_id(p)}:{n}:{c.split()[0] if c else ''}" for p, n, c in COMMANDS])
+@pytest.mark.parametrize(
+    ("page", "line", "command"),
+    COMMANDS,
+    ids=[f"{_page_id(p)}:{n}:{c.split()[0] if c else ''}" for p, n, c in COMMANDS],
+)
 def test_documented_command_lines_parse(page, line, command):
     import typer
 
@@ -94,8 +96,14 @@ def test_site_builds_strictly(tmp_path):
     mkdocs = shutil.which("mkdocs", path=str(Path(sys.executable).parent)) or shutil.which("mkdocs")
     assert mkdocs, "mkdocs is missing: pip install -e '.[dev]'"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    run = subprocess.run([mkdocs, "build", "--strict", "--site-dir", str(tmp_path / "site")], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [mkdocs, "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     assert (tmp_path / "site" / "index.html").is_file()
 

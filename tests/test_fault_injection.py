@@ -4,6 +4,7 @@ the middle of a checkpoint write, a full disk (RLIMIT_FSIZE), and 8 journal work
 Every case ends in the documented repair or in one line and exit status 2, with the study intact.
 The figures (offsets tried, trials kept, workers, journal lines checked) are printed with `-s`.
 """
+
 from __future__ import annotations
 
 import resource
@@ -74,7 +75,7 @@ def test_torn_tail_at_every_byte_offset_is_cut_off_with_a_backup(finished, tmp_p
     lands on a clean line. Offset 0 (a cut exactly between records) needs no repair."""
     data = finished.read_bytes()
     last = data.splitlines(keepends=True)[-1]
-    intact = data[:-len(last)]
+    intact = data[: -len(last)]
     journal = tmp_path / "cut.journal"
     journal.write_bytes(intact)
     kept = _complete(open_storage(str(journal)))
@@ -91,8 +92,10 @@ def test_torn_tail_at_every_byte_offset_is_cut_off_with_a_backup(finished, tmp_p
     optuna.load_study(study_name=NAME, storage=storage).set_user_attr("after_repair", True)
     lines = journal.read_bytes().splitlines(keepends=True)
     assert all(line.endswith(b"\n") and is_record(line) for line in lines)
-    print(f"\nfault injection: torn tail at {len(last)} offsets (0..{len(last) - 1}) of a {len(last)}-byte "
-          f"last record; {len(kept)} complete trial(s) kept each time; {len(lines)} journal lines checked")
+    print(
+        f"\nfault injection: torn tail at {len(last)} offsets (0..{len(last) - 1}) of a {len(last)}-byte "
+        f"last record; {len(kept)} complete trial(s) kept each time; {len(lines)} journal lines checked"
+    )
 
 
 @pytest.mark.parametrize("where", ["start", "middle", "end"])
@@ -105,7 +108,7 @@ def test_resume_after_a_torn_tail_meets_the_budget(finished, tmp_path, monkeypat
     last = data.splitlines(keepends=True)[-1]
     offset = {"start": 1, "middle": len(last) // 2, "end": len(last) - 1}[where]
     journal = tmp_path / "study.journal"
-    journal.write_bytes(data[:-len(last)] + last[:offset])
+    journal.write_bytes(data[: -len(last)] + last[:offset])
     before = _complete(open_storage(str(journal)))
     code, err = _cli(monkeypatch, capsys, *_worker_args(journal, 3))
     assert code == 0, err[-3000:]
@@ -121,8 +124,8 @@ def test_resume_after_a_torn_tail_meets_the_budget(finished, tmp_path, monkeypat
 def test_a_damaged_stored_checkpoint_is_refused_naming_the_file(finished, tmp_path):
     """A complete trial records its checkpoint's SHA-256; fetching it back checks it: intact, it loads;
     one flipped byte in the store, and the fetch is refused, naming the stored file."""
-    from robustarch.study import download_checkpoint
     from robustarch.errors import UserError
+    from robustarch.study import download_checkpoint
 
     folder = tmp_path / "copy"
     shutil.copytree(finished.parent, folder)
@@ -172,13 +175,20 @@ def test_sigkill_during_a_checkpoint_write_leaves_no_partial_file(tmp_path):
     final name (every artifact there loads), and the study opens, its trial recoverable."""
     journal, root = tmp_path / "ckpt.journal", tmp_path / "artifacts"
     optuna.create_study(study_name="ckpt", storage=open_storage(str(journal)))
-    proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(journal), str(root)], env=worker_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(journal), str(root)],
+        env=worker_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
+
         def uploading():  # a write into the store itself, after two complete ones
             if not root.is_dir() or len([p for p in root.iterdir() if not p.name.startswith(".")]) < 2:
                 return []
             return [p for p in root.glob(".*.tmp-*") if _size(p) > 0]
+
         temp = wait_for(uploading, 240, "a checkpoint write in progress", step=0.001)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
@@ -193,15 +203,18 @@ def test_sigkill_during_a_checkpoint_write_leaves_no_partial_file(tmp_path):
     study = optuna.load_study(study_name="ckpt", storage=open_storage(str(journal)))
     assert [t.state for t in study.get_trials()] == [TrialState.RUNNING]
     assert recover_lost_trials(study) == [0]  # its worker is gone: failed, and re-queued
-    print(f"\nfault injection: SIGKILL while {temp[0].name} was being written "
-          f"({_size(temp[0])} bytes); {len(finals)} complete "
-          "artifact(s) under final names, all loadable")
+    print(
+        f"\nfault injection: SIGKILL while {temp[0].name} was being written "
+        f"({_size(temp[0])} bytes); {len(finals)} complete "
+        "artifact(s) under final names, all loadable"
+    )
 
 
 def _limit_file_size(limit: int):
     def apply():  # in the child: writes past `limit` bytes fail with EFBIG instead of killing it
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
     return apply
 
 
@@ -213,9 +226,15 @@ def test_a_full_disk_ends_in_one_line_and_the_study_is_intact(finished, tmp_path
     shutil.copyfile(finished, journal)
     before = _complete(open_storage(str(journal)))
     size = journal.stat().st_size
-    proc = subprocess.Popen([sys.executable, "-m", "robustarch", *_worker_args(journal, 4)],
-                            cwd=tmp_path, env=worker_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, preexec_fn=_limit_file_size(size + 2000))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "robustarch", *_worker_args(journal, 4)],
+        cwd=tmp_path,
+        env=worker_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_limit_file_size(size + 2000),
+    )
     _, err = proc.communicate(timeout=300)
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert proc.returncode == 2, err[-3000:]
@@ -233,8 +252,9 @@ def test_a_full_disk_ends_in_one_line_and_the_study_is_intact(finished, tmp_path
     assert code == 0, err[-3000:]
     after = _complete(open_storage(str(journal)))
     assert len(after) == 3 and {n: after[n] for n in before} == before
-    print(f"\nfault injection: full disk at {size + 2000} bytes: {lines[0][:90]}...; {len(before)} complete "
-          "trial(s) kept")
+    print(
+        f"\nfault injection: full disk at {size + 2000} bytes: {lines[0][:90]}...; {len(before)} complete trial(s) kept"
+    )
 
 
 WORKERS = 8
@@ -248,8 +268,9 @@ def test_eight_journal_workers_meet_the_budget_exactly(tmp_path):
 
     journal = tmp_path / "many.journal"
     _new_study(tmp_path, journal, name="many", epochs=1, samples=20)
-    procs = start_local_workers(str(journal), "many", WORKERS, n_trials=WORKERS, device="cpu", threads=1,
-                                artifacts=tmp_path / "artifacts")
+    procs = start_local_workers(
+        str(journal), "many", WORKERS, n_trials=WORKERS, device="cpu", threads=1, artifacts=tmp_path / "artifacts"
+    )
     try:
         codes = [proc.wait(timeout=600) for proc in procs]
     finally:
@@ -264,5 +285,7 @@ def test_eight_journal_workers_meet_the_budget_exactly(tmp_path):
     workers = {t.user_attrs.get("worker") for t in trials}
     lines = journal.read_bytes().splitlines(keepends=True)
     assert all(line.endswith(b"\n") and is_record(line) for line in lines)
-    print(f"\nfault injection: {WORKERS} workers ({len(workers)} ran trials), {len(trials)} trials, "
-          f"{WORKERS} complete, {len(lines)} journal lines checked")
+    print(
+        f"\nfault injection: {WORKERS} workers ({len(workers)} ran trials), {len(trials)} trials, "
+        f"{WORKERS} complete, {len(lines)} journal lines checked"
+    )

@@ -2,6 +2,7 @@
 known distributions, Holm against a direct computation, verdicts on designed studies, selection on
 validation numbers, sanity severities, rescoring and the phase diagram. Studies are real in-memory
 Optuna studies built with `create_trial` (no training)."""
+
 from __future__ import annotations
 
 import math
@@ -17,12 +18,12 @@ from scipy import stats
 from robustarch.analysis import analyze
 from robustarch.analysis.claims import CLAIMS
 from robustarch.analysis.findings import findings_rows, findings_table, holm
-from robustarch.analysis.stats import spearman_permutation_p
-from robustarch.analysis.verdicts import p_keys
 from robustarch.analysis.powerlaw import COLUMNS as POWER_COLUMNS
-from robustarch.errors import UserError
 from robustarch.analysis.record import rescore_table, trials_table
+from robustarch.analysis.stats import spearman_permutation_p
 from robustarch.analysis.summary import sentences
+from robustarch.analysis.verdicts import p_keys
+from robustarch.errors import UserError
 from robustarch.report import build_report
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -46,23 +47,53 @@ def test_holm_matches_a_direct_computation():
     np.testing.assert_allclose(holm(q), direct)
 
 
-def _attrs(rng, *, depth, width, clean, e0, k=1.5, n=400, val=None, sanity_invalid=None, sanity_warnings=None,
-           old_failed=None, train_accuracy=None, label_noise=0.0, max_steps=200, samples=None):
+def _attrs(
+    rng,
+    *,
+    depth,
+    width,
+    clean,
+    e0,
+    k=1.5,
+    n=400,
+    val=None,
+    sanity_invalid=None,
+    sanity_warnings=None,
+    old_failed=None,
+    train_accuracy=None,
+    label_noise=0.0,
+    max_steps=200,
+    samples=None,
+):
     n_correct = round(clean * n)
     m = samples(rng, n_correct) if samples else power_samples(rng, n_correct, k, e0)
     sanity = {"curve_non_increasing": True, "gradients_finite_nonzero": old_failed is None}
-    a = {"arch_summary": f"{depth}x{width}", "params": int(9 * width * width * depth), "flops": 1000, "depth": depth,
-         "width": float(width), "clean_accuracy": clean, "val_accuracy": clean if val is None else val[0],
-         "attacked_clean_accuracy": n_correct / n, "n_attacked": n, "eps": EPS,
-         "robust_accuracy": {"worst_case": [float((m > e).sum()) / n for e in EPS]},
-         "min_adversarial_eps": [None if math.isinf(v) else float(v) for v in m],
-         "minimization_min_eps": [None if math.isinf(v) else float(v) for v in m],
-         "margins": [float(v) * 40 if math.isfinite(v) else 99.0 for v in m], "sanity": sanity,
-         "train_config": {"epochs": 4, "max_steps": max_steps, "label_noise": label_noise, "train_fraction": 1.0},
-         "train_accuracy": clean + 0.05 if train_accuracy is None else train_accuracy}
+    a = {
+        "arch_summary": f"{depth}x{width}",
+        "params": int(9 * width * width * depth),
+        "flops": 1000,
+        "depth": depth,
+        "width": float(width),
+        "clean_accuracy": clean,
+        "val_accuracy": clean if val is None else val[0],
+        "attacked_clean_accuracy": n_correct / n,
+        "n_attacked": n,
+        "eps": EPS,
+        "robust_accuracy": {"worst_case": [float((m > e).sum()) / n for e in EPS]},
+        "min_adversarial_eps": [None if math.isinf(v) else float(v) for v in m],
+        "minimization_min_eps": [None if math.isinf(v) else float(v) for v in m],
+        "margins": [float(v) * 40 if math.isfinite(v) else 99.0 for v in m],
+        "sanity": sanity,
+        "train_config": {"epochs": 4, "max_steps": max_steps, "label_noise": label_noise, "train_fraction": 1.0},
+        "train_accuracy": clean + 0.05 if train_accuracy is None else train_accuracy,
+    }
     if val is not None:
-        a |= {"val_robust_accuracy": {"worst_case": [val[1]] * len(EPS)}, "val_attacked_clean_accuracy": val[0],
-              "val_n_attacked": 100, "selection_split": "val"}
+        a |= {
+            "val_robust_accuracy": {"worst_case": [val[1]] * len(EPS)},
+            "val_attacked_clean_accuracy": val[0],
+            "val_n_attacked": 100,
+            "selection_split": "val",
+        }
     if old_failed is None:
         a |= {"sanity_invalid": sanity_invalid or [], "sanity_warnings": sanity_warnings or []}
     return a
@@ -77,10 +108,20 @@ def build(models: list[dict], *, sampler="random", rescore=None, seed=0, name="d
         study.set_user_attr(f"rescore:{key}", value)
     for spec in models:
         attrs = _attrs(rng, **spec)
-        value = attrs["val_robust_accuracy"]["worst_case"][0] if "val_robust_accuracy" in attrs else \
-            attrs["robust_accuracy"]["worst_case"][3]
-        study.add_trial(create_trial(params={"depth": spec["depth"]}, distributions={"depth": IntDistribution(1, 9)},
-                                     values=[value], user_attrs=attrs, state=TrialState.COMPLETE))
+        value = (
+            attrs["val_robust_accuracy"]["worst_case"][0]
+            if "val_robust_accuracy" in attrs
+            else attrs["robust_accuracy"]["worst_case"][3]
+        )
+        study.add_trial(
+            create_trial(
+                params={"depth": spec["depth"]},
+                distributions={"depth": IntDistribution(1, 9)},
+                values=[value],
+                user_attrs=attrs,
+                state=TrialState.COMPLETE,
+            )
+        )
     return study
 
 
@@ -124,8 +165,11 @@ def test_findings_verdicts_on_a_designed_study(designed):
     # one Holm family over every p that can give a verdict: the claims' own p and their other paths
     power = designed.tables["power_law"]
     rows = findings_rows(designed.used_trials, power[power["in_statistics"].astype(bool)], n_boot=300)
-    best = [min(r[k] for k in p_keys(r) if math.isfinite(r.get(k, math.nan))) for r in rows
-            if not r["reason"] and any(math.isfinite(r.get(k, math.nan)) for k in p_keys(r))]
+    best = [
+        min(r[k] for k in p_keys(r) if math.isfinite(r.get(k, math.nan)))
+        for r in rows
+        if not r["reason"] and any(math.isfinite(r.get(k, math.nan)) for k in p_keys(r))
+    ]
     tracks = [r for r in rows if r["key"] == "robust_tracks_clean"][0]
     assert tracks["p_holm"] == pytest.approx(holm(best)[best.index(tracks["p_value"])])
     m = len(best)
@@ -144,8 +188,16 @@ def test_findings_verdicts_on_a_designed_study(designed):
 
 
 def test_too_few_pairs_and_a_biased_sampler_are_said(designed):
-    a = analyze(build([{"depth": 2 + i % 3, "width": 8 * (1 + i), "clean": 0.8 + 0.01 * i, "e0": 0.1 + 0.01 * i}
-                       for i in range(8)], sampler="tpe"), n_boot=100)
+    a = analyze(
+        build(
+            [
+                {"depth": 2 + i % 3, "width": 8 * (1 + i), "clean": 0.8 + 0.01 * i, "e0": 0.1 + 0.01 * i}
+                for i in range(8)
+            ],
+            sampler="tpe",
+        ),
+        n_boot=100,
+    )
     f = a.tables["findings"].set_index("key")
     assert f.loc["deeper_more_robust", "verdict"] == "inconclusive"
     assert "disjoint matched pair(s)" in f.loc["deeper_more_robust", "text"]
@@ -159,8 +211,10 @@ def test_summary_claims_no_power_law_the_fits_reject():
         u = rng.random(n)
         return np.clip(0.12 + 0.02 * np.log(u / (1 - u)), 1e-4, None)
 
-    models = [{"depth": 2, "width": 16 + 4 * i, "clean": 0.8 + 0.02 * i, "e0": 0.1, "n": 1500, "samples": logistic}
-              for i in range(6)]
+    models = [
+        {"depth": 2, "width": 16 + 4 * i, "clean": 0.8 + 0.02 * i, "e0": 0.1, "n": 1500, "samples": logistic}
+        for i in range(6)
+    ]
     a = analyze(build(models), n_boot=100)
     f = a.tables["findings"].set_index("key")
     assert f.loc["power_law", "verdict"] == "contradicted"
@@ -171,10 +225,21 @@ def test_summary_claims_no_power_law_the_fits_reject():
 
 
 def test_findings_on_a_plain_table_skip_claims_without_data():
-    u = pd.DataFrame({"trial": range(12), "clean_accuracy": np.linspace(0.8, 0.95, 12),
-                      "robust_accuracy": np.linspace(0.1, 0.5, 12) ** 2, "log10_params": 5.0, "params": 1e5})
-    f = findings_table(u, pd.DataFrame(columns=POWER_COLUMNS), claims=["robust_tracks_clean", "size_adds_little",
-                                                                       "power_law"], n_boot=50).set_index("key")
+    u = pd.DataFrame(
+        {
+            "trial": range(12),
+            "clean_accuracy": np.linspace(0.8, 0.95, 12),
+            "robust_accuracy": np.linspace(0.1, 0.5, 12) ** 2,
+            "log10_params": 5.0,
+            "params": 1e5,
+        }
+    )
+    f = findings_table(
+        u,
+        pd.DataFrame(columns=POWER_COLUMNS),
+        claims=["robust_tracks_clean", "size_adds_little", "power_law"],
+        n_boot=50,
+    ).set_index("key")
     assert f.loc["robust_tracks_clean", "verdict"] == "supported" and f.loc["robust_tracks_clean", "family_m"] == 1
     assert f.loc["size_adds_little", "text"].endswith("log10_params is constant in the study.")
     assert "0 model(s) with a fit" in f.loc["power_law", "text"]
@@ -184,14 +249,18 @@ def test_findings_on_a_plain_table_skip_claims_without_data():
 
 def test_selection_uses_validation_and_quotes_test_numbers():
     # Trial 0 is the most robust on test but not on validation; trial 2 is the validation choice.
-    models = [{"depth": 2, "width": 16, "clean": 0.90, "e0": 0.40, "val": (0.85, 0.30)},
-              {"depth": 3, "width": 16, "clean": 0.88, "e0": 0.15, "val": (0.86, 0.35)},
-              {"depth": 4, "width": 16, "clean": 0.86, "e0": 0.20, "val": (0.90, 0.60)},
-              {"depth": 5, "width": 16, "clean": 0.84, "e0": 0.12, "val": (0.80, 0.20)},
-              {"depth": 6, "width": 16, "clean": 0.82, "e0": 0.11, "val": (0.79, 0.10)}]
+    models = [
+        {"depth": 2, "width": 16, "clean": 0.90, "e0": 0.40, "val": (0.85, 0.30)},
+        {"depth": 3, "width": 16, "clean": 0.88, "e0": 0.15, "val": (0.86, 0.35)},
+        {"depth": 4, "width": 16, "clean": 0.86, "e0": 0.20, "val": (0.90, 0.60)},
+        {"depth": 5, "width": 16, "clean": 0.84, "e0": 0.12, "val": (0.80, 0.20)},
+        {"depth": 6, "width": 16, "clean": 0.82, "e0": 0.11, "val": (0.79, 0.10)},
+    ]
     study = build(models)
     raw = trials_table(study)
-    assert raw["val_robust_accuracy"].tolist() == [0.30, 0.35, 0.60, 0.20, 0.10] and set(raw["selection_split"]) == {"val"}
+    assert raw["val_robust_accuracy"].tolist() == [0.30, 0.35, 0.60, 0.20, 0.10] and set(raw["selection_split"]) == {
+        "val"
+    }
     a = analyze(study, n_boot=100)
     t = a.tables["trials"].set_index("trial")
     assert t["robust_accuracy"].idxmax() == 0 and a.selection_split == "val"
@@ -199,8 +268,10 @@ def test_selection_uses_validation_and_quotes_test_numbers():
     assert int(best["trial"]) == 2
     assert set(a.tables["pareto_front"]["trial"]) == {2}  # dominates the others on validation numbers
     s = " ".join(sentences(a))
-    assert ("trial 2 (4x16), both chosen on the validation subset" in s and
-            f"test robust accuracy {t.loc[2, 'robust_accuracy']:.3f}" in s)
+    assert (
+        "trial 2 (4x16), both chosen on the validation subset" in s
+        and f"test robust accuracy {t.loc[2, 'robust_accuracy']:.3f}" in s
+    )
     assert "chosen on a validation subset" in build_report(build(models), n_boot=50)
     old = analyze(build([{k: v for k, v in m.items() if k != "val"} for m in models]), n_boot=100)
     assert old.selection_split == "test" and int(old.best_trial["trial"]) == 0
@@ -214,19 +285,40 @@ def test_invalid_checks_exclude_warnings_do_not_and_old_failures_are_invalid():
     models[2]["old_failed"] = True  # a study stored before severities: a failed check is invalid
     study = build(models)
     t = trials_table(study).set_index("trial")
-    assert t.loc[0, "sanity_invalid"] == "gradients_finite_nonzero" and t.loc[1, "sanity_warnings"] == "curve_non_increasing"
+    assert (
+        t.loc[0, "sanity_invalid"] == "gradients_finite_nonzero"
+        and t.loc[1, "sanity_warnings"] == "curve_non_increasing"
+    )
     assert t.loc[2, "sanity_invalid"] == "gradients_finite_nonzero"
     a = analyze(study, n_boot=100)
     used = set(a.used_trials["trial"])
     assert used == {1, 3, 4, 5, 6} and a.n_flagged == 2
-    assert "1 model(s) failed a sanity check of severity \"warning\"" in " ".join(sentences(a))
+    assert '1 model(s) failed a sanity check of severity "warning"' in " ".join(sentences(a))
 
 
 def test_rescore_table_and_report():
-    rescore = {3: {"suite": "strong", "split": "test", "eps": [0.05, 0.1], "clean_accuracy": 0.9, "n_attacked": 400,
-                   "robust_accuracy": {"worst_case": [0.2, 0.05]}, "seconds": 12.0, "sanity_invalid": []},
-               5: {"suite": "strong", "split": "test", "eps": [0.05], "clean_accuracy": 0.9, "n_attacked": 400,
-                   "robust_accuracy": {"worst_case": [0.0]}, "seconds": 9.0, "sanity_invalid": ["random_outputs"]}}
+    rescore = {
+        3: {
+            "suite": "strong",
+            "split": "test",
+            "eps": [0.05, 0.1],
+            "clean_accuracy": 0.9,
+            "n_attacked": 400,
+            "robust_accuracy": {"worst_case": [0.2, 0.05]},
+            "seconds": 12.0,
+            "sanity_invalid": [],
+        },
+        5: {
+            "suite": "strong",
+            "split": "test",
+            "eps": [0.05],
+            "clean_accuracy": 0.9,
+            "n_attacked": 400,
+            "robust_accuracy": {"worst_case": [0.0]},
+            "seconds": 9.0,
+            "sanity_invalid": ["random_outputs"],
+        },
+    }
     study = pairs_study(rescore=rescore)
     r = rescore_table(study)
     assert r.loc[r["trial"] == 5, "sanity_invalid"].item() == "random_outputs"
@@ -242,9 +334,18 @@ def test_rescore_table_and_report():
 
 
 def test_phase_diagram_over_label_noise_and_training_length():
-    models = [{"depth": 2, "width": 16 + i, "clean": 0.95 - 0.3 * noise - 0.02 * i, "e0": 0.1 + 0.01 * i,
-               "label_noise": noise, "max_steps": steps, "train_accuracy": 0.99 - noise * (steps / 800)}
-              for i, (noise, steps) in enumerate([(n, s) for n in (0.0, 0.2, 0.4) for s in (100, 400)])]
+    models = [
+        {
+            "depth": 2,
+            "width": 16 + i,
+            "clean": 0.95 - 0.3 * noise - 0.02 * i,
+            "e0": 0.1 + 0.01 * i,
+            "label_noise": noise,
+            "max_steps": steps,
+            "train_accuracy": 0.99 - noise * (steps / 800),
+        }
+        for i, (noise, steps) in enumerate([(n, s) for n in (0.0, 0.2, 0.4) for s in (100, 400)])
+    ]
     a = analyze(build(models), n_boot=50)
     p = a.tables["phase_diagram"]
     assert set(p["metric"]) == {"clean_accuracy", "generalization_gap", "robust_accuracy"}
@@ -285,8 +386,10 @@ def test_recipes_name_their_claims_and_unknown_names_are_refused(tmp_path):
 def test_methods_quote_each_tests_simulated_error_rates_only_where_measured():
     from robustarch.analysis.errorrates import RATES, error_rate_lines
 
-    rows = [{"key": "robust_tracks_clean", "claim": "Robust accuracy rises", "test": "Spearman", "reason": None},
-            {"key": "size_adds_little", "claim": "Size adds little", "test": "TOST", "reason": "20 usable models"}]
+    rows = [
+        {"key": "robust_tracks_clean", "claim": "Robust accuracy rises", "test": "Spearman", "reason": None},
+        {"key": "size_adds_little", "claim": "Size adds little", "test": "TOST", "reason": "20 usable models"},
+    ]
     size = RATES["robust_tracks_clean"][40][0]
     lines = error_rate_lines(rows, 35)  # nearest simulated scale: 40 models
     assert len(lines) == 1 and "at 40 models (1000 simulated studies)" in lines[0]  # a skipped claim: no test to rate

@@ -1,12 +1,13 @@
 """The two knobs of Martin & Mahoney (2017) through a real study: load (label noise) and
 temperature (training length), and the study recipes that use them."""
+
 from __future__ import annotations
 
 from _tiny_study import tiny_study
 from optuna.trial import TrialState
 
-from robustarch.study import create_or_resume, load_recipe, open_storage, plan, run_study
 from robustarch.spaces.space import load_space
+from robustarch.study import create_or_resume, load_recipe, open_storage, plan, run_study
 
 RANDOM_LABELS_SPACE = """\
 name: random-labels
@@ -79,9 +80,27 @@ def test_mnist_recipe_runs_end_to_end_on_idx_files(tmp_path):
         write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
         write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels(n))
     env = {**__import__("os").environ, "GIT_PYTHON_REFRESH": "quiet", "ROBUSTARCH_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "robustarch", "search", "--config", "cubuk2017-mnist",
-                           "--data-dir", str(tmp_path / "data"), "--n-trials", "1", "--rescore-top", "0"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "robustarch",
+            "search",
+            "--config",
+            "cubuk2017-mnist",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--n-trials",
+            "1",
+            "--rescore-top",
+            "0",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (tmp_path / "reports" / "cubuk2017-mnist.html").is_file()
     study = create_or_resume(open_storage(str(tmp_path / "robustarch.journal")), "cubuk2017-mnist", None)[0]

@@ -3,6 +3,7 @@
 The import graph is read with `ast` (nothing is executed), function-level imports included: an
 import hidden inside a function is still a dependency.
 """
+
 from __future__ import annotations
 
 import ast
@@ -133,21 +134,26 @@ def test_no_import_cycles():
 
 
 def test_nothing_imports_the_deprecated_search_alias():
-    users = [m for m, targets in _graph().items() if _stage(m) != "search"
-             and any(_stage(t) == "search" for t in targets)]
+    users = [
+        m for m, targets in _graph().items() if _stage(m) != "search" and any(_stage(t) == "search" for t in targets)
+    ]
     assert not users, users
 
 
 def test_the_old_search_paths_still_import_with_a_deprecation_warning():
-    code = ("import warnings; warnings.simplefilter('error', DeprecationWarning)\n"
-            "try:\n    import robustarch.search\nexcept DeprecationWarning as e:\n    print('warned:', e)\n")
+    code = (
+        "import warnings; warnings.simplefilter('error', DeprecationWarning)\n"
+        "try:\n    import robustarch.search\nexcept DeprecationWarning as e:\n    print('warned:', e)\n"
+    )
     env = {**os.environ, "PYTHONPATH": str(PACKAGE.parent)}
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert "warned: robustarch.search is deprecated" in run.stdout, run.stderr
-    code = ("import warnings; warnings.simplefilter('ignore')\n"
-            "from robustarch.search.train import TrainConfig\nfrom robustarch.search import load_space\n"
-            "import robustarch.search.space_schema as s, robustarch.training.train as t, robustarch.spaces as sp\n"
-            "assert TrainConfig is t.TrainConfig and load_space is sp.load_space and s.values_of\nprint('ok')")
+    code = (
+        "import warnings; warnings.simplefilter('ignore')\n"
+        "from robustarch.search.train import TrainConfig\nfrom robustarch.search import load_space\n"
+        "import robustarch.search.space_schema as s, robustarch.training.train as t, robustarch.spaces as sp\n"
+        "assert TrainConfig is t.TrainConfig and load_space is sp.load_space and s.values_of\nprint('ok')"
+    )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert run.stdout.strip() == "ok", run.stderr
 

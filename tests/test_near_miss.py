@@ -1,13 +1,14 @@
 """A fixed-ε attack tries once more, at ε, from an earlier attack's adversarial found just beyond ε
 (robustarch/attacks/run.py `_from_near_misses`): the start a random one rarely reaches."""
+
 from __future__ import annotations
 
 import math
 
 import numpy as np
 import torch
-
 from _models import threshold_linear
+
 from robustarch.attacks.base import FixedEpsilonAttack
 from robustarch.attacks.gradient import _project
 from robustarch.attacks.run import NEAR_MISS, SuiteRun
@@ -21,7 +22,6 @@ class StartOnly(FixedEpsilonAttack):
 
     def run(self, target, x, y, eps, init):
         return x.clone() if init is None else (x + _project(init - x, eps, self.threat_model)).clamp(0, 1)
-
 
 
 def test_a_near_miss_just_beyond_eps_is_tried_from_inside_the_ball_and_a_far_one_is_not():

@@ -1,6 +1,7 @@
 """robustarch.analysis.noise and the claims that use it: every model's accuracies carry an evaluation
 SE from its own per-sample outcomes, the reliability of a column across models, the disattenuated
 size claim (never "supported" on attenuated numbers), and the cluster bootstrap over families."""
+
 from __future__ import annotations
 
 import math
@@ -8,9 +9,9 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from _studies import make_study
 from scipy import stats
 
-from _studies import make_study
 from robustarch.analysis import analyze
 from robustarch.analysis.findings import findings_rows
 from robustarch.analysis.noise import binomial_se, disattenuate, reliability, resampled_reliability
@@ -47,7 +48,7 @@ def test_reliability_is_the_share_of_true_variance():
     assert reliability(true + rng.normal(0, se), se) == pytest.approx(0.8, abs=0.01)
     assert reliability(true + rng.normal(0, 1, 20000), np.zeros(20000), seed_var=1.0) == pytest.approx(0.5, abs=0.01)
     counts = np.ones((1, 20000))
-    assert resampled_reliability(true, se ** 2, counts)[0] == pytest.approx(reliability(true, se), abs=1e-9)
+    assert resampled_reliability(true, se**2, counts)[0] == pytest.approx(reliability(true, se), abs=1e-9)
     assert binomial_se(0.5, 100) == pytest.approx(0.05)
     assert disattenuate(0.4, 0.8, 0.5) == pytest.approx(0.4 / math.sqrt(0.4))
 
@@ -60,8 +61,15 @@ def _attenuated_study(with_se: bool, n: int = 400, reliability_robust: float = 0
     clean = 0.5 * size + math.sqrt(0.75) * rng.normal(size=n)
     robust = 0.5 * clean + 0.4 * size + 0.6 * rng.normal(size=n)
     sd = math.sqrt(np.var(robust) * (1 - reliability_robust) / reliability_robust)
-    u = pd.DataFrame({"trial": range(n), "clean_accuracy": clean, "robust_accuracy": robust + rng.normal(0, sd, n),
-                      "log10_params": size, "params": 10 ** (5 + size)})
+    u = pd.DataFrame(
+        {
+            "trial": range(n),
+            "clean_accuracy": clean,
+            "robust_accuracy": robust + rng.normal(0, sd, n),
+            "log10_params": size,
+            "params": 10 ** (5 + size),
+        }
+    )
     return u.assign(robust_accuracy_se=sd, clean_accuracy_se=0.0) if with_se else u
 
 
@@ -84,8 +92,9 @@ def _families(n_families: int, per: int, seed: int = 0) -> pd.DataFrame:
     fam = np.repeat(np.arange(n_families), per)
     clean = 0.9 + 0.03 * rng.normal(size=n_families)[fam] + 0.02 * rng.normal(size=len(fam))
     robust = 0.4 + 0.05 * rng.normal(size=n_families)[fam] + 0.03 * rng.normal(size=len(fam))
-    return pd.DataFrame({"trial": range(len(fam)), "clean_accuracy": clean, "robust_accuracy": robust,
-                         "family": [f"f{g}" for g in fam]})
+    return pd.DataFrame(
+        {"trial": range(len(fam)), "clean_accuracy": clean, "robust_accuracy": robust, "family": [f"f{g}" for g in fam]}
+    )
 
 
 def test_related_models_are_resampled_as_whole_families():
@@ -95,7 +104,7 @@ def test_related_models_are_resampled_as_whole_families():
     assert r["p_value"] != pytest.approx(stats.spearmanr(u["robust_accuracy"], u["clean_accuracy"]).pvalue)
     counts = Resampler(len(u), 50, 0, groups=u["family"].to_numpy()).counts
     for g in range(25):  # every member of a family is drawn as often as its family
-        block = counts[:, 4 * g: 4 * g + 4]
+        block = counts[:, 4 * g : 4 * g + 4]
         assert (block == block[:, :1]).all()
     few = findings_rows(_families(4, 10), NO_POWER, claims=["robust_tracks_clean"], n_boot=100)[0]
     assert few["reason"] and "4 families" in few["reason"] and "≥ 20" in few["reason"]

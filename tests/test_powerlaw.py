@@ -1,6 +1,7 @@
 """robustarch.analysis.powerlaw / hill / gof / frailty / marginlink: the censored-exponential fits
 against direct scipy fits of the same likelihoods, the per-model window against saturation, and the
 censored margin link against the truncating one."""
+
 from __future__ import annotations
 
 import math
@@ -28,7 +29,9 @@ def test_fit_recovers_a_known_exponent(k):
     m = power_samples(np.random.default_rng(int(10 * k)), 3000, k, 0.3, never=0.1)
     for window in ((0.01, 0.1), None):  # a fixed window, and the model's own
         fit = fit_power_law(m, window)
-        assert fit["status"] == "ok" and fit["ci_low"] < k < fit["ci_high"] and fit["slope"] == pytest.approx(k, rel=0.1)
+        assert (
+            fit["status"] == "ok" and fit["ci_low"] < k < fit["ci_high"] and fit["slope"] == pytest.approx(k, rel=0.1)
+        )
         # error = 0.9 (ε/0.3)^k  →  log10 A = log10 0.9 − k log10 0.3
         assert fit["intercept"] == pytest.approx(math.log10(0.9) - k * math.log10(0.3), abs=0.15)
         assert fit["power_law_ok"] and fit["curvature_p"] > 0.05
@@ -46,14 +49,19 @@ def test_fit_is_the_censored_exponential_maximum_likelihood():
     c = window_cells(m)
     high, low = c["eps_high"], math.log(10)
     y = np.log(high / m[m < high])
-    ref = optimize.minimize_scalar(_direct_nll, bounds=(0.01, 20), args=(y, low), method="bounded",
-                                   options={"xatol": 1e-10})
+    ref = optimize.minimize_scalar(
+        _direct_nll, bounds=(0.01, 20), args=(y, low), method="bounded", options={"xatol": 1e-10}
+    )
     k = hill.fit(c["edges"][None], c["counts"][None])[0]
     se = ref.x / math.sqrt((y < low).sum())
     assert abs(k - ref.x) < 0.15 * se  # the fine cells lose (k·L/16)²/12 of the information
     e, n = c["edges"], c["counts"]
-    binned = optimize.minimize_scalar(lambda v: -hill.loglik(e[None], n[None], np.array([v]))[0], bounds=(0.01, 20),
-                                      method="bounded", options={"xatol": 1e-10})
+    binned = optimize.minimize_scalar(
+        lambda v: -hill.loglik(e[None], n[None], np.array([v]))[0],
+        bounds=(0.01, 20),
+        method="bounded",
+        options={"xatol": 1e-10},
+    )
     assert k == pytest.approx(binned.x, rel=1e-6)
     assert c["n_broken"] == math.ceil(MAX_ERROR * 500) - 1  # the breaks strictly below the order statistic
 
@@ -81,8 +89,14 @@ def test_a_saturated_model_s_window_stops_below_its_saturation():
     pooled error reached 25%, put the weak model's saturation inside it."""
     rng = np.random.default_rng(8)
     eps = {0: power_samples(rng, 400, 1.5, 0.03), 1: power_samples(rng, 400, 1.5, 0.3)}
-    samples = pd.DataFrame({"trial": np.repeat([0, 1], 400), "minimization_min_eps": np.r_[eps[0], eps[1]],
-                            "min_adversarial_eps": np.r_[eps[0], eps[1]], "margin": rng.random(800)})
+    samples = pd.DataFrame(
+        {
+            "trial": np.repeat([0, 1], 400),
+            "minimization_min_eps": np.r_[eps[0], eps[1]],
+            "min_adversarial_eps": np.r_[eps[0], eps[1]],
+            "margin": rng.random(800),
+        }
+    )
     t = power_law_table(samples, [0, 1]).set_index("trial")
     assert t.loc[0, "eps_high"] < 0.03 and t.loc[1, "eps_high"] < 0.3
     assert t.loc[0, "eps_high"] == pytest.approx(np.sort(eps[0])[99])  # its own 25% of breaks
@@ -109,7 +123,7 @@ def test_homogeneity_lr_is_the_likelihood_ratio_of_one_rate():
     rng = np.random.default_rng(2)
     cells = [window_cells(power_samples(rng, 300, k, 0.2)) for k in (1.0, 1.5, 2.0, 1.5)]
     edges, counts = pack(cells)
-    nll = lambda k, i: -hill.loglik(edges[i:i + 1], counts[i:i + 1], np.array([k]))[0]  # noqa: E731
+    nll = lambda k, i: -hill.loglik(edges[i : i + 1], counts[i : i + 1], np.array([k]))[0]  # noqa: E731
     each = sum(optimize.minimize_scalar(nll, bounds=(0.01, 20), args=(i,), method="bounded").fun for i in range(4))
     common = optimize.minimize_scalar(lambda k: sum(nll(k, i) for i in range(4)), bounds=(0.01, 20), method="bounded")
     h = homogeneity_test(edges, counts, n_sim=39)
@@ -128,7 +142,9 @@ def test_frailty_fit_is_the_gamma_mixture_maximum_likelihood():
         a, b = math.exp(v[0]), math.exp(v[1])
         return -(special.gammaln(a + d) - special.gammaln(a) + a * math.log(b) - (a + d) * np.log(b + t)).sum()
 
-    ref = optimize.minimize(nll, [3, 1], method="Nelder-Mead", options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 5000})
+    ref = optimize.minimize(
+        nll, [3, 1], method="Nelder-Mead", options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 5000}
+    )
     mu, tau, ll = frailty.fit(d, t)
     a, b = np.exp(ref.x)
     assert mu[0] == pytest.approx(a / b, rel=1e-5) and tau[0] == pytest.approx(math.sqrt(a) / b, rel=1e-4)
@@ -137,7 +153,7 @@ def test_frailty_fit_is_the_gamma_mixture_maximum_likelihood():
 
 def _link_model(rng, n=4000, slope=1.0):
     margin = rng.random(n) ** (1 / 1.5)
-    eps = 0.1 * margin ** slope * np.exp(0.3 * rng.standard_normal(n))
+    eps = 0.1 * margin**slope * np.exp(0.3 * rng.standard_normal(n))
     return margin, np.where(eps <= 0.05, eps, np.inf)  # ε beyond the attack's 0.05: never broken
 
 
@@ -163,8 +179,9 @@ def test_censored_margin_link_is_the_tobit_maximum_likelihood():
         z = (y - a - b * x) / s
         return -np.where(cens, stats.norm.logsf(z), stats.norm.logpdf(z) - math.log(s)).sum()
 
-    ref = optimize.minimize(nll, [0, 1, -1], method="Nelder-Mead", options={"xatol": 1e-10, "fatol": 1e-12,
-                                                                             "maxiter": 5000})
+    ref = optimize.minimize(
+        nll, [0, 1, -1], method="Nelder-Mead", options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 5000}
+    )
     beta, se, _, _ = margin_link(eps, margin, censor=0.05)
     assert beta == pytest.approx(ref.x[1], abs=1e-5)
     cov = np.linalg.inv(optimize.approx_fprime(ref.x, lambda v: optimize.approx_fprime(v, nll, 1e-6), 1e-5))
@@ -186,9 +203,13 @@ def test_the_pooled_bend_is_corrected_for_the_bias_of_the_one_step_curvature():
     from robustarch.analysis.powerlaw import cells_of
 
     rng = np.random.default_rng(0)
-    s = pd.DataFrame({"trial": np.repeat(np.arange(200), 100),
-                      "minimization_min_eps": np.concatenate([power_samples(rng, 100, 1.5, 0.1) for _ in range(200)]),
-                      "margin": rng.random(20000)})
+    s = pd.DataFrame(
+        {
+            "trial": np.repeat(np.arange(200), 100),
+            "minimization_min_eps": np.concatenate([power_samples(rng, 100, 1.5, 0.1) for _ in range(200)]),
+            "margin": rng.random(20000),
+        }
+    )
     t = power_law_table(s.assign(min_adversarial_eps=s["minimization_min_eps"]), range(200))
     ok = t[t["status"] == "ok"]
     span = 2 * ok["window_span"]
@@ -207,10 +228,18 @@ def test_the_margin_tail_match_pools_without_weights_that_follow_the_estimates()
     rng = np.random.default_rng(0)
     m, d = 20000, 90
     k, kappa = d / rng.gamma(d, 1 / 1.5, m), d / rng.gamma(d, 1 / 1.75, m)
-    power = pd.DataFrame({"trial": range(m), "status": "ok", "slope": k, "slope_se": k / math.sqrt(d),
-                          "margin_tail_slope": kappa, "margin_tail_se": kappa / math.sqrt(d)})
+    power = pd.DataFrame(
+        {
+            "trial": range(m),
+            "status": "ok",
+            "slope": k,
+            "slope_se": k / math.sqrt(d),
+            "margin_tail_slope": kappa,
+            "margin_tail_se": kappa / math.sqrt(d),
+        }
+    )
     row = findings_rows(pd.DataFrame({"trial": range(m)}), power, claims=["slope_matches_margin_tail"])[0]
     truth = -0.25 * d / (d - 1)  # E[d/T] = k·d/(d − 1) for each
-    own = pool(k - kappa, (k ** 2 + kappa ** 2) / d)
+    own = pool(k - kappa, (k**2 + kappa**2) / d)
     se = (row["ci_high"] - row["ci_low"]) / (2 * 1.96)
     assert abs(row["value"] - truth) < 3 * se and own["mean"] - truth > 3 * se

@@ -6,6 +6,7 @@ Documents are drawn two ways: any YAML value at all, and a shipped preset with a
 added or removed (the schema's own field names, ranges and wrong types), which reaches far deeper
 into the validation than random keys do.
 """
+
 from __future__ import annotations
 
 import copy
@@ -24,27 +25,92 @@ from hypothesis import strategies as st
 from robustarch.errors import UserError
 from robustarch.presets import preset_dir
 
-SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow],
-                    database=None)
+SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
 
-SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-10, 10), st.integers(-2**40, 2**40),
-                    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=10),
-                    st.sampled_from(["plain", "basic", "relu", "batchnorm", "digits", "cifar10", "quick",
-                                     "tpe", "random", "grid", "robust", "auc", "pgd", "standard", ""]))
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-10, 10),
+    st.integers(-(2**40), 2**40),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=10),
+    st.sampled_from(
+        [
+            "plain",
+            "basic",
+            "relu",
+            "batchnorm",
+            "digits",
+            "cifar10",
+            "quick",
+            "tpe",
+            "random",
+            "grid",
+            "robust",
+            "auc",
+            "pgd",
+            "standard",
+            "",
+        ]
+    ),
+)
 NUMBERS = st.one_of(st.integers(-3, 70), st.floats(-2.0, 100.0), st.just(math.nan), st.booleans(), st.text(max_size=3))
-RANGES = st.fixed_dictionaries({"min": NUMBERS, "max": NUMBERS},
-                               optional={"step": NUMBERS, "log": SCALARS, "factor": NUMBERS})
+RANGES = st.fixed_dictionaries(
+    {"min": NUMBERS, "max": NUMBERS}, optional={"step": NUMBERS, "log": SCALARS, "factor": NUMBERS}
+)
 # values a schema field might well hold: small numbers, small ranges, lists, the words it knows
-WORDS = st.sampled_from(["plain", "basic", "bottleneck", "relu", "gelu", "batchnorm", "layernorm", "digits",
-                         "mnist", "cifar10", "quick", "quick-cifar", "digits-cells", "tpe", "random", "grid", "qmc",
-                         "robust", "clean+robust", "eps", "auc", "pgd", "standard", "sgd", "adamw", "median",
-                         "none", "cells", "timm-resnet", "best", "last"])
-PLAUSIBLE = st.one_of(st.integers(0, 64), st.floats(0.0, 1.0), WORDS, st.booleans(),
-                      st.lists(st.integers(1, 64), min_size=1, max_size=3), st.lists(WORDS, min_size=1, max_size=3),
-                      st.fixed_dictionaries({"min": st.integers(1, 8), "max": st.integers(1, 64)},
-                                            optional={"step": st.integers(1, 8), "log": st.booleans()}))
-VALUES = st.recursive(SCALARS | RANGES, lambda inner: st.lists(inner, max_size=4)
-                      | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=10)
+WORDS = st.sampled_from(
+    [
+        "plain",
+        "basic",
+        "bottleneck",
+        "relu",
+        "gelu",
+        "batchnorm",
+        "layernorm",
+        "digits",
+        "mnist",
+        "cifar10",
+        "quick",
+        "quick-cifar",
+        "digits-cells",
+        "tpe",
+        "random",
+        "grid",
+        "qmc",
+        "robust",
+        "clean+robust",
+        "eps",
+        "auc",
+        "pgd",
+        "standard",
+        "sgd",
+        "adamw",
+        "median",
+        "none",
+        "cells",
+        "timm-resnet",
+        "best",
+        "last",
+    ]
+)
+PLAUSIBLE = st.one_of(
+    st.integers(0, 64),
+    st.floats(0.0, 1.0),
+    WORDS,
+    st.booleans(),
+    st.lists(st.integers(1, 64), min_size=1, max_size=3),
+    st.lists(WORDS, min_size=1, max_size=3),
+    st.fixed_dictionaries(
+        {"min": st.integers(1, 8), "max": st.integers(1, 64)},
+        optional={"step": st.integers(1, 8), "log": st.booleans()},
+    ),
+)
+VALUES = st.recursive(
+    SCALARS | RANGES,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=10,
+)
 
 
 def _presets(kind: str) -> list[dict]:
@@ -65,7 +131,7 @@ def _keys(doc, found: set) -> set:
 def _mappings(doc) -> list[dict]:
     """Every mapping inside `doc`, itself included (the places a mutation may touch)."""
     out = [doc] if isinstance(doc, dict) else []
-    for value in (doc.values() if isinstance(doc, dict) else doc if isinstance(doc, list) else ()):
+    for value in doc.values() if isinstance(doc, dict) else doc if isinstance(doc, list) else ():
         out += _mappings(value)
     return out
 
@@ -122,8 +188,8 @@ def folder(tmp_path_factory) -> Path:
 def test_any_search_space_yaml_is_valid_or_one_line(folder, doc):
     import optuna
 
-    from robustarch.training import DATASET_SHAPES
     from robustarch.spaces import load_space
+    from robustarch.training import DATASET_SHAPES
 
     space = _user_error_or(lambda: load_space(_write(folder, doc)))
     if space is None:
@@ -153,13 +219,18 @@ def test_any_study_recipe_yaml_is_valid_or_one_line(folder, doc):
     assert runs is None or [n for n, _ in runs] == [n for n, _ in recipe.studies]
 
 
-OPTION_TEXT = st.text(max_size=12) | st.sampled_from(["cpu", "cuda", "cuda:0", "cuda:7", "mps", "meta", "cpu:0",
-                                                      "cuda:-1", "xla", "", " "])
+OPTION_TEXT = st.text(max_size=12) | st.sampled_from(
+    ["cpu", "cuda", "cuda:0", "cuda:7", "mps", "meta", "cpu:0", "cuda:-1", "xla", "", " "]
+)
 
 
 @SETTINGS
-@given(threads=st.none() | st.integers(), timeout=st.none() | st.floats(allow_nan=True), device=st.none() | OPTION_TEXT,
-       env=st.none() | st.text(max_size=6))
+@given(
+    threads=st.none() | st.integers(),
+    timeout=st.none() | st.floats(allow_nan=True),
+    device=st.none() | OPTION_TEXT,
+    env=st.none() | st.text(max_size=6),
+)
 def test_any_shared_option_values_are_accepted_or_one_line(threads, timeout, device, env):
     from robustarch.terminal import check_options
 
@@ -197,8 +268,12 @@ def test_any_study_name_is_one_safe_file_name_or_one_line(name, other):
 
 
 @SETTINGS
-@given(gpus=st.none() | st.text(max_size=10) | st.lists(st.integers(-2, 5), max_size=4).map(
-    lambda ids: ",".join(map(str, ids))), per_gpu=st.integers(1, 3))
+@given(
+    gpus=st.none()
+    | st.text(max_size=10)
+    | st.lists(st.integers(-2, 5), max_size=4).map(lambda ids: ",".join(map(str, ids))),
+    per_gpu=st.integers(1, 3),
+)
 def test_any_gpu_list_is_parsed_or_one_line(gpus, per_gpu):
     from robustarch.terminal import parse_gpus
 
@@ -206,8 +281,19 @@ def test_any_gpu_list_is_parsed_or_one_line(gpus, per_gpu):
     assert ids is None or all(0 <= i < 2 for i in ids)
 
 
-ENQUEUE_KEYS = st.sampled_from(["stem_width", "stage0_depth", "stage0_cell", "stage0_width", "stage1_depth",
-                                "stage1_cell", "stage1_width", "act", "depth"]) | st.text(max_size=5)
+ENQUEUE_KEYS = st.sampled_from(
+    [
+        "stem_width",
+        "stage0_depth",
+        "stage0_cell",
+        "stage0_width",
+        "stage1_depth",
+        "stage1_cell",
+        "stage1_width",
+        "act",
+        "depth",
+    ]
+) | st.text(max_size=5)
 
 
 @SETTINGS
@@ -228,15 +314,19 @@ def test_any_enqueue_file_lies_in_the_space_or_one_line(folder, items):
         assert all(trial.params[k] == v for k, v in params.items())
 
 
-@pytest.mark.parametrize("args, needle", [
-    (("search", "--threads", "0"), "--threads 0"),
-    (("report", "--compare", "t", "t"), "two different studies"),
-    (("search", "--study", ""), "must not be empty"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (("search", "--threads", "0"), "--threads 0"),
+        (("report", "--compare", "t", "t"), "two different studies"),
+        (("search", "--study", ""), "must not be empty"),
+    ],
+)
 def test_real_cli_processes_end_in_one_line_and_exit_2(tmp_path, args, needle):
     env = {**os.environ, "GIT_PYTHON_REFRESH": "quiet", "ROBUSTARCH_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "robustarch", *args], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "robustarch", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert proc.returncode == 2 and len(lines) == 1 and needle in lines[0], (proc.returncode, proc.stderr)
     assert list(tmp_path.iterdir()) == []  # nothing stored, no report folder

@@ -1,5 +1,6 @@
 """Provenance: every trial records the versions, device, threads, seeds and the suite's resolved
 configuration it ran with; the report's Methods lists them and says when trials differ."""
+
 from __future__ import annotations
 
 import json
@@ -8,8 +9,8 @@ import foolbox
 import optuna
 import pytest
 import torch
-
 from _tiny_study import tiny_study
+
 from robustarch._version import __version__
 from robustarch.analysis.provenance import provenance_lines, provenance_table
 from robustarch.attacks.config import load_suite
@@ -41,8 +42,12 @@ def test_each_trial_records_versions_device_threads_seeds_and_suite(searched):
         assert p["threads"] == 1
         assert p["suite_config"] == suite and p["suite_config_hash"] == config_hash(suite)
         sampler = None if t.number == 2 else config.seed  # trial 2: the reseeding worker's
-        assert p["seeds"] == {"data_split": config.seed, "sampler": sampler,
-                              "training": config.seed + t.number, "attack": config.seed + t.number}
+        assert p["seeds"] == {
+            "data_split": config.seed,
+            "sampler": sampler,
+            "training": config.seed + t.number,
+            "attack": config.seed + t.number,
+        }
     table = provenance_table(study)
     assert table["trial"].tolist() == [0, 1, 2] and table["torch"].eq(torch.__version__).all()
     assert table["seed_sampler"].isna().tolist() == [False, False, True]
@@ -52,10 +57,18 @@ def test_methods_lists_the_provenance_of_one_setup(searched):
     _, study, _ = searched
     html = build_report(study, n_boot=20)
     start = html.index('id="provenance"')
-    methods = html[start:html.index("</li>", start)]
-    for expected in (f"torch {torch.__version__}", f"foolbox {foolbox.__version__}", f"optuna {optuna.__version__}",
-                     f"device {cpu_model()}", "CPU threads 1", "training 0 + trial number", "attack 0 + trial number",
-                     "sampler 0 (trials 0, 1) / unknown (trial 2)", "reseeded its sampler"):
+    methods = html[start : html.index("</li>", start)]
+    for expected in (
+        f"torch {torch.__version__}",
+        f"foolbox {foolbox.__version__}",
+        f"optuna {optuna.__version__}",
+        f"device {cpu_model()}",
+        "CPU threads 1",
+        "training 0 + trial number",
+        "attack 0 + trial number",
+        "sampler 0 (trials 0, 1) / unknown (trial 2)",
+        "reseeded its sampler",
+    ):
         assert expected in methods, (expected, methods)
     assert "Not every trial" not in methods
 
@@ -75,13 +88,23 @@ def test_methods_says_when_trials_ran_under_different_setups(tmp_path):
     assert "versions" not in lines["mixed"] and "devices" not in lines["mixed"]
     # A trial recorded by a worker on another machine, with another torch and a GPU.
     first = study.trials[0]
-    remote = {**first.user_attrs["provenance"], "device": "NVIDIA H200", "device_type": "cuda",
-              "versions": {**first.user_attrs["provenance"]["versions"], "torch": "2.5.1"}}
-    study.add_trial(optuna.trial.create_trial(params=first.params, distributions=first.distributions,
-                                              value=first.value, user_attrs={**first.user_attrs, "provenance": remote}))
+    remote = {
+        **first.user_attrs["provenance"],
+        "device": "NVIDIA H200",
+        "device_type": "cuda",
+        "versions": {**first.user_attrs["provenance"]["versions"], "torch": "2.5.1"},
+    }
+    study.add_trial(
+        optuna.trial.create_trial(
+            params=first.params,
+            distributions=first.distributions,
+            value=first.value,
+            user_attrs={**first.user_attrs, "provenance": remote},
+        )
+    )
     html = build_report(study, n_boot=20)
     start = html.index('id="provenance"')
-    methods = html[start:html.index("</li>", start)]
+    methods = html[start : html.index("</li>", start)]
     assert "different versions of torch and devices and attack-suite configurations" in methods
     assert f"torch {torch.__version__} (trials 0, 1) / 2.5.1 (trial 2)" in methods
     assert "NVIDIA H200 (trial 2)" in methods

@@ -1,11 +1,12 @@
 """robustarch.analysis.record: trial user attributes → tidy tables, for every trial state and objective kind."""
+
 from __future__ import annotations
 
 import numpy as np
 import optuna
+from _studies import make_study
 from optuna.trial import create_trial
 
-from _studies import make_study
 from robustarch.analysis import analyze
 from robustarch.analysis.record import robustness_table, samples_table, trials_table, val_robustness_table
 
@@ -47,9 +48,15 @@ def test_validation_curves_choose_the_headline_eps():
         attrs = dict(t.user_attrs)
         if t.state.name == "COMPLETE":
             clean = attrs["attacked_clean_accuracy"]
-            attrs |= {"val_attacked_clean_accuracy": clean, "val_robust_accuracy": {"worst_case": [clean * k for k in keep]}}
-        s.add_trial(create_trial(params=t.params, distributions=t.distributions, values=t.values, user_attrs=attrs,
-                                 state=t.state))
+            attrs |= {
+                "val_attacked_clean_accuracy": clean,
+                "val_robust_accuracy": {"worst_case": [clean * k for k in keep]},
+            }
+        s.add_trial(
+            create_trial(
+                params=t.params, distributions=t.distributions, values=t.values, user_attrs=attrs, state=t.state
+            )
+        )
     v = val_robustness_table(s)
     assert len(v) == 8 * len(keep) and set(v["eps"]) == set(s.trials[0].user_attrs["eps"])
     a = analyze(s, n_boot=50)

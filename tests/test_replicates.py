@@ -1,6 +1,7 @@
 """Replicate seeds as a study design (study.replicates): derived seeds, the reliability subsample,
 replicate trials queued beside the budget, grouping under two workers, resuming mid-replicates, and
 samplers that see repeated parameters."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -14,8 +15,14 @@ from _tiny_study import robustarch, tiny_study, write_tiny
 from robustarch.errors import UserError
 from robustarch.study import create_or_resume, open_storage, run_study
 from robustarch.study.config import validate_config
-from robustarch.study.replicates import (arch_key, derive_seed, duplicate_count, enqueue_replicates, in_share,
-                                         retrain_seed)
+from robustarch.study.replicates import (
+    arch_key,
+    derive_seed,
+    duplicate_count,
+    enqueue_replicates,
+    in_share,
+    retrain_seed,
+)
 from robustarch.study.samplers import make_sampler
 
 
@@ -23,8 +30,9 @@ def test_seeds_derive_from_study_seed_architecture_and_replicate():
     key = arch_key({"w": 8, "cell": "plain"})
     assert key == arch_key({"cell": "plain", "w": 8})  # order does not matter
     assert derive_seed(0, key, 3, 1) == derive_seed(0, key, 3, 1)  # deterministic
-    seeds = {derive_seed(s, k, o, r) for s in (0, 1) for k in (key, arch_key({"w": 16})) for o in (3, 4)
-             for r in range(3)}
+    seeds = {
+        derive_seed(s, k, o, r) for s in (0, 1) for k in (key, arch_key({"w": 16})) for o in (3, 4) for r in range(3)
+    }
     assert len(seeds) == 24  # every part changes the seed
     assert retrain_seed(0, key, 0) not in {derive_seed(0, key, o, r) for o in range(50) for r in range(5)}
 
@@ -62,10 +70,12 @@ def test_a_study_resumed_mid_replicates_runs_each_replicate_once(tmp_path):
     _, config, storage = tiny_study(tmp_path, "base")
     config = dataclasses.replace(config, replicates=3, replicate_share=1.0)
     study, config = create_or_resume(open_storage(storage), "mid", config)
-    first = run_study(study, config, n_trials=2, timeout=0.5)  # stops after its first trial
+    first = run_study(study, config, n_trials=2, timeout=0.5)  # stops after its first trial or two
     assert first.stopped_by == "timeout"
-    waiting = [t for t in study.get_trials() if t.state.name == "WAITING"]
-    assert sorted(t.user_attrs["replicate"] for t in waiting) == [1, 2]  # queued, not run yet
+    waiting = [t.user_attrs["replicate"] for t in study.get_trials() if t.state.name == "WAITING"]
+    done = [t.user_attrs["replicate"] for t in study.get_trials() if t.state.name == "COMPLETE"]
+    # how many ran before the timeout depends on the machine's speed; what was queued and not run waits
+    assert waiting and sorted(done + waiting) == [0, 1, 2], (done, waiting)
     run_study(study, config, n_trials=2)  # the resume
     groups = _groups(study)
     assert sum(len(v) for v in groups.values()) == 6
@@ -77,16 +87,39 @@ def test_a_study_resumed_mid_replicates_runs_each_replicate_once(tmp_path):
 def test_replicates_are_grouped_under_two_workers(tmp_path):
     space, suite = write_tiny(tmp_path)
     journal = str(tmp_path / "two.journal")
-    proc = robustarch("search", "--study", "two", "--storage", journal, "--space", str(space), "--suite", str(suite),
-                      "--sampler", "random", "--n-trials", "3", "--replicates", "2", "--replicate-share", "1",
-                      "--workers", "2", "--rescore-top", "0", "--report-dir", str(tmp_path / "reports"), cwd=tmp_path)
+    proc = robustarch(
+        "search",
+        "--study",
+        "two",
+        "--storage",
+        journal,
+        "--space",
+        str(space),
+        "--suite",
+        str(suite),
+        "--sampler",
+        "random",
+        "--n-trials",
+        "3",
+        "--replicates",
+        "2",
+        "--replicate-share",
+        "1",
+        "--workers",
+        "2",
+        "--rescore-top",
+        "0",
+        "--report-dir",
+        str(tmp_path / "reports"),
+        cwd=tmp_path,
+    )
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err[-3000:]
     study, config = create_or_resume(open_storage(journal), "two", None)
     assert config.replicates == 2
     primaries = [t for t in study.get_trials() if t.state.name == "COMPLETE" and t.user_attrs["replicate"] == 0]
     assert len(primaries) == 3  # the budget counts architectures
-    for key, trials in _groups(study).items():
+    for _key, trials in _groups(study).items():
         assert len({t.user_attrs["provenance"]["seeds"]["training"] for t in trials}) == len(trials)
         assert Counter(t.user_attrs["replicate"] for t in trials)[1] == 1  # one queued replicate per architecture
     assert len({t.user_attrs["worker"] for t in study.get_trials()}) == 2
@@ -117,9 +150,12 @@ def test_samplers_neither_crash_nor_stall_on_repeated_parameters(sampler):
 def test_a_duplicate_proposal_counts_as_a_free_replicate():
     Trial = optuna.trial.create_trial
     dist = {"x": optuna.distributions.IntDistribution(0, 3)}
-    trials = [Trial(params={"x": x}, distributions=dist, value=0.0,
-                    user_attrs={"arch_key": arch_key({"x": x}), "replicate": r}) for x, r in
-              ((1, 0), (2, 0), (1, 0), (1, 1), (1, 0))]
+    trials = [
+        Trial(
+            params={"x": x}, distributions=dist, value=0.0, user_attrs={"arch_key": arch_key({"x": x}), "replicate": r}
+        )
+        for x, r in ((1, 0), (2, 0), (1, 0), (1, 1), (1, 0))
+    ]
     for n, t in enumerate(trials):
         t.number = n
     assert duplicate_count(trials) == 2  # two later proposals of x=1; the queued replicate is not free

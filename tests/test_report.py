@@ -1,5 +1,6 @@
 """The HTML report and the table exports: self-contained, escaped, honest about too few trials;
 the `report` / `export` commands and their one-line errors."""
+
 from __future__ import annotations
 
 import copy
@@ -11,10 +12,10 @@ import optuna
 import pandas as pd
 import pytest
 from _cli import run_cli_output as _run
+from _studies import make_study
 from markupsafe import escape
 from optuna.trial import create_trial
 
-from _studies import make_study
 from robustarch.analysis import analyze, analyze_pair, compare_tables
 from robustarch.errors import UserError
 from robustarch.report import analysis_tables, build_report, write_comparison, write_report
@@ -59,8 +60,14 @@ def test_summary_numbers_come_from_the_data(study, html):
     assert "held fixed" in html and "per extra cell" in html and "layer" not in html
     assert "--include-flagged" in html
     # The methods section names what a reader needs to reproduce the study.
-    for fact in ("1068 train / 189 validation / 540 test", "LinfPGD", "{&#39;steps&#39;: 10", "linf",
-                 "train_fraction", "seed 2"):
+    for fact in (
+        "1068 train / 189 validation / 540 test",
+        "LinfPGD",
+        "{&#39;steps&#39;: 10",
+        "linf",
+        "train_fraction",
+        "seed 2",
+    ):
         assert fact in html, fact
     assert 'id="phase"' in html  # the training knobs were searched: a phase diagram is drawn
 
@@ -82,9 +89,19 @@ def test_too_few_trials_still_give_a_report(tmp_path):
 
 def test_json_and_csv_export_every_table(study, tmp_path):
     names = set(analysis_tables(analyze(study, n_boot=100)))
-    assert {"trials", "correlations", "partial_correlations", "ols_coefficients", "power_law",
-            "power_law_summary", "pareto_front", "depth_width", "phase_diagram", "margin_quantiles",
-            "summary"} <= names
+    assert {
+        "trials",
+        "correlations",
+        "partial_correlations",
+        "ols_coefficients",
+        "power_law",
+        "power_law_summary",
+        "pareto_front",
+        "depth_width",
+        "phase_diagram",
+        "margin_quantiles",
+        "summary",
+    } <= names
     doc = json.loads(write_report(study, tmp_path / "t.json", fmt="json", n_boot=100).read_text())
     assert set(doc) == names
     assert len(doc["trials"]) == 28 and len(doc["correlations"]) > 0
@@ -105,12 +122,14 @@ def _retrained(study, name, gain, seed=0, rename=False):
         a = copy.deepcopy(t.user_attrs)
         if "robust_accuracy" in a:
             up = gain * (1 + 0.5 * rng.random())
-            a["robust_accuracy"]["worst_case"] = [min(a["attacked_clean_accuracy"], v + up)
-                                                  for v in a["robust_accuracy"]["worst_case"]]
+            a["robust_accuracy"]["worst_case"] = [
+                min(a["attacked_clean_accuracy"], v + up) for v in a["robust_accuracy"]["worst_case"]
+            ]
         if rename and "arch_summary" in a:
             a["arch_summary"] += " (other)"
-        s.add_trial(create_trial(params=t.params, distributions=t.distributions, values=t.values,
-                                 user_attrs=a, state=t.state))
+        s.add_trial(
+            create_trial(params=t.params, distributions=t.distributions, values=t.values, user_attrs=a, state=t.state)
+        )
     return s
 
 
@@ -123,13 +142,14 @@ def _edited(study, name, edit):
         a = copy.deepcopy(t.user_attrs)
         if t.state.name == "COMPLETE":
             edit(a)
-        s.add_trial(create_trial(params=t.params, distributions=t.distributions, values=t.values,
-                                 user_attrs=a, state=t.state))
+        s.add_trial(
+            create_trial(params=t.params, distributions=t.distributions, values=t.values, user_attrs=a, state=t.state)
+        )
     return s
 
 
 def _methods(html: str) -> str:
-    return html[html.index('<h2 id="methods">'):]
+    return html[html.index('<h2 id="methods">') :]
 
 
 def test_methods_lists_only_the_settings_the_recipe_uses(study):
@@ -137,14 +157,19 @@ def test_methods_lists_only_the_settings_the_recipe_uses(study):
     standard = _edited(study, "standard", lambda a: a["train_config"].update(eps=0.1, attack_steps=5, trades_beta=6.0))
     assert "recipe=standard" in _methods(build_report(standard, n_boot=100))
     assert not unused.search(_methods(build_report(standard, n_boot=100)))
-    pgd = _edited(study, "pgd", lambda a: a["train_config"].update(recipe="pgd", eps=0.1, attack_steps=5, trades_beta=6.0))
+    pgd = _edited(
+        study, "pgd", lambda a: a["train_config"].update(recipe="pgd", eps=0.1, attack_steps=5, trades_beta=6.0)
+    )
     methods = _methods(build_report(pgd, n_boot=100))
     assert "eps=0.1" in methods and "attack_steps=5" in methods and "trades_beta" not in methods
 
 
 def test_a_constant_axis_leaves_its_plot_out_and_says_why():
-    one_net = _edited(make_study(12, seed=1, n_flagged=0), "one-net",
-                      lambda a: a.update(depth=2, width=16.0, params=5000, flops=640000, arch_summary="stem8 2x16|basic"))
+    one_net = _edited(
+        make_study(12, seed=1, n_flagged=0),
+        "one-net",
+        lambda a: a.update(depth=2, width=16.0, params=5000, flops=640000, arch_summary="stem8 2x16|basic"),
+    )
     html = build_report(one_net, n_boot=100)
     assert 'id="robust-vs-params"' not in html and 'id="depth-width"' not in html
     assert "Plot robust accuracy vs parameters left out: every model has the same params (5000)" in html
@@ -154,7 +179,7 @@ def test_a_constant_axis_leaves_its_plot_out_and_says_why():
 
 def _svg(html: str, plot_id: str) -> str:
     start = html.index(f'id="{plot_id}"')
-    return html[start:html.index("</svg>", start)]
+    return html[start : html.index("</svg>", start)]
 
 
 def test_plot_legends_and_ticks(html):
@@ -171,8 +196,9 @@ def test_plot_legends_and_ticks(html):
 def test_bins_are_labelled_as_a_reader_writes_them():
     from robustarch.analysis.analyzer import grid_map
 
-    t = pd.DataFrame({"depth": [1, 2, 3, 3], "width": [26.666667, 32.0, 26.666667, 112.5],
-                      "robust_accuracy": [0.1, 0.2, 0.3, 0.4]})
+    t = pd.DataFrame(
+        {"depth": [1, 2, 3, 3], "width": [26.666667, 32.0, 26.666667, 112.5], "robust_accuracy": [0.1, 0.2, 0.3, 0.4]}
+    )
     g = grid_map(t, "depth", "width")
     assert set(g["width_bin"]) == {"26.7", "32", "112"} and set(g["depth_bin"]) == {"1", "2", "3"}
 
@@ -220,38 +246,55 @@ def test_report_command_writes_page_exports_and_comparison(tmp_path, monkeypatch
     from optuna.storages.journal import JournalFileBackend
 
     make_study(8, name="s2", storage=optuna.storages.JournalStorage(JournalFileBackend(url)), seed=6)
-    code, out, _ = _run(["report", "--study", "s1", "--storage", url, "--out", str(tmp_path / "r.html"),
-                         "--include-flagged"], monkeypatch, capsys)
+    code, out, _ = _run(
+        ["report", "--study", "s1", "--storage", url, "--out", str(tmp_path / "r.html"), "--include-flagged"],
+        monkeypatch,
+        capsys,
+    )
     assert code == 0 and "r.html" in out
     assert "included in the statistics because include-flagged was set" in (tmp_path / "r.html").read_text()
-    code, _, _ = _run(["report", "--study", "s1", "--storage", url, "--format", "csv", "--out",
-                       str(tmp_path / "tables")], monkeypatch, capsys)
+    code, _, _ = _run(
+        ["report", "--study", "s1", "--storage", url, "--format", "csv", "--out", str(tmp_path / "tables")],
+        monkeypatch,
+        capsys,
+    )
     assert code == 0 and (tmp_path / "tables" / "power_law.csv").exists()
-    code, _, _ = _run(["report", "--compare", "s1", "s2", "--storage", url, "--out", str(tmp_path / "c.html")],
-                      monkeypatch, capsys)
+    code, _, _ = _run(
+        ["report", "--compare", "s1", "s2", "--storage", url, "--out", str(tmp_path / "c.html")], monkeypatch, capsys
+    )
     assert code == 0 and "s2" in (tmp_path / "c.html").read_text()
-    code, _, _ = _run(["export", "--study", "s1", "--storage", url, "--table", "correlations", "--out",
-                       str(tmp_path / "c.json")], monkeypatch, capsys)
+    code, _, _ = _run(
+        ["export", "--study", "s1", "--storage", url, "--table", "correlations", "--out", str(tmp_path / "c.json")],
+        monkeypatch,
+        capsys,
+    )
     assert code == 0 and json.loads((tmp_path / "c.json").read_text())[0]["method"] == "pearson"
 
 
 @pytest.mark.parametrize("case", ["unknown_study", "unwritable", "bad_storage", "bad_format", "bad_eps", "same_study"])
 def test_report_errors_are_one_line_exit_2(case, tmp_path, monkeypatch, capsys):
     url = _journal_study(tmp_path)
-    args = {"unknown_study": ["--study", "nope", "--storage", url],
-            "unwritable": ["--study", "s1", "--storage", url, "--out", "/proc/robustarch/r.html"],
-            "bad_storage": ["--study", "s1", "--storage", "postgresql://nobody@127.0.0.1:9/none"],
-            "bad_format": ["--study", "s1", "--storage", url, "--format", "pdf"],
-            "bad_eps": ["--study", "s1", "--storage", url, "--eps", "0.123", "--out", str(tmp_path / "r.html")],
-            "same_study": ["--compare", "s1", "s1", "--storage", url, "--out", str(tmp_path / "c.html")]}[case]
+    args = {
+        "unknown_study": ["--study", "nope", "--storage", url],
+        "unwritable": ["--study", "s1", "--storage", url, "--out", "/proc/robustarch/r.html"],
+        "bad_storage": ["--study", "s1", "--storage", "postgresql://nobody@127.0.0.1:9/none"],
+        "bad_format": ["--study", "s1", "--storage", url, "--format", "pdf"],
+        "bad_eps": ["--study", "s1", "--storage", url, "--eps", "0.123", "--out", str(tmp_path / "r.html")],
+        "same_study": ["--compare", "s1", "s1", "--storage", url, "--out", str(tmp_path / "c.html")],
+    }[case]
     code, _, err = _run(["report", *args], monkeypatch, capsys)
     assert code == 2
     line = " ".join(err.split())  # rich wraps the one message at the terminal width
     assert line.startswith("robustarch: error:") and line.count("robustarch: error:") == 1, err
     assert "Traceback" not in err
-    expected = {"unknown_study": ("no study named 'nope'",), "unwritable": ("cannot write", "does not exist"),
-                "bad_storage": ("cannot open storage",), "bad_format": ("allowed values",),
-                "bad_eps": ("not on the study's ε grid",), "same_study": ("two different studies",)}[case]
+    expected = {
+        "unknown_study": ("no study named 'nope'",),
+        "unwritable": ("cannot write", "does not exist"),
+        "bad_storage": ("cannot open storage",),
+        "bad_format": ("allowed values",),
+        "bad_eps": ("not on the study's ε grid",),
+        "same_study": ("two different studies",),
+    }[case]
     assert any(e in line for e in expected), line
 
 
@@ -267,13 +310,15 @@ def test_two_real_studies_of_one_seed_pair_trial_by_trial(tmp_path):
     """Standard vs fast adversarial training of the same sampled architectures (the
     adversarial-training recipe in miniature): trial k of one study pairs with trial k of the other."""
     from _tiny_study import write_tiny
+
     from robustarch.study import StudyConfig, create_or_resume, open_storage, run_study
 
     space, suite = write_tiny(tmp_path)
     storage, studies = open_storage(str(tmp_path / "x.journal")), []
     for name, recipe in (("standard", "standard"), ("fast-at", "fgsm-rs")):
-        config = StudyConfig(space=str(space), suite=str(suite), sampler="random", seed=0,
-                             training={"recipe": recipe, "eps": 0.1})
+        config = StudyConfig(
+            space=str(space), suite=str(suite), sampler="random", seed=0, training={"recipe": recipe, "eps": 0.1}
+        )
         s, config = create_or_resume(storage, name, config)
         run_study(s, config, n_trials=4, threads=1)
         studies.append(s)

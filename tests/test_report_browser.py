@@ -4,19 +4,20 @@ rendered (a non-blank screenshot), hover text, table sorting, and a hostile stud
 Chromium must be installed (CI: `apt-get install -y chromium`); without it these tests fail unless
 ROBUSTARCH_SKIP_BROWSER=1 says to skip them.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import optuna
 import pytest
-from PIL import Image
-
 from _browser import Browser, require_chromium
 from _studies import make_study
-from robustarch import analyze_table
-from robustarch.report import write_analysis, write_comparison, write_report
+from PIL import Image
 from test_analyze_table import ROBUSTBENCH
 from test_report import _retrained
+
+from robustarch import analyze_table
+from robustarch.report import write_analysis, write_comparison, write_report
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 EVIL = "<script>alert(1)</script>"
@@ -34,8 +35,9 @@ def pages(tmp_path_factory):
     folder = tmp_path_factory.mktemp("pages")
     study = make_study(30, name=EVIL, n_flagged=2, search_training=True, seed=8)
     report = write_report(study, folder / "report.html", n_boot=200)
-    compare = write_comparison(make_study(15, name="other", seed=9, slope=0.9), study, folder / "compare.html",
-                               n_boot=100)
+    compare = write_comparison(
+        make_study(15, name="other", seed=9, slope=0.9), study, folder / "compare.html", n_boot=100
+    )
     tiny = write_report(make_study(2, n_flagged=0, name="tiny"), folder / "tiny.html", n_boot=100)
     return {"report": report, "compare": compare, "tiny": tiny}
 
@@ -56,14 +58,24 @@ def test_report_renders_without_errors_and_escapes_the_name(browser, pages, tmp_
         const r = s.getBoundingClientRect();
         return [s.id, r.width, r.height, s.querySelectorAll('.mark').length]; })""")
     ids = {p[0] for p in plots}
-    assert {"robust-vs-clean_accuracy", "robust-vs-params", "eps-curves", "power-law", "slopes", "margins",
-            "depth-width", "phase"} <= ids
+    assert {
+        "robust-vs-clean_accuracy",
+        "robust-vs-params",
+        "eps-curves",
+        "power-law",
+        "slopes",
+        "margins",
+        "depth-width",
+        "phase",
+    } <= ids
     assert all(w > 300 and h > 200 and n > 0 for _, w, h, n in plots), plots
     shot = browser.screenshot(tmp_path / "report.png")
     assert _pixel_spread(shot) > 20, "the screenshot looks blank"
     # A plot region alone is not blank either (marks and axes drawn, not just page text).
-    box = browser.eval("(() => { const r = document.getElementById('robust-vs-clean_accuracy')"
-                       ".getBoundingClientRect(); return [r.left + scrollX, r.top + scrollY, r.width, r.height]; })()")
+    box = browser.eval(
+        "(() => { const r = document.getElementById('robust-vs-clean_accuracy')"
+        ".getBoundingClientRect(); return [r.left + scrollX, r.top + scrollY, r.width, r.height]; })()"
+    )
     crop = Image.open(shot).crop((int(box[0]), int(box[1]), int(box[0] + box[2]), int(box[1] + box[3])))
     crop.save(tmp_path / "plot.png")
     assert _pixel_spread(tmp_path / "plot.png") > 10
@@ -79,8 +91,9 @@ def test_hover_shows_the_models_architecture_and_numbers(browser, pages):
         const top = document.elementFromPoint(x, y).closest('[data-trial]');
         return [x, y, top.getAttribute('data-trial')]; })()""")
     browser.mouse_move(x, y)
-    tip = browser.eval("(() => { const t = document.getElementById('tip'); "
-                       "return [getComputedStyle(t).display, t.textContent]; })()")
+    tip = browser.eval(
+        "(() => { const t = document.getElementById('tip'); return [getComputedStyle(t).display, t.textContent]; })()"
+    )
     assert tip[0] == "block"
     assert tip[1].startswith(f"trial {trial}: stem8 ") and "clean" in tip[1] and "params" in tip[1]
     lit = browser.eval(f"document.querySelectorAll('[data-trial=\"{trial}\"].hl').length")
@@ -97,8 +110,10 @@ def test_trial_table_sorts_on_click(browser, pages):
     values = []
     for _ in range(2):
         browser.eval(f"document.querySelectorAll('#trial-table th')[{col}].click()")
-        values.append(browser.eval(f"""Array.from(document.querySelectorAll('#trial-table tbody tr'))
-            .map(r => r.cells[{col}].getAttribute('data-v')).filter(v => v !== null).map(Number)"""))
+        values.append(
+            browser.eval(f"""Array.from(document.querySelectorAll('#trial-table tbody tr'))
+            .map(r => r.cells[{col}].getAttribute('data-v')).filter(v => v !== null).map(Number)""")
+        )
     assert len(values[0]) == 30
     assert values[0] == sorted(values[0]) and values[1] == sorted(values[1], reverse=True)
     assert browser.problems() == []
@@ -117,15 +132,30 @@ def test_comparison_and_too_few_pages_render_cleanly(browser, pages, tmp_path):
 def test_findings_and_rescore_render_in_the_browser(browser, tmp_path):
     from test_findings import pairs_study
 
-    rescore = {3: {"suite": "strong", "split": "test", "eps": [0.05], "clean_accuracy": 0.9, "n_attacked": 400,
-                   "robust_accuracy": {"worst_case": [0.1]}, "seconds": 3.0, "sanity_invalid": []}}
+    rescore = {
+        3: {
+            "suite": "strong",
+            "split": "test",
+            "eps": [0.05],
+            "clean_accuracy": 0.9,
+            "n_attacked": 400,
+            "robust_accuracy": {"worst_case": [0.1]},
+            "seconds": 3.0,
+            "sanity_invalid": [],
+        }
+    }
     page = write_report(pairs_study(sampler="tpe", rescore=rescore), tmp_path / "findings.html", n_boot=100)
     browser.open(page)
     assert browser.problems() == []
     rows = browser.eval("""Array.from(document.querySelectorAll('#findings-table tbody tr'))
         .map(r => [r.cells[0].textContent, r.cells[1].textContent])""")
-    assert len(rows) >= 6 and {v for _, v in rows} <= {"supported", "not supported", "contradicted", "inconclusive",
-                                                       "skipped"}
+    assert len(rows) >= 6 and {v for _, v in rows} <= {
+        "supported",
+        "not supported",
+        "contradicted",
+        "inconclusive",
+        "skipped",
+    }
     # The findings come first: above the summary, and visible on the first screen.
     top = browser.eval("document.getElementById('findings-table').getBoundingClientRect().top")
     assert 0 < top < browser.eval("document.getElementById('summary').getBoundingClientRect().top")

@@ -2,14 +2,15 @@
 shows a drawn model's numbers and a density cell's count, the trial table pages and a click on a
 model's point turns it to that model's row. How fast it opens is measured by
 benchmarks/analysis_scale.py --browser (a timed assertion has no place in a unit test)."""
+
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
 import pytest
-
 from _browser import Browser, require_chromium
+
 import robustarch
 from robustarch.report import write_analysis
 
@@ -41,8 +42,9 @@ def _centre(browser, selector: str):
 
 
 def _tip(browser):
-    return browser.eval("(() => { const t = document.getElementById('tip'); "
-                        "return [getComputedStyle(t).display, t.textContent]; })()")
+    return browser.eval(
+        "(() => { const t = document.getElementById('tip'); return [getComputedStyle(t).display, t.textContent]; })()"
+    )
 
 
 def test_a_15625_model_page_opens_cleanly_and_hover_works(browser, nares_page):

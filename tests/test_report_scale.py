@@ -1,6 +1,7 @@
 """The report at any number of models: density views and quantile bands above `DENSE_MODELS`, the
 same figures as before below it, long tables page by page, and the page's small fixes (ε as the
 table wrote it, widths rounded, one ε measured drawn as points, a failed `analyze` writes nothing)."""
+
 from __future__ import annotations
 
 import json
@@ -43,8 +44,8 @@ def test_fractional_widths_are_rounded_in_the_trial_table():
     models, _ = models_and_samples(20, 50)
     models["width"] = 80 / 3
     html = build_report(None, analysis=robustarch.analyze_table(models, n_boot=50), n_boot=50)
-    table = html[html.index('id="trial-table"'):]
-    table = table[:table.index("</table>")]
+    table = html[html.index('id="trial-table"') :]
+    table = table[: table.index("</table>")]
     assert "26.7</td>" in table and "26.667" not in table
 
 
@@ -99,8 +100,9 @@ def test_many_models_become_a_density_with_the_front_and_best_as_points(big):
 def test_long_tables_travel_as_json_with_every_row(big):
     a, html = big
     assert len(a.tables["trials"]) > PAGE_ROWS
-    m = re.search(r'<div class="pager" id="trial-table-pager".*?<script type="application/json">(.*?)</script>',
-                  html, re.S)
+    m = re.search(
+        r'<div class="pager" id="trial-table-pager".*?<script type="application/json">(.*?)</script>', html, re.S
+    )
     doc = json.loads(m.group(1))
     assert len(doc["data"][0]) == len(a.tables["trials"]) == len(doc["trial"])
     assert doc["cols"][0] == "trial" and "width" in doc["cols"]

@@ -1,6 +1,7 @@
 """`rescore` for people: best models first, the drop measured on the samples the search attacked,
 stopped runs resume with the next model, threads and progress. One tiny study (4 trials, ~10 s) is
 searched once; each test rescores its own copy of the journal (checkpoints are only read)."""
+
 from __future__ import annotations
 
 import re
@@ -8,8 +9,8 @@ import shutil
 
 import optuna
 import pytest
-
 from _tiny_study import TINY_SUITE, robustarch, tiny_study, worker_env
+
 from robustarch.analysis.record import rescore_table
 from robustarch.metrics import WORST_CASE
 from robustarch.study import RESCORE_PREFIX, open_storage, rescore, run_study
@@ -50,9 +51,16 @@ def val_robust(study, n: int) -> float:
 def test_best_models_first_with_progress_per_model_and_attack(copy, tmp_path):
     study, config, storage, ckpt = copy
     started, attacks = [], []
-    done = rescore(study, storage, config, N_TRIALS, artifacts=ckpt, suite=suite_file(tmp_path, 50),
-                   on_start=lambda n, i, count: started.append((n, i, count)),
-                   on_attack=lambda label, i, count: attacks.append((label, i, count)))
+    done = rescore(
+        study,
+        storage,
+        config,
+        N_TRIALS,
+        artifacts=ckpt,
+        suite=suite_file(tmp_path, 50),
+        on_start=lambda n, i, count: started.append((n, i, count)),
+        on_attack=lambda label, i, count: attacks.append((label, i, count)),
+    )
     order = [n for n, _, _ in started]
     assert len(order) == N_TRIALS and list(done) == order
     assert [i for _, i, _ in started] == list(range(N_TRIALS)) and {c for _, _, c in started} == {N_TRIALS}
@@ -102,8 +110,9 @@ def test_an_interrupted_rescore_continues_with_the_next_model(copy, tmp_path):
     reloaded = optuna.load_study(study_name="r", storage=open_storage(storage))
     assert [k for k in reloaded.user_attrs if k.startswith(RESCORE_PREFIX)] == [f"{RESCORE_PREFIX}{order[0]}"]
     started = []
-    done = rescore(reloaded, storage, config, N_TRIALS, artifacts=ckpt, suite=suite,
-                   on_start=lambda n, i, count: started.append(n))
+    done = rescore(
+        reloaded, storage, config, N_TRIALS, artifacts=ckpt, suite=suite, on_start=lambda n, i, count: started.append(n)
+    )
     assert started == list(done) == order[1:], "resumed with the next model, the first not redone"
     assert rescore(reloaded, storage, config, N_TRIALS, artifacts=ckpt, suite=suite) == {}
 
@@ -133,7 +142,7 @@ def test_rescore_command_threads_and_progress(copy, tmp_path):
 
 def _stored(storage: str) -> dict[int, dict]:
     study = optuna.load_study(study_name="r", storage=open_storage(storage))
-    return {int(k[len(RESCORE_PREFIX):]): v for k, v in study.user_attrs.items() if k.startswith(RESCORE_PREFIX)}
+    return {int(k[len(RESCORE_PREFIX) :]): v for k, v in study.user_attrs.items() if k.startswith(RESCORE_PREFIX)}
 
 
 def test_rescore_in_python_respects_robustarch_threads(copy, tmp_path, monkeypatch):

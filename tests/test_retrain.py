@@ -1,5 +1,6 @@
 """`robustarch retrain`: the top architectures trained again with fresh seeds, stored per seed, so
 that a stopped retrain resumes with the next seed; the report sets observed against predicted."""
+
 from __future__ import annotations
 
 import dataclasses

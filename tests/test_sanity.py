@@ -1,6 +1,7 @@
 """Sanity checks without false alarms: masked and random models are flagged invalid, healthy ones
 (plain, logits ×1000, adversarially trained) pass; EOT for random models; step doubling merges.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,18 +20,29 @@ EPS = (0.05, 0.1, 0.2, 0.3)
 
 def attacks_config(samples: int = 100, **kw) -> SuiteConfig:
     """A suite with one attack of each kind (the `quick` preset is being extended elsewhere)."""
-    attacks = (AttackConfig("FGSM", "FGSM", engine="native"),
-               AttackConfig("LinfPGD", "LinfPGD", {"steps": 10, "loss": "margin"}, restarts=2, engine="native"),
-               AttackConfig("LInfFMNAttack", "FMN", {"steps": 20}, engine="foolbox"),
-               AttackConfig("LinfRepeatedAdditiveUniformNoiseAttack", "noise", {"repeats": 20}, engine="foolbox"))
-    return SuiteConfig(name="sanity", threat_model="linf", eps=EPS, attacks=attacks, samples=samples,
-                       batch_size=128, **kw)
+    attacks = (
+        AttackConfig("FGSM", "FGSM", engine="native"),
+        AttackConfig("LinfPGD", "LinfPGD", {"steps": 10, "loss": "margin"}, restarts=2, engine="native"),
+        AttackConfig("LInfFMNAttack", "FMN", {"steps": 20}, engine="foolbox"),
+        AttackConfig("LinfRepeatedAdditiveUniformNoiseAttack", "noise", {"repeats": 20}, engine="foolbox"),
+    )
+    return SuiteConfig(
+        name="sanity", threat_model="linf", eps=EPS, attacks=attacks, samples=samples, batch_size=128, **kw
+    )
 
 
 def small_cnn(head_dropout: float = 0.0) -> nn.Module:
     torch.manual_seed(0)
-    return build_model(ArchSpec(in_chans=1, num_classes=10, input_size=8, stem_width=16, head_dropout=head_dropout,
-                                stages=(StageSpec(1, 32, 1, "plain"), StageSpec(1, 32, 2, "plain"))))
+    return build_model(
+        ArchSpec(
+            in_chans=1,
+            num_classes=10,
+            input_size=8,
+            stem_width=16,
+            head_dropout=head_dropout,
+            stages=(StageSpec(1, 32, 1, "plain"), StageSpec(1, 32, 2, "plain")),
+        )
+    )
 
 
 class Preprocessed(nn.Module):
@@ -73,8 +85,12 @@ def median3x3(x: torch.Tensor) -> torch.Tensor:
 @pytest.fixture(scope="module")
 def adv_cnn(digits):
     model = small_cnn()
-    train_model(model, digits, TrainConfig(recipe="fgsm-rs", eps=0.1, epochs=6, lr=0.1, batch_size=128),
-                device=torch.device("cpu"))
+    train_model(
+        model,
+        digits,
+        TrainConfig(recipe="fgsm-rs", eps=0.1, epochs=6, lr=0.1, batch_size=128),
+        device=torch.device("cpu"),
+    )
     return model.eval()
 
 
@@ -116,8 +132,11 @@ def test_adversarially_trained_cnn_is_valid(digits, adv_cnn, plain):
 
 
 # -- masked and random models: invalid --------------------------------------------------------------
-@pytest.mark.parametrize("transform", [lambda x: torch.round(x * 4) / 4, lambda x: torch.round(x * 16) / 16],
-                         ids=["quantize-5-levels", "round-to-16ths"])
+@pytest.mark.parametrize(
+    "transform",
+    [lambda x: torch.round(x * 4) / 4, lambda x: torch.round(x * 16) / 16],
+    ids=["quantize-5-levels", "round-to-16ths"],
+)
 def test_rounding_preprocessing_is_invalid(digits, digits_model, transform):
     result = _run(Preprocessed(digits_model, transform), digits)
     assert not result.valid
@@ -182,8 +201,15 @@ def test_dropout_at_test_time_is_invalid_and_averaged(digits, dropout_cnn):
 # -- step doubling and constructor checks -----------------------------------------------------------
 def test_step_doubling_keeps_the_stronger_result(digits, digits_model):
     pgd = AttackConfig("LinfPGD", "LinfPGD", {"steps": 2, "loss": "margin"}, restarts=1, engine="native")
-    cfg = {"name": "t", "threat_model": "linf", "eps": EPS, "attacks": (pgd,), "samples": 100,
-           "batch_size": 128, "large_eps": False}
+    cfg = {
+        "name": "t",
+        "threat_model": "linf",
+        "eps": EPS,
+        "attacks": (pgd,),
+        "samples": 100,
+        "batch_size": 128,
+        "large_eps": False,
+    }
     once = AttackSuite(SuiteConfig(**cfg)).run(digits_model, digits.test.x, digits.test.y, seed=0)
     both = AttackSuite(SuiteConfig(**cfg, step_doubling=True)).run(digits_model, digits.test.x, digits.test.y, seed=0)
     check = both.sanity["step_doubling_stable"]
@@ -284,5 +310,9 @@ def test_cross_entropy_share_rule_on_tables():
     assert not dead["ok"] and dead["dead"] == ["fgsm"] and dead["p_value"]["fgsm"] < 1e-3
     assert dead["margin"] == ["pgd"]  # Square, gradient-free, is not a side of this comparison
     assert not check(100, 0)["ok"] and check(100, 100)["share_broken"]["fgsm"] == 1.0
-    assert _ce_saturation(pd.DataFrame({"clean_correct": [True], "eps_a": [0.1]}), (0.1,),
-                          {"a": AttackKind.ITERATIVE}, {"a": "ce"}) is None  # no margin attack: no check
+    assert (
+        _ce_saturation(
+            pd.DataFrame({"clean_correct": [True], "eps_a": [0.1]}), (0.1,), {"a": AttackKind.ITERATIVE}, {"a": "ce"}
+        )
+        is None
+    )  # no margin attack: no check

@@ -1,4 +1,5 @@
 """Model selection without test leakage, and no reward for gradient masking (study layer)."""
+
 from __future__ import annotations
 
 import optuna
@@ -7,9 +8,9 @@ from _tiny_study import tiny_study
 from optuna.trial import TrialState
 
 from robustarch.metrics import WORST_CASE
-from robustarch.training.data import load_dataset
 from robustarch.study import RESCORE_PREFIX, rescore, run_study
 from robustarch.study.objective import INVALID_CONSTRAINT
+from robustarch.training.data import load_dataset
 
 MASKED_SPACE = """\
 name: masked-or-not

@@ -1,6 +1,7 @@
 """Square attack on colour images (robustarch/attacks/square.py): the L2 update against a reference
 written from AutoAttack's `attack_single_run` (fra31/auto-attack, autoattack/square.py), and the
 square-size schedule with and without rescaling to the query budget."""
+
 from __future__ import annotations
 
 import math
@@ -19,8 +20,9 @@ def _aa_eta_rectangles(h: int, w: int) -> torch.Tensor:
     x_c, y_c = h // 2 + 1, w // 2 + 1
     c0, c1 = x_c - 1, y_c - 1
     for counter in range(max(x_c, y_c)):
-        delta[max(c0, 0):min(c0 + 2 * counter + 1, h), max(0, c1):min(c1 + 2 * counter + 1, w)] += \
+        delta[max(c0, 0) : min(c0 + 2 * counter + 1, h), max(0, c1) : min(c1 + 2 * counter + 1, w)] += (
             1.0 / (counter + 1) ** 2
+        )
         c0, c1 = c0 - 1, c1 - 1
     return delta / delta.pow(2).sum().sqrt()
 
@@ -28,7 +30,7 @@ def _aa_eta_rectangles(h: int, w: int) -> torch.Tensor:
 def _aa_eta(s: int, gen: torch.Generator) -> torch.Tensor:
     delta = torch.zeros(s, s)
     delta[: s // 2] = _aa_eta_rectangles(s // 2, s)
-    delta[s // 2:] = -_aa_eta_rectangles(s - s // 2, s)
+    delta[s // 2 :] = -_aa_eta_rectangles(s - s // 2, s)
     delta /= delta.pow(2).sum().sqrt()
     return delta.T if torch.rand(1, generator=gen) > 0.5 else delta
 
@@ -46,21 +48,21 @@ def reference_l2_update(xs, best, eps, p, gen, per_channel=True):
     delta = best - xs
     out = delta.clone()
     mask = torch.zeros(h, w)
-    mask[vh:vh + s, vw:vw + s] = 1.0
-    mask[vh2:vh2 + s, vw2:vw2 + s] = 1.0
+    mask[vh : vh + s, vw : vw + s] = 1.0
+    mask[vh2 : vh2 + s, vw2 : vw2 + s] = 1.0
     for i in range(n):
         norm_image = delta[i].pow(2).sum().sqrt()
         for ch in range(c):
-            window = delta[i, ch, vh:vh + s, vw:vw + s]
+            window = delta[i, ch, vh : vh + s, vw : vw + s]
             if per_channel:
                 norms_windows = (delta[i, ch] * mask).pow(2).sum().sqrt()
             else:  # the old update: one norm over every channel's windows
                 norms_windows = (delta[i] * mask).pow(2).sum().sqrt()
             new = eta * signs[i, ch] + window / (1e-12 + window.pow(2).sum().sqrt())
-            budget = (max(eps ** 2 - norm_image ** 2, 0.0) / c + norms_windows ** 2).sqrt()
+            budget = (max(eps**2 - norm_image**2, 0.0) / c + norms_windows**2).sqrt()
             new = new / (1e-12 + new.pow(2).sum().sqrt()) * budget
-            out[i, ch, vh2:vh2 + s, vw2:vw2 + s] = 0.0
-            out[i, ch, vh:vh + s, vw:vw + s] = new
+            out[i, ch, vh2 : vh2 + s, vw2 : vw2 + s] = 0.0
+            out[i, ch, vh : vh + s, vw : vw + s] = new
     return xs + eps * out / out.flatten(1).norm(dim=1).reshape(-1, 1, 1, 1)
 
 

@@ -2,6 +2,7 @@
 
 A real PostgreSQL server on loopback (see `_tiny_study.postgres_url`) and a real one-trial study.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -45,8 +46,9 @@ def test_postgres_driver_choice(monkeypatch):
 
     def only(*present):
         # a driver is "installed" when named here, whatever this environment really has
-        return lambda name, *a: (object() if name in present else None) if name in ("psycopg", "psycopg2") \
-            else real(name, *a)
+        return lambda name, *a: (
+            (object() if name in present else None) if name in ("psycopg", "psycopg2") else real(name, *a)
+        )
 
     monkeypatch.setattr(importlib.util, "find_spec", only("psycopg2"))
     assert storage_module._postgres_driver("postgresql://u@h/db") == "postgresql+psycopg2://u@h/db"
@@ -77,16 +79,30 @@ def test_a_users_text_file_as_storage_is_refused_untouched(tmp_path, monkeypatch
     notes = tmp_path / "notes.txt"
     notes.write_text("my notes\nline two\n")
     space, suite = write_tiny(tmp_path)
-    for args in (["search", "--study", "t", "--space", str(space), "--suite", str(suite), "--report-dir",
-                  str(tmp_path / "reports")], ["report", "--study", "t"]):
+    for args in (
+        [
+            "search",
+            "--study",
+            "t",
+            "--space",
+            str(space),
+            "--suite",
+            str(suite),
+            "--report-dir",
+            str(tmp_path / "reports"),
+        ],
+        ["report", "--study", "t"],
+    ):
         monkeypatch.setattr("sys.argv", ["robustarch", *args, "--storage", str(notes)])
         with pytest.raises(SystemExit) as exit_info:
             cli.main()
         err = capsys.readouterr().err
         assert exit_info.value.code == 2
-        assert err.splitlines() == [f"robustarch: error: storage {str(notes)!r} is not an Optuna journal (its first "
-                                    "line is not a journal record); it was left untouched: give --storage a new or "
-                                    "empty file"], err
+        assert err.splitlines() == [
+            f"robustarch: error: storage {str(notes)!r} is not an Optuna journal (its first "
+            "line is not a journal record); it was left untouched: give --storage a new or "
+            "empty file"
+        ], err
         assert notes.read_text() == "my notes\nline two\n"
     database = tmp_path / "x.db"
     optuna.create_study(storage=f"sqlite:///{database}")

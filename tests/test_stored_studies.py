@@ -1,5 +1,6 @@
 """A study stored by an earlier robustarch (tests/data/pre-move-study, written before the package
 layout moved) still reports, resumes and has its checkpoints attacked by today's code."""
+
 from __future__ import annotations
 
 import json
@@ -9,9 +10,9 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
+from test_cli import robustarch
 
 from robustarch.study import open_storage
-from test_cli import robustarch
 
 STORED = Path(__file__).parent / "data" / "pre-move-study"
 
@@ -41,8 +42,9 @@ def test_an_old_study_reports_its_stored_numbers(old_study):
 
 def test_an_old_study_resumes_with_the_default_command(old_study):
     before = {t.number: t.values for t in _trials(old_study)}
-    proc = robustarch("search", "--study", "pre-move", "--n-trials", "3", "--artifacts", "robustarch-artifacts",
-                      cwd=old_study)
+    proc = robustarch(
+        "search", "--study", "pre-move", "--n-trials", "3", "--artifacts", "robustarch-artifacts", cwd=old_study
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     after = _trials(old_study)
     assert len(after) == 3
@@ -51,8 +53,22 @@ def test_an_old_study_resumes_with_the_default_command(old_study):
 
 
 def test_an_old_checkpoint_is_attacked(old_study):
-    proc = robustarch("attack", "--study", "pre-move", "--trial", "1", "--artifacts", "robustarch-artifacts",
-                      "--suite", "quick", "--samples", "40", "--out", "res", cwd=old_study)
+    proc = robustarch(
+        "attack",
+        "--study",
+        "pre-move",
+        "--trial",
+        "1",
+        "--artifacts",
+        "robustarch-artifacts",
+        "--suite",
+        "quick",
+        "--samples",
+        "40",
+        "--out",
+        "res",
+        cwd=old_study,
+    )
     assert proc.returncode == 0, proc.stderr
     curve = pd.read_csv(old_study / "res" / "curve.csv")
     assert set(curve["attack"]) == {"FGSM", "LinfPGD", "LInfFMNAttack", "square", "worst_case"}
@@ -67,5 +83,6 @@ def test_an_old_study_reports_one_seed_each_and_says_why_there_are_no_components
     assert [r["sentence"] for r in tables["noise_summary"]] == [
         "One seed per architecture: no variance components, no shrunken winner — seed noise cannot be told from "
         "architecture without replicates (run with --replicates 3 --replicate-share 0.25). Parameters and FLOPs "
-        "have reliability 1 (they do not depend on the seed or the test sample)."]
+        "have reliability 1 (they do not depend on the seed or the test sample)."
+    ]
     assert {r["arch_key"] for r in tables["trials"]} == {None}  # stored before replicates: one seed each

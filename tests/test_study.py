@@ -1,4 +1,5 @@
 """Studies through the Python API: objectives, samplers, pruning, baselines, recovery of lost trials."""
+
 from __future__ import annotations
 
 import socket
@@ -8,10 +9,10 @@ from _tiny_study import write_tiny
 from optuna.trial import TrialState
 
 from robustarch.errors import UserError
-from robustarch.study.storage import open_storage, recover_lost_trials, worker_id
 from robustarch.metrics import robust_auc
-from robustarch.study import SAMPLERS, StudyConfig, create_or_resume, load_enqueue_file, run_study, search_grid
 from robustarch.spaces.space import load_space
+from robustarch.study import SAMPLERS, StudyConfig, create_or_resume, load_enqueue_file, run_study, search_grid
+from robustarch.study.storage import open_storage, recover_lost_trials, worker_id
 
 
 @pytest.fixture
@@ -87,8 +88,7 @@ def test_bad_settings_fail_with_one_clear_message(tiny):
     with pytest.raises(UserError, match="unknown parameter 'stage0_depht'"):
         load_enqueue_file(bad, load_space(base.space))
     continuous = folder / "continuous.yaml"
-    continuous.write_text((folder / "tiny-space.yaml").read_text().replace("[0.05, 0.1]",
-                                                                           "{min: 0.01, max: 0.1}"))
+    continuous.write_text((folder / "tiny-space.yaml").read_text().replace("[0.05, 0.1]", "{min: 0.01, max: 0.1}"))
     with pytest.raises(UserError, match="'train_lr' is a continuous range"):
         _study(folder, StudyConfig(**{**base.to_dict(), "sampler": "grid", "space": str(continuous)}))
     _study(folder, base, name="kept")

@@ -1,4 +1,5 @@
 """Attack-suite YAML: the presets load, and bad files fail with file, line, field and allowed values."""
+
 from __future__ import annotations
 
 import subprocess
@@ -49,8 +50,12 @@ def test_l2_presets_mirror_the_linf_ones(dataset):
     grid = load_suite(f"standard-l2{dataset}").eps
     assert 0.5 in grid and (1.5 in grid and 2.0 in grid if not dataset else max(grid) == 2.0)
     auto = {a.label: a for a in load_suite(f"autoattack-l2{dataset}").attacks}
-    assert {k: a.attack for k, a in auto.items()} == {"apgd-ce": "L2APGD", "apgd-t": "L2APGDT",
-                                                      "fab-t": "L2FABT", "square": "L2Square"}
+    assert {k: a.attack for k, a in auto.items()} == {
+        "apgd-ce": "L2APGD",
+        "apgd-t": "L2APGDT",
+        "fab-t": "L2FABT",
+        "square": "L2Square",
+    }
     assert auto["apgd-ce"].kwargs == {"steps": 100, "warm_start_extra": True}
     assert auto["apgd-t"].kwargs == {"steps": 100, "n_target_classes": 9, "warm_start_extra": True}
     assert auto["fab-t"].kwargs == {"steps": 100, "n_target_classes": 9}
@@ -81,50 +86,86 @@ def test_eps_in_units_of_255_and_defaults(tmp_path):
     assert suite.attacks[1].kwargs == {"steps": 5}
 
 
-@pytest.mark.parametrize("text, expected", [
-    (GOOD.replace("threat_model: linf", "threat_model: linfinity"),
-     [":2: field 'threat_model'", "'linf', 'l2' or 'l1'"]),
-    (GOOD.replace("  - attack: FGSM", "  - attack: FGSMM"),
-     [":5: field 'attacks[0].attack'", "unknown attack 'FGSMM'", "close:", "'FGSM'"]),
-    (GOOD.replace("    steps: 5", "    stepz: 5"),
-     [":7: field 'attacks[1].stepz'", "allowed fields are", "'steps'", "'loss'"]),
-    (GOOD.replace("    steps: 5", "    loss: hinge"),
-     [":7: field 'attacks[1].loss'", "allowed values are 'ce' or 'margin'"]),
-    (GOOD.replace("    steps: 5", "    steps: 0"), [":7: field 'attacks[1].steps'", "must be >= 1"]),
-    (GOOD.replace("  - attack: FGSM", "  - attack: L2PGD"),
-     ["field 'attacks[0].attack'", "l2 threat model", "'linf'"]),
-    (GOOD.replace("  - attack: FGSM", "  - attack: DDNAttack\n    engine: native"),
-     ["field 'attacks[0].engine'", "no native implementation", "engine: foolbox"]),
-    (GOOD.replace("  - attack: FGSM", "  - attack: LInfFMNAttack\n    stepsize: 3"),
-     ["field 'attacks[0]'", "bad arguments for Foolbox LInfFMNAttack", "stepsize"]),
-    (GOOD + "sanity:\n  doubling: true\n", [":9: field 'sanity.doubling'", "'step_doubling' or 'large_eps'"]),
-    (GOOD.replace("eps_255: [8, 16]", "eps: [0.1]\neps_255: [8]"), ["give exactly one of 'eps'"]),
-    (GOOD + "epsilon: 3\n", [":8: field 'epsilon'", "allowed fields are"]),
-    # every numeric setting has a range, Foolbox's included (FMN ran with steps: -1)
-    (GOOD.replace("  - attack: FGSM", "  - attack: LInfFMNAttack\n    steps: -1"),
-     [":6: field 'attacks[0].steps'", "got -1; must be >= 1"]),
-    (GOOD.replace("  - attack: FGSM", "  - attack: LInfFMNAttack\n    gamma: -0.5"),
-     ["field 'attacks[0].gamma'", "must be >= 0"]),
-    (GOOD.replace("  - attack: FGSM", "  - attack: LinfDeepFoolAttack\n    overshoot: .nan"),
-     ["field 'attacks[0].overshoot'", "expected a finite number"]),
-    (GOOD.replace("  - attack: FGSM", "  - attack: HopSkipJumpAttack\n    init_attack: 3"),
-     ["field 'attacks[0].init_attack'", "Python object"]),
-    (GOOD.replace("    steps: 5", "    steps: 5\n    rel_stepsize: 0"),
-     ["field 'attacks[1].rel_stepsize'", "must be > 0"]),
-    (GOOD.replace("    steps: 5", "    steps: 5\n    restarts: 0"), ["field 'attacks[1].restarts'", "must be >= 1"]),
-    (GOOD.replace("  - attack: FGSM", "  - attack: LinfSquare\n    queries: 0"),
-     ["field 'attacks[0].queries'", "must be >= 1"]),
-    (GOOD.replace("  - attack: FGSM", "  - attack: LinfSquare\n    p_init: .nan"),
-     ["field 'attacks[0].p_init'", "expected a finite number"]),
-    (GOOD.replace("eps_255: [8, 16]", "eps: [0.1, .inf]"), ["field 'eps'", "positive numbers"]),
-    (GOOD.replace("eps_255: [8, 16]", "eps: [0.1, 0]"), ["field 'eps'", "positive numbers"]),
-    (GOOD.replace("eps_255: [8, 16]", "eps: ['1/0']"), ["field 'eps'", "cannot read '1/0'"]),
-    (GOOD + "seed: -3\n", ["field 'seed'", "must be >= 0"]),
-    (GOOD.replace("  - attack: FGSM", "  - attack: LinfDeepFoolAttack\n    loss: ce"),
-     ["field 'attacks[0].loss'", "'logits' or 'crossentropy'"]),
-    (GOOD + "samples: 0\n", ["field 'samples'", "must be >= 1"]),
-    (GOOD + "eot: 0\n", ["field 'eot'", "must be >= 1"]),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (
+            GOOD.replace("threat_model: linf", "threat_model: linfinity"),
+            [":2: field 'threat_model'", "'linf', 'l2' or 'l1'"],
+        ),
+        (
+            GOOD.replace("  - attack: FGSM", "  - attack: FGSMM"),
+            [":5: field 'attacks[0].attack'", "unknown attack 'FGSMM'", "close:", "'FGSM'"],
+        ),
+        (
+            GOOD.replace("    steps: 5", "    stepz: 5"),
+            [":7: field 'attacks[1].stepz'", "allowed fields are", "'steps'", "'loss'"],
+        ),
+        (
+            GOOD.replace("    steps: 5", "    loss: hinge"),
+            [":7: field 'attacks[1].loss'", "allowed values are 'ce' or 'margin'"],
+        ),
+        (GOOD.replace("    steps: 5", "    steps: 0"), [":7: field 'attacks[1].steps'", "must be >= 1"]),
+        (
+            GOOD.replace("  - attack: FGSM", "  - attack: L2PGD"),
+            ["field 'attacks[0].attack'", "l2 threat model", "'linf'"],
+        ),
+        (
+            GOOD.replace("  - attack: FGSM", "  - attack: DDNAttack\n    engine: native"),
+            ["field 'attacks[0].engine'", "no native implementation", "engine: foolbox"],
+        ),
+        (
+            GOOD.replace("  - attack: FGSM", "  - attack: LInfFMNAttack\n    stepsize: 3"),
+            ["field 'attacks[0]'", "bad arguments for Foolbox LInfFMNAttack", "stepsize"],
+        ),
+        (GOOD + "sanity:\n  doubling: true\n", [":9: field 'sanity.doubling'", "'step_doubling' or 'large_eps'"]),
+        (GOOD.replace("eps_255: [8, 16]", "eps: [0.1]\neps_255: [8]"), ["give exactly one of 'eps'"]),
+        (GOOD + "epsilon: 3\n", [":8: field 'epsilon'", "allowed fields are"]),
+        # every numeric setting has a range, Foolbox's included (FMN ran with steps: -1)
+        (
+            GOOD.replace("  - attack: FGSM", "  - attack: LInfFMNAttack\n    steps: -1"),
+            [":6: field 'attacks[0].steps'", "got -1; must be >= 1"],
+        ),
+        (
+            GOOD.replace("  - attack: FGSM", "  - attack: LInfFMNAttack\n    gamma: -0.5"),
+            ["field 'attacks[0].gamma'", "must be >= 0"],
+        ),
+        (
+            GOOD.replace("  - attack: FGSM", "  - attack: LinfDeepFoolAttack\n    overshoot: .nan"),
+            ["field 'attacks[0].overshoot'", "expected a finite number"],
+        ),
+        (
+            GOOD.replace("  - attack: FGSM", "  - attack: HopSkipJumpAttack\n    init_attack: 3"),
+            ["field 'attacks[0].init_attack'", "Python object"],
+        ),
+        (
+            GOOD.replace("    steps: 5", "    steps: 5\n    rel_stepsize: 0"),
+            ["field 'attacks[1].rel_stepsize'", "must be > 0"],
+        ),
+        (
+            GOOD.replace("    steps: 5", "    steps: 5\n    restarts: 0"),
+            ["field 'attacks[1].restarts'", "must be >= 1"],
+        ),
+        (
+            GOOD.replace("  - attack: FGSM", "  - attack: LinfSquare\n    queries: 0"),
+            ["field 'attacks[0].queries'", "must be >= 1"],
+        ),
+        (
+            GOOD.replace("  - attack: FGSM", "  - attack: LinfSquare\n    p_init: .nan"),
+            ["field 'attacks[0].p_init'", "expected a finite number"],
+        ),
+        (GOOD.replace("eps_255: [8, 16]", "eps: [0.1, .inf]"), ["field 'eps'", "positive numbers"]),
+        (GOOD.replace("eps_255: [8, 16]", "eps: [0.1, 0]"), ["field 'eps'", "positive numbers"]),
+        (GOOD.replace("eps_255: [8, 16]", "eps: ['1/0']"), ["field 'eps'", "cannot read '1/0'"]),
+        (GOOD + "seed: -3\n", ["field 'seed'", "must be >= 0"]),
+        (
+            GOOD.replace("  - attack: FGSM", "  - attack: LinfDeepFoolAttack\n    loss: ce"),
+            ["field 'attacks[0].loss'", "'logits' or 'crossentropy'"],
+        ),
+        (GOOD + "samples: 0\n", ["field 'samples'", "must be >= 1"]),
+        (GOOD + "eot: 0\n", ["field 'eot'", "must be >= 1"]),
+    ],
+)
 def test_validation_errors_name_file_line_field_and_allowed_values(tmp_path, text, expected):
     path = _write(tmp_path, text)
     with pytest.raises(UserError) as info:
@@ -143,8 +184,9 @@ def test_unknown_preset_lists_the_presets():
 def test_cli_bad_suite_exits_2_with_one_line(tmp_path):
     path = _write(tmp_path, GOOD.replace("  - attack: FGSM", "  - attack: Nope"))
     ckpt = tmp_path / "missing.safetensors"
-    proc = subprocess.run([sys.executable, "-m", "robustarch", "attack", str(ckpt), "--suite", str(path)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "robustarch", "attack", str(ckpt), "--suite", str(path)], capture_output=True, text=True
+    )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "attacks[0].attack" in lines[0] and "unknown attack 'Nope'" in lines[0]

@@ -1,4 +1,5 @@
 """Training engine: recipes learn, failures carry their reason, same seed gives the same result."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -9,15 +10,27 @@ import torch
 from robustarch.models.arch import ArchSpec, StageSpec, build_model
 from robustarch.training import train as train_module
 from robustarch.training.recipes import RECIPES, fgsm_rs, pgd, pgd_accuracy
-from robustarch.training.train import (ROBUST_VAL_SAMPLES, ROBUST_VAL_STEPS, TrainConfig, TrainingFailed,
-                                    accuracy, augment, train_model)
+from robustarch.training.train import (
+    ROBUST_VAL_SAMPLES,
+    ROBUST_VAL_STEPS,
+    TrainConfig,
+    TrainingFailed,
+    accuracy,
+    augment,
+    train_model,
+)
 
 CPU = torch.device("cpu")
 
 
 def small_spec() -> ArchSpec:
-    return ArchSpec(in_chans=1, num_classes=10, input_size=8, stem_width=8,
-                    stages=(StageSpec(1, 16, 1, "plain"), StageSpec(1, 16, 2, "plain")))
+    return ArchSpec(
+        in_chans=1,
+        num_classes=10,
+        input_size=8,
+        stem_width=8,
+        stages=(StageSpec(1, 16, 1, "plain"), StageSpec(1, 16, 2, "plain")),
+    )
 
 
 def fresh_model(seed: int = 0):
@@ -40,8 +53,7 @@ def test_adversarial_examples_stay_in_the_ball_and_raise_the_loss(digits, digits
     gen = torch.Generator().manual_seed(0)
     loss = torch.nn.functional.cross_entropy
     clean = loss(digits_model(x), y)
-    for x_adv in (fgsm_rs(digits_model, x, y, 0.1, (0.0, 1.0), gen),
-                  pgd(digits_model, x, y, 0.1, 5, (0.0, 1.0), gen)):
+    for x_adv in (fgsm_rs(digits_model, x, y, 0.1, (0.0, 1.0), gen), pgd(digits_model, x, y, 0.1, 5, (0.0, 1.0), gen)):
         assert (x_adv - x).abs().max() <= 0.1 + 1e-6
         assert x_adv.min() >= 0 and x_adv.max() <= 1
         assert loss(digits_model(x_adv), y) > clean + 0.1
@@ -54,6 +66,7 @@ def test_same_seed_on_cpu_gives_identical_metrics_and_weights(digits):
         model = fresh_model()
         runs.append((train_model(model, digits, config, device=CPU, seed=7), model.state_dict()))
     (a, sa), (b, sb) = runs
+
     def metrics(history):  # everything but the wall-clock timings
         return [{k: v for k, v in h.items() if "seconds" not in k} for h in history]
 
@@ -113,8 +126,12 @@ def test_on_device_augmentation_shifts_and_flips():
     flipped = shifted = 0
     for src, dst in zip(x, out):
         padded = torch.nn.functional.pad(src, (2, 2, 2, 2))
-        views = {(dy, dx, f): padded[:, dy:dy + 6, dx:dx + 6].flip(2) if f else padded[:, dy:dy + 6, dx:dx + 6]
-                 for dy in range(5) for dx in range(5) for f in (0, 1)}
+        views = {
+            (dy, dx, f): padded[:, dy : dy + 6, dx : dx + 6].flip(2) if f else padded[:, dy : dy + 6, dx : dx + 6]
+            for dy in range(5)
+            for dx in range(5)
+            for f in (0, 1)
+        }
         match = [k for k, v in views.items() if torch.equal(v, dst)]
         assert match, "every output is a padded crop of its input, maybe flipped"
         flipped += match[0][2]
@@ -137,8 +154,7 @@ def test_train_fraction_subsets_the_training_split_only(digits):
 def test_fast_path_code_runs_on_cpu(digits):
     """channels_last + bf16 autocast (the CUDA path) exercised on CPU for correctness, not speed."""
     model = fresh_model()
-    result = train_model(model, digits, TrainConfig(epochs=2, lr=0.1, batch_size=64), device=CPU,
-                         fast_path=True)
+    result = train_model(model, digits, TrainConfig(epochs=2, lr=0.1, batch_size=64), device=CPU, fast_path=True)
     assert result.val_accuracy > 0.5
     assert model.stem.conv.weight.is_contiguous(memory_format=torch.channels_last)
 
@@ -195,8 +211,7 @@ def test_max_steps_ends_mid_epoch_with_the_schedule_spanning_the_steps(digits):
     assert [h["steps"] for h in result.history] == [steps_per_epoch, steps_per_epoch + 3]
     assert result.steps == steps_per_epoch + 3
     assert result.history[-1]["lr"] < 0.01 * config.lr  # cosine ended at the last step, not epoch 15
-    long = train_model(fresh_model(), digits, TrainConfig(epochs=15, lr=0.1, batch_size=64, patience=0),
-                       device=CPU)
+    long = train_model(fresh_model(), digits, TrainConfig(epochs=15, lr=0.1, batch_size=64, patience=0), device=CPU)
     assert long.history[0]["lr"] > 0.5 * config.lr  # the same epoch of a 15-epoch run: still high
 
 
@@ -228,8 +243,10 @@ def test_second_model_of_the_same_shape_reuses_the_compiled_code(digits, monkeyp
     eager_model = fresh_model(1)
     eager = train_model(eager_model, digits, replace(config, compile=False), device=CPU)
     assert [h["loss"] for h in second.history] == pytest.approx([h["loss"] for h in eager.history])
-    assert all(torch.allclose(a, b, atol=1e-5) for a, b in
-               zip(second_model.state_dict().values(), eager_model.state_dict().values()))
+    assert all(
+        torch.allclose(a, b, atol=1e-5)
+        for a, b in zip(second_model.state_dict().values(), eager_model.state_dict().values())
+    )
 
 
 def test_batch_size_for_is_fixed_on_cpu():

@@ -1,6 +1,7 @@
 """robustarch.analysis.verdicts and the claims' decision rules: equivalence by TOST / interval
 inclusion (the sentence's interval and the verdict agree), one Holm family over every verdict path,
 and the n of 80% power."""
+
 from __future__ import annotations
 
 import math
@@ -20,7 +21,7 @@ from robustarch.analysis.verdicts import holm, holm_family, min_n_for_equivalenc
 def test_tost_supports_only_when_the_90_interval_lies_inside_the_margin():
     """The issue's case: r = 0.056 at n = 40, margin ±0.3 on Fisher's z. The known-variance test
     (EQNORM) gave p = 0.050 ("supported") while the 90% interval [−0.22, 0.32] crosses the margin."""
-    z, se, m = math.atanh(0.056), math.sqrt((1 + 0.056 ** 2 / 2) / 36), math.atanh(0.3)
+    z, se, m = math.atanh(0.056), math.sqrt((1 + 0.056**2 / 2) / 36), math.atanh(0.3)
     t = tost_normal(z, se, -m, m)
     assert t["ci90"][1] > m and t["p_tost"] > 0.05  # crosses the margin: not supported
     rng = np.random.default_rng(0)
@@ -39,9 +40,17 @@ def test_the_size_claim_is_not_supported_when_its_interval_crosses_the_margin():
         clean = rng.uniform(0.8, 0.99, 40)
         size = 4 + 2 * rng.random(40)
         robust = 0.5 * clean + 0.05 * rng.normal(size=40)
-        u = pd.DataFrame({"trial": range(40), "clean_accuracy": clean, "robust_accuracy": robust,
-                          "log10_params": size, "params": 10 ** size, "clean_accuracy_se": 0.0,
-                          "robust_accuracy_se": 0.0})
+        u = pd.DataFrame(
+            {
+                "trial": range(40),
+                "clean_accuracy": clean,
+                "robust_accuracy": robust,
+                "log10_params": size,
+                "params": 10**size,
+                "clean_accuracy_se": 0.0,
+                "robust_accuracy_se": 0.0,
+            }
+        )
         r = findings_rows(u, pd.DataFrame(columns=POWER_COLUMNS), claims=["size_adds_little"], n_boot=200)[0]
         if abs(r["value"]) < 0.1:
             break
@@ -59,8 +68,18 @@ def test_min_n_is_where_a_zero_estimate_can_first_be_supported():
 
 def _row(key, p, **extra):
     c = CLAIMS[key]
-    return {"key": key, "claim": c.title, "kind": c.kind, "value": 0.5, "direction": c.direction, "margin": c.margin,
-            "p_value": p, "reason": None, "center": 0.0, **extra}
+    return {
+        "key": key,
+        "claim": c.title,
+        "kind": c.kind,
+        "value": 0.5,
+        "direction": c.direction,
+        "margin": c.margin,
+        "p_value": p,
+        "reason": None,
+        "center": 0.0,
+        **extra,
+    }
 
 
 def test_the_holm_family_holds_the_supported_paths_too():

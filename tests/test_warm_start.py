@@ -1,13 +1,13 @@
 """`warm_start_extra` (robustarch/attacks/apgd.py, run.py `_descend`): in the descending schedule, a
 warm start is a try before the attack's random starts rather than in place of the first, so a sample
 that resists it still gets AutoAttack's own tries at that ε (APGD-T: every target from a random start)."""
+
 from __future__ import annotations
 
-
 import torch
+from _models import threshold_linear
 from torch import nn
 
-from _models import threshold_linear
 from robustarch.attacks.apgd import APGDT
 from robustarch.attacks.base import FixedEpsilonAttack, Target
 from robustarch.attacks.config import load_suite
@@ -32,7 +32,6 @@ class Scripted(FixedEpsilonAttack):
             return x + (init - x).clamp(-eps, eps)
         step = torch.tensor([1.0, 0.0]) if eps >= 0.5 else torch.tensor([1.0, 1.0])
         return (x + eps * step).clamp(0, 1)
-
 
 
 def _descend(extra: bool) -> tuple[float, list]:

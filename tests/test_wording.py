@@ -1,6 +1,7 @@
 """robustarch.analysis.wording: every finding's sentence, over verdict × direction × which test
 rejected, says no more than its numbers — the verdict comes from analysis.verdicts on the same row,
 and the numbers quoted in the sentence are parsed back and checked against the margin."""
+
 from __future__ import annotations
 
 import math
@@ -22,10 +23,26 @@ def _num(s: str) -> float:
 
 def row(key: str, value: float, ci: tuple, p: float, **extra) -> dict:
     c = CLAIMS[key]
-    r = {"key": key, "claim": c.title, "kind": c.kind, "statistic": "stat", "test": c.test, "n": 40, "value": value,
-         "ci_low": ci[0], "ci_high": ci[1], "p_value": p, "p_holm": min(1.0, 3 * p), "family_m": 3,
-         "direction": c.direction, "margin": c.margin, "margin_reason": c.margin_reason, "center": 0.0,
-         "reason": None, **extra}
+    r = {
+        "key": key,
+        "claim": c.title,
+        "kind": c.kind,
+        "statistic": "stat",
+        "test": c.test,
+        "n": 40,
+        "value": value,
+        "ci_low": ci[0],
+        "ci_high": ci[1],
+        "p_value": p,
+        "p_holm": min(1.0, 3 * p),
+        "family_m": 3,
+        "direction": c.direction,
+        "margin": c.margin,
+        "margin_reason": c.margin_reason,
+        "center": 0.0,
+        "reason": None,
+        **extra,
+    }
     r["verdict"] = verdict(r)
     r["n_to_decide"] = n_to_decide(r) if r["verdict"] == "inconclusive" else math.nan
     return r
@@ -35,8 +52,10 @@ RELATIONS = [k for k, c in CLAIMS.items() if c.kind == "relation"]
 
 
 @pytest.mark.parametrize("key", RELATIONS)
-@pytest.mark.parametrize("sign,p,expected", [(1, 0.001, "supported"), (-1, 0.001, "contradicted"),
-                                             (1, 0.2, "inconclusive"), (-1, 0.2, "inconclusive")])
+@pytest.mark.parametrize(
+    "sign,p,expected",
+    [(1, 0.001, "supported"), (-1, 0.001, "contradicted"), (1, 0.2, "inconclusive"), (-1, 0.2, "inconclusive")],
+)
 def test_relation_sentences_follow_sign_and_p(key, sign, p, expected):
     d = CLAIMS[key].direction
     v = 0.4 * sign * d
@@ -44,7 +63,7 @@ def test_relation_sentences_follow_sign_and_p(key, sign, p, expected):
     assert r["verdict"] == expected
     text = finding_text(r)
     assert not any(b in text for b in BANNED)
-    assert f"Holm-adjusted over 3 claims" in text and "n = 40" in text
+    assert "Holm-adjusted over 3 claims" in text and "n = 40" in text
     quoted = _num(re.search(r"stat = " + NUM, text).group(1))
     assert quoted == pytest.approx(v, abs=0.005)
     if expected == "supported":
@@ -61,8 +80,10 @@ EQUIV = [k for k, c in CLAIMS.items() if c.kind == "equivalence"]
 
 
 @pytest.mark.parametrize("key", EQUIV)
-@pytest.mark.parametrize("offset,half,expected", [(0.0, 0.05, "supported"), (0.6, 0.05, "contradicted"),
-                                                  (-0.6, 0.05, "contradicted"), (0.1, 0.4, "inconclusive")])
+@pytest.mark.parametrize(
+    "offset,half,expected",
+    [(0.0, 0.05, "supported"), (0.6, 0.05, "contradicted"), (-0.6, 0.05, "contradicted"), (0.1, 0.4, "inconclusive")],
+)
 def test_equivalence_sentences_quote_a_90_ci_that_matches_the_verdict(key, offset, half, expected):
     m = CLAIMS[key].margin
     center = 1.0 if key == "margin_explains_slope" else 0.0
@@ -98,18 +119,33 @@ def power_row(p_gof: float, bend: float, half: float) -> dict:
     summary = {"tau": 0.1, "median": 1.5, "q1": 1.3, "q3": 1.7}
     h90 = 1.645 * half / 1.96
     flat = abs(bend) + h90 < 0.2
-    return row("power_law", 1.5, (1.4, 1.6), p_gof, gof=gof, summary=summary, window=(0.001, 0.01), curvature=bend,
-               curvature_ci=(bend - half, bend + half), curvature_ci90=(bend - h90, bend + h90),
-               p_flat=0.01 if flat else 0.4, slope_low=1.5 - bend / 2, slope_high=1.5 + bend / 2)
+    return row(
+        "power_law",
+        1.5,
+        (1.4, 1.6),
+        p_gof,
+        gof=gof,
+        summary=summary,
+        window=(0.001, 0.01),
+        curvature=bend,
+        curvature_ci=(bend - half, bend + half),
+        curvature_ci90=(bend - h90, bend + h90),
+        p_flat=0.01 if flat else 0.4,
+        slope_low=1.5 - bend / 2,
+        slope_high=1.5 + bend / 2,
+    )
 
 
-@pytest.mark.parametrize("p_gof,bend,half,expected", [
-    (0.3, 0.02, 0.05, "supported"),
-    (0.3, -0.1, 0.4, "inconclusive"),
-    (0.001, -0.5, 0.1, "contradicted"),
-    (0.001, 0.5, 0.1, "contradicted"),
-    (0.001, 0.05, 0.1, "contradicted"),
-])
+@pytest.mark.parametrize(
+    "p_gof,bend,half,expected",
+    [
+        (0.3, 0.02, 0.05, "supported"),
+        (0.3, -0.1, 0.4, "inconclusive"),
+        (0.001, -0.5, 0.1, "contradicted"),
+        (0.001, 0.5, 0.1, "contradicted"),
+        (0.001, 0.05, 0.1, "contradicted"),
+    ],
+)
 def test_power_law_sentences_name_the_test_and_the_bend(p_gof, bend, half, expected):
     r = power_row(p_gof, bend, half)
     assert r["verdict"] == expected
@@ -131,8 +167,9 @@ def test_power_law_sentences_name_the_test_and_the_bend(p_gof, bend, half, expec
     assert "random-effects mean of the models' maximum-likelihood k" in text
 
 
-@pytest.mark.parametrize("p_q,p_below,expected", [(0.5, 0.02, "supported"), (0.001, 0.02, "contradicted"),
-                                                   (0.5, 0.3, "inconclusive")])
+@pytest.mark.parametrize(
+    "p_q,p_below,expected", [(0.5, 0.02, "supported"), (0.001, 0.02, "contradicted"), (0.5, 0.3, "inconclusive")]
+)
 def test_universality_sentences(p_q, p_below, expected):
     s = {"i2": 0.2, "lr": 30.0, "lr_df": 39, "common_k": 1.5, "pi_low": 1.2, "pi_high": 1.8}
     upper = 0.08 if p_below <= 0.05 else 0.12  # the bound is calibrated to agree with the test
@@ -156,8 +193,9 @@ def test_universality_sentences(p_q, p_below, expected):
 def test_a_skipped_claim_says_why_and_carries_no_number():
     r = row("size_adds_little", math.nan, (math.nan, math.nan), math.nan, reason="params is constant in the study")
     assert r["verdict"] == "inconclusive"
-    assert finding_text(r) == ("Inconclusive — model size adds little once clean accuracy is known: params is "
-                               "constant in the study.")
+    assert finding_text(r) == (
+        "Inconclusive — model size adds little once clean accuracy is known: params is constant in the study."
+    )
 
 
 @pytest.mark.parametrize("key", EQUIV)

@@ -2,6 +2,7 @@
 
 Real processes, real storages: the journal-file default and a PostgreSQL server on loopback.
 """
+
 from __future__ import annotations
 
 import gc
@@ -14,10 +15,10 @@ import torch
 from _tiny_study import postgres_url, robustarch, unique, wait_for, worker_env, write_tiny  # noqa: F401
 from optuna.trial import TrialState
 
-from robustarch.models.checkpoint import load_checkpoint
 from robustarch.errors import UserError
-from robustarch.study.storage import is_journal, open_storage
+from robustarch.models.checkpoint import load_checkpoint
 from robustarch.study import StudyConfig, create_or_resume, download_checkpoint
+from robustarch.study.storage import is_journal, open_storage
 from robustarch.study.workers import has_slot
 
 N_TRIALS = 4
@@ -26,12 +27,14 @@ N_TRIALS = 4
 def _victim_training(study, pid: int | None):
     """A trial of worker `pid` (any worker but the `search` process when None) that has sampled
     its architecture: the worker is mid-trial."""
+
     def find():
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             worker_pid = int(t.user_attrs.get("worker", "x:0").split(":")[1])
             if "arch" in t.user_attrs and (worker_pid == pid if pid else worker_pid):
                 return t
         return None
+
     return find
 
 
@@ -57,10 +60,28 @@ def test_journal_search_with_two_workers_survives_a_killed_worker(tmp_path):
     """The embedded default: `search --workers 2`; one of its workers is SIGKILLed mid-trial."""
     space, suite = write_tiny(tmp_path)
     journal = str(tmp_path / "study.journal")
-    search = robustarch("search", "--study", "kill", "--storage", journal, "--space", str(space),
-                        "--suite", str(suite), "--sampler", "random", "--n-trials", str(N_TRIALS),
-                        "--workers", "2", "--report-dir", str(tmp_path / "reports"),
-                        "--rescore-top", "0", cwd=tmp_path)  # rescoring is tested elsewhere; here ~1 min a model
+    search = robustarch(
+        "search",
+        "--study",
+        "kill",
+        "--storage",
+        journal,
+        "--space",
+        str(space),
+        "--suite",
+        str(suite),
+        "--sampler",
+        "random",
+        "--n-trials",
+        str(N_TRIALS),
+        "--workers",
+        "2",
+        "--report-dir",
+        str(tmp_path / "reports"),
+        "--rescore-top",
+        "0",
+        cwd=tmp_path,
+    )  # rescoring is tested elsewhere; here ~1 min a model
     try:
         study = wait_for(lambda: os.path.exists(journal) and _load(journal, "kill"), 120, "the study")
         killed = wait_for(_victim_training(study, None), 120, "a worker to start training a trial")
@@ -92,9 +113,24 @@ def test_postgres_two_workers_survive_a_killed_worker(tmp_path, postgres_url):  
     config = StudyConfig(space=str(space), suite=str(suite), sampler="random", seed=0)
     study, _ = create_or_resume(open_storage(postgres_url), name, config)
     env = worker_env(ROBUSTARCH_HEARTBEAT_SECONDS="2")
-    workers = [robustarch("worker", "--storage", postgres_url, "--study", name, "--n-trials", str(N_TRIALS),
-                          "--artifacts", str(tmp_path / "artifacts"), "--worker-index", str(i),
-                          cwd=tmp_path, env=env) for i in range(2)]
+    workers = [
+        robustarch(
+            "worker",
+            "--storage",
+            postgres_url,
+            "--study",
+            name,
+            "--n-trials",
+            str(N_TRIALS),
+            "--artifacts",
+            str(tmp_path / "artifacts"),
+            "--worker-index",
+            str(i),
+            cwd=tmp_path,
+            env=env,
+        )
+        for i in range(2)
+    ]
     victim, survivor = workers
     try:
         killed = wait_for(_victim_training(study, victim.pid), 120, "worker 0 to start training a trial")
@@ -114,8 +150,9 @@ def test_postgres_two_workers_survive_a_killed_worker(tmp_path, postgres_url):  
 
 def test_two_trials_racing_for_the_last_slot_cannot_both_run(tmp_path):
     space, suite = write_tiny(tmp_path)
-    study, _ = create_or_resume(open_storage(str(tmp_path / "s.journal")), "race",
-                                StudyConfig(space=str(space), suite=str(suite)))
+    study, _ = create_or_resume(
+        open_storage(str(tmp_path / "s.journal")), "race", StudyConfig(space=str(space), suite=str(suite))
+    )
     import optuna
 
     study.add_trial(optuna.trial.create_trial(value=0.5))  # one complete trial; budget 2
@@ -142,8 +179,20 @@ def test_local_workers_get_one_gpu_each_and_share_the_cores(monkeypatch):
     assert threads_per_worker(3, 2) == 3
     cmd = worker_command("x.journal", "s", n_trials=5, device="cuda:1", threads=2, worker_index=1)
     assert cmd[1:4] == ["-m", "robustarch", "worker"]
-    assert cmd[4:] == ["--storage", "x.journal", "--study", "s", "--n-trials", "5", "--device", "cuda:1",
-                       "--threads", "2", "--worker-index", "1"]
+    assert cmd[4:] == [
+        "--storage",
+        "x.journal",
+        "--study",
+        "s",
+        "--n-trials",
+        "5",
+        "--device",
+        "cuda:1",
+        "--threads",
+        "2",
+        "--worker-index",
+        "1",
+    ]
 
 
 def test_several_workers_per_gpu_split_the_cpu_threads(monkeypatch):
@@ -189,8 +238,11 @@ def test_an_oom_trial_is_stored_as_failed_and_its_memory_released_before_the_nex
     from robustarch.study import objective, run_study
 
     space, suite = write_tiny(tmp_path)
-    study, config = create_or_resume(open_storage(str(tmp_path / "s.journal")), "oom",
-                                     StudyConfig(space=str(space), suite=str(suite), sampler="random"))
+    study, config = create_or_resume(
+        open_storage(str(tmp_path / "s.journal")),
+        "oom",
+        StudyConfig(space=str(space), suite=str(suite), sampler="random"),
+    )
     real_build, built, alive_at_start = objective.build_or_fail, [], []
 
     def build(arch):

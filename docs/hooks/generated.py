@@ -5,6 +5,7 @@ A page holds a marker comment and the hook replaces it before the Markdown is re
 (one mkdocstrings block per name `robustarch/__init__.py` exports) and `<!-- generated: error-rates -->`
 (each claim's test and its simulated size and power, from `robustarch.analysis.claims` and `.errorrates`).
 """
+
 from __future__ import annotations
 
 import math
@@ -66,8 +67,14 @@ def error_rates() -> str:
 
     lines = []
     for key, claim in CLAIMS.items():
-        lines += [f"### {claim.title}", "", f"`{key}` · verdict kind: {claim.kind} · minimum n: {claim.min_n}", "",
-                  f"**Test.** {claim.test}.", ""]
+        lines += [
+            f"### {claim.title}",
+            "",
+            f"`{key}` · verdict kind: {claim.kind} · minimum n: {claim.min_n}",
+            "",
+            f"**Test.** {claim.test}.",
+            "",
+        ]
         if claim.margin is not None:
             lines += [f"**Margin.** {claim.margin:g}: {claim.margin_reason}.", ""]
         by_scale = RATES.get(key, {})
@@ -78,12 +85,14 @@ def error_rates() -> str:
         header = "| simulated study | studies | size | under the null | power | under the alternative |"
         rule = "| --- | --- | --- | --- | --- | --- |"
         if support:
-            header, rule = header + " size of \"supported\" | on the margin |", rule + " --- | --- |"
+            header, rule = header + ' size of "supported" | on the margin |', rule + " --- | --- |"
         lines += [header, rule]
         for scale in sorted(by_scale):
             size, size_truth, power, power_truth, reps = by_scale[scale][:5]
-            row = (f"| {SCALES.get(scale, f'{scale} models')} | {reps} | {_pct(size)} | {_cell(size_truth)} | "
-                   f"{_pct(power)} | {_cell(power_truth)} |")
+            row = (
+                f"| {SCALES.get(scale, f'{scale} models')} | {reps} | {_pct(size)} | {_cell(size_truth)} | "
+                f"{_pct(power)} | {_cell(power_truth)} |"
+            )
             if support:
                 truth, sizes = support
                 row += f" {_pct(sizes.get(scale))} | {_cell(truth)} |"

@@ -2,6 +2,7 @@
 shrunken winner, and cross-seed correlations (clean accuracy from one seed, robust from another, so
 that the errors of one trained model do not correlate with themselves).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,9 +13,11 @@ from .retrained import COMPARISON_COLUMNS, RETRAIN_COLUMNS, retrain_comparison, 
 from .stats import correlate
 from .winner import WINNER_COLUMNS, winner_table
 
-NO_REPLICATES = ("One seed per architecture: no variance components, no shrunken winner — seed noise cannot be "
-                 "told from architecture without replicates (run with --replicates 3 --replicate-share 0.25). "
-                 "Parameters and FLOPs have reliability 1 (they do not depend on the seed or the test sample).")
+NO_REPLICATES = (
+    "One seed per architecture: no variance components, no shrunken winner — seed noise cannot be "
+    "told from architecture without replicates (run with --replicates 3 --replicate-share 0.25). "
+    "Parameters and FLOPs have reliability 1 (they do not depend on the seed or the test sample)."
+)
 CROSS_COLUMNS = ["pairing", "method", "n", "coef", "p_value", "ci_low", "ci_high"]
 
 
@@ -25,8 +28,13 @@ def components_table(u: pd.DataFrame, *, n_boot: int, seed: int) -> pd.DataFrame
     for number in ("robust_accuracy", "clean_accuracy"):
         if number not in u:
             continue
-        c = variance_components(pd.to_numeric(u[number], errors="coerce").to_numpy(float), keys,
-                                model_se(u, number).to_numpy(float), n_boot=n_boot, seed=seed)
+        c = variance_components(
+            pd.to_numeric(u[number], errors="coerce").to_numpy(float),
+            keys,
+            model_se(u, number).to_numpy(float),
+            n_boot=n_boot,
+            seed=seed,
+        )
         if c is not None:
             frames.append(c.table(number))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -43,21 +51,27 @@ def cross_seed(u: pd.DataFrame, *, n_boot: int, seed: int) -> pd.DataFrame:
     second = m.groupby("arch_key").nth(1).set_index("arch_key").reindex(first.index)
     rows = []
     for pairing, robust in (("same seed", first["robust_accuracy"]), ("cross-seed", second["robust_accuracy"])):
-        r = correlate(robust.astype(float), first["clean_accuracy"].astype(float), methods=("spearman",),
-                      n_boot=n_boot, seed=seed)[0]
+        r = correlate(
+            robust.astype(float), first["clean_accuracy"].astype(float), methods=("spearman",), n_boot=n_boot, seed=seed
+        )[0]
         rows.append({"pairing": pairing, **{k: r[k] for k in CROSS_COLUMNS if k in r and k != "pairing"}})
     return pd.DataFrame(rows, columns=CROSS_COLUMNS)
 
 
-def noise_tables(u: pd.DataFrame, *, attrs: dict | None = None, eps: float | None = None, n_boot: int,
-                 seed: int) -> tuple[dict[str, pd.DataFrame], list[str]]:
+def noise_tables(
+    u: pd.DataFrame, *, attrs: dict | None = None, eps: float | None = None, n_boot: int, seed: int
+) -> tuple[dict[str, pd.DataFrame], list[str]]:
     """The architecture-level tables of the models in the statistics `u` (and of `robustarch
     retrain`'s records in the study attributes `attrs`), and the notes the page prints (why there are
     no components, for a study without replicates)."""
     u = u.assign(robust_accuracy_se=model_se(u, "robust_accuracy"), clean_accuracy_se=model_se(u, "clean_accuracy"))
-    tables = {"variance_components": pd.DataFrame(), "winner": pd.DataFrame(columns=WINNER_COLUMNS),
-              "cross_seed": pd.DataFrame(columns=CROSS_COLUMNS), "retrain": pd.DataFrame(columns=COMPARISON_COLUMNS),
-              "retrain_seeds": pd.DataFrame(columns=RETRAIN_COLUMNS)}
+    tables = {
+        "variance_components": pd.DataFrame(),
+        "winner": pd.DataFrame(columns=WINNER_COLUMNS),
+        "cross_seed": pd.DataFrame(columns=CROSS_COLUMNS),
+        "retrain": pd.DataFrame(columns=COMPARISON_COLUMNS),
+        "retrain_seeds": pd.DataFrame(columns=RETRAIN_COLUMNS),
+    }
     if u.empty:
         return {**tables, "noise_summary": pd.DataFrame({"sentence": []})}, []
     replicated = group_keys(u).nunique() < len(u)
@@ -72,8 +86,9 @@ def noise_tables(u: pd.DataFrame, *, attrs: dict | None = None, eps: float | Non
     sentence = decomposition_sentence(tables["variance_components"])
     free = free_replicates(u)
     if sentence and free:
-        sentence += (f" {free} of the seeds are free replicates: the sampler proposed an architecture it had "
-                     "proposed before.")
+        sentence += (
+            f" {free} of the seeds are free replicates: the sampler proposed an architecture it had proposed before."
+        )
     tables["noise_summary"] = pd.DataFrame({"sentence": [sentence or NO_REPLICATES]})
     return tables, [] if replicated else [NO_REPLICATES]
 
@@ -89,10 +104,13 @@ def decomposition_sentence(table: pd.DataFrame) -> str | None:
     def pct(q):
         r = t.loc[q]
         return f"{r['estimate']:.0%} (95% CI {r['ci_low']:.0%}–{r['ci_high']:.0%})"
+
     n = t.iloc[0]
-    return (f"Of the variance in robust accuracy across the {int(n['n_models'])} trained models, {pct('share_arch')} "
-            f"is architecture, {pct('share_seed')} training seed and {pct('share_eval')} the finite test sample "
-            f"({int(n['n_arch'])} architectures, {int(n['n_replicated'])} with {n['k']:g} seeds).")
+    return (
+        f"Of the variance in robust accuracy across the {int(n['n_models'])} trained models, {pct('share_arch')} "
+        f"is architecture, {pct('share_seed')} training seed and {pct('share_eval')} the finite test sample "
+        f"({int(n['n_arch'])} architectures, {int(n['n_replicated'])} with {n['k']:g} seeds)."
+    )
 
 
 def free_replicates(u: pd.DataFrame) -> int:

@@ -7,6 +7,7 @@ within a pair: a bootstrap over pairs and a Wilcoxon signed-rank test. Only when
 appears in both are the studies compared as independent samples (each resampled on its own,
 Mann–Whitney U), and the page says so.
 """
+
 from __future__ import annotations
 
 import math
@@ -20,15 +21,33 @@ from ..errors import UserError
 from .analyzer import Analysis, analyze
 from .stats import N_BOOT, correlate, percentile_ci
 
-METRICS = [("clean_accuracy", "clean accuracy"), ("robust_accuracy", "robust accuracy at ε"),
-           ("robust_auc", "area under the ε-curve"), ("power_law_slope", "power-law slope"),
-           ("log10_params", "log10 parameters")]
+METRICS = [
+    ("clean_accuracy", "clean accuracy"),
+    ("robust_accuracy", "robust accuracy at ε"),
+    ("robust_auc", "area under the ε-curve"),
+    ("power_law_slope", "power-law slope"),
+    ("log10_params", "log10 parameters"),
+]
 PAIR_KEY = ("arch_summary", "params")  # the same architecture: same spec summary and parameter count
 # Within an architecture, trials pair in the order of these sampled knobs, then of trial number: two
 # studies run with one sampler seed sample the same (architecture, knobs) sequence.
 ORDER = ("lr", "batch_size", "epochs", "max_steps", "train_fraction", "label_noise", "trial")
-METRIC_COLUMNS = ["metric", "design", "n_a", "mean_a", "median_a", "n_b", "mean_b", "median_b", "n_pairs",
-                  "diff_b_minus_a", "ci_low", "ci_high", "test", "p_value"]
+METRIC_COLUMNS = [
+    "metric",
+    "design",
+    "n_a",
+    "mean_a",
+    "median_a",
+    "n_b",
+    "mean_b",
+    "median_b",
+    "n_pairs",
+    "diff_b_minus_a",
+    "ci_low",
+    "ci_high",
+    "test",
+    "p_value",
+]
 
 
 def pair_trials(a: Analysis, b: Analysis) -> pd.DataFrame:
@@ -57,16 +76,21 @@ def _mean_ci(d: np.ndarray, n_boot: int, seed: int) -> tuple[float, float]:
         warnings.simplefilter("ignore")  # BCa's degenerate-jackknife warning: handled by the fallback below
         ci = stats.bootstrap((d,), np.mean, n_resamples=n_boot, method="BCa", random_state=seed).confidence_interval
     if not (math.isfinite(ci.low) and math.isfinite(ci.high)):
-        ci = stats.bootstrap((d,), np.mean, n_resamples=n_boot, method="percentile",
-                             random_state=seed).confidence_interval
+        ci = stats.bootstrap(
+            (d,), np.mean, n_resamples=n_boot, method="percentile", random_state=seed
+        ).confidence_interval
     return float(ci.low), float(ci.high)
 
 
 def _paired_row(pairs: pd.DataFrame, col: str, n_boot: int, seed: int) -> dict:
     both = pairs[[f"{col}_a", f"{col}_b"]].dropna().to_numpy(float)
     d = both[:, 1] - both[:, 0]
-    row = {"design": "paired", "n_pairs": len(d), "diff_b_minus_a": d.mean() if len(d) else math.nan,
-           "test": "Wilcoxon signed-rank (two-sided) on the per-architecture differences"}
+    row = {
+        "design": "paired",
+        "n_pairs": len(d),
+        "diff_b_minus_a": d.mean() if len(d) else math.nan,
+        "test": "Wilcoxon signed-rank (two-sided) on the per-architecture differences",
+    }
     row["ci_low"], row["ci_high"] = _mean_ci(d, n_boot, seed)
     row["p_value"] = float(stats.wilcoxon(d).pvalue) if len(d) >= 2 and np.any(d != 0) else math.nan
     return row
@@ -74,8 +98,15 @@ def _paired_row(pairs: pd.DataFrame, col: str, n_boot: int, seed: int) -> dict:
 
 def _independent_row(x: np.ndarray, y: np.ndarray, n_boot: int, seed: int) -> dict:
     """Mean of y minus mean of x, with a percentile bootstrap CI (each study resampled on its own)."""
-    row = {"design": "independent", "n_pairs": 0, "diff_b_minus_a": math.nan, "ci_low": math.nan,
-           "ci_high": math.nan, "test": "Mann–Whitney U (two-sided), independent samples", "p_value": math.nan}
+    row = {
+        "design": "independent",
+        "n_pairs": 0,
+        "diff_b_minus_a": math.nan,
+        "ci_low": math.nan,
+        "ci_high": math.nan,
+        "test": "Mann–Whitney U (two-sided), independent samples",
+        "p_value": math.nan,
+    }
     if len(x) >= 2 and len(y) >= 2:
         rng = np.random.default_rng(seed)
         bx = x[rng.integers(0, len(x), (n_boot, len(x)))].mean(1)
@@ -87,8 +118,11 @@ def _independent_row(x: np.ndarray, y: np.ndarray, n_boot: int, seed: int) -> di
 
 
 def _summary(x: np.ndarray, key: str) -> dict:
-    return {f"n_{key}": len(x), f"mean_{key}": x.mean() if len(x) else math.nan,
-            f"median_{key}": np.median(x) if len(x) else math.nan}
+    return {
+        f"n_{key}": len(x),
+        f"mean_{key}": x.mean() if len(x) else math.nan,
+        f"median_{key}": np.median(x) if len(x) else math.nan,
+    }
 
 
 def metric_table(a: Analysis, b: Analysis, pairs: pd.DataFrame, *, n_boot: int = N_BOOT, seed: int = 0) -> pd.DataFrame:
@@ -115,8 +149,12 @@ def _correlations(a: Analysis, b: Analysis, n_boot: int, seed: int) -> pd.DataFr
         boots = []
         for key, u in (("a", a.used_trials), ("b", b.used_trials)):
             r = correlate(u["robust_accuracy"], u[var], methods=("spearman",), n_boot=n_boot, seed=seed)[0]
-            row |= {f"rho_{key}": r["coef"], f"ci_low_{key}": r["ci_low"], f"ci_high_{key}": r["ci_high"],
-                    f"n_{key}": r["n"]}
+            row |= {
+                f"rho_{key}": r["coef"],
+                f"ci_low_{key}": r["ci_low"],
+                f"ci_high_{key}": r["ci_high"],
+                f"n_{key}": r["n"],
+            }
             sub = u[["robust_accuracy", var]].dropna().to_numpy(float)
             if len(sub) >= 4:
                 idx = rng.integers(0, len(sub), (n_boot, len(sub)))
@@ -124,8 +162,7 @@ def _correlations(a: Analysis, b: Analysis, n_boot: int, seed: int) -> pd.DataFr
                 with np.errstate(invalid="ignore", divide="ignore"):
                     boots.append(np.array([np.corrcoef(r[:, 0], r[:, 1])[0, 1] for r in ranks]))
         row["diff_b_minus_a"] = row.get("rho_b", math.nan) - row.get("rho_a", math.nan)
-        row["ci_low"], row["ci_high"] = (percentile_ci(boots[1] - boots[0]) if len(boots) == 2
-                                         else (math.nan, math.nan))
+        row["ci_low"], row["ci_high"] = percentile_ci(boots[1] - boots[0]) if len(boots) == 2 else (math.nan, math.nan)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -144,12 +181,16 @@ def compare_tables(a: Analysis, b: Analysis, *, n_boot: int = N_BOOT, seed: int 
     """`pairs` (architectures in both studies, see `pair_trials`), `metrics` (B − A per metric,
     paired or independent: column `design`) and `correlations` (Spearman ρ in each study)."""
     pairs = pair_trials(a, b)
-    return {"pairs": pairs, "metrics": metric_table(a, b, pairs, n_boot=n_boot, seed=seed),
-            "correlations": _correlations(a, b, n_boot, seed)}
+    return {
+        "pairs": pairs,
+        "metrics": metric_table(a, b, pairs, n_boot=n_boot, seed=seed),
+        "correlations": _correlations(a, b, n_boot, seed),
+    }
 
 
-def analyze_pair(study_a, study_b, *, eps: float | None = None, include_flagged: bool = False,
-                 n_boot: int = N_BOOT) -> tuple[Analysis, Analysis]:
+def analyze_pair(
+    study_a, study_b, *, eps: float | None = None, include_flagged: bool = False, n_boot: int = N_BOOT
+) -> tuple[Analysis, Analysis]:
     """Both analyses at one headline ε (default: study A's), which must lie on both grids."""
     if study_a is study_b or study_a.study_name == study_b.study_name:
         raise UserError(f"compare: {study_a.study_name!r} twice; give two different studies")

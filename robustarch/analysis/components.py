@@ -5,6 +5,7 @@ variance of each number (its binomial SE) taken out of the within-architecture s
     c = variance_components(values, groups, eval_se=se)     # point estimates and bootstrap CIs
     c.table()                                                # one row per quantity, 95% CI
 """
+
 from __future__ import annotations
 
 import math
@@ -17,8 +18,17 @@ from scipy import stats
 from .noise import SEED_SUFFIX, binomial_se
 
 N_BOOT_COMPONENTS = 1000
-QUANTITIES = ("sigma2_arch", "sigma2_seed", "sigma2_eval", "share_arch", "share_seed", "share_eval", "icc",
-              "reliability_1", "reliability_k")
+QUANTITIES = (
+    "sigma2_arch",
+    "sigma2_seed",
+    "sigma2_eval",
+    "share_arch",
+    "share_seed",
+    "share_eval",
+    "icc",
+    "reliability_1",
+    "reliability_k",
+)
 
 
 def spearman_brown(icc: float | np.ndarray, k: float) -> float | np.ndarray:
@@ -60,9 +70,20 @@ def _estimate(w: np.ndarray, n, s, ss, ev, k: float) -> dict[str, np.ndarray]:
         ss_seed = np.maximum(msw - se2, 0.0)
         total = sa + ss_seed + se2
         icc = sa / (sa + msw)
-    return {"sigma2_arch": sa, "sigma2_seed": ss_seed, "sigma2_eval": se2, "share_arch": sa / total,
-            "share_seed": ss_seed / total, "share_eval": se2 / total, "icc": icc,
-            "reliability_1": icc, "reliability_k": spearman_brown(icc, k), "msb": msb, "msw": msw, "n0": n0}
+    return {
+        "sigma2_arch": sa,
+        "sigma2_seed": ss_seed,
+        "sigma2_eval": se2,
+        "share_arch": sa / total,
+        "share_seed": ss_seed / total,
+        "share_eval": se2 / total,
+        "icc": icc,
+        "reliability_1": icc,
+        "reliability_k": spearman_brown(icc, k),
+        "msb": msb,
+        "msw": msw,
+        "n0": n0,
+    }
 
 
 @dataclass
@@ -87,14 +108,26 @@ class Components:
         return float(spearman_brown(self.icc, k))
 
     def table(self, what: str = "robust_accuracy") -> pd.DataFrame:
-        rows = [{"quantity": q, "number": what, "estimate": self.estimate[q], "ci_low": self.ci95.get(q, (math.nan, math.nan))[0],
-                 "ci_high": self.ci95.get(q, (math.nan, math.nan))[1], "n_arch": self.n_arch, "n_models": self.n_models,
-                 "n_replicated": self.n_replicated, "k": self.k} for q in QUANTITIES]
+        rows = [
+            {
+                "quantity": q,
+                "number": what,
+                "estimate": self.estimate[q],
+                "ci_low": self.ci95.get(q, (math.nan, math.nan))[0],
+                "ci_high": self.ci95.get(q, (math.nan, math.nan))[1],
+                "n_arch": self.n_arch,
+                "n_models": self.n_models,
+                "n_replicated": self.n_replicated,
+                "k": self.k,
+            }
+            for q in QUANTITIES
+        ]
         return pd.DataFrame(rows)
 
 
-def variance_components(values, groups, eval_se=None, *, n_boot: int = N_BOOT_COMPONENTS,
-                        seed: int = 0) -> Components | None:
+def variance_components(
+    values, groups, eval_se=None, *, n_boot: int = N_BOOT_COMPONENTS, seed: int = 0
+) -> Components | None:
     """Architecture, seed and evaluation variance of `values` (one per trained model; `groups` names
     each one's architecture; `eval_se` its evaluation SE, e.g. `binomial_se`), with percentile CIs
     from a bootstrap over architectures (a resampled architecture keeps all its seeds). None when no
@@ -167,7 +200,7 @@ def bca(estimate: float, boot: np.ndarray, jack: np.ndarray, level: float) -> tu
     z0 = stats.norm.ppf(min(max(share, 1 / (2 * len(b))), 1 - 1 / (2 * len(b))))
     d = j.mean() - j if len(j) > 2 else np.zeros(1)
     denom = 6 * np.sum(d * d) ** 1.5
-    acc = float(np.sum(d ** 3) / denom) if denom > 0 else 0.0
+    acc = float(np.sum(d**3) / denom) if denom > 0 else 0.0
     z = stats.norm.ppf([(1 - level / 100) / 2, 1 - (1 - level / 100) / 2])
     q = stats.norm.cdf(z0 + (z0 + z) / (1 - acc * (z0 + z)))
     lo, hi = np.quantile(b, np.clip(q, 0, 1))
@@ -180,7 +213,9 @@ def group_keys(trials: pd.DataFrame) -> pd.Series:
     own = "model:" + trials["trial"].astype(str)
     if "arch_key" not in trials:
         return own
-    return trials["arch_key"].where(trials["arch_key"].notna() & (trials["arch_key"].astype(str) != ""), own).astype(str)
+    return (
+        trials["arch_key"].where(trials["arch_key"].notna() & (trials["arch_key"].astype(str) != ""), own).astype(str)
+    )
 
 
 def model_se(trials: pd.DataFrame, number: str) -> pd.Series:
@@ -190,8 +225,12 @@ def model_se(trials: pd.DataFrame, number: str) -> pd.Series:
     if col in trials and pd.to_numeric(trials[col], errors="coerce").notna().any():
         return pd.to_numeric(trials[col], errors="coerce")
     if "n_attacked" in trials:
-        return pd.Series(binomial_se(pd.to_numeric(trials[number], errors="coerce"),
-                                     pd.to_numeric(trials["n_attacked"], errors="coerce")), index=trials.index)
+        return pd.Series(
+            binomial_se(
+                pd.to_numeric(trials[number], errors="coerce"), pd.to_numeric(trials["n_attacked"], errors="coerce")
+            ),
+            index=trials.index,
+        )
     return pd.Series(np.nan, index=trials.index)
 
 
@@ -202,8 +241,11 @@ def per_architecture(u: pd.DataFrame) -> pd.DataFrame:
     keys = group_keys(u) if "trial" in u else None
     if keys is None or keys.nunique() == len(u):
         return u
-    numeric = [c for c in u.columns if pd.api.types.is_numeric_dtype(u[c]) and not pd.api.types.is_bool_dtype(u[c])
-               and c != "trial"]
+    numeric = [
+        c
+        for c in u.columns
+        if pd.api.types.is_numeric_dtype(u[c]) and not pd.api.types.is_bool_dtype(u[c]) and c != "trial"
+    ]
     grouped = u.assign(_arch=keys.to_numpy()).groupby("_arch", sort=False)
     out = grouped.first()
     out[numeric] = grouped[numeric].mean()
@@ -215,8 +257,9 @@ def per_architecture(u: pd.DataFrame) -> pd.DataFrame:
     # so the correlation and equivalence claims' reliabilities count both noise sources.
     for number in ("robust_accuracy", "clean_accuracy"):
         if number in u and number + SEED_SUFFIX not in u:
-            c = variance_components(pd.to_numeric(u[number], errors="coerce"), keys.to_numpy(),
-                                    model_se(u, number).to_numpy(), n_boot=0)
+            c = variance_components(
+                pd.to_numeric(u[number], errors="coerce"), keys.to_numpy(), model_se(u, number).to_numpy(), n_boot=0
+            )
             if c is not None and math.isfinite(c.estimate["sigma2_seed"]):
                 out[number + SEED_SUFFIX] = np.sqrt(c.estimate["sigma2_seed"] / out["seeds"].to_numpy(float))
     return out.reset_index(drop=True)

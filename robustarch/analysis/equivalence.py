@@ -11,6 +11,7 @@ three things that make "≈ 0" easy: few models, noisy model numbers and related
 - Related models (a `family` column): the bootstrap resamples whole families, and the analytic
   interval counts families, not models, as its n (the largest possible design effect).
 """
+
 from __future__ import annotations
 
 import math
@@ -41,8 +42,11 @@ def _boot_tost(boots: np.ndarray, margin: float) -> dict:
     ci = tuple(np.quantile(finite, [ALPHA, 1 - ALPHA])) if len(finite) >= 10 else (math.nan, math.nan)
     upper_side = not len(finite) or np.median(finite) >= 0
     not_beyond = ~(boots >= margin) if upper_side else ~(boots <= -margin)  # NaN compares False: counted
-    return {"p_tost": float((1 + max(above.sum(), below.sum())) / (b + 1)), "ci90": (float(ci[0]), float(ci[1])),
-            "p_outside": float((1 + not_beyond.sum()) / (b + 1))}
+    return {
+        "p_tost": float((1 + max(above.sum(), below.sum())) / (b + 1)),
+        "ci90": (float(ci[0]), float(ci[1])),
+        "p_outside": float((1 + not_beyond.sum()) / (b + 1)),
+    }
 
 
 def _analytic(r_obs: float, n_eff: int, margin: float, corr: dict | None) -> dict:
@@ -59,7 +63,7 @@ def _analytic(r_obs: float, n_eff: int, margin: float, corr: dict | None) -> dic
     if not (math.isfinite(slope) and slope > 0):
         return {"p_tost": math.nan, "ci90": (math.nan, math.nan), "p_outside": math.nan, "df": df}
     lo, hi = ((-margin - g0) / slope, (margin - g0) / slope)
-    clip = (lambda v: math.atanh(max(-0.999999, min(0.999999, v))))
+    clip = lambda v: math.atanh(max(-0.999999, min(0.999999, v)))
     t = tost(z, se, clip(lo), clip(hi), df=df)
     ends = (g0 + slope * math.tanh(v) for v in t["ci90"])
     return {**t, "ci90": tuple(max(-1.0, min(1.0, e)) for e in ends)}
@@ -87,10 +91,20 @@ def size_equivalence(u, margin: float, *, n_boot: int, seed: int, families=None)
     n = len(y)
     groups = None if families is None else np.asarray(families)[keep]
     n_eff = n if groups is None else len(set(groups))
-    out = {"noise_known": False, "n": n, "n_eff": n_eff, "value": math.nan, "value_observed": math.nan,
-           "p_tost": math.nan,
-           "p_outside": math.nan, "ci90": (math.nan, math.nan), "ci": (math.nan, math.nan), "p_zero": math.nan,
-           "reliability_robust": math.nan, "reliability_clean": math.nan}
+    out = {
+        "noise_known": False,
+        "n": n,
+        "n_eff": n_eff,
+        "value": math.nan,
+        "value_observed": math.nan,
+        "p_tost": math.nan,
+        "p_outside": math.nan,
+        "ci90": (math.nan, math.nan),
+        "ci": (math.nan, math.nan),
+        "p_zero": math.nan,
+        "reliability_robust": math.nan,
+        "reliability_clean": math.nan,
+    }
     if n < 5 or min(np.ptp(y), np.ptp(x), np.ptp(z)) == 0:
         return out
     one = np.ones((1, n))
@@ -106,21 +120,37 @@ def size_equivalence(u, margin: float, *, n_boot: int, seed: int, families=None)
         out.update(reliability_robust=ry_hat, reliability_clean=rz_hat)
         corr = {"rxz": ryz, "ryz": rxz, "rel_x": ry_hat, "rel_y": 1.0, "rel_z": rz_hat}
         rel_y, rel_z = resampled_reliability(y, noise["ey"], counts), resampled_reliability(z, noise["ez"], counts)
-    value = float(corrected_partial(ryx, ryz, rxz, out["reliability_robust"], 1.0, out["reliability_clean"])) \
-        if noise is not None else r_obs
+    value = (
+        float(corrected_partial(ryx, ryz, rxz, out["reliability_robust"], 1.0, out["reliability_clean"]))
+        if noise is not None
+        else r_obs
+    )
     boots = corrected_partial(byx, byz, bxz, rel_y, 1.0, rel_z)
     a = _analytic(r_obs, n_eff, margin, corr)
     df = n - 3
-    t0 = r_obs * math.sqrt(df / max(1e-300, 1 - r_obs ** 2))
-    out.update(noise_known=known is not None, value=value, value_observed=r_obs,
-               p_zero=float(2 * sps.t.sf(abs(t0), df)),
-               ci=bca_ci(boots, value, None), p_tost=a["p_tost"], p_outside=a["p_outside"], ci90=a["ci90"],
-               ci90_analytic=a["ci90"], method="Fisher-z TOST, t with n − 3 df")
+    t0 = r_obs * math.sqrt(df / max(1e-300, 1 - r_obs**2))
+    out.update(
+        noise_known=known is not None,
+        value=value,
+        value_observed=r_obs,
+        p_zero=float(2 * sps.t.sf(abs(t0), df)),
+        ci=bca_ci(boots, value, None),
+        p_tost=a["p_tost"],
+        p_outside=a["p_outside"],
+        ci90=a["ci90"],
+        ci90_analytic=a["ci90"],
+        method="Fisher-z TOST, t with n − 3 df",
+    )
     if noise is not None or groups is not None:
         b = _boot_tost(boots, margin)
-        out.update(p_tost=max(a["p_tost"], b["p_tost"]), p_outside=max(a["p_outside"], b["p_outside"]),
-                   ci90=(min(a["ci90"][0], b["ci90"][0]), max(a["ci90"][1], b["ci90"][1])), ci90_boot=b["ci90"],
-                   method="intersection–union of the Fisher-z TOST and the " +
-                   ("cluster " if groups is not None else "") + "bootstrap percentile TOST" +
-                   (" on the disattenuated partial correlation" if noise is not None else ""))
+        out.update(
+            p_tost=max(a["p_tost"], b["p_tost"]),
+            p_outside=max(a["p_outside"], b["p_outside"]),
+            ci90=(min(a["ci90"][0], b["ci90"][0]), max(a["ci90"][1], b["ci90"][1])),
+            ci90_boot=b["ci90"],
+            method="intersection–union of the Fisher-z TOST and the "
+            + ("cluster " if groups is not None else "")
+            + "bootstrap percentile TOST"
+            + (" on the disattenuated partial correlation" if noise is not None else ""),
+        )
     return out

@@ -4,6 +4,7 @@ measured by `benchmarks/calibration.py` and shipped here as data; a study is giv
 simulated scale only where its number of models was simulated (within ×1.25), and "not measured at
 this n" elsewhere (a lookup, not a computation at report time).
 """
+
 from __future__ import annotations
 
 import math
@@ -17,76 +18,92 @@ RATES: dict[str, dict[int, tuple]] = {
     # says how many (fewer at 200 and 500 models: a shared 2-core machine). Size: p ≤ 0.05 for a
     # relation; "supported" at the margin for an equivalence. Rates at 20 models of the depth and
     # phase claims: 2026-11-30 (their tests are unchanged).
-    'robust_tracks_clean': {
-        10: (0.055, 'ρ = 0', 0.281, 'latent r = 0.5', 1000),
-        40: (0.042, 'ρ = 0', 0.896, 'latent r = 0.5', 1000),
-        200: (0.048, 'ρ = 0', 1.0, 'latent r = 0.5', 600),
-        500: (0.020, 'ρ = 0', math.nan, 'latent r = 0.5', 100),
+    "robust_tracks_clean": {
+        10: (0.055, "ρ = 0", 0.281, "latent r = 0.5", 1000),
+        40: (0.042, "ρ = 0", 0.896, "latent r = 0.5", 1000),
+        200: (0.048, "ρ = 0", 1.0, "latent r = 0.5", 600),
+        500: (0.020, "ρ = 0", math.nan, "latent r = 0.5", 100),
     },
-    'conditional_tracks_clean': {
-        10: (0.048, 'share ⟂ clean', 0.252, 'latent r = 0.5', 1000),
-        40: (0.062, 'share ⟂ clean', 0.886, 'latent r = 0.5', 1000),
-        200: (0.055, 'share ⟂ clean', 1.0, 'latent r = 0.5', 600),
-        500: (0.050, 'share ⟂ clean', math.nan, 'latent r = 0.5', 100),
+    "conditional_tracks_clean": {
+        10: (0.048, "share ⟂ clean", 0.252, "latent r = 0.5", 1000),
+        40: (0.062, "share ⟂ clean", 0.886, "latent r = 0.5", 1000),
+        200: (0.055, "share ⟂ clean", 1.0, "latent r = 0.5", 600),
+        500: (0.050, "share ⟂ clean", math.nan, "latent r = 0.5", 100),
     },
-    'size_adds_little': {
-        40: (0.020, 'rank partial = 0.3 (the margin)', 0.130, 'rank partial = 0', 1000),
-        200: (0.030, 'rank partial = 0.3 (the margin)', 0.993, 'rank partial = 0', 300),
-        500: (0.080, 'rank partial = 0.3 (the margin)', math.nan, 'rank partial = 0', 100),
+    "size_adds_little": {
+        40: (0.020, "rank partial = 0.3 (the margin)", 0.130, "rank partial = 0", 1000),
+        200: (0.030, "rank partial = 0.3 (the margin)", 0.993, "rank partial = 0", 300),
+        500: (0.080, "rank partial = 0.3 (the margin)", math.nan, "rank partial = 0", 100),
     },
-    'deeper_more_robust': {
-        20: (0.048, 'no depth effect', 0.457, 'deeper +0.03', 1000),
-        40: (0.052, 'no depth effect', 0.725, 'deeper +0.03', 1000),
-        200: (0.037, 'no depth effect', 1.0, 'deeper +0.03', 300),
-        500: (0.040, 'no depth effect', math.nan, 'deeper +0.03', 100),
+    "deeper_more_robust": {
+        20: (0.048, "no depth effect", 0.457, "deeper +0.03", 1000),
+        40: (0.052, "no depth effect", 0.725, "deeper +0.03", 1000),
+        200: (0.037, "no depth effect", 1.0, "deeper +0.03", 300),
+        500: (0.040, "no depth effect", math.nan, "deeper +0.03", 100),
     },
-    'robust_falls_with_memorization': {
-        20: (0.058, 'ρ = 0 within level', 0.187, 'ρ = −0.5 within level', 1000),
-        40: (0.052, 'ρ = 0 within level', 0.475, 'ρ = −0.5 within level', 1000),
-        200: (0.052, 'ρ = 0 within level', 1.0, 'ρ = −0.5 within level', 1000),  # a first run: 9.0% of 300
-        500: (0.020, 'ρ = 0 within level', math.nan, 'ρ = −0.5 within level', 100),
+    "robust_falls_with_memorization": {
+        20: (0.058, "ρ = 0 within level", 0.187, "ρ = −0.5 within level", 1000),
+        40: (0.052, "ρ = 0 within level", 0.475, "ρ = −0.5 within level", 1000),
+        200: (0.052, "ρ = 0 within level", 1.0, "ρ = −0.5 within level", 1000),  # a first run: 9.0% of 300
+        500: (0.020, "ρ = 0 within level", math.nan, "ρ = −0.5 within level", 100),
     },
-    'early_stop_preserves_robustness': {
-        20: (0.06, 'ρ = 0 within level', 0.442, 'ρ = 0.5 within level', 1000),
-        40: (0.056, 'ρ = 0 within level', 0.860, 'ρ = 0.5 within level', 1000),
-        200: (0.037, 'ρ = 0 within level', 1.0, 'ρ = 0.5 within level', 300),
-        500: (0.100, 'ρ = 0 within level', math.nan, 'ρ = 0.5 within level', 100),
+    "early_stop_preserves_robustness": {
+        20: (0.06, "ρ = 0 within level", 0.442, "ρ = 0.5 within level", 1000),
+        40: (0.056, "ρ = 0 within level", 0.860, "ρ = 0.5 within level", 1000),
+        200: (0.037, "ρ = 0 within level", 1.0, "ρ = 0.5 within level", 300),
+        500: (0.100, "ρ = 0 within level", math.nan, "ρ = 0.5 within level", 100),
     },
     # The power-law claims: benchmarks/calibration.py's adversarial family (benchmarks/sim_power.py:
     # saturating per-model power laws, never-broken shares 0–50%, unequal sample counts; 39 bootstrap
     # replicates), 2026-12-07, on the studies counted (fewer than 1000: a shared machine). Equivalence
     # claims: the larger of the rates at either margin. docs/power-law.md has every cell.
-    'power_law': {
-        10: (0.055, 'saturating power laws, one k', math.nan, 'not measured', 200),
-        20: (0.057, 'saturating power laws, one k', 0.07, 'exponential CDF', 300),
-        200: (0.067, 'saturating power laws, one k', math.nan, 'not measured', 30),
+    "power_law": {
+        10: (0.055, "saturating power laws, one k", math.nan, "not measured", 200),
+        20: (0.057, "saturating power laws, one k", 0.07, "exponential CDF", 300),
+        200: (0.067, "saturating power laws, one k", math.nan, "not measured", 30),
     },
-    'universality': {
-        10: (0.065, 'saturating power laws, one k', math.nan, 'not measured', 200),
-        20: (0.033, 'saturating power laws, one k', 0.48, 'τ = 0.3', 300),
-        200: (0.0, 'saturating power laws, one k', 0.967, 'τ = 0.1', 30),
+    "universality": {
+        10: (0.065, "saturating power laws, one k", math.nan, "not measured", 200),
+        20: (0.033, "saturating power laws, one k", 0.48, "τ = 0.3", 300),
+        200: (0.0, "saturating power laws, one k", 0.967, "τ = 0.1", 30),
     },
-    'margin_explains_slope': {
-        6: (0.082, 'link slope 0.75 or 1.25 (the margins), t₂ noise, 0–50% censored', math.nan, 'not measured', 600),
-        20: (0.068, 'link slope 0.75 or 1.25 (the margins), t₂ noise, 0–50% censored', 1.0, 'link slope 1', 600),
-        200: (0.833, 'link slope 1.25 (the margin), t₂ noise: "contradicted" (not calibrated)', math.nan,
-              'not measured', 30),
+    "margin_explains_slope": {
+        6: (0.082, "link slope 0.75 or 1.25 (the margins), t₂ noise, 0–50% censored", math.nan, "not measured", 600),
+        20: (0.068, "link slope 0.75 or 1.25 (the margins), t₂ noise, 0–50% censored", 1.0, "link slope 1", 600),
+        200: (
+            0.833,
+            'link slope 1.25 (the margin), t₂ noise: "contradicted" (not calibrated)',
+            math.nan,
+            "not measured",
+            30,
+        ),
     },
-    'slope_matches_margin_tail': {
-        20: (0.04, 'tail exponent = k ± 0.25 (the margins)', 0.37, 'tail exponent = k', 400),
-        200: (0.083, 'tail exponent = k + 0.25 (the margin; not shown calibrated)', math.nan, 'not measured', 60),
+    "slope_matches_margin_tail": {
+        20: (0.04, "tail exponent = k ± 0.25 (the margins)", 0.37, "tail exponent = k", 400),
+        200: (0.083, "tail exponent = k + 0.25 (the margin; not shown calibrated)", math.nan, "not measured", 60),
     },
     # benchmarks/sim_noise.py --reps 1000 (2026-12-07): keyed by trained models, 60 = 40 architectures with a
     # random 25% × 3 seeds, 400 = 200 architectures × 2 seeds; power at a true ICC of 0.8
-    'architecture_explains_robust': {
-        60: (0.06, 'ICC = 0.5 (the margin), 40 architectures, 25% × 3 seeds', 0.724, 'ICC = 0.8', 1000),
-        400: (0.044, 'ICC = 0.5 (the margin), 200 architectures × 2 seeds', 1.0, 'ICC = 0.8', 1000),
+    "architecture_explains_robust": {
+        60: (0.06, "ICC = 0.5 (the margin), 40 architectures, 25% × 3 seeds", 0.724, "ICC = 0.8", 1000),
+        400: (0.044, "ICC = 0.5 (the margin), 200 architectures × 2 seeds", 1.0, "ICC = 0.8", 1000),
     },
 }
-SCALES = {6: "6 models × 100 samples", 10: "10 models × 100 samples", 20: "20 models × 100 samples",
-          40: "40 models × 180 samples", 200: "200 models × 500 samples"}
-MODEL_LEVEL = ("robust_tracks_clean", "conditional_tracks_clean", "size_adds_little", "deeper_more_robust",
-               "robust_falls_with_memorization", "early_stop_preserves_robustness")  # their samples do not matter
+SCALES = {
+    6: "6 models × 100 samples",
+    10: "10 models × 100 samples",
+    20: "20 models × 100 samples",
+    40: "40 models × 180 samples",
+    200: "200 models × 500 samples",
+}
+MODEL_LEVEL = (
+    "robust_tracks_clean",
+    "conditional_tracks_clean",
+    "size_adds_little",
+    "deeper_more_robust",
+    "robust_falls_with_memorization",
+    "early_stop_preserves_robustness",
+)  # their samples do not matter
 # Claims whose "supported" comes from a second test (not the p in the Holm family): its size, the
 # rate of "supported" when the truth sits on the margin, per scale (benchmarks/calibration.py).
 SUPPORT_SIZES: dict[str, tuple[str, dict[int, float]]] = {
@@ -105,25 +122,29 @@ OFF_BAND: dict[str, list[str]] = {
     "robust_tracks_clean": [
         "related models the table does not declare (4 families, ICC 0.5): 24.1% at 40 and 56.3% at 200 models "
         "(declared in a `family` column, the claim says it cannot decide with fewer than 20 families, and keeps 5.7% "
-        "of 300 at 25 families and 200 models)"],
+        "of 300 at 25 families and 200 models)"
+    ],
     "conditional_tracks_clean": [
-        "clean accuracy saturated near 1 with ties (50–100 samples per model): 6.8% at 10, 7.0% at 200 models"],
+        "clean accuracy saturated near 1 with ties (50–100 samples per model): 6.8% at 10, 7.0% at 200 models"
+    ],
     "size_adds_little": [
-        "conservative at its margin: \"supported\" in 2.0% at 40 and 3.0% at 200 models with exact numbers, 0–1% "
+        'conservative at its margin: "supported" in 2.0% at 40 and 3.0% at 200 models with exact numbers, 0–1% '
         "at 40 models with noise at reliability 0.7–0.95 (interval inclusion with t df, and the noise correction's "
         "intersection–union test, cost power)",
         "related models the table does not declare (4 families): supported 28.7%, contradicted 27.3% at 200 models; "
-        "declared (50 families): 0.7% each, conservative"],
+        "declared (50 families): 0.7% each, conservative",
+    ],
     # the power-law claims (benchmarks/sim_power.py; docs/power-law.md has every cell)
     "power_law": [
-        "\"supported\" (TOST on the pooled bend, ±0.2 a decade) at 200 models × 500 samples: 5.6% and 7.8% at the "
-        "two margins (90 studies each); never said at 20 models (the bend's SE is wider than the margin)"],
+        '"supported" (TOST on the pooled bend, ±0.2 a decade) at 200 models × 500 samples: 5.6% and 7.8% at the '
+        "two margins (90 studies each); never said at 20 models (the bend's SE is wider than the margin)"
+    ],
     "margin_explains_slope": [
-        "heavy-tailed (t₂) link noise with 0–50% never-broken samples: \"supported\" 6.8% at 20 and 8.2% at 6 models "
-        "at the 0.75 margin (600 studies each); \"contradicted\" in 83% of 30 studies at 200 models × 500 samples "
-        "(the normal-error Tobit is biased about +0.03 under heavy tails with censoring)"],
-    "slope_matches_margin_tail": [
-        "\"supported\" at its margin at 200 models × 500 samples: 8.3% of 60 studies"],
+        'heavy-tailed (t₂) link noise with 0–50% never-broken samples: "supported" 6.8% at 20 and 8.2% at 6 models '
+        'at the 0.75 margin (600 studies each); "contradicted" in 83% of 30 studies at 200 models × 500 samples '
+        "(the normal-error Tobit is biased about +0.03 under heavy tails with censoring)"
+    ],
+    "slope_matches_margin_tail": ['"supported" at its margin at 200 models × 500 samples: 8.3% of 60 studies'],
 }
 # Rates at 500 models come from 100 studies only (Monte Carlo SE 2–3 points): e.g. 8.0% "supported" for
 # the size claim at its margin and 10.0% for the early-stopping null there are not told apart from 5%.
@@ -166,17 +187,21 @@ def error_rate_lines(findings, n_models: int) -> list[str]:
         scale = measured_scale(by_scale, n_models)
         if scale is None:
             where = ", ".join(str(s) for s in sorted(by_scale))
-            out.append(f"{r['claim']}: {r['test']}; error rates not measured at this n ({n_models} models; simulated "
-                       f"at {where} models).{_off_band(r['key'])}")
+            out.append(
+                f"{r['claim']}: {r['test']}; error rates not measured at this n ({n_models} models; simulated "
+                f"at {where} models).{_off_band(r['key'])}"
+            )
             continue
         size, size_truth, power, power_truth, reps = by_scale[scale]
         extra = ""
         if r["key"] in SUPPORT_SIZES:
             truth, sizes = SUPPORT_SIZES[r["key"]]
             if scale in sizes:
-                extra = f"; its \"supported\" test: size {_pct(sizes[scale])} ({truth})"
+                extra = f'; its "supported" test: size {_pct(sizes[scale])} ({truth})'
         where = f"{scale} models" if r["key"] in MODEL_LEVEL else SCALES.get(scale, f"{scale} models")
-        out.append(f"{r['claim']}: {r['test']}; at {where} ({reps} simulated "
-                   f"studies) size {_pct(size)} ({size_truth}), power {_pct(power)} ({power_truth}){extra}."
-                   f"{_off_band(r['key'])}")
+        out.append(
+            f"{r['claim']}: {r['test']}; at {where} ({reps} simulated "
+            f"studies) size {_pct(size)} ({size_truth}), power {_pct(power)} ({power_truth}){extra}."
+            f"{_off_band(r['key'])}"
+        )
     return out

@@ -5,6 +5,7 @@ The claims come from the registry (analysis.claims). One Holm family covers exac
 carry a p (`family_m` says how many); a claim with too few data, or whose columns are missing or
 constant, is inconclusive with the reason and carries no p.
 """
+
 from __future__ import annotations
 
 import math
@@ -15,11 +16,11 @@ from scipy import stats
 
 from .claims import DEPTH_CALIPER, PARAM_RATIO, Claim, resolve
 from .components import per_architecture
-from .noiseclaim import icc_row
-from .phaseclaims import PHASE_TESTS
 from .equivalence import MIN_CLUSTERS, size_equivalence
 from .gof import N_GOF
 from .noise import disattenuate, error_variance, reliability
+from .noiseclaim import icc_row
+from .phaseclaims import PHASE_TESTS
 from .powerclaims import POWER_TESTS
 from .stats import N_BOOT, PERMUTATION_N, Resampler, correlate, spearman_permutation_p
 from .verdicts import ALPHA, hodges_lehmann, holm, holm_family, n_to_decide, verdict
@@ -27,19 +28,61 @@ from .wording import finding_text
 
 BIASED_SAMPLERS = ("tpe", "gp", "nsgaii")
 # claims whose test has no cluster version: with related models they say they cannot decide
-INDEPENDENT_ONLY = {"deeper_more_robust": "Wilcoxon signed-rank on matched pairs",
-                    "robust_falls_with_memorization": "pooled within-level Spearman ρ",
-                    "early_stop_preserves_robustness": "pooled within-level Spearman ρ"}
-COLUMNS = ["key", "claim", "verdict", "statistic", "value", "ci_low", "ci_high", "n", "test", "p_value", "p_holm",
-           "family_m", "family_claims", "kind", "margin", "margin_reason", "ci90_low", "ci90_high",
-           "reliability_robust", "reliability_clean", "families", "n_to_decide", "reason", "text"]
+INDEPENDENT_ONLY = {
+    "deeper_more_robust": "Wilcoxon signed-rank on matched pairs",
+    "robust_falls_with_memorization": "pooled within-level Spearman ρ",
+    "early_stop_preserves_robustness": "pooled within-level Spearman ρ",
+}
+COLUMNS = [
+    "key",
+    "claim",
+    "verdict",
+    "statistic",
+    "value",
+    "ci_low",
+    "ci_high",
+    "n",
+    "test",
+    "p_value",
+    "p_holm",
+    "family_m",
+    "family_claims",
+    "kind",
+    "margin",
+    "margin_reason",
+    "ci90_low",
+    "ci90_high",
+    "reliability_robust",
+    "reliability_clean",
+    "families",
+    "n_to_decide",
+    "reason",
+    "text",
+]
 
 
 def _row(c: Claim, statistic: str, n: int, value=math.nan, ci=(math.nan, math.nan), p=math.nan, **extra) -> dict:
-    return {"key": c.key, "claim": c.title, "kind": c.kind, "statistic": statistic, "test": c.test, "n": int(n),
-            "value": float(value), "ci_low": float(ci[0]), "ci_high": float(ci[1]), "p_value": float(p),
-            "direction": c.direction, "margin": c.margin, "margin_reason": c.margin_reason, "center": 0.0,
-            "reason": None, "reliability_robust": math.nan, "reliability_clean": math.nan, "families": None, **extra}
+    return {
+        "key": c.key,
+        "claim": c.title,
+        "kind": c.kind,
+        "statistic": statistic,
+        "test": c.test,
+        "n": int(n),
+        "value": float(value),
+        "ci_low": float(ci[0]),
+        "ci_high": float(ci[1]),
+        "p_value": float(p),
+        "direction": c.direction,
+        "margin": c.margin,
+        "margin_reason": c.margin_reason,
+        "center": 0.0,
+        "reason": None,
+        "reliability_robust": math.nan,
+        "reliability_clean": math.nan,
+        "families": None,
+        **extra,
+    }
 
 
 def _skip(c: Claim, statistic: str, n: int, reason: str) -> dict:
@@ -55,13 +98,20 @@ def families(u: pd.DataFrame) -> pd.Series | None:
     return fam if fam.duplicated().any() else None
 
 
-NO_NOISE = ("the models' numbers come without evaluation SEs (no n_attacked, clean_accuracy_se or robust_accuracy_se "
-            "column), and noise pulls a correlation towards 0, so \"adds little\" is not claimed on them")
+NO_NOISE = (
+    "the models' numbers come without evaluation SEs (no n_attacked, clean_accuracy_se or robust_accuracy_se "
+    'column), and noise pulls a correlation towards 0, so "adds little" is not claimed on them'
+)
 
 
 def _few_families(c: Claim, statistic: str, n: int, n_families: int) -> dict:
-    return _skip(c, statistic, n, f"{n} models in {n_families} families of related models: a test that allows for "
-                                  f"related models resamples whole families and needs ≥ {MIN_CLUSTERS} of them")
+    return _skip(
+        c,
+        statistic,
+        n,
+        f"{n} models in {n_families} families of related models: a test that allows for "
+        f"related models resamples whole families and needs ≥ {MIN_CLUSTERS} of them",
+    )
 
 
 def _cluster_p(boots: np.ndarray) -> float:
@@ -77,8 +127,11 @@ def _noise(u: pd.DataFrame, target: pd.Series, column: str, scale=1.0) -> float:
 
 
 def _tracks(c: Claim, u: pd.DataFrame, n_boot: int, seed: int) -> dict:
-    clean_att = u["attacked_clean_accuracy"].fillna(u["clean_accuracy"]).astype(float) \
-        if "attacked_clean_accuracy" in u else u["clean_accuracy"].astype(float)
+    clean_att = (
+        u["attacked_clean_accuracy"].fillna(u["clean_accuracy"]).astype(float)
+        if "attacked_clean_accuracy" in u
+        else u["clean_accuracy"].astype(float)
+    )
     robust = u["robust_accuracy"].astype(float)
     conditional = c.key == "conditional_tracks_clean"
     target = robust / clean_att.where(clean_att > 0) if conditional else robust
@@ -102,10 +155,16 @@ def _tracks(c: Claim, u: pd.DataFrame, n_boot: int, seed: int) -> dict:
     rel_t = _noise(u[keep], target[keep], "robust_accuracy", 1 / clean_att[keep] if conditional else 1.0)
     rel_c = _noise(u[keep], clean[keep], "clean_accuracy")
     if math.isfinite(rel_t) or math.isfinite(rel_c):  # noise attenuates ρ but leaves the test of 0 valid
-        extra |= {"reliability_robust": rel_t, "reliability_clean": rel_c, "value_corrected": float(
-            disattenuate(r["coef"], rel_t if math.isfinite(rel_t) else 1.0, rel_c if math.isfinite(rel_c) else 1.0))}
-    return _row(c, "Spearman ρ", r["n"], r["coef"], (r["ci_low"], r["ci_high"]), r["p_value"], conditional=conditional,
-                **extra)
+        extra |= {
+            "reliability_robust": rel_t,
+            "reliability_clean": rel_c,
+            "value_corrected": float(
+                disattenuate(r["coef"], rel_t if math.isfinite(rel_t) else 1.0, rel_c if math.isfinite(rel_c) else 1.0)
+            ),
+        }
+    return _row(
+        c, "Spearman ρ", r["n"], r["coef"], (r["ci_low"], r["ci_high"]), r["p_value"], conditional=conditional, **extra
+    )
 
 
 def _size(c: Claim, u: pd.DataFrame, n_boot: int, seed: int) -> dict:
@@ -116,17 +175,43 @@ def _size(c: Claim, u: pd.DataFrame, n_boot: int, seed: int) -> dict:
         return _few_families(c, stat, r["n"], r["n_eff"])
     if r["n_eff"] < c.min_n or not math.isfinite(r["value_observed"]):
         unit = "families" if fam is not None else "usable models"
-        return _skip(c, stat, r["n"], f"{r['n_eff']} {unit} (needs ≥ {c.min_n}: with fewer, even a partial "
-                                      f"correlation of 0 has a 90% interval wider than ±{c.margin:g})")
+        return _skip(
+            c,
+            stat,
+            r["n"],
+            f"{r['n_eff']} {unit} (needs ≥ {c.min_n}: with fewer, even a partial "
+            f"correlation of 0 has a 90% interval wider than ±{c.margin:g})",
+        )
     if math.isfinite(r["reliability_robust"]) or math.isfinite(r["reliability_clean"]):
         stat = "disattenuated " + stat
-    extra = {k: r[k] for k in ("value_observed", "reliability_robust", "reliability_clean", "n_eff", "method",
-                               "ci90_analytic", "ci90_boot") if k in r}
+    extra = {
+        k: r[k]
+        for k in (
+            "value_observed",
+            "reliability_robust",
+            "reliability_clean",
+            "n_eff",
+            "method",
+            "ci90_analytic",
+            "ci90_boot",
+        )
+        if k in r
+    }
     if not r["noise_known"]:  # attenuated numbers alone never show "≈ 0": only the contradicted path is open
         extra |= {"p_keys": ("p_outside",), "p_tost_unknown_noise": r["p_tost"], "no_support": NO_NOISE}
-    return _row(c, stat, r["n"], r["value"], r["ci"], r["p_tost"] if r["noise_known"] else math.nan,
-                p_outside=r["p_outside"], ci90=r["ci90"], p_zero=r["p_zero"],
-                families=r["n_eff"] if fam is not None else None, **extra)
+    return _row(
+        c,
+        stat,
+        r["n"],
+        r["value"],
+        r["ci"],
+        r["p_tost"] if r["noise_known"] else math.nan,
+        p_outside=r["p_outside"],
+        ci90=r["ci90"],
+        p_zero=r["p_zero"],
+        families=r["n_eff"] if fam is not None else None,
+        **extra,
+    )
 
 
 def _near_pairs(x: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
@@ -143,15 +228,23 @@ def _near_pairs(x: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
     return np.minimum(a, b), np.maximum(a, b)
 
 
-
-
 def depth_pairs(u: pd.DataFrame, ratio: float = PARAM_RATIO, caliper: float = DEPTH_CALIPER) -> pd.DataFrame:
     """Disjoint pairs of models of different depth whose parameter counts differ by at most `ratio`
     and clean accuracies by at most `caliper`, closest first (each model in one pair at most, so the
     pairs are independent): the deeper one's robust accuracy minus the shallower one's, and whether
     the deeper one is also the thinner."""
-    cols = ["deeper_trial", "shallower_trial", "deeper_depth", "shallower_depth", "deeper_width", "shallower_width",
-            "params_ratio", "clean_difference", "thinner", "robust_difference"]
+    cols = [
+        "deeper_trial",
+        "shallower_trial",
+        "deeper_depth",
+        "shallower_depth",
+        "deeper_width",
+        "shallower_width",
+        "params_ratio",
+        "clean_difference",
+        "thinner",
+        "robust_difference",
+    ]
     t = u[["trial", "depth", "width", "params", "clean_accuracy", "robust_accuracy"]].dropna().to_numpy(float)
     if len(t) < 2:
         return pd.DataFrame(columns=cols)
@@ -166,8 +259,20 @@ def depth_pairs(u: pd.DataFrame, ratio: float = PARAM_RATIO, caliper: float = DE
             continue
         used |= {a, b}
         deep, shallow = (t[a], t[b]) if t[a, 1] > t[b, 1] else (t[b], t[a])
-        rows.append([deep[0], shallow[0], deep[1], shallow[1], deep[2], shallow[2], deep[3] / shallow[3],
-                     deep[4] - shallow[4], bool(deep[2] < shallow[2]), deep[5] - shallow[5]])
+        rows.append(
+            [
+                deep[0],
+                shallow[0],
+                deep[1],
+                shallow[1],
+                deep[2],
+                shallow[2],
+                deep[3] / shallow[3],
+                deep[4] - shallow[4],
+                bool(deep[2] < shallow[2]),
+                deep[5] - shallow[5],
+            ]
+        )
     out = pd.DataFrame(rows, columns=cols)
     return out.astype({"deeper_trial": int, "shallower_trial": int}) if rows else out
 
@@ -197,9 +302,14 @@ def _claim_row(c: Claim, u, power, *, n_boot, seed, n_gof) -> dict:
     if why:
         return _skip(c, "–", len(u), why)
     if c.key in INDEPENDENT_ONLY and families(u) is not None:
-        return _skip(c, "–", len(u), f"its test ({INDEPENDENT_ONLY[c.key]}) assumes independent models, the "
-                                     f"table puts them in {families(u).nunique()} families of related models, and "
-                                     "no test that allows for families is implemented for it")
+        return _skip(
+            c,
+            "–",
+            len(u),
+            f"its test ({INDEPENDENT_ONLY[c.key]}) assumes independent models, the "
+            f"table puts them in {families(u).nunique()} families of related models, and "
+            "no test that allows for families is implemented for it",
+        )
     if c.key in PHASE_TESTS:
         return PHASE_TESTS[c.key](c, u, _row, _skip)
     if c.key in POWER_TESTS:
@@ -208,18 +318,25 @@ def _claim_row(c: Claim, u, power, *, n_boot, seed, n_gof) -> dict:
         return icc_row(c, u, n_boot=n_boot, seed=seed, row=_row, skip=_skip)
     if c.key in ("robust_tracks_clean", "conditional_tracks_clean"):
         return _tracks(c, u, n_boot, seed)
-    return {"size_adds_little": lambda: _size(c, u, n_boot, seed),
-            "deeper_more_robust": lambda: _depth(c, depth_pairs(u))}[c.key]()
+    return {
+        "size_adds_little": lambda: _size(c, u, n_boot, seed),
+        "deeper_more_robust": lambda: _depth(c, depth_pairs(u)),
+    }[c.key]()
 
 
-def findings_rows(u: pd.DataFrame, power: pd.DataFrame, *, claims=None, n_boot: int = N_BOOT, seed: int = 0,
-                  n_gof: int = N_GOF) -> list[dict]:
+def findings_rows(
+    u: pd.DataFrame, power: pd.DataFrame, *, claims=None, n_boot: int = N_BOOT, seed: int = 0, n_gof: int = N_GOF
+) -> list[dict]:
     """The finding rows as dicts (every number the sentences use; `findings_table` keeps the columns),
     with one Holm family over every p that can produce a verdict (verdicts.holm_family)."""
     # claims are about architectures: seeds of one architecture enter as their mean (the ICC claim needs the seeds)
     arch_u = per_architecture(u)
-    rows = [_claim_row(c, u if c.key == "architecture_explains_robust" else arch_u, power, n_boot=n_boot, seed=seed,
-                       n_gof=n_gof) for c in resolve(claims)]
+    rows = [
+        _claim_row(
+            c, u if c.key == "architecture_explains_robust" else arch_u, power, n_boot=n_boot, seed=seed, n_gof=n_gof
+        )
+        for c in resolve(claims)
+    ]
     for r in rows:
         if r["reason"]:
             r["p_value"] = math.nan
@@ -231,8 +348,9 @@ def findings_rows(u: pd.DataFrame, power: pd.DataFrame, *, claims=None, n_boot: 
     return rows
 
 
-def findings_table(u: pd.DataFrame, power: pd.DataFrame, *, claims=None, n_boot: int = N_BOOT, seed: int = 0,
-                   n_gof: int = N_GOF) -> pd.DataFrame:
+def findings_table(
+    u: pd.DataFrame, power: pd.DataFrame, *, claims=None, n_boot: int = N_BOOT, seed: int = 0, n_gof: int = N_GOF
+) -> pd.DataFrame:
     """Every claim in `claims` (registry names; None → all) about the models `u` (one row per model,
     with `robust_accuracy` at the headline ε) and their power-law fits `power`
     (powerlaw.power_law_table), Holm-corrected as one family, with verdicts and sentences."""
@@ -248,12 +366,14 @@ def sampler_caveat(attrs: dict) -> str | None:
     sampler = str((attrs.get("robustarch_config") or {}).get("sampler") or "").lower()
     if sampler not in BIASED_SAMPLERS:
         return None
-    return (f"The models were chosen by the {sampler} sampler, which concentrates trials where the objective "
-            "is high: they are not a fair sample of the search space, so correlations across them can reflect "
-            "the sampler as much as the architectures. Nor are they independent: each proposal depends on every "
-            "earlier trial, so all trials form one dependent sequence with no families a cluster bootstrap could "
-            "resample, and the tests below treat them as independent: read their p-values as descriptive. For "
-            "correlation studies run with --sampler random or --sampler qmc.")
+    return (
+        f"The models were chosen by the {sampler} sampler, which concentrates trials where the objective "
+        "is high: they are not a fair sample of the search space, so correlations across them can reflect "
+        "the sampler as much as the architectures. Nor are they independent: each proposal depends on every "
+        "earlier trial, so all trials form one dependent sequence with no families a cluster bootstrap could "
+        "resample, and the tests below treat them as independent: read their p-values as descriptive. For "
+        "correlation studies run with --sampler random or --sampler qmc."
+    )
 
 
 def independence_caveat(attrs: dict, u: pd.DataFrame, source: str) -> str | None:
@@ -263,16 +383,28 @@ def independence_caveat(attrs: dict, u: pd.DataFrame, source: str) -> str | None
         return sampler_caveat(attrs)
     fam = families(u)
     if fam is not None:
-        return (f"The table puts its {len(u)} models in {fam.nunique()} families of related models (its `family` "
-                f"column): tests that assume independent models resample whole families (a cluster bootstrap, "
-                f"with ≥ {MIN_CLUSTERS} families) or say that they cannot decide.")
+        return (
+            f"The table puts its {len(u)} models in {fam.nunique()} families of related models (its `family` "
+            f"column): tests that assume independent models resample whole families (a cluster bootstrap, "
+            f"with ≥ {MIN_CLUSTERS} families) or say that they cannot decide."
+        )
     if "family" in u and u["family"].notna().any():
         return None  # declared, and every model is its own family
-    return ("The table does not say which models are related (variants of one design, one lab's recipe, fine-tunes "
-            "of one checkpoint): the tests treat all models as independent. Related models make a correlation "
-            "look surer than it is; add a `family` column naming each model's family to have the tests "
-            "resample whole families.")
+    return (
+        "The table does not say which models are related (variants of one design, one lab's recipe, fine-tunes "
+        "of one checkpoint): the tests treat all models as independent. Related models make a correlation "
+        "look surer than it is; add a `family` column naming each model's family to have the tests "
+        "resample whole families."
+    )
 
 
-__all__ = ["ALPHA", "depth_pairs", "families", "findings_rows", "findings_table", "holm", "independence_caveat",
-           "sampler_caveat"]
+__all__ = [
+    "ALPHA",
+    "depth_pairs",
+    "families",
+    "findings_rows",
+    "findings_table",
+    "holm",
+    "independence_caveat",
+    "sampler_caveat",
+]

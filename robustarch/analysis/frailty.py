@@ -14,6 +14,7 @@ component's ML estimate is), so N(0, 1) would be liberal. p = (1 + #{r_b ≤ r})
 upper bound is the τ at which r reaches the bootstrap's critical value: below the margin exactly when
 p ≤ α, so the sentence and the interval agree.
 """
+
 from __future__ import annotations
 
 import math
@@ -42,17 +43,25 @@ def _terms(a: np.ndarray, b: np.ndarray, d: np.ndarray, t: np.ndarray, groups: n
     g = len(a)
     ai, bi = a[groups], b[groups]
     ll, la, lb, laa, lab, lbb = _sums(
-        groups, g, special.gammaln(ai + d) - special.gammaln(ai) + ai * np.log(bi) - (ai + d) * np.log(bi + t),
-        special.digamma(ai + d) - special.digamma(ai) + np.log(bi) - np.log(bi + t), ai / bi - (ai + d) / (bi + t),
-        special.polygamma(1, ai + d) - special.polygamma(1, ai), 1 / bi - 1 / (bi + t),
-        -ai / bi ** 2 + (ai + d) / (bi + t) ** 2)
+        groups,
+        g,
+        special.gammaln(ai + d) - special.gammaln(ai) + ai * np.log(bi) - (ai + d) * np.log(bi + t),
+        special.digamma(ai + d) - special.digamma(ai) + np.log(bi) - np.log(bi + t),
+        ai / bi - (ai + d) / (bi + t),
+        special.polygamma(1, ai + d) - special.polygamma(1, ai),
+        1 / bi - 1 / (bi + t),
+        -ai / bi**2 + (ai + d) / (bi + t) ** 2,
+    )
     return ll, la, lb, laa, lab, lbb
 
 
 def _loglik(a, b, d, t, groups) -> np.ndarray:
     ai, bi = a[groups], b[groups]
-    return np.bincount(groups, special.gammaln(ai + d) - special.gammaln(ai) + ai * np.log(bi)
-                       - (ai + d) * np.log(bi + t), minlength=len(a))
+    return np.bincount(
+        groups,
+        special.gammaln(ai + d) - special.gammaln(ai) + ai * np.log(bi) - (ai + d) * np.log(bi + t),
+        minlength=len(a),
+    )
 
 
 def _newton(x: np.ndarray, value, step, top: float = math.inf, iters: int = 100) -> tuple[np.ndarray, np.ndarray]:
@@ -91,9 +100,10 @@ def fit(d: np.ndarray, t: np.ndarray, groups: np.ndarray | None = None) -> tuple
     ng = int(groups.max()) + 1
     k = d / t
     mu = np.bincount(groups, k, minlength=ng) / np.bincount(groups, minlength=ng)
-    var = np.maximum(np.bincount(groups, k * k, minlength=ng) / np.bincount(groups, minlength=ng) - mu ** 2,
-                     (0.1 * mu) ** 2)
-    x0 = np.column_stack([np.log(mu ** 2 / var), np.log(mu / var)])
+    var = np.maximum(
+        np.bincount(groups, k * k, minlength=ng) / np.bincount(groups, minlength=ng) - mu**2, (0.1 * mu) ** 2
+    )
+    x0 = np.column_stack([np.log(mu**2 / var), np.log(mu / var)])
 
     def value(x):
         with np.errstate(all="ignore"):
@@ -104,8 +114,13 @@ def fit(d: np.ndarray, t: np.ndarray, groups: np.ndarray | None = None) -> tuple
         a, b = np.exp(np.minimum(x[:, 0], LOG_A_MAX)), np.exp(np.minimum(x[:, 1], LOG_A_MAX))
         _, la, lb, laa, lab, lbb = _terms(a, b, d, t, groups)
         grad = np.column_stack([a * la, b * lb])
-        h = np.stack([np.column_stack([a * a * laa + a * la, a * b * lab]),
-                      np.column_stack([a * b * lab, b * b * lbb + b * lb])], 1)
+        h = np.stack(
+            [
+                np.column_stack([a * a * laa + a * la, a * b * lab]),
+                np.column_stack([a * b * lab, b * b * lbb + b * lb]),
+            ],
+            1,
+        )
         lam = np.maximum(0.0, np.linalg.eigvalsh(h).max(1)) * 1.01 + 1e-9  # −H + λI positive definite
         return np.linalg.solve(-h + lam[:, None, None] * np.eye(2), grad[..., None])[..., 0]
 
@@ -150,7 +165,7 @@ def tau_below_test(edges: np.ndarray, counts: np.ndarray, margin: float, *, n_si
     edges, counts, d, t = edges[ok], counts[ok], d[ok], t[ok]
     (r,), (tau_hat,), (mu0,) = signed_root(margin, d, t)
     rng = np.random.default_rng(seed)
-    a, b = mu0 * mu0 / margin ** 2, mu0 / margin ** 2
+    a, b = mu0 * mu0 / margin**2, mu0 / margin**2
     m, n = len(d), counts.sum(1)
     reps = []
     for nb in hill.replicate_chunks(m, edges.shape[1] + 1, n_sim):
@@ -164,8 +179,13 @@ def tau_below_test(edges: np.ndarray, counts: np.ndarray, margin: float, *, n_si
     p = float((1 + (reps <= r).sum()) / (n_sim + 1))
     j = math.ceil(ALPHA * (n_sim + 1)) - 1  # p ≤ α ⇔ r < the (j + 1)-th smallest replicate
     crit = float(np.sort(reps)[j]) if j < n_sim else -math.inf
-    return {"p_below": p, "tau": float(tau_hat), "tau_upper": _upper(crit, d, t, float(tau_hat), margin), "r": float(r),
-            "n_sim": n_sim}
+    return {
+        "p_below": p,
+        "tau": float(tau_hat),
+        "tau_upper": _upper(crit, d, t, float(tau_hat), margin),
+        "r": float(r),
+        "n_sim": n_sim,
+    }
 
 
 def _upper(crit: float, d: np.ndarray, t: np.ndarray, tau_hat: float, margin: float) -> float:

@@ -12,6 +12,7 @@ power to spare; `n_sim` says which B ran).
   freedom asymptotically, Bartlett's test for exponential rates; bootstrapped from the common k,
   since with 10–30 breaks per model its χ² reference is biased upward by about 1/(6·breaks) per model).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -104,5 +105,10 @@ def homogeneity_test(edges: np.ndarray, counts: np.ndarray, *, n_sim: int = N_GO
     (lr,), (k0,) = _lr(e, c)
     b = n_replicates(e, n_sim)
     reps = _replicates(e, c, np.full(len(e), k0), b, seed, lambda e_, d_, b_, m_: _lr(e_, d_, b_, m_)[0])
-    return {"statistic": float(lr), "df": int(keep.sum()) - 1, "common_k": float(k0), "p_value": mc_p(lr, reps),
-            "n_sim": b}
+    return {
+        "statistic": float(lr),
+        "df": int(keep.sum()) - 1,
+        "common_k": float(k0),
+        "p_value": mc_p(lr, reps),
+        "n_sim": b,
+    }

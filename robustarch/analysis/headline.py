@@ -4,6 +4,7 @@ At an ε where every model is broken (or none is) every correlation compares zer
 user or the recipe fixes it, the headline ε is chosen on the validation split: the grid ε at which
 the median model keeps closest to half of its clean accuracy.
 """
+
 from __future__ import annotations
 
 import math
@@ -30,7 +31,8 @@ def retained_share(val: pd.DataFrame, grid) -> pd.Series:
     v = val.dropna(subset=["val_robust_accuracy", "val_attacked_clean_accuracy"])
     v = v[v["val_attacked_clean_accuracy"] > 0]
     wide = v.assign(share=v["val_robust_accuracy"] / v["val_attacked_clean_accuracy"]).pivot_table(
-        index="trial", columns="eps", values="share")
+        index="trial", columns="eps", values="share"
+    )
     cols = [c for c in wide.columns if on_grid(c, grid) is not None]
     if len(cols) < len(grid):
         return pd.Series(dtype=float)
@@ -40,8 +42,9 @@ def retained_share(val: pd.DataFrame, grid) -> pd.Series:
     return wide.median(axis=0)
 
 
-def choose_eps(grid: list[float], *, requested=None, attrs: dict | None = None,
-               val: pd.DataFrame | None = None) -> tuple[float | None, str]:
+def choose_eps(
+    grid: list[float], *, requested=None, attrs: dict | None = None, val: pd.DataFrame | None = None
+) -> tuple[float | None, str]:
     """(headline ε, how it was chosen): `requested` (the --eps flag / `eps=`), else the recipe's
     `headline_eps`, else the validation rule (module docstring), else the study's objective ε,
     else the middle of the grid."""
@@ -61,9 +64,12 @@ def choose_eps(grid: list[float], *, requested=None, attrs: dict | None = None,
         return on_grid(best, grid), (
             f"chosen on the validation split before the test numbers were read: the grid ε at which the median "
             f"model keeps closest to {KEEP_SHARE:g} of its clean accuracy (median share kept there "
-            f"{share[best]:.2f})")
+            f"{share[best]:.2f})"
+        )
     stored = on_grid(attrs.get("objective_eps"), grid)
     if stored is not None:
-        return stored, ("the study's objective ε (too few models with validation robust accuracy at every grid ε "
-                        f"to choose it on validation, {MIN_MODELS} needed)")
+        return stored, (
+            "the study's objective ε (too few models with validation robust accuracy at every grid ε "
+            f"to choose it on validation, {MIN_MODELS} needed)"
+        )
     return grid[(len(grid) - 1) // 2], "the middle of the ε grid (no validation numbers and no objective ε)"

@@ -14,6 +14,7 @@ Everything is vectorized over models (rows): fits are Newton steps on all rows a
 scipy.optimize call per model. The curvature alternative is S(y) = exp(−k y + c y²): a log–log
 slope that changes linearly across the window (a linear hazard rate).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -96,7 +97,7 @@ def information(edges: np.ndarray, counts: np.ndarray, k: np.ndarray) -> dict[st
         inv = np.where(p > 0, 1 / p, 0.0)
         ikk, ikc, icc = (n * (a * b * inv).sum(1) for a, b in ((dp, dp), (dp, dc), (dc, dc)))
         u_c = (counts * dc * inv).sum(1)
-        eff = icc - ikc ** 2 / ikk
+        eff = icc - ikc**2 / ikk
     return {"i_kk": ikk, "i_eff": eff, "u_c": u_c}
 
 

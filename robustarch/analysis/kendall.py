@@ -8,6 +8,7 @@ Fenwick tree over y ranks (numpy has no 2-D dominance count, hence the hand-writ
 the bootstrap distribution of τ is normal to well within the printed digits, so the two intervals
 agree; scipy gives τ-b and its p-value as before.
 """
+
 from __future__ import annotations
 
 import math

@@ -9,6 +9,7 @@ maximum likelihood in Olsen's (1978) parameters (α/σ, β/σ, 1/σ), in which t
 globally concave: Newton steps on all models at once (sums per model by `np.bincount`). β's SE is the
 delta-method SE from the observed information. With no censored sample this is OLS (σ by ML).
 """
+
 from __future__ import annotations
 
 import math
@@ -33,10 +34,13 @@ def _terms(th: np.ndarray, x: np.ndarray, y: np.ndarray, cens: np.ndarray, idx: 
     w = np.where(cens, lam * (s + lam), 1.0)  # −∂²ℓ/∂(linear index)²
     v = [one, x, np.where(cens, -y, -y)]
     hess = [[-w * v[a] * v[b] for b in range(3)] for a in range(3)]
-    hess[2][2] = np.where(cens, hess[2][2], -1 / t ** 2 - y * y)
+    hess[2][2] = np.where(cens, hess[2][2], -1 / t**2 - y * y)
     sums = lambda a: np.bincount(idx, a, minlength=m)  # noqa: E731
-    return (sums(ll), np.stack([sums(a) for a in grad], 1),
-            np.stack([np.stack([sums(hess[a][b]) for b in range(3)], 1) for a in range(3)], 1))
+    return (
+        sums(ll),
+        np.stack([sums(a) for a in grad], 1),
+        np.stack([np.stack([sums(hess[a][b]) for b in range(3)], 1) for a in range(3)], 1),
+    )
 
 
 def margin_links(data: list[tuple[np.ndarray, np.ndarray]], censor: float, iters: int = 60) -> np.ndarray:

@@ -11,6 +11,7 @@ a correlation between two noisy metrics is attenuated by √(R_x·R_y) and corre
 (1904) disattenuation (`disattenuate`, `corrected_partial`). Everything takes bootstrap count
 matrices too, so reliabilities are re-estimated inside each resample (Padilla & Veprinsky 2012).
 """
+
 from __future__ import annotations
 
 import math
@@ -86,7 +87,7 @@ def corrected_partial(rxy, rxz, ryz, rel_x, rel_y, rel_z):
     per bootstrap resample)."""
     cxy, cxz, cyz = disattenuate(rxy, rel_x, rel_y), disattenuate(rxz, rel_x, rel_z), disattenuate(ryz, rel_y, rel_z)
     with np.errstate(invalid="ignore", divide="ignore"):
-        den = (1 - cxz ** 2) * (1 - cyz ** 2)
+        den = (1 - cxz**2) * (1 - cyz**2)
         out = (cxy - cxz * cyz) / np.sqrt(np.where(den > 0, den, np.nan))
     return np.where(np.abs(out) < 1, out, np.nan)
 
@@ -97,5 +98,5 @@ def partial_from_observed(p_obs, rxz, ryz, rel_x, rel_y, rel_z):
     interval for the observed partial to an interval for the corrected one (the endpoint correction
     of Hunter & Schmidt 2004, ch. 3; monotone in `p_obs`)."""
     with np.errstate(invalid="ignore"):
-        rxy = np.asarray(p_obs, float) * math.sqrt(max(0.0, (1 - rxz ** 2) * (1 - ryz ** 2))) + rxz * ryz
+        rxy = np.asarray(p_obs, float) * math.sqrt(max(0.0, (1 - rxz**2) * (1 - ryz**2))) + rxz * ryz
     return corrected_partial(rxy, rxz, ryz, rel_x, rel_y, rel_z)

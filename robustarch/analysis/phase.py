@@ -1,19 +1,38 @@
 """The phase diagram of training: load (label noise, training fraction) against temperature
 (training length: max_steps or epochs; else lr / batch size), as tables of cell means.
 """
+
 from __future__ import annotations
 
 import pandas as pd
 
-PHASE_METRICS = (("clean_accuracy", "clean test accuracy"),
-                 ("generalization_gap", "generalization gap (train − test accuracy)"),
-                 ("robust_accuracy", "robust accuracy"))
-LOAD_KNOBS = (("label_noise", "label noise (fraction of training labels randomized)"),
-              ("train_fraction", "training fraction (share of the training split used)"))
-TEMPERATURE_KNOBS = (("max_steps", "training length (optimizer steps)"), ("epochs", "training length (epochs)"),
-                     ("temperature", "lr / batch size (SGD noise scale)"))
-COLUMNS = ["load_knob", "temperature_knob", "metric", "temperature_bin", "load_bin", "temperature_order",
-           "load_order", "mean", "min", "max", "n"]
+PHASE_METRICS = (
+    ("clean_accuracy", "clean test accuracy"),
+    ("generalization_gap", "generalization gap (train − test accuracy)"),
+    ("robust_accuracy", "robust accuracy"),
+)
+LOAD_KNOBS = (
+    ("label_noise", "label noise (fraction of training labels randomized)"),
+    ("train_fraction", "training fraction (share of the training split used)"),
+)
+TEMPERATURE_KNOBS = (
+    ("max_steps", "training length (optimizer steps)"),
+    ("epochs", "training length (epochs)"),
+    ("temperature", "lr / batch size (SGD noise scale)"),
+)
+COLUMNS = [
+    "load_knob",
+    "temperature_knob",
+    "metric",
+    "temperature_bin",
+    "load_bin",
+    "temperature_order",
+    "load_order",
+    "mean",
+    "min",
+    "max",
+    "n",
+]
 
 
 def _varies(t: pd.DataFrame, col: str) -> bool:

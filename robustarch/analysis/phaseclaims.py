@@ -2,6 +2,7 @@
 length or lr/batch), each a rank correlation within each label-noise level > 0, pooled over levels
 with weights n − 1, so that the noise level itself (which moves both variables) is held fixed.
 """
+
 from __future__ import annotations
 
 import math
@@ -30,24 +31,29 @@ def stratified_spearman(u: pd.DataFrame, x: pd.Series, y: pd.Series) -> dict:
             continue
         rhos.append(float(stats.spearmanr(xs, ys).statistic))
         ws.append(len(xs) - 1)
-    out = {"n": int(sum(ws)) + len(ws), "levels": len(ws), "coef": math.nan, "ci": (math.nan, math.nan),
-           "p": math.nan}
+    out = {"n": int(sum(ws)) + len(ws), "levels": len(ws), "coef": math.nan, "ci": (math.nan, math.nan), "p": math.nan}
     if not ws:
         return out
     w = np.array(ws, float)
     rho, se = float(np.dot(w, rhos) / w.sum()), 1 / math.sqrt(w.sum())
-    out.update(coef=rho, ci=(max(-1.0, rho - Z95 * se), min(1.0, rho + Z95 * se)),
-               p=float(2 * stats.norm.sf(abs(rho / se))))
+    out.update(
+        coef=rho, ci=(max(-1.0, rho - Z95 * se), min(1.0, rho + Z95 * se)), p=float(2 * stats.norm.sf(abs(rho / se)))
+    )
     return out
 
 
 def _memorization(c, u, row, skip) -> dict:
-    r = stratified_spearman(u, pd.to_numeric(u["generalization_gap"], errors="coerce"),
-                            pd.to_numeric(u["robust_accuracy"], errors="coerce"))
+    r = stratified_spearman(
+        u, pd.to_numeric(u["generalization_gap"], errors="coerce"), pd.to_numeric(u["robust_accuracy"], errors="coerce")
+    )
     stat = "Spearman ρ (generalization gap, robust accuracy) within noise level"
     if r["n"] < c.min_n or not math.isfinite(r["coef"]):
-        return skip(c, stat, r["n"], f"{r['n']} models in label-noise levels > 0 with ≥ {MIN_PER_LEVEL} models "
-                                     f"each (needs ≥ {c.min_n})")
+        return skip(
+            c,
+            stat,
+            r["n"],
+            f"{r['n']} models in label-noise levels > 0 with ≥ {MIN_PER_LEVEL} models each (needs ≥ {c.min_n})",
+        )
     return row(c, stat, r["n"], r["coef"], r["ci"], r["p"], levels=r["levels"])
 
 
@@ -60,8 +66,12 @@ def _early_stop(c, u, row, skip) -> dict:
     hot = knob if temperature == "temperature" else -knob  # fewer steps or epochs = stopped earlier = hotter
     r = stratified_spearman(u, hot, pd.to_numeric(u["robust_accuracy"], errors="coerce"))
     if r["n"] < c.min_n or not math.isfinite(r["coef"]):
-        return skip(c, stat, r["n"], f"{r['n']} models in label-noise levels > 0 with ≥ {MIN_PER_LEVEL} models "
-                                     f"each (needs ≥ {c.min_n})")
+        return skip(
+            c,
+            stat,
+            r["n"],
+            f"{r['n']} models in label-noise levels > 0 with ≥ {MIN_PER_LEVEL} models each (needs ≥ {c.min_n})",
+        )
     return row(c, stat, r["n"], r["coef"], r["ci"], r["p"], levels=r["levels"], temperature_knob=temperature)
 
 

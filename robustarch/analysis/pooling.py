@@ -6,6 +6,7 @@ prediction interval, and TOST (Schuirmann 1987) on the pooled mean by interval i
 A pooled mean answers "what is the typical model's value"; τ and the prediction interval answer
 "how much do models differ".
 """
+
 from __future__ import annotations
 
 import math
@@ -29,9 +30,22 @@ def pool(effects, variances, *, confidence: float = CONFIDENCE) -> dict:
     keep = np.isfinite(y) & np.isfinite(v) & (v > 0)
     y, v = y[keep], v[keep]
     k = len(y)
-    out = {"k": k, "df": k - 1, "mean": math.nan, "ci_low": math.nan, "ci_high": math.nan, "se": math.nan,
-           "tau": math.nan, "i2": math.nan, "q": math.nan, "q_df": k - 1, "q_p": math.nan, "pi_low": math.nan,
-           "pi_high": math.nan, "fixed_mean": math.nan}
+    out = {
+        "k": k,
+        "df": k - 1,
+        "mean": math.nan,
+        "ci_low": math.nan,
+        "ci_high": math.nan,
+        "se": math.nan,
+        "tau": math.nan,
+        "i2": math.nan,
+        "q": math.nan,
+        "q_df": k - 1,
+        "q_p": math.nan,
+        "pi_low": math.nan,
+        "pi_high": math.nan,
+        "fixed_mean": math.nan,
+    }
     if k < MIN_STUDIES:
         return out
     with np.errstate(invalid="ignore", divide="ignore"):  # τ² < 0: statsmodels takes √ of a negative variance
@@ -39,14 +53,27 @@ def pool(effects, variances, *, confidence: float = CONFIDENCE) -> dict:
     tau2 = max(0.0, float(r.tau2))
     # statsmodels leaves a negative DerSimonian–Laird τ² untruncated (negative weights): τ² = 0 is the
     # fixed-effect pool, with its own Hartung–Knapp scale
-    mean, se = (float(r.mean_effect_re), float(r.sd_eff_w_re_hksj)) if tau2 > 0 else \
-        (float(r.mean_effect_fe), float(r.sd_eff_w_fe_hksj))
+    mean, se = (
+        (float(r.mean_effect_re), float(r.sd_eff_w_re_hksj))
+        if tau2 > 0
+        else (float(r.mean_effect_fe), float(r.sd_eff_w_fe_hksj))
+    )
     tq = stats.t.ppf(0.5 + confidence / 2, k - 1)
-    half_pi = stats.t.ppf(0.5 + confidence / 2, k - 2) * math.sqrt(tau2 + se ** 2) if k > 2 else math.nan
+    half_pi = stats.t.ppf(0.5 + confidence / 2, k - 2) * math.sqrt(tau2 + se**2) if k > 2 else math.nan
     homog = r.test_homogeneity()
-    out.update(mean=mean, se=se, ci_low=mean - tq * se, ci_high=mean + tq * se, tau=math.sqrt(tau2),
-               i2=max(0.0, float(r.i2)), q=float(homog.statistic), q_p=float(homog.pvalue), pi_low=mean - half_pi,
-               pi_high=mean + half_pi, fixed_mean=float(r.mean_effect_fe))
+    out.update(
+        mean=mean,
+        se=se,
+        ci_low=mean - tq * se,
+        ci_high=mean + tq * se,
+        tau=math.sqrt(tau2),
+        i2=max(0.0, float(r.i2)),
+        q=float(homog.statistic),
+        q_p=float(homog.pvalue),
+        pi_low=mean - half_pi,
+        pi_high=mean + half_pi,
+        fixed_mean=float(r.mean_effect_fe),
+    )
     return out
 
 
@@ -71,17 +98,45 @@ def slope_summary(fits: pd.DataFrame, confidence: float = CONFIDENCE) -> dict:
     its Fisher-information variance."""
     s = fits[[c for c in ("slope", "slope_se") if c in fits]].astype(float)
     s = s[np.isfinite(s["slope"])]
-    out = {"n_models": len(s), "median": math.nan, "q1": math.nan, "q3": math.nan, "min": math.nan,
-           "max": math.nan, "pooled": math.nan, "pooled_ci_low": math.nan, "pooled_ci_high": math.nan,
-           "tau": math.nan, "pi_low": math.nan, "pi_high": math.nan, "cochran_q": math.nan, "q_df": math.nan,
-           "q_p_value": math.nan, "i2": math.nan}
+    out = {
+        "n_models": len(s),
+        "median": math.nan,
+        "q1": math.nan,
+        "q3": math.nan,
+        "min": math.nan,
+        "max": math.nan,
+        "pooled": math.nan,
+        "pooled_ci_low": math.nan,
+        "pooled_ci_high": math.nan,
+        "tau": math.nan,
+        "pi_low": math.nan,
+        "pi_high": math.nan,
+        "cochran_q": math.nan,
+        "q_df": math.nan,
+        "q_p_value": math.nan,
+        "i2": math.nan,
+    }
     if s.empty:
         return out
     v = s["slope"].to_numpy(float)
-    out.update(median=float(np.median(v)), q1=float(np.quantile(v, 0.25)), q3=float(np.quantile(v, 0.75)),
-               min=float(v.min()), max=float(v.max()))
+    out.update(
+        median=float(np.median(v)),
+        q1=float(np.quantile(v, 0.25)),
+        q3=float(np.quantile(v, 0.75)),
+        min=float(v.min()),
+        max=float(v.max()),
+    )
     r = pool(v, s["slope_se"].to_numpy(float) ** 2, confidence=confidence)
-    out.update(pooled=r["mean"], pooled_ci_low=r["ci_low"], pooled_ci_high=r["ci_high"], tau=r["tau"],
-               pi_low=r["pi_low"], pi_high=r["pi_high"], cochran_q=r["q"], q_df=r["q_df"], q_p_value=r["q_p"],
-               i2=r["i2"])
+    out.update(
+        pooled=r["mean"],
+        pooled_ci_low=r["ci_low"],
+        pooled_ci_high=r["ci_high"],
+        tau=r["tau"],
+        pi_low=r["pi_low"],
+        pi_high=r["pi_high"],
+        cochran_q=r["q"],
+        q_df=r["q_df"],
+        q_p_value=r["q_p"],
+        i2=r["i2"],
+    )
     return out

@@ -15,6 +15,7 @@ dropped from the error shares). Where the study's ε are grid-quantized (ties: a
 attacks), each ε stands for the cell (previous grid value, ε] and the likelihood is interval-
 censored; the window then tops at the grid value below the order statistic.
 """
+
 from __future__ import annotations
 
 import math
@@ -67,19 +68,32 @@ def _fine(y: np.ndarray, top_censored: int, low: float) -> tuple[np.ndarray, np.
     """Edges and counts of continuous y in `hill.FINE_CELLS` equal cells of [0, low) (+ censored)."""
     edges = np.linspace(0.0, low, hill.FINE_CELLS + 1)
     idx = np.minimum((y / low * hill.FINE_CELLS).astype(int), hill.FINE_CELLS)
-    return edges, np.bincount(idx, minlength=hill.FINE_CELLS + 1).astype(float) + np.r_[np.zeros(hill.FINE_CELLS),
-                                                                                        top_censored]
+    return edges, np.bincount(idx, minlength=hill.FINE_CELLS + 1).astype(float) + np.r_[
+        np.zeros(hill.FINE_CELLS), top_censored
+    ]
 
 
-def window_cells(min_eps, *, share: float = MAX_ERROR, decades: float = DECADES, grid: np.ndarray | None = None,
-                 window: tuple[float, float] | None = None) -> dict:
+def window_cells(
+    min_eps,
+    *,
+    share: float = MAX_ERROR,
+    decades: float = DECADES,
+    grid: np.ndarray | None = None,
+    window: tuple[float, float] | None = None,
+) -> dict:
     """One model's window (see the module docstring): ε_low, ε_high, the cells (edges in y, counts),
     the number of breaks inside and the model's error share at ε_high. `window` fixes (ε_low, ε_high)
     instead; `grid` (the study's quantized ε) makes the cells the grid's."""
     m = np.asarray(min_eps, float)
     broken = np.sort(m[np.isfinite(m)])
-    out = {"eps_low": math.nan, "eps_high": math.nan, "edges": None, "counts": None, "n_broken": 0,
-           "error_high": math.nan}
+    out = {
+        "eps_low": math.nan,
+        "eps_high": math.nan,
+        "edges": None,
+        "counts": None,
+        "n_broken": 0,
+        "error_high": math.nan,
+    }
     if not len(broken):
         return out
     slack = lambda e: e * (1 + EPS_RTOL) + EPS_ATOL  # noqa: E731
@@ -88,19 +102,20 @@ def window_cells(min_eps, *, share: float = MAX_ERROR, decades: float = DECADES,
         inside = broken[broken <= slack(high)]
     elif grid is None:  # the order statistic: the r − 1 breaks strictly below it
         high = float(broken[max(0, math.ceil(share * len(broken)) - 1)])
-        low, inside = high / 10 ** decades, broken[broken < high]
+        low, inside = high / 10**decades, broken[broken < high]
     else:  # the grid value below the order statistic: what is at or below it lies in whole cells
         top = float(broken[max(0, math.ceil(share * len(broken)) - 1)])
         below = grid[grid < top / (1 + 1e-9)]
         if not len(below):
             return out
         high = float(below[-1])
-        low, inside = high / 10 ** decades, broken[broken <= slack(high)]
+        low, inside = high / 10**decades, broken[broken <= slack(high)]
     out.update(eps_low=low, eps_high=high, n_broken=len(inside), error_high=len(inside) / len(m))
     if grid is None or window is not None:
         y = np.log(high / np.clip(inside, 1e-300, None)).clip(0)
-        out["edges"], out["counts"] = _fine(y[y < math.log(high / low)], int((y >= math.log(high / low)).sum()),
-                                            math.log(high / low))
+        out["edges"], out["counts"] = _fine(
+            y[y < math.log(high / low)], int((y >= math.log(high / low)).sum()), math.log(high / low)
+        )
         return out
     cells = grid[(grid <= slack(high))]
     floor = cells[cells <= low * (1 + 1e-9)]
@@ -110,7 +125,7 @@ def window_cells(min_eps, *, share: float = MAX_ERROR, decades: float = DECADES,
     out["edges"] = np.log(high / np.r_[g[::-1], bottom])  # y edges 0 … ln(high/bottom), increasing
     idx = np.searchsorted(g, inside, side="left")  # cell of the grid value each ε sits on
     cnt = np.bincount(np.where(inside <= slack(bottom), len(g), idx), minlength=len(g) + 1).astype(float)
-    out["counts"] = np.r_[cnt[:len(g)][::-1], cnt[len(g)]]
+    out["counts"] = np.r_[cnt[: len(g)][::-1], cnt[len(g)]]
     return out
 
 
@@ -129,8 +144,15 @@ def fit_cells(edges: np.ndarray, counts: np.ndarray) -> dict[str, np.ndarray]:
     k = hill.fit(edges, counts)
     c = hill.curvature(edges, counts, k)
     slope = np.where(k >= hill.K_MAX * (1 - 1e-9), math.inf, np.where(k <= hill.K_MIN * (1 + 1e-9), 0.0, k))
-    return {"slope": slope, "k": k, "slope_se": c["k_se"], "curvature": c["c"], "curvature_se": c["c_se"],
-            "curvature_z": c["z"], "curvature_p": 2 * stats.norm.sf(np.abs(c["z"]))}
+    return {
+        "slope": slope,
+        "k": k,
+        "slope_se": c["k_se"],
+        "curvature": c["c"],
+        "curvature_se": c["c_se"],
+        "curvature_z": c["z"],
+        "curvature_p": 2 * stats.norm.sf(np.abs(c["z"])),
+    }
 
 
 def fit_power_law(min_eps, window: tuple[float, float] | None = None, *, max_error: float = MAX_ERROR, **_) -> dict:
@@ -144,9 +166,19 @@ def fit_power_law(min_eps, window: tuple[float, float] | None = None, *, max_err
 
 def _row(m: np.ndarray, cells: dict) -> dict:
     out = {c: math.nan for c in COLUMNS if c not in ("trial", "status", "error_source", "power_law_ok")}
-    out.update(eps_low=cells["eps_low"], eps_high=cells["eps_high"], n_samples=len(m), n_broken=cells["n_broken"],
-               error_high=cells["error_high"], power_law_ok=None, status="ok", bin_counts="", bin_edges="",
-               margin_tail_counts="", margin_tail_edges="")
+    out.update(
+        eps_low=cells["eps_low"],
+        eps_high=cells["eps_high"],
+        n_samples=len(m),
+        n_broken=cells["n_broken"],
+        error_high=cells["error_high"],
+        power_law_ok=None,
+        status="ok",
+        bin_counts="",
+        bin_edges="",
+        margin_tail_counts="",
+        margin_tail_edges="",
+    )
     if not np.isfinite(m).any():
         out["status"] = "never broken at any ε"
     elif cells["counts"] is None:
@@ -164,14 +196,24 @@ def _fill(rows: list[dict], edges: np.ndarray, counts: np.ndarray) -> None:
         r.pop("_cells", None)
         k, se = float(f["slope"][i]), float(f["slope_se"][i])
         span = float(edges[i, -1])
-        r.update(slope=k, slope_se=se, curvature=float(f["curvature"][i]), curvature_se=float(f["curvature_se"][i]),
-                 curvature_z=float(f["curvature_z"][i]), curvature_p=float(f["curvature_p"][i]),
-                 window_span=span, error_low=float(counts[i, -1] / r["n_samples"]),
-                 bin_counts=" ".join(str(int(v)) for v in counts[i]), bin_edges=" ".join(f"{v:.9g}" for v in edges[i]))
+        r.update(
+            slope=k,
+            slope_se=se,
+            curvature=float(f["curvature"][i]),
+            curvature_se=float(f["curvature_se"][i]),
+            curvature_z=float(f["curvature_z"][i]),
+            curvature_p=float(f["curvature_p"][i]),
+            window_span=span,
+            error_low=float(counts[i, -1] / r["n_samples"]),
+            bin_counts=" ".join(str(int(v)) for v in counts[i]),
+            bin_edges=" ".join(f"{v:.9g}" for v in edges[i]),
+        )
         # Wald interval on log k (its likelihood is closer to quadratic there; the CI stays positive)
         half = Z95 * se / k if k > 0 and math.isfinite(k) else math.nan
         r["ci_low"], r["ci_high"] = float(k * np.exp(-half)), float(k * np.exp(min(half, 700.0)))
-        r["intercept"] = math.log10(r["error_high"]) - k * math.log10(r["eps_high"]) if r["error_high"] > 0 else math.nan
+        r["intercept"] = (
+            math.log10(r["error_high"]) - k * math.log10(r["eps_high"]) if r["error_high"] > 0 else math.nan
+        )
         r["power_law_ok"] = bool(r["curvature_p"] >= ALPHA)
 
 
@@ -181,21 +223,34 @@ def _sources(samples: pd.DataFrame) -> dict[int, tuple[np.ndarray, np.ndarray, s
         return {}
     s = samples.sort_values("trial", kind="stable")
     trials, starts = np.unique(s["trial"].to_numpy(), return_index=True)
-    split = {c: np.split(s[c].to_numpy(float), starts[1:]) for c in ("minimization_min_eps", "min_adversarial_eps",
-                                                                       "margin")}
+    split = {
+        c: np.split(s[c].to_numpy(float), starts[1:]) for c in ("minimization_min_eps", "min_adversarial_eps", "margin")
+    }
     out = {}
     for i, trial in enumerate(trials):
         mini, worst, margin = (split[c][i] for c in ("minimization_min_eps", "min_adversarial_eps", "margin"))
         if len(mini) and not np.isnan(mini).any():
             out[int(trial)] = (mini, margin, "minimization attacks (minimization_min_eps)")
         elif len(worst) and not np.isnan(worst).any():
-            out[int(trial)] = (worst, margin, "worst case over all attacks (min_adversarial_eps; fixed-ε attacks "
-                                              "quantized to the ε grid)")
+            out[int(trial)] = (
+                worst,
+                margin,
+                "worst case over all attacks (min_adversarial_eps; fixed-ε attacks quantized to the ε grid)",
+            )
     return out
 
 
-def power_law_table(samples: pd.DataFrame, trials, window_trials=None, *, max_error: float = MAX_ERROR,
-                    decades: float = DECADES, n_boot: int = 0, seed: int = 0, **_) -> pd.DataFrame:
+def power_law_table(
+    samples: pd.DataFrame,
+    trials,
+    window_trials=None,
+    *,
+    max_error: float = MAX_ERROR,
+    decades: float = DECADES,
+    n_boot: int = 0,
+    seed: int = 0,
+    **_,
+) -> pd.DataFrame:
     """One row per trial in `trials`: its power-law fit in its own window (see the module docstring;
     all models fitted in one batch), the margin-tail exponent over the same error share with its SE,
     the margin link (analysis.marginlink) and the cells. `window_trials`, `n_boot` and `seed` are
@@ -211,8 +266,11 @@ def power_law_table(samples: pd.DataFrame, trials, window_trials=None, *, max_er
             rows.append({"trial": trial, "status": "no per-sample ε stored", "error_source": None})
             continue
         m, margins, source = src[trial]
-        row = {"trial": trial, **_row(m, window_cells(m, share=max_error, decades=decades, grid=grid)),
-               "error_source": source}
+        row = {
+            "trial": trial,
+            **_row(m, window_cells(m, share=max_error, decades=decades, grid=grid)),
+            "error_source": source,
+        }
         links.append((len(rows), m, margins))
         if row["status"] == "ok":
             ok.append(len(rows))
@@ -247,9 +305,12 @@ def _tails(rows: list[dict], margins: list[np.ndarray], decades: float) -> None:
     edges, counts = pack(cells)
     f = fit_cells(edges, counts)
     for j, i in enumerate(has):
-        rows[i].update(margin_tail_slope=float(f["slope"][j]), margin_tail_se=float(f["slope_se"][j]),
-                       margin_tail_counts=" ".join(str(int(v)) for v in counts[j]),
-                       margin_tail_edges=" ".join(f"{v:.9g}" for v in edges[j]))
+        rows[i].update(
+            margin_tail_slope=float(f["slope"][j]),
+            margin_tail_se=float(f["slope_se"][j]),
+            margin_tail_counts=" ".join(str(int(v)) for v in counts[j]),
+            margin_tail_edges=" ".join(f"{v:.9g}" for v in edges[j]),
+        )
 
 
 def margin_tail_exponent(margins, share: float, *, decades: float = DECADES) -> float:
@@ -261,17 +322,46 @@ def margin_tail_exponent(margins, share: float, *, decades: float = DECADES) -> 
     return float(fit_cells(c["edges"][None], c["counts"][None])["slope"][0])
 
 
-COLUMNS = ["trial", "slope", "slope_se", "ci_low", "ci_high", "intercept", "eps_low", "eps_high", "window_span",
-           "n_samples", "n_broken", "error_low", "error_high", "curvature", "curvature_se", "curvature_z",
-           "curvature_p", "power_law_ok", "margin_tail_slope", "margin_tail_se", "margin_link_slope",
-           "margin_link_se", "margin_link_n", "margin_link_censored", "status", "error_source", "bin_counts",
-           "bin_edges", "margin_tail_counts", "margin_tail_edges"]
+COLUMNS = [
+    "trial",
+    "slope",
+    "slope_se",
+    "ci_low",
+    "ci_high",
+    "intercept",
+    "eps_low",
+    "eps_high",
+    "window_span",
+    "n_samples",
+    "n_broken",
+    "error_low",
+    "error_high",
+    "curvature",
+    "curvature_se",
+    "curvature_z",
+    "curvature_p",
+    "power_law_ok",
+    "margin_tail_slope",
+    "margin_tail_se",
+    "margin_link_slope",
+    "margin_link_se",
+    "margin_link_n",
+    "margin_link_censored",
+    "status",
+    "error_source",
+    "bin_counts",
+    "bin_edges",
+    "margin_tail_counts",
+    "margin_tail_edges",
+]
 TEXT = ("power_law_ok", "status", "error_source", "bin_counts", "bin_edges", "margin_tail_counts", "margin_tail_edges")
 
 
 def cells_of(power: pd.DataFrame, column: str = "bin") -> tuple[np.ndarray, np.ndarray]:
     """The (edges, counts) of the fitted rows of a `power_law_table` (`margin_tail`: of their margin
     tails), padded to one width (see `pack`)."""
-    rows = [{"edges": np.array(e.split(), float), "counts": np.array(c.split(), float)}
-            for e, c in zip(power[f"{column}_edges"], power[f"{column}_counts"])]
+    rows = [
+        {"edges": np.array(e.split(), float), "counts": np.array(c.split(), float)}
+        for e, c in zip(power[f"{column}_edges"], power[f"{column}_counts"])
+    ]
     return pack(rows)

@@ -1,6 +1,7 @@
 """What each trial ran under, read back from its `provenance` user attribute (see
 `robustarch.study.provenance`): a table, and the lines of the report's Methods section.
 """
+
 from __future__ import annotations
 
 import pandas as pd
@@ -9,8 +10,16 @@ PACKAGES = ("robustarch", "torch", "timm", "foolbox", "optuna", "python")
 SEEDS = ("data_split", "sampler", "training", "attack")
 # What changes the numbers themselves: when these differ between trials, the report says so.
 MUST_MATCH = (*PACKAGES, "device", "suite_config_hash")
-PROVENANCE_COLUMNS = ["trial", *PACKAGES, "device", "device_type", "cuda", "threads",
-                      *(f"seed_{s}" for s in SEEDS), "suite_config_hash"]
+PROVENANCE_COLUMNS = [
+    "trial",
+    *PACKAGES,
+    "device",
+    "device_type",
+    "cuda",
+    "threads",
+    *(f"seed_{s}" for s in SEEDS),
+    "suite_config_hash",
+]
 
 
 def provenance_table(study) -> pd.DataFrame:
@@ -25,9 +34,18 @@ def provenance_table(study) -> pd.DataFrame:
         if not isinstance(p, dict):
             continue
         versions, seeds = p.get("versions") or {}, p.get("seeds") or {}
-        rows.append({"trial": t.number, **{k: versions.get(k) for k in PACKAGES}, "device": p.get("device"),
-                     "device_type": p.get("device_type"), "cuda": p.get("cuda"), "threads": p.get("threads"),
-                     **{f"seed_{s}": seeds.get(s) for s in SEEDS}, "suite_config_hash": p.get("suite_config_hash")})
+        rows.append(
+            {
+                "trial": t.number,
+                **{k: versions.get(k) for k in PACKAGES},
+                "device": p.get("device"),
+                "device_type": p.get("device_type"),
+                "cuda": p.get("cuda"),
+                "threads": p.get("threads"),
+                **{f"seed_{s}": seeds.get(s) for s in SEEDS},
+                "suite_config_hash": p.get("suite_config_hash"),
+            }
+        )
     return pd.DataFrame(rows, columns=PROVENANCE_COLUMNS)
 
 
@@ -67,12 +85,16 @@ def provenance_lines(table: pd.DataFrame, n_trials: int) -> dict:
     seeds = [_per_trial_seed(table, s) or describe(f"seed_{s}", s.replace("_", " ")) for s in SEEDS]
     if table["seed_sampler"].isna().any():
         seeds[SEEDS.index("sampler")] += " (unknown: a worker reseeded its sampler from OS entropy)"
-    return {"environment": "; ".join(env), "seeds": "; ".join(seeds), "mixed": _mixed(table),
-            "missing": n_trials - len(table)}
+    return {
+        "environment": "; ".join(env),
+        "seeds": "; ".join(seeds),
+        "mixed": _mixed(table),
+        "missing": n_trials - len(table),
+    }
 
 
 def _per_trial_seed(table: pd.DataFrame, seed: str) -> str | None:
-    """"training: split seed + trial number" when every trial's `seed` follows that rule."""
+    """ "training: split seed + trial number" when every trial's `seed` follows that rule."""
     base, values = table["seed_data_split"], table[f"seed_{seed}"]
     if seed in ("data_split", "sampler") or values.isna().any() or base.isna().any() or len(set(base)) > 1:
         return None
@@ -93,7 +115,10 @@ def _mixed(table: pd.DataFrame) -> str | None:
         parts.append("devices")
     if "suite_config_hash" in differ:
         hashes = _values(table, "suite_config_hash")
-        parts.append("attack-suite configurations (" + " / ".join(
-            f"{h} for {_trial_span(t)}" for h, t in hashes.items()) + ")")
-    return (f"Not every trial ran under the same setup: they used different {' and '.join(parts)}; "
-            "compare their numbers with care.")
+        parts.append(
+            "attack-suite configurations (" + " / ".join(f"{h} for {_trial_span(t)}" for h, t in hashes.items()) + ")"
+        )
+    return (
+        f"Not every trial ran under the same setup: they used different {' and '.join(parts)}; "
+        "compare their numbers with care."
+    )

@@ -4,6 +4,7 @@
 `samples_table`: one row per trial × attacked clean-correct sample (logit margin, minimal ε).
 `rescore_table`: one row per trial re-attacked after the search (`rescore:<trial>` study attributes).
 """
+
 from __future__ import annotations
 
 import math
@@ -15,17 +16,61 @@ import pandas as pd
 from ..errors import UserError
 from .noise import binomial_se
 
-TRIAL_COLUMNS = ["trial", "state", "arch_summary", "params", "flops", "depth", "width",
-                 "clean_accuracy", "val_accuracy", "attacked_clean_accuracy", "n_attacked",
-                 "median_min_eps", "lr", "batch_size", "train_fraction", "epochs", "recipe",
-                 "train_seconds", "attack_seconds", "fail_reason", "sanity_ok", "sanity_failed",
-                 "sanity_invalid", "sanity_warnings", "train_accuracy", "label_noise", "max_steps",
-                 "selection_split", "val_robust_accuracy", "val_attacked_clean_accuracy", "val_n_attacked",
-                 "clean_accuracy_se", "family",
-                 "arch_key", "replicate", "train_seed"]  # replicate seeds (analysis.components); empty before
-RESCORE_COLUMNS = ["trial", "suite", "split", "eps", "search_robust_accuracy", "rescored_robust_accuracy", "drop",
-                   "search_clean_accuracy", "rescored_clean_accuracy", "n_attacked", "seconds", "sanity_invalid",
-                   "rescored_on_search_samples", "n_compared", "same_samples"]
+TRIAL_COLUMNS = [
+    "trial",
+    "state",
+    "arch_summary",
+    "params",
+    "flops",
+    "depth",
+    "width",
+    "clean_accuracy",
+    "val_accuracy",
+    "attacked_clean_accuracy",
+    "n_attacked",
+    "median_min_eps",
+    "lr",
+    "batch_size",
+    "train_fraction",
+    "epochs",
+    "recipe",
+    "train_seconds",
+    "attack_seconds",
+    "fail_reason",
+    "sanity_ok",
+    "sanity_failed",
+    "sanity_invalid",
+    "sanity_warnings",
+    "train_accuracy",
+    "label_noise",
+    "max_steps",
+    "selection_split",
+    "val_robust_accuracy",
+    "val_attacked_clean_accuracy",
+    "val_n_attacked",
+    "clean_accuracy_se",
+    "family",
+    "arch_key",
+    "replicate",
+    "train_seed",
+]  # replicate seeds (analysis.components); empty before
+RESCORE_COLUMNS = [
+    "trial",
+    "suite",
+    "split",
+    "eps",
+    "search_robust_accuracy",
+    "rescored_robust_accuracy",
+    "drop",
+    "search_clean_accuracy",
+    "rescored_clean_accuracy",
+    "n_attacked",
+    "seconds",
+    "sanity_invalid",
+    "rescored_on_search_samples",
+    "n_compared",
+    "same_samples",
+]
 TRAIN_KNOBS = ("lr", "batch_size", "train_fraction", "epochs", "recipe", "label_noise", "max_steps")
 
 
@@ -103,22 +148,33 @@ def trials_table(study, eps: float | None = None) -> pd.DataFrame:
         sanity = a.get("sanity") or {}
         train = a.get("train_config") or {}
         row = {
-            "trial": t.number, "state": t.state.name, "arch_summary": a.get("arch_summary"),
-            "params": a.get("params"), "flops": a.get("flops"), "depth": a.get("depth"),
-            "width": a.get("width"), "clean_accuracy": a.get("clean_accuracy"),
+            "trial": t.number,
+            "state": t.state.name,
+            "arch_summary": a.get("arch_summary"),
+            "params": a.get("params"),
+            "flops": a.get("flops"),
+            "depth": a.get("depth"),
+            "width": a.get("width"),
+            "clean_accuracy": a.get("clean_accuracy"),
             "val_accuracy": a.get("val_accuracy"),
-            "attacked_clean_accuracy": a.get("attacked_clean_accuracy"), "n_attacked": a.get("n_attacked"),
+            "attacked_clean_accuracy": a.get("attacked_clean_accuracy"),
+            "n_attacked": a.get("n_attacked"),
             "median_min_eps": _finite_or_none(a.get("median_min_eps")),
-            "train_seconds": a.get("train_seconds"), "attack_seconds": a.get("attack_seconds"),
+            "train_seconds": a.get("train_seconds"),
+            "attack_seconds": a.get("attack_seconds"),
             "fail_reason": a.get("fail_reason") or a.get("rejected"),
             "sanity_ok": all(sanity.values()) if sanity else None,
             "sanity_failed": ", ".join(sorted(k for k, ok in sanity.items() if not ok)),
-            **_sanity_severity(a, sanity), "train_accuracy": a.get("train_accuracy"),
+            **_sanity_severity(a, sanity),
+            "train_accuracy": a.get("train_accuracy"),
             "selection_split": a.get("selection_split") or ("val" if "val_robust_accuracy" in a else "test"),
             "val_attacked_clean_accuracy": a.get("val_attacked_clean_accuracy"),
-            "val_n_attacked": a.get("val_n_attacked"), "val_robust_accuracy": _val_robust(a, eps),
-            "clean_accuracy_se": _se(a.get("clean_accuracy"), a.get("n_attacked")), "family": None,
-            "arch_key": a.get("arch_key"), "replicate": a.get("replicate"),
+            "val_n_attacked": a.get("val_n_attacked"),
+            "val_robust_accuracy": _val_robust(a, eps),
+            "clean_accuracy_se": _se(a.get("clean_accuracy"), a.get("n_attacked")),
+            "family": None,
+            "arch_key": a.get("arch_key"),
+            "replicate": a.get("replicate"),
             "train_seed": ((a.get("provenance") or {}).get("seeds") or {}).get("training"),
         }
         for knob in TRAIN_KNOBS:
@@ -177,15 +233,28 @@ def rescore_table(study) -> pd.DataFrame:
         compared = r.get("compared_robust_accuracy") or [None] * len(rescored)
         for i, (eps, value) in enumerate(zip(r.get("eps") or [], rescored)):
             before = next((v for e, v in search.items() if math.isclose(e, eps)), None)
-            drop = (r.get("drop") or [None] * len(rescored))[i] if same else (
-                None if before is None else before - value)
-            rows.append({"trial": trial, "suite": r.get("suite"), "split": r.get("split"), "eps": eps,
-                         "search_robust_accuracy": before, "rescored_robust_accuracy": value, "drop": drop,
-                         "search_clean_accuracy": a.get("clean_accuracy"),
-                         "rescored_clean_accuracy": r.get("clean_accuracy"), "n_attacked": r.get("n_attacked"),
-                         "seconds": r.get("seconds"), "sanity_invalid": ", ".join(r.get("sanity_invalid") or []),
-                         "rescored_on_search_samples": compared[i], "n_compared": r.get("n_compared"),
-                         "same_samples": same})
+            drop = (
+                (r.get("drop") or [None] * len(rescored))[i] if same else (None if before is None else before - value)
+            )
+            rows.append(
+                {
+                    "trial": trial,
+                    "suite": r.get("suite"),
+                    "split": r.get("split"),
+                    "eps": eps,
+                    "search_robust_accuracy": before,
+                    "rescored_robust_accuracy": value,
+                    "drop": drop,
+                    "search_clean_accuracy": a.get("clean_accuracy"),
+                    "rescored_clean_accuracy": r.get("clean_accuracy"),
+                    "n_attacked": r.get("n_attacked"),
+                    "seconds": r.get("seconds"),
+                    "sanity_invalid": ", ".join(r.get("sanity_invalid") or []),
+                    "rescored_on_search_samples": compared[i],
+                    "n_compared": r.get("n_compared"),
+                    "same_samples": same,
+                }
+            )
     return pd.DataFrame(rows, columns=RESCORE_COLUMNS)
 
 
@@ -205,13 +274,37 @@ def robustness_table(study) -> pd.DataFrame:
             continue
         for attack, values in a["robust_accuracy"].items():
             for eps, value in zip(a["eps"], values):
-                rows.append({"trial": t.number, "attack": attack, "eps": eps, "robust_accuracy": value,
-                             "robust_accuracy_se": _se(value, a.get("n_attacked")),
-                             "clean_accuracy": a["clean_accuracy"], "params": a["params"],
-                             "flops": a["flops"], "depth": a["depth"], "width": a["width"],
-                             "arch_summary": a["arch_summary"]})
-    return pd.DataFrame(rows, columns=["trial", "attack", "eps", "robust_accuracy", "robust_accuracy_se",
-                                       "clean_accuracy", "params", "flops", "depth", "width", "arch_summary"])
+                rows.append(
+                    {
+                        "trial": t.number,
+                        "attack": attack,
+                        "eps": eps,
+                        "robust_accuracy": value,
+                        "robust_accuracy_se": _se(value, a.get("n_attacked")),
+                        "clean_accuracy": a["clean_accuracy"],
+                        "params": a["params"],
+                        "flops": a["flops"],
+                        "depth": a["depth"],
+                        "width": a["width"],
+                        "arch_summary": a["arch_summary"],
+                    }
+                )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "trial",
+            "attack",
+            "eps",
+            "robust_accuracy",
+            "robust_accuracy_se",
+            "clean_accuracy",
+            "params",
+            "flops",
+            "depth",
+            "width",
+            "arch_summary",
+        ],
+    )
 
 
 def val_robustness_table(study) -> pd.DataFrame:
@@ -224,8 +317,14 @@ def val_robustness_table(study) -> pd.DataFrame:
         if t.state.name != "COMPLETE" or val is None:
             continue
         for eps, value in zip(a.get("eps") or [], val):
-            rows.append({"trial": t.number, "eps": eps, "val_robust_accuracy": value,
-                         "val_attacked_clean_accuracy": a.get("val_attacked_clean_accuracy")})
+            rows.append(
+                {
+                    "trial": t.number,
+                    "eps": eps,
+                    "val_robust_accuracy": value,
+                    "val_attacked_clean_accuracy": a.get("val_attacked_clean_accuracy"),
+                }
+            )
     return pd.DataFrame(rows, columns=["trial", "eps", "val_robust_accuracy", "val_attacked_clean_accuracy"])
 
 
@@ -244,12 +343,18 @@ def samples_table(study) -> pd.DataFrame:
         margins.append(m)
         min_eps.append(_eps_list(a.get("min_adversarial_eps"), len(m)))
         min_eps_min.append(_eps_list(a.get("minimization_min_eps"), len(m)))
-    cat = (lambda parts, dtype: np.concatenate(parts) if parts else np.array([], dtype=dtype))
+    cat = lambda parts, dtype: np.concatenate(parts) if parts else np.array([], dtype=dtype)
     eps = cat(min_eps, float)
     # `broken` spells out what inf means: JSON has no infinity (pandas writes null, as for missing).
-    return pd.DataFrame({"trial": cat(trials, int), "margin": cat(margins, float),
-                         "min_adversarial_eps": eps, "broken": np.isfinite(eps),
-                         "minimization_min_eps": cat(min_eps_min, float)})
+    return pd.DataFrame(
+        {
+            "trial": cat(trials, int),
+            "margin": cat(margins, float),
+            "min_adversarial_eps": eps,
+            "broken": np.isfinite(eps),
+            "minimization_min_eps": cat(min_eps_min, float),
+        }
+    )
 
 
 def _eps_list(values, n: int) -> np.ndarray:

@@ -2,6 +2,7 @@
 architecture what the search observed, what the shrinkage predicted for fresh seeds, and what the
 fresh seeds gave, each with its 95% interval.
 """
+
 from __future__ import annotations
 
 import math
@@ -11,10 +12,31 @@ import pandas as pd
 from scipy import stats
 
 RETRAIN_PREFIX = "retrain:"  # as study.retrain writes them
-RETRAIN_COLUMNS = ["arch_key", "replicate", "trial", "seed", "clean_accuracy", "robust_accuracy",
-                   "val_robust_accuracy", "n_attacked"]
-COMPARISON_COLUMNS = ["rank", "arch_key", "arch_summary", "seeds", "observed", "predicted", "predicted_low",
-                      "predicted_high", "retrained", "retrained_low", "retrained_high", "retrained_seeds", "drop"]
+RETRAIN_COLUMNS = [
+    "arch_key",
+    "replicate",
+    "trial",
+    "seed",
+    "clean_accuracy",
+    "robust_accuracy",
+    "val_robust_accuracy",
+    "n_attacked",
+]
+COMPARISON_COLUMNS = [
+    "rank",
+    "arch_key",
+    "arch_summary",
+    "seeds",
+    "observed",
+    "predicted",
+    "predicted_low",
+    "predicted_high",
+    "retrained",
+    "retrained_low",
+    "retrained_high",
+    "retrained_seeds",
+    "drop",
+]
 
 
 def _at(curve: list | None, grid: list | None, eps: float | None):
@@ -29,12 +51,18 @@ def retrain_rows(attrs: dict, eps: float | None) -> pd.DataFrame:
     for name, r in attrs.items():
         if not name.startswith(RETRAIN_PREFIX) or not isinstance(r, dict) or r.get("fail_reason"):
             continue
-        rows.append({"arch_key": r["arch_key"], "replicate": r["replicate"], "trial": r["trial"], "seed": r["seed"],
-                     "clean_accuracy": r.get("clean_accuracy"),
-                     "robust_accuracy": _at((r.get("robust_accuracy") or {}).get("worst_case"), r.get("eps"), eps),
-                     "val_robust_accuracy": _at((r.get("val_robust_accuracy") or {}).get("worst_case"), r.get("eps"),
-                                                eps),
-                     "n_attacked": r.get("n_attacked")})
+        rows.append(
+            {
+                "arch_key": r["arch_key"],
+                "replicate": r["replicate"],
+                "trial": r["trial"],
+                "seed": r["seed"],
+                "clean_accuracy": r.get("clean_accuracy"),
+                "robust_accuracy": _at((r.get("robust_accuracy") or {}).get("worst_case"), r.get("eps"), eps),
+                "val_robust_accuracy": _at((r.get("val_robust_accuracy") or {}).get("worst_case"), r.get("eps"), eps),
+                "n_attacked": r.get("n_attacked"),
+            }
+        )
     return pd.DataFrame(rows, columns=RETRAIN_COLUMNS)
 
 
@@ -52,13 +80,25 @@ def retrain_comparison(winner: pd.DataFrame, rows: pd.DataFrame, sigma2_within: 
             continue
         R = len(got)
         half = (stats.t.ppf(0.975, R - 1) * got.std(ddof=1) / math.sqrt(R)) if R > 1 else math.nan
-        spread = math.sqrt(w.predicted_sd ** 2 + sigma2_within / R) if np.isfinite(w.predicted_sd) else math.nan
-        out.append({"rank": rank, "arch_key": w.arch_key, "arch_summary": w.arch_summary, "seeds": w.seeds,
-                    "observed": w.observed, "predicted": w.predicted, "predicted_low": float(np.clip(w.predicted - 1.96 * spread, 0, 1)),
-                    "predicted_high": float(np.clip(w.predicted + 1.96 * spread, 0, 1)), "retrained": got.mean(),
-                    # an accuracy lies in [0, 1]: the t interval of 2 or 3 seeds often reaches past it
-                    "retrained_low": float(np.clip(got.mean() - half, 0, 1)), "retrained_high": float(np.clip(got.mean() + half, 0, 1)), "retrained_seeds": R,
-                    "drop": w.observed - got.mean()})
+        spread = math.sqrt(w.predicted_sd**2 + sigma2_within / R) if np.isfinite(w.predicted_sd) else math.nan
+        out.append(
+            {
+                "rank": rank,
+                "arch_key": w.arch_key,
+                "arch_summary": w.arch_summary,
+                "seeds": w.seeds,
+                "observed": w.observed,
+                "predicted": w.predicted,
+                "predicted_low": float(np.clip(w.predicted - 1.96 * spread, 0, 1)),
+                "predicted_high": float(np.clip(w.predicted + 1.96 * spread, 0, 1)),
+                "retrained": got.mean(),
+                # an accuracy lies in [0, 1]: the t interval of 2 or 3 seeds often reaches past it
+                "retrained_low": float(np.clip(got.mean() - half, 0, 1)),
+                "retrained_high": float(np.clip(got.mean() + half, 0, 1)),
+                "retrained_seeds": R,
+                "drop": w.observed - got.mean(),
+            }
+        )
     return pd.DataFrame(out, columns=COMPARISON_COLUMNS)
 
 

@@ -7,6 +7,7 @@ one pair are a few matrix products instead of B scipy calls; the jackknife is th
 1 − I. Hand-written because scipy's `bootstrap` draws its own resamples per call, while a report
 shares one set across some 120 column pairs (benchmarks/report.py times it).
 """
+
 from __future__ import annotations
 
 import math
@@ -75,8 +76,7 @@ class Resampler:
     """One set of bootstrap resamples over n items, shared by every pair of columns correlated on
     those items, with the per-column work (ranks, tie counts) done once per column."""
 
-    def __init__(self, n: int, n_boot: int = N_BOOT, seed: int = 0, *, counts: np.ndarray | None = None,
-                 groups=None):
+    def __init__(self, n: int, n_boot: int = N_BOOT, seed: int = 0, *, counts: np.ndarray | None = None, groups=None):
         if groups is not None:  # a cluster bootstrap, with its leave-one-group-out jackknife
             counts = cluster_counts(groups, n_boot, seed)
         self.counts = resample_counts(n, n_boot, seed) if counts is None else np.asarray(counts, float)
@@ -84,7 +84,7 @@ class Resampler:
         self._w32 = self.counts.astype(np.float32)  # counts and sign sums stay exact (< 2**24)
         self._cache: dict = {}
 
-    def jackknife(self) -> "Resampler | None":
+    def jackknife(self) -> Resampler | None:
         """The leave-one-out resamples of the same n items (None above `JACKKNIFE_MAX_N`)."""
         n = self.counts.shape[1]
         if n > JACKKNIFE_MAX_N:
@@ -103,6 +103,7 @@ class Resampler:
     def _ranks(self, x):
         """Per resample, √w · (rank − weighted mean) scaled to unit norm: then a Spearman ρ of two
         columns is one row-wise dot product."""
+
         def make():
             r = _weighted_ranks(x, self.counts)
             w = self.counts
@@ -111,12 +112,14 @@ class Resampler:
             z = np.sqrt(w) * r
             with np.errstate(invalid="ignore", divide="ignore"):
                 return z / np.linalg.norm(z, axis=1, keepdims=True)
+
         return self._cached("rank", x, make)
 
     def _untied(self, x):
         """Per resample, w^T |sign(x_i - x_j)| w: twice the pairs not tied in x."""
-        return self._cached("untied", x, lambda: ((self._w32 @ np.abs(_sign_matrix(x))) * self._w32)
-                            .sum(1, dtype=np.float64))
+        return self._cached(
+            "untied", x, lambda: ((self._w32 @ np.abs(_sign_matrix(x))) * self._w32).sum(1, dtype=np.float64)
+        )
 
     def statistic(self, method: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """The correlation `method` of x and y on every resample (B values)."""
@@ -150,8 +153,9 @@ def percentile_ci(values: np.ndarray, confidence: float = CONFIDENCE) -> tuple[f
     return float(lo), float(hi)
 
 
-def bca_ci(boots: np.ndarray, estimate: float, jackknife: np.ndarray | None,
-           confidence: float = CONFIDENCE) -> tuple[float, float]:
+def bca_ci(
+    boots: np.ndarray, estimate: float, jackknife: np.ndarray | None, confidence: float = CONFIDENCE
+) -> tuple[float, float]:
     """The BCa interval (Efron 1987) as scipy.stats.bootstrap computes it — bias correction from the
     share of resamples below the estimate, acceleration from the jackknife — for resamples drawn
     elsewhere (see the module docstring). Without a jackknife (very large n) the acceleration is 0;
@@ -167,8 +171,8 @@ def bca_ci(boots: np.ndarray, estimate: float, jackknife: np.ndarray | None,
     if jackknife is not None:
         j = jackknife[np.isfinite(jackknife)]
         d = j.mean() - j
-        den = 6 * float((d ** 2).sum()) ** 1.5
-        a = float((d ** 3).sum()) / den if den > 0 else 0.0
+        den = 6 * float((d**2).sum()) ** 1.5
+        a = float((d**3).sum()) / den if den > 0 else 0.0
     z = stats.norm.ppf([(1 - confidence) / 2, (1 + confidence) / 2])
     levels = stats.norm.cdf(z0 + (z0 + z) / (1 - a * (z0 + z)))
     if not np.all(np.isfinite(levels)):
@@ -195,7 +199,7 @@ def spearman_permutation_p(x, y, n_perm: int = N_PERMUTATIONS, seed: int = 0) ->
     product; scipy's `permutation_test` loops in Python per call."""
     rx, ry = stats.rankdata(x), stats.rankdata(y)
     rx, ry = rx - rx.mean(), ry - ry.mean()
-    scale = math.sqrt(float((rx ** 2).sum() * (ry ** 2).sum()))
+    scale = math.sqrt(float((rx**2).sum() * (ry**2).sum()))
     if scale == 0:
         return math.nan
     rng = np.random.default_rng(seed)
@@ -205,8 +209,9 @@ def spearman_permutation_p(x, y, n_perm: int = N_PERMUTATIONS, seed: int = 0) ->
     return float((1 + (np.abs(null) >= abs(rho) - 1e-12).sum()) / (n_perm + 1))
 
 
-def correlate(x, y, *, methods=METHODS, n_boot: int = N_BOOT, seed: int = 0,
-              resampler: Resampler | None = None) -> list[dict]:
+def correlate(
+    x, y, *, methods=METHODS, n_boot: int = N_BOOT, seed: int = 0, resampler: Resampler | None = None
+) -> list[dict]:
     """Each method's coefficient, two-sided p-value, n and bootstrap 95% CI for paired x, y (NaN
     pairs dropped). Constant or too-short inputs give NaN numbers with the n; above
     `KENDALL_BOOT_MAX_N` pairs Kendall's τ has no interval (its bootstrap is quadratic). Pass a `resampler`
@@ -220,8 +225,7 @@ def correlate(x, y, *, methods=METHODS, n_boot: int = N_BOOT, seed: int = 0,
         resampler = Resampler(n, n_boot, seed)
     rows = []
     for method in methods:
-        row = {"method": method, "n": n, "coef": math.nan, "p_value": math.nan,
-               "ci_low": math.nan, "ci_high": math.nan}
+        row = {"method": method, "n": n, "coef": math.nan, "p_value": math.nan, "ci_low": math.nan, "ci_high": math.nan}
         if usable:
             row["coef"], row["p_value"] = _scipy_corr(method, x, y)
             if method == "kendall" and n > KENDALL_BOOT_MAX_N:  # its bootstrap is O(B·n²): see analysis.kendall
@@ -229,8 +233,11 @@ def correlate(x, y, *, methods=METHODS, n_boot: int = N_BOOT, seed: int = 0,
                 rows.append(row)
                 continue
             jack = resampler.jackknife()
-            row["ci_low"], row["ci_high"] = bca_ci(resampler.statistic(method, x, y), row["coef"],
-                                                   jack.statistic(method, x, y) if jack is not None else None)
+            row["ci_low"], row["ci_high"] = bca_ci(
+                resampler.statistic(method, x, y),
+                row["coef"],
+                jack.statistic(method, x, y) if jack is not None else None,
+            )
         rows.append(row)
     return rows
 
@@ -243,11 +250,10 @@ def _residuals(v: np.ndarray, z: np.ndarray) -> np.ndarray:
 
 def _partial_from_pairwise(rxy, rxz, ryz):
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (rxy - rxz * ryz) / np.sqrt((1 - rxz ** 2) * (1 - ryz ** 2))
+        return (rxy - rxz * ryz) / np.sqrt((1 - rxz**2) * (1 - ryz**2))
 
 
-def partial_correlation(x, y, z, *, method: str = "pearson", n_boot: int = N_BOOT,
-                        seed: int = 0) -> dict:
+def partial_correlation(x, y, z, *, method: str = "pearson", n_boot: int = N_BOOT, seed: int = 0) -> dict:
     """Correlation of x and y with z held fixed: the correlation of the residuals of x ~ z and
     y ~ z (linear; `spearman` does this on ranks). p-value from a t test with n − 3 degrees of
     freedom; BCa bootstrap 95% CI over items (each resample via the first-order partial-correlation
@@ -256,8 +262,7 @@ def partial_correlation(x, y, z, *, method: str = "pearson", n_boot: int = N_BOO
     keep = np.isfinite(x) & np.isfinite(y) & np.isfinite(z)
     x, y, z = x[keep], y[keep], z[keep]
     n = len(x)
-    out = {"method": method, "n": n, "coef": math.nan, "p_value": math.nan,
-           "ci_low": math.nan, "ci_high": math.nan}
+    out = {"method": method, "n": n, "coef": math.nan, "p_value": math.nan, "ci_low": math.nan, "ci_high": math.nan}
     if method not in ("pearson", "spearman"):
         raise ValueError(f"unknown partial correlation method {method!r}")
     if n < MIN_N + 1 or min(np.ptp(x), np.ptp(y), np.ptp(z)) == 0:
@@ -272,16 +277,22 @@ def partial_correlation(x, y, z, *, method: str = "pearson", n_boot: int = N_BOO
     counts = resample_counts(n, n_boot, seed)
     if method == "spearman":
         xs, ys, zs = (_weighted_ranks(v, counts) for v in (x, y, z))
-    boots = _partial_from_pairwise(_weighted_pearson(xs, ys, counts), _weighted_pearson(xs, zs, counts),
-                                   _weighted_pearson(ys, zs, counts))
+    boots = _partial_from_pairwise(
+        _weighted_pearson(xs, ys, counts), _weighted_pearson(xs, zs, counts), _weighted_pearson(ys, zs, counts)
+    )
     n_jack = n if n <= JACKKNIFE_MAX_N else 0
     jack = 1.0 - np.eye(n_jack)
     if method == "spearman" and n_jack:
         xj, yj, zj = (_weighted_ranks(v, jack) for v in (x, y, z))
     else:
         xj, yj, zj = x, y, z
-    jacks = _partial_from_pairwise(_weighted_pearson(xj, yj, jack), _weighted_pearson(xj, zj, jack),
-                                   _weighted_pearson(yj, zj, jack)) if n_jack else None
+    jacks = (
+        _partial_from_pairwise(
+            _weighted_pearson(xj, yj, jack), _weighted_pearson(xj, zj, jack), _weighted_pearson(yj, zj, jack)
+        )
+        if n_jack
+        else None
+    )
     lo, hi = bca_ci(boots, r, jacks)
     out.update(coef=r, p_value=float(2 * stats.t.sf(abs(t), df)), ci_low=lo, ci_high=hi)
     return out
@@ -318,8 +329,9 @@ def vif(X: np.ndarray) -> np.ndarray:
         return np.array([variance_inflation_factor(design, j + 1) for j in range(X.shape[1])], float)
 
 
-def ols(table: pd.DataFrame, target: str, predictors: list[str],
-        confidence: float = CONFIDENCE) -> tuple[pd.DataFrame, dict]:
+def ols(
+    table: pd.DataFrame, target: str, predictors: list[str], confidence: float = CONFIDENCE
+) -> tuple[pd.DataFrame, dict]:
     """Ordinary least squares `target ~ 1 + predictors` on the complete rows of `table` (statsmodels
     OLS) with heteroskedasticity-robust HC3 standard errors: the target (an accuracy in [0, 1]) has
     no equal variance across models.
@@ -335,8 +347,16 @@ def ols(table: pd.DataFrame, target: str, predictors: list[str],
     keep, dropped = _usable_predictors(sub[predictors].to_numpy(float), predictors)
     used = [predictors[i] for i in keep]
     n, k = len(sub), len(used) + 1
-    fit = {"n": n, "r2": math.nan, "adj_r2": math.nan, "resid_std": math.nan, "target": target,
-           "predictors": " + ".join(used), "dropped": "; ".join(dropped), "cov_type": "HC3"}
+    fit = {
+        "n": n,
+        "r2": math.nan,
+        "adj_r2": math.nan,
+        "resid_std": math.nan,
+        "target": target,
+        "predictors": " + ".join(used),
+        "dropped": "; ".join(dropped),
+        "cov_type": "HC3",
+    }
     cols = ["term", "coef", "std_err", "t", "p_value", "ci_low", "ci_high", "vif"]
     if n <= k + 1:
         return pd.DataFrame(columns=cols), fit
@@ -345,9 +365,21 @@ def ols(table: pd.DataFrame, target: str, predictors: list[str],
     res = sm.OLS(y, X).fit(cov_type="HC3", use_t=True)
     ci = np.asarray(res.conf_int(alpha=1 - confidence))
     ss_tot = float(((y - y.mean()) ** 2).sum())
-    fit.update(r2=float(res.rsquared) if ss_tot > 0 else math.nan,
-               adj_r2=float(res.rsquared_adj) if ss_tot > 0 else math.nan, resid_std=math.sqrt(float(res.scale)))
-    rows = pd.DataFrame({"term": ["intercept", *used], "coef": res.params, "std_err": res.bse, "t": res.tvalues,
-                         "p_value": res.pvalues, "ci_low": ci[:, 0], "ci_high": ci[:, 1],
-                         "vif": [math.nan, *vif(X[:, 1:])]})
+    fit.update(
+        r2=float(res.rsquared) if ss_tot > 0 else math.nan,
+        adj_r2=float(res.rsquared_adj) if ss_tot > 0 else math.nan,
+        resid_std=math.sqrt(float(res.scale)),
+    )
+    rows = pd.DataFrame(
+        {
+            "term": ["intercept", *used],
+            "coef": res.params,
+            "std_err": res.bse,
+            "t": res.tvalues,
+            "p_value": res.pvalues,
+            "ci_low": ci[:, 0],
+            "ci_high": ci[:, 1],
+            "vif": [math.nan, *vif(X[:, 1:])],
+        }
+    )
     return rows, fit

@@ -3,6 +3,7 @@
 A relation appears here only as the sentence of a finding (analysis.findings), worded from its
 verdict; the other sentences describe the study, the chosen model and the rescored numbers.
 """
+
 from __future__ import annotations
 
 import math
@@ -14,28 +15,45 @@ from .phase import label, phase_axes
 from .wording import f as _f
 from .wording import g as _g
 
-UNITS = {"depth": "per extra cell", "width": "per extra channel", "log10_params": "per tenfold parameters",
-         "clean_accuracy": "per unit of clean accuracy"}
-NAMES = {"clean_accuracy": "clean accuracy", "log10_params": "log10 parameter count", "depth": "depth (cells)",
-         "width": "width (channels)"}
+UNITS = {
+    "depth": "per extra cell",
+    "width": "per extra channel",
+    "log10_params": "per tenfold parameters",
+    "clean_accuracy": "per unit of clean accuracy",
+}
+NAMES = {
+    "clean_accuracy": "clean accuracy",
+    "log10_params": "log10 parameter count",
+    "depth": "depth (cells)",
+    "width": "width (channels)",
+}
 
 
 def sentences(a: Analysis) -> list[str]:
     """The summary, one sentence (or short paragraph) per item."""
     t = a.tables["trials"]
-    out = [f"Study {a.study_name!s}: {a.n_total} trials, {a.n_complete} complete with attack results, "
-           f"{int((t['state'] != 'COMPLETE').sum())} failed, pruned or unfinished."]
+    out = [
+        f"Study {a.study_name!s}: {a.n_total} trials, {a.n_complete} complete with attack results, "
+        f"{int((t['state'] != 'COMPLETE').sum())} failed, pruned or unfinished."
+    ]
     if a.n_flagged:
-        how = ("included in the statistics because include-flagged was set" if a.include_flagged else
-               "excluded from the statistics (pass --include-flagged, or include_flagged=True, to include them)")
-        out.append(f"{a.n_flagged} model(s) failed an attack sanity check and are {how}; only checks of severity "
-                   f"\"invalid\" exclude a model.")
+        how = (
+            "included in the statistics because include-flagged was set"
+            if a.include_flagged
+            else "excluded from the statistics (pass --include-flagged, or include_flagged=True, to include them)"
+        )
+        out.append(
+            f"{a.n_flagged} model(s) failed an attack sanity check and are {how}; only checks of severity "
+            f'"invalid" exclude a model.'
+        )
     warned = int(t["sanity_warnings"].fillna("").ne("").sum())
     if warned:
-        out.append(f"{warned} model(s) failed a sanity check of severity \"warning\": marked, kept in the statistics.")
+        out.append(f'{warned} model(s) failed a sanity check of severity "warning": marked, kept in the statistics.')
     if not a.enough:
-        out.append(f"Too few complete trials for statistics: {a.n_used} usable, at least "
-                   f"{MIN_TRIALS_FOR_STATS} needed. Tables and plots below show the trials as they are.")
+        out.append(
+            f"Too few complete trials for statistics: {a.n_used} usable, at least "
+            f"{MIN_TRIALS_FOR_STATS} needed. Tables and plots below show the trials as they are."
+        )
         return out
     if a.caveat:
         out.append(a.caveat)
@@ -48,10 +66,11 @@ def sentences(a: Analysis) -> list[str]:
 def selection_text(a: Analysis) -> str:
     """How the best model and the Pareto front were chosen (the methods section says it too)."""
     if a.selection_split == "val":
-        return ("chosen on the validation subset (robust and clean accuracy there), quoted with test-split "
-                "numbers")
-    return ("chosen on the test split itself: this study stored no validation robust accuracy (studies "
-            "stored before the validation split have none), so the chosen model's numbers are optimistic")
+        return "chosen on the validation subset (robust and clean accuracy there), quoted with test-split numbers"
+    return (
+        "chosen on the test split itself: this study stored no validation robust accuracy (studies "
+        "stored before the validation split have none), so the chosen model's numbers are optimistic"
+    )
 
 
 def _best(a: Analysis) -> list[str]:
@@ -59,10 +78,12 @@ def _best(a: Analysis) -> list[str]:
     if best is None:
         return []
     flagged = "of the models in the statistics " if a.n_flagged and not a.include_flagged else ""
-    return [f"{len(a.tables['pareto_front'])} model(s) are Pareto-optimal for clean vs robust accuracy and the most "
-            f"robust {flagged}is trial {int(best['trial'])} ({best['arch_summary']}), both {selection_text(a)}: "
-            f"test robust accuracy {_f(best['robust_accuracy'], 3)} at test clean accuracy "
-            f"{_f(best['clean_accuracy'], 3)}."]
+    return [
+        f"{len(a.tables['pareto_front'])} model(s) are Pareto-optimal for clean vs robust accuracy and the most "
+        f"robust {flagged}is trial {int(best['trial'])} ({best['arch_summary']}), both {selection_text(a)}: "
+        f"test robust accuracy {_f(best['robust_accuracy'], 3)} at test clean accuracy "
+        f"{_f(best['clean_accuracy'], 3)}."
+    ]
 
 
 def _rescore(a: Analysis) -> list[str]:
@@ -71,26 +92,35 @@ def _rescore(a: Analysis) -> list[str]:
     if r.empty:
         return []
     invalid = r["sanity_invalid"].fillna("").ne("")
-    note = (f" ({int(invalid.sum())} rescore(s) failed an invalid-severity sanity check and are left out of this "
-            f"sentence)" if invalid.any() else "")
+    note = (
+        f" ({int(invalid.sum())} rescore(s) failed an invalid-severity sanity check and are left out of this sentence)"
+        if invalid.any()
+        else ""
+    )
     r = r[~invalid]
     if r.empty:
         return ["Every rescore failed an invalid-severity sanity check: no drop is quoted; see the rescore table."]
     suites = ", ".join(sorted(set(r["suite"].dropna().astype(str))))
-    spread = (f" (median; range {_f(r['drop'].min(), 3)} to {_f(r['drop'].max(), 3)})" if len(r) > 1 else "")
-    return [f"{len(r)} model(s) were re-attacked with the {suites} suite on the test split: at ε = {a.eps:g} their "
-            f"robust accuracy drops by {_f(r['drop'].median(), 3)}{spread} from the search's numbers{note}; see "
-            f"the rescore table."]
+    spread = f" (median; range {_f(r['drop'].min(), 3)} to {_f(r['drop'].max(), 3)})" if len(r) > 1 else ""
+    return [
+        f"{len(r)} model(s) were re-attacked with the {suites} suite on the test split: at ε = {a.eps:g} their "
+        f"robust accuracy drops by {_f(r['drop'].median(), 3)}{spread} from the search's numbers{note}; see "
+        f"the rescore table."
+    ]
 
 
 def _phase_diagram(a: Analysis) -> list[str]:
     temperature, loads = phase_axes(a.used_trials)
     if a.tables["phase_diagram"].empty:
-        return ["The training knobs of a phase diagram (a load: label noise or training fraction; a temperature: "
-                "training length or lr/batch) did not both vary: no phase diagram."]
-    return [f"The phase diagram shows clean test accuracy, generalization gap and robust accuracy over "
-            f"{' and '.join(label(k) for k in loads)} × {label(temperature)}; it describes the cells and tests "
-            f"nothing."]
+        return [
+            "The training knobs of a phase diagram (a load: label noise or training fraction; a temperature: "
+            "training length or lr/batch) did not both vary: no phase diagram."
+        ]
+    return [
+        f"The phase diagram shows clean test accuracy, generalization gap and robust accuracy over "
+        f"{' and '.join(label(k) for k in loads)} × {label(temperature)}; it describes the cells and tests "
+        f"nothing."
+    ]
 
 
 def ols_sentence(a: Analysis) -> str | None:
@@ -105,11 +135,15 @@ def ols_sentence(a: Analysis) -> str | None:
     for term in used:
         others = [NAMES.get(o, o) for o in used if o != term]
         fixed = f"{', '.join(others)} held fixed" if others else "nothing else held fixed"
-        terms.append(f"{NAMES.get(term, term)}: {_g(c.loc[term, 'coef'])} {UNITS.get(term, '')} "
-                     f"[{_g(c.loc[term, 'ci_low'])}, {_g(c.loc[term, 'ci_high'])}], VIF {_f(c.loc[term, 'vif'], 1)}, "
-                     f"with {fixed}")
-    s = (f"Linear fit robust accuracy ~ {' + '.join(NAMES.get(t, t) for t in used)}: R² = {_f(fit['r2'])} "
-         f"(n = {fit['n']}). " + "; ".join(terms) + ".")
+        terms.append(
+            f"{NAMES.get(term, term)}: {_g(c.loc[term, 'coef'])} {UNITS.get(term, '')} "
+            f"[{_g(c.loc[term, 'ci_low'])}, {_g(c.loc[term, 'ci_high'])}], VIF {_f(c.loc[term, 'vif'], 1)}, "
+            f"with {fixed}"
+        )
+    s = (
+        f"Linear fit robust accuracy ~ {' + '.join(NAMES.get(t, t) for t in used)}: R² = {_f(fit['r2'])} "
+        f"(n = {fit['n']}). " + "; ".join(terms) + "."
+    )
     if fit.get("dropped"):
         s += f" Dropped before fitting: {fit['dropped']}."
     return s

@@ -4,6 +4,7 @@ into the tables a study gives, then analysed by the same `analyze_tables` as a s
     a = analyze_table("robustbench.csv")                  # or a DataFrame
     a.tables["findings"]
 """
+
 from __future__ import annotations
 
 import re
@@ -23,24 +24,44 @@ from .stats import N_BOOT
 
 ROBUST = re.compile(r"^(val_)?robust_accuracy@(.+)$")
 ROBUST_SE = re.compile(r"^robust_accuracy(?:_se@(.+)|@(.+)_se)$")
-ACCURACIES = ("clean_accuracy", "val_accuracy", "attacked_clean_accuracy", "train_accuracy",
-              "val_attacked_clean_accuracy")
-NUMBERS = ("params", "flops", "depth", "width", "lr", "batch_size", "epochs", "max_steps", "label_noise",
-           "train_fraction", "n_attacked", "clean_accuracy_se")
+ACCURACIES = (
+    "clean_accuracy",
+    "val_accuracy",
+    "attacked_clean_accuracy",
+    "train_accuracy",
+    "val_attacked_clean_accuracy",
+)
+NUMBERS = (
+    "params",
+    "flops",
+    "depth",
+    "width",
+    "lr",
+    "batch_size",
+    "epochs",
+    "max_steps",
+    "label_noise",
+    "train_fraction",
+    "n_attacked",
+    "clean_accuracy_se",
+)
 SE_COLUMNS = ("robust_accuracy_se", "clean_accuracy_se")  # a model number's evaluation SE (analysis.components)
 # what each optional input feeds; a missing one is named on the page with what is skipped
-OPTIONAL = {"params": "the size claims, the parameters plot and the OLS term (no `params` column)",
-            "depth": "the depth claims, the depth × width map (no `depth` column)",
-            "width": "the depth × width map and the OLS width term (no `width` column)",
-            "samples": "the power law, the margin claims and the margin plot (no per-sample table: --samples)"}
+OPTIONAL = {
+    "params": "the size claims, the parameters plot and the OLS term (no `params` column)",
+    "depth": "the depth claims, the depth × width map (no `depth` column)",
+    "width": "the depth × width map and the OLS width term (no `width` column)",
+    "samples": "the power law, the margin claims and the margin plot (no per-sample table: --samples)",
+}
 
 
 def _eps(text: str, column: str) -> float:
     try:
         value = float(Fraction(text.strip()))
     except (ValueError, ZeroDivisionError):
-        raise UserError(f"column {column!r}: {text!r} is not an ε (write robust_accuracy@0.03 or "
-                        "robust_accuracy@8/255)") from None
+        raise UserError(
+            f"column {column!r}: {text!r} is not an ε (write robust_accuracy@0.03 or robust_accuracy@8/255)"
+        ) from None
     if not value >= 0:
         raise UserError(f"column {column!r}: ε must be ≥ 0")
     return value
@@ -79,8 +100,9 @@ def _robust_columns(models: pd.DataFrame, where: str) -> tuple[dict, dict]:
         if m and not ROBUST_SE.match(str(col)):
             (val if m.group(1) else test)[_eps(m.group(2), col)] = col
     if not test:
-        raise UserError(f"{where}: no robust accuracy column; name one per ε, e.g. robust_accuracy@0.1 or "
-                        "robust_accuracy@8/255")
+        raise UserError(
+            f"{where}: no robust accuracy column; name one per ε, e.g. robust_accuracy@0.1 or robust_accuracy@8/255"
+        )
     return test, val
 
 
@@ -94,8 +116,10 @@ def _se_columns(models: pd.DataFrame, test: dict, where: str) -> dict:
             out[_eps(m.group(1) or m.group(2), col)] = col
     if "robust_accuracy_se" in models:
         if len(test) != 1:
-            raise UserError(f"{where}, column 'robust_accuracy_se': the table has {len(test)} robust accuracy columns; "
-                            "name the SE of each, e.g. robust_accuracy_se@8/255")
+            raise UserError(
+                f"{where}, column 'robust_accuracy_se': the table has {len(test)} robust accuracy columns; "
+                "name the SE of each, e.g. robust_accuracy_se@8/255"
+            )
         out[next(iter(test))] = "robust_accuracy_se"
     unknown = set(out) - set(test)
     if unknown:
@@ -103,19 +127,20 @@ def _se_columns(models: pd.DataFrame, test: dict, where: str) -> dict:
     return out
 
 
-def models_tables(models: pd.DataFrame, where: str = "models table") -> tuple[pd.DataFrame, pd.DataFrame,
-                                                                              pd.DataFrame, dict]:
+def models_tables(
+    models: pd.DataFrame, where: str = "models table"
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
     """The models table as (trials, robustness, val_robustness, {model name: trial number})."""
     if "clean_accuracy" not in models:
         raise UserError(f"{where}: no 'clean_accuracy' column (required: clean_accuracy and robust_accuracy@EPS)")
     test, val = _robust_columns(models, where)
-    names = (models["model"].astype(str) if "model" in models else pd.Series([f"model {i}" for i in range(len(models))]))
+    names = models["model"].astype(str) if "model" in models else pd.Series([f"model {i}" for i in range(len(models))])
     if names.duplicated().any():
         raise UserError(f"{where}, column 'model': {names[names.duplicated()].iloc[0]!r} appears twice")
     n = len(models)
     trials = pd.DataFrame({c: [None] * n for c in TRIAL_COLUMNS})
     trials["trial"], trials["state"] = np.arange(n), "COMPLETE"
-    trials["arch_summary"] = (models["arch"].astype(str).to_numpy() if "arch" in models else names.to_numpy())
+    trials["arch_summary"] = models["arch"].astype(str).to_numpy() if "arch" in models else names.to_numpy()
     for col in ACCURACIES + NUMBERS:
         if col in models:
             trials[col] = _numeric(models, col, where, *((0, 1) if col in ACCURACIES else (0, None))).to_numpy()
@@ -130,20 +155,46 @@ def models_tables(models: pd.DataFrame, where: str = "models table") -> tuple[pd
     ses = _se_columns(models, test, where)
     for eps, col in test.items():
         v = _numeric(models, col, where, 0, 1).to_numpy()
-        se = (_numeric(models, ses[eps], where, 0, None).to_numpy(float) if eps in ses
-              else binomial_se(v.astype(float), n_att.to_numpy(float)))
-        rob.append(pd.DataFrame({"trial": trials["trial"], "attack": "worst_case", "eps": eps, "robust_accuracy": v,
-                                 "robust_accuracy_se": se,
-                                 "clean_accuracy": trials["clean_accuracy"], "params": trials["params"],
-                                 "flops": trials["flops"], "depth": trials["depth"], "width": trials["width"],
-                                 "arch_summary": trials["arch_summary"]}))
+        se = (
+            _numeric(models, ses[eps], where, 0, None).to_numpy(float)
+            if eps in ses
+            else binomial_se(v.astype(float), n_att.to_numpy(float))
+        )
+        rob.append(
+            pd.DataFrame(
+                {
+                    "trial": trials["trial"],
+                    "attack": "worst_case",
+                    "eps": eps,
+                    "robust_accuracy": v,
+                    "robust_accuracy_se": se,
+                    "clean_accuracy": trials["clean_accuracy"],
+                    "params": trials["params"],
+                    "flops": trials["flops"],
+                    "depth": trials["depth"],
+                    "width": trials["width"],
+                    "arch_summary": trials["arch_summary"],
+                }
+            )
+        )
     robustness = pd.concat(rob, ignore_index=True).dropna(subset=["robust_accuracy"])
     val_clean = trials["val_attacked_clean_accuracy"].fillna(trials["val_accuracy"])
-    val_rows = [pd.DataFrame({"trial": trials["trial"], "eps": eps, "val_robust_accuracy":
-                              _numeric(models, col, where, 0, 1).to_numpy(), "val_attacked_clean_accuracy": val_clean})
-                for eps, col in val.items()]
-    val_robustness = (pd.concat(val_rows, ignore_index=True) if val_rows else
-                      pd.DataFrame(columns=["trial", "eps", "val_robust_accuracy", "val_attacked_clean_accuracy"]))
+    val_rows = [
+        pd.DataFrame(
+            {
+                "trial": trials["trial"],
+                "eps": eps,
+                "val_robust_accuracy": _numeric(models, col, where, 0, 1).to_numpy(),
+                "val_attacked_clean_accuracy": val_clean,
+            }
+        )
+        for eps, col in val.items()
+    ]
+    val_robustness = (
+        pd.concat(val_rows, ignore_index=True)
+        if val_rows
+        else pd.DataFrame(columns=["trial", "eps", "val_robust_accuracy", "val_attacked_clean_accuracy"])
+    )
     return trials.infer_objects(), robustness, val_robustness, dict(zip(names, trials["trial"]))
 
 
@@ -168,8 +219,9 @@ def samples_tables(samples: pd.DataFrame, ids: dict, where: str = "samples table
     """The long per-sample table (model, min_eps, optional margin) in `record.samples_table`'s form."""
     missing = [c for c in ("model", "min_eps") if c not in samples]
     if missing:
-        raise UserError(f"{where}: no {' or '.join(repr(c) for c in missing)} column (required: model, min_eps; "
-                        "optional: margin)")
+        raise UserError(
+            f"{where}: no {' or '.join(repr(c) for c in missing)} column (required: model, min_eps; optional: margin)"
+        )
     names = samples["model"].astype(str)
     unknown = sorted(set(names) - set(ids))
     if unknown:
@@ -179,16 +231,28 @@ def samples_tables(samples: pd.DataFrame, ids: dict, where: str = "samples table
     margin = _numeric(samples, "margin", where) if "margin" in samples else pd.Series(np.nan, index=samples.index)
     # A user's per-sample ε is exact (a minimization attack), not quantized to a grid: it is the
     # minimization source of the power law.
-    return pd.DataFrame({"trial": names.map(ids).to_numpy(int), "margin": margin.to_numpy(float),
-                         "min_adversarial_eps": eps, "broken": np.isfinite(eps), "minimization_min_eps": eps})
+    return pd.DataFrame(
+        {
+            "trial": names.map(ids).to_numpy(int),
+            "margin": margin.to_numpy(float),
+            "min_adversarial_eps": eps,
+            "broken": np.isfinite(eps),
+            "minimization_min_eps": eps,
+        }
+    )
 
 
 # inputs a claim cannot do without (claims not listed need only clean and robust accuracy)
-CLAIM_NEEDS = {"size_adds_little": ("params",), "deeper_more_robust": ("params", "depth"), "power_law": ("samples",),
-               "slope_matches_margin_tail": ("samples", "margin"), "universality": ("samples",),
-               "margin_explains_slope": ("samples", "margin"),
-               "robust_falls_with_memorization": ("label_noise", "train_accuracy"),
-               "early_stop_preserves_robustness": ("label_noise",)}
+CLAIM_NEEDS = {
+    "size_adds_little": ("params",),
+    "deeper_more_robust": ("params", "depth"),
+    "power_law": ("samples",),
+    "slope_matches_margin_tail": ("samples", "margin"),
+    "universality": ("samples",),
+    "margin_explains_slope": ("samples", "margin"),
+    "robust_falls_with_memorization": ("label_noise", "train_accuracy"),
+    "early_stop_preserves_robustness": ("label_noise",),
+}
 
 
 def skip_missing(findings: pd.DataFrame, have: set[str]) -> pd.DataFrame:
@@ -198,7 +262,9 @@ def skip_missing(findings: pd.DataFrame, have: set[str]) -> pd.DataFrame:
         needs = r["needs"] if "needs" in f and isinstance(r["needs"], (list, tuple)) else CLAIM_NEEDS.get(r["key"], ())
         lacking = [n for n in needs if n not in have and not (n == "margin" and "samples" not in have)]
         if lacking:
-            what = " and no ".join("per-sample table (--samples)" if n == "samples" else f"{n!r} column" for n in lacking)
+            what = " and no ".join(
+                "per-sample table (--samples)" if n == "samples" else f"{n!r} column" for n in lacking
+            )
             f.loc[i, "verdict"] = "skipped"
             f.loc[i, "text"] = f"Skipped — {r['claim'][0].lower()}{r['claim'][1:]}: the input has no {what}."
     return f
@@ -215,8 +281,10 @@ def _notes(models: pd.DataFrame, samples) -> list[str]:
     have = set(models.columns) | ({"samples"} if samples is not None else set())
     notes = [f"Skipped: {what}." for col, what in OPTIONAL.items() if col not in have]
     if "val_accuracy" not in have:
-        notes.append("No validation columns (val_accuracy, val_robust_accuracy@EPS): the Pareto front and best model "
-                     "are chosen on the test numbers they quote.")
+        notes.append(
+            "No validation columns (val_accuracy, val_robust_accuracy@EPS): the Pareto front and best model "
+            "are chosen on the test numbers they quote."
+        )
     return notes
 
 
@@ -239,9 +307,17 @@ def boot_size(n_models: int, n_boot: int = N_BOOT) -> int:
     return max(MIN_BOOT, min(n_boot, -(-n_boot * BOOT_REFERENCE_N // n_models)))
 
 
-def analyze_table(models, samples=None, *, name: str | None = None, eps: float | None = None,
-                  claims: list[str] | None = None, n_boot: int | None = None, seed: int = 0,
-                  max_error: float = MAX_ERROR) -> Analysis:
+def analyze_table(
+    models,
+    samples=None,
+    *,
+    name: str | None = None,
+    eps: float | None = None,
+    claims: list[str] | None = None,
+    n_boot: int | None = None,
+    seed: int = 0,
+    max_error: float = MAX_ERROR,
+) -> Analysis:
     """The findings and every table of the report for results robustarch did not produce.
 
     `models` (DataFrame, .csv or .parquet; `#` lines in a CSV are comments), one row per model:
@@ -275,14 +351,27 @@ def analyze_table(models, samples=None, *, name: str | None = None, eps: float |
     trials, robustness, val, ids = models_tables(m, where)
     s = None
     if samples is not None:
-        s = samples_tables(read_table(samples, "samples table"), ids,
-                           str(samples) if not isinstance(samples, pd.DataFrame) else "samples table")
+        s = samples_tables(
+            read_table(samples, "samples table"),
+            ids,
+            str(samples) if not isinstance(samples, pd.DataFrame) else "samples table",
+        )
     label = name or (Path(models).stem if not isinstance(models, pd.DataFrame) else "table")
     n_boot = boot_size(len(trials)) if n_boot is None else n_boot
-    a = analyze_tables(trials, robustness, s, name=label, val_robustness=val, eps=eps, n_boot=n_boot, seed=seed,
-                       max_error=max_error, source="table", notes=_notes(m, s),
-                       attrs={"objective_eps": None, "robustarch_config": {"claims": _claims(claims)},
-                              "n_boot": n_boot})
+    a = analyze_tables(
+        trials,
+        robustness,
+        s,
+        name=label,
+        val_robustness=val,
+        eps=eps,
+        n_boot=n_boot,
+        seed=seed,
+        max_error=max_error,
+        source="table",
+        notes=_notes(m, s),
+        attrs={"objective_eps": None, "robustarch_config": {"claims": _claims(claims)}, "n_boot": n_boot},
+    )
     if "findings" in a.tables:
         a.tables["findings"] = skip_missing(a.tables["findings"], _have(m, s))
     return a

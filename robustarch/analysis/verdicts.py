@@ -14,6 +14,7 @@ Holm family (`holm_family`); each rule below reads Holm-adjusted p-values.
 - heterogeneity (one value for all models): contradicted when the homogeneity test rejects;
   supported when a test shows τ below the margin (`p_below` ≤ α).
 """
+
 from __future__ import annotations
 
 import math
@@ -46,8 +47,12 @@ def holm(p_values) -> np.ndarray:
 # The row fields holding a p that can produce a verdict, per kind (a row may name its own in
 # `p_keys`): "supported" paths and "contradicted" paths alike, so that more claims make every verdict
 # harder, not only "contradicted". A relation's two directions share its two-sided p.
-P_KEYS = {"relation": ("p_value",), "equivalence": ("p_value", "p_outside"), "form": ("p_value", "p_flat"),
-          "heterogeneity": ("p_value", "p_below")}
+P_KEYS = {
+    "relation": ("p_value",),
+    "equivalence": ("p_value", "p_outside"),
+    "form": ("p_value", "p_flat"),
+    "heterogeneity": ("p_value", "p_below"),
+}
 
 
 def p_keys(row: dict) -> tuple[str, ...]:
@@ -67,14 +72,17 @@ def holm_family(rows: list[dict]) -> None:
     paths = []
     for i, r in enumerate(rows):
         r["holm"] = {}
-        ps = {k: float(r[k]) for k in p_keys(r) if not r.get("reason") and isinstance(r.get(k), (int, float))
-              and math.isfinite(r[k])}
+        ps = {
+            k: float(r[k])
+            for k in p_keys(r)
+            if not r.get("reason") and isinstance(r.get(k), (int, float)) and math.isfinite(r[k])
+        }
         if ps:
             paths.append((i, ps))
     best = [min(ps.values()) for _, ps in paths]
     for slot, (i, ps) in enumerate(paths):
         for k, v in ps.items():
-            rows[i]["holm"][k] = float(holm(best[:slot] + [v] + best[slot + 1:])[slot])
+            rows[i]["holm"][k] = float(holm(best[:slot] + [v] + best[slot + 1 :])[slot])
     for r in rows:
         r["p_holm"] = r["holm"].get("p_value", math.nan)
         r["family_m"] = r["family_claims"] = len(paths)
@@ -107,8 +115,12 @@ def tost(estimate: float, se: float, low: float, high: float, df: float | None =
     q = dist.ppf(1 - ALPHA)
     centre = (low + high) / 2
     p_out = dist.sf((estimate - high) / se) if estimate >= centre else dist.cdf((estimate - low) / se)
-    return {"p_tost": float(max(p_low, p_high)), "ci90": (estimate - q * se, estimate + q * se),
-            "p_outside": float(p_out), "df": df}
+    return {
+        "p_tost": float(max(p_low, p_high)),
+        "ci90": (estimate - q * se, estimate + q * se),
+        "p_outside": float(p_out),
+        "df": df,
+    }
 
 
 def tost_normal(estimate: float, se: float, low: float, high: float) -> dict:

@@ -3,6 +3,7 @@ of their mean over seeds (the best linear unbiased predictor of a random archite
 that a lucky seed or test sample does not crown an architecture; each quotes the value predicted for
 a fresh seed beside the observed one.
 """
+
 from __future__ import annotations
 
 import math
@@ -13,8 +14,19 @@ import pandas as pd
 from ..metrics import pareto_front
 from .components import Components, binomial_se, group_keys, variance_components
 
-WINNER_COLUMNS = ["arch_key", "arch_summary", "seeds", "trials", "observed", "reliability", "predicted",
-                  "predicted_sd", "val_observed", "val_predicted", "pareto"]
+WINNER_COLUMNS = [
+    "arch_key",
+    "arch_summary",
+    "seeds",
+    "trials",
+    "observed",
+    "reliability",
+    "predicted",
+    "predicted_sd",
+    "val_observed",
+    "val_predicted",
+    "pareto",
+]
 
 
 def shrunken(models: pd.DataFrame, value: str, comp: Components | None) -> pd.DataFrame:
@@ -22,8 +34,12 @@ def shrunken(models: pd.DataFrame, value: str, comp: Components | None) -> pd.Da
     σ²_a / (σ²_a + σ²_w/k) for its k seeds, the shrunken prediction and the SD of the true mean
     given it (√(σ²_a (1 − reliability)), the components taken as known); sorted best first.
     Without components (no replicates) the prediction is NaN and the order is the observed one."""
-    g = models.groupby("arch_key", sort=False)[value].agg(["mean", "count"]).rename(
-        columns={"mean": "observed", "count": "seeds"}).reset_index()
+    g = (
+        models.groupby("arch_key", sort=False)[value]
+        .agg(["mean", "count"])
+        .rename(columns={"mean": "observed", "count": "seeds"})
+        .reset_index()
+    )
     if comp is None or not math.isfinite(comp.estimate["sigma2_arch"]):
         g["reliability"], g["predicted"], g["predicted_sd"] = np.nan, np.nan, np.nan
         return g.sort_values("observed", ascending=False, kind="stable").reset_index(drop=True)
@@ -56,18 +72,24 @@ def winner_table(u: pd.DataFrame, *, seed: int = 0) -> tuple[pd.DataFrame, dict[
     on_val = "val_robust_accuracy" in m and m["val_robust_accuracy"].notna().all()
     sel = "val_robust_accuracy" if on_val else "robust_accuracy"
     comps = {}
-    for number, col, n_col in (("test", "robust_accuracy", "n_attacked"), ("val", sel, "val_n_attacked"),
-                               ("val_clean", "val_accuracy" if on_val else "clean_accuracy", "val_n_attacked")):
+    for number, col, n_col in (
+        ("test", "robust_accuracy", "n_attacked"),
+        ("val", sel, "val_n_attacked"),
+        ("val_clean", "val_accuracy" if on_val else "clean_accuracy", "val_n_attacked"),
+    ):
         values = pd.to_numeric(m[col], errors="coerce") if col in m else pd.Series(np.nan, index=m.index)
-        comps[number] = variance_components(values.to_numpy(float), m["arch_key"].to_numpy(),
-                                            _se(m, col, n_col), seed=seed, n_boot=0)
+        comps[number] = variance_components(
+            values.to_numpy(float), m["arch_key"].to_numpy(), _se(m, col, n_col), seed=seed, n_boot=0
+        )
     val = shrunken(m, sel, comps["val"])
     test = shrunken(m, "robust_accuracy", comps["test"]).set_index("arch_key")
     clean_col = "val_accuracy" if on_val else "clean_accuracy"
-    clean = shrunken(m.assign(**{clean_col: pd.to_numeric(m[clean_col], errors="coerce")}), clean_col,
-                     comps["val_clean"]).set_index("arch_key")
+    clean = shrunken(
+        m.assign(**{clean_col: pd.to_numeric(m[clean_col], errors="coerce")}), clean_col, comps["val_clean"]
+    ).set_index("arch_key")
     out = val.rename(columns={"observed": "val_observed", "predicted": "val_predicted"})[
-        ["arch_key", "seeds", "val_observed", "val_predicted"]]
+        ["arch_key", "seeds", "val_observed", "val_predicted"]
+    ]
     out = out.join(test[["observed", "reliability", "predicted", "predicted_sd"]], on="arch_key")
     summary = m.groupby("arch_key")["arch_summary"].first() if "arch_summary" in m else None
     out["arch_summary"] = out["arch_key"].map(summary) if summary is not None else out["arch_key"]

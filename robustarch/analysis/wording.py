@@ -2,6 +2,7 @@
 generated from its verdict and statistic so that no sentence claims more than its test supports
 (tests/test_wording.py checks every verdict × direction × rejecting test).
 """
+
 from __future__ import annotations
 
 import math
@@ -54,8 +55,10 @@ def _noise(r: dict) -> str:
 
 
 def _numbers(r: dict) -> str:
-    return (f"{r['statistic']} = {f(r['value'])}, 95% CI {ci(r)}, n = {int(r['n'])}, {p(r['p_value'])}, "
-            f"Holm-adjusted over {family(r)} {p(r['p_holm'])}{_noise(r)}")
+    return (
+        f"{r['statistic']} = {f(r['value'])}, 95% CI {ci(r)}, n = {int(r['n'])}, {p(r['p_value'])}, "
+        f"Holm-adjusted over {family(r)} {p(r['p_holm'])}{_noise(r)}"
+    )
 
 
 def _decide(r: dict) -> str:
@@ -67,33 +70,45 @@ def _decide(r: dict) -> str:
 
 # (claimed phrase, opposite phrase, subject of "whether ...") of each relation
 RELATIONS = {
-    "architecture_explains_robust": ("Architecture explains most of the variance in robust accuracy (ICC above 0.5)",
-                                     "Architecture explains less than half of the variance in robust accuracy; the "
-                                     "rest is training seed and finite test sample",
-                                     "architecture explains most of the variance in robust accuracy"),
-    "robust_tracks_clean": ("Robust accuracy rises with clean accuracy", "Robust accuracy falls as clean accuracy "
-                            "rises", "robust accuracy rises with clean accuracy"),
-    "conditional_tracks_clean": ("Among clean-correct samples, the share that survives the attack (robust / clean "
-                                 "accuracy) rises with clean accuracy", "Among clean-correct samples, the share "
-                                 "that survives the attack falls as clean accuracy rises", "the share of clean-correct "
-                                 "samples that survive rises with clean accuracy"),
-    "deeper_more_robust": ("At matched parameter count and clean accuracy, deeper nets are more robust",
-                           "At matched parameter count and clean accuracy, shallower nets are more robust",
-                           "deeper nets are more robust at matched parameter count and clean accuracy"),
-    "robust_falls_with_memorization": ("At fixed label noise, robust accuracy falls as the generalization gap grows",
-                                       "At fixed label noise, robust accuracy rises with the generalization gap",
-                                       "robust accuracy falls as the generalization gap grows at fixed label noise"),
-    "early_stop_preserves_robustness": ("Under label noise, a higher temperature (earlier stopping) goes with higher "
-                                        "robust accuracy", "Under label noise, a higher temperature (earlier "
-                                        "stopping) goes with lower robust accuracy", "stopping early keeps robust "
-                                        "accuracy higher under label noise"),
+    "architecture_explains_robust": (
+        "Architecture explains most of the variance in robust accuracy (ICC above 0.5)",
+        "Architecture explains less than half of the variance in robust accuracy; the "
+        "rest is training seed and finite test sample",
+        "architecture explains most of the variance in robust accuracy",
+    ),
+    "robust_tracks_clean": (
+        "Robust accuracy rises with clean accuracy",
+        "Robust accuracy falls as clean accuracy rises",
+        "robust accuracy rises with clean accuracy",
+    ),
+    "conditional_tracks_clean": (
+        "Among clean-correct samples, the share that survives the attack (robust / clean "
+        "accuracy) rises with clean accuracy",
+        "Among clean-correct samples, the share that survives the attack falls as clean accuracy rises",
+        "the share of clean-correct samples that survive rises with clean accuracy",
+    ),
+    "deeper_more_robust": (
+        "At matched parameter count and clean accuracy, deeper nets are more robust",
+        "At matched parameter count and clean accuracy, shallower nets are more robust",
+        "deeper nets are more robust at matched parameter count and clean accuracy",
+    ),
+    "robust_falls_with_memorization": (
+        "At fixed label noise, robust accuracy falls as the generalization gap grows",
+        "At fixed label noise, robust accuracy rises with the generalization gap",
+        "robust accuracy falls as the generalization gap grows at fixed label noise",
+    ),
+    "early_stop_preserves_robustness": (
+        "Under label noise, a higher temperature (earlier stopping) goes with higher robust accuracy",
+        "Under label noise, a higher temperature (earlier stopping) goes with lower robust accuracy",
+        "stopping early keeps robust accuracy higher under label noise",
+    ),
 }
 TAILS = {
     "robust_tracks_clean": "; part of this relation is mechanical, since robust accuracy can never exceed clean "
-                           "accuracy (see the conditional finding)",
+    "accuracy (see the conditional finding)",
     "architecture_explains_robust": "; n counts architectures, and the test is of ICC = 0.5, the margin",
     "conditional_tracks_clean": "; this conditional form is free of the mechanical link (a sample must be "
-                                "clean-correct to be robust)",
+    "clean-correct to be robust)",
 }
 
 
@@ -105,13 +120,17 @@ def _relation(r: dict) -> str:
     elif v == "contradicted":
         head = f"Contradicted: {opposite[0].lower()}{opposite[1:]}"
     else:
-        head = (f"Whether {subject} cannot be told: the estimate is not significantly different from "
-                f"{'zero' if not r.get('center') else f(r['center'])} "
-                f"({_decide(r)})")
+        head = (
+            f"Whether {subject} cannot be told: the estimate is not significantly different from "
+            f"{'zero' if not r.get('center') else f(r['center'])} "
+            f"({_decide(r)})"
+        )
     tail = TAILS.get(r["key"], "")
     if r["key"] == "deeper_more_robust" and "thinner" in r:
-        tail = (f"; in {int(r['thinner'])} of {int(r['n'])} pairs the deeper net is also the thinner one; pairs "
-                f"differ in parameters by ≤ ×1.25 and in clean accuracy by ≤ 0.02")
+        tail = (
+            f"; in {int(r['thinner'])} of {int(r['n'])} pairs the deeper net is also the thinner one; pairs "
+            f"differ in parameters by ≤ ×1.25 and in clean accuracy by ≤ 0.02"
+        )
     if r.get("levels"):
         tail += f"; {int(r['levels'])} label-noise level(s) > 0, each held fixed"
     return f"{head} ({_numbers(r)}){tail}."
@@ -119,22 +138,27 @@ def _relation(r: dict) -> str:
 
 # (what is inside the margin, what is outside it, what "cannot be told")
 EQUIVALENCES = {
-    "size_adds_little": ("Once clean accuracy is known, model size adds little: the rank partial correlation of "
-                         "robust accuracy with log10 parameters lies within ±{m:g}",
-                         "Model size adds to robustness beyond clean accuracy by more than the margin: the rank "
-                         "partial correlation of robust accuracy with log10 parameters lies beyond ±{m:g}",
-                         "whether model size adds little to robustness once clean accuracy is known"),
-    "margin_explains_slope": ("Each sample's minimal ε is about proportional to its logit margin: the pooled "
-                              "within-model slope of log ε on log margin lies within 1 ± {m:g}",
-                              "Minimal ε is not proportional to the logit margin: the pooled within-model slope of "
-                              "log ε on log margin lies outside 1 ± {m:g}",
-                              "whether minimal ε is proportional to the logit margin"),
-    "slope_matches_margin_tail": ("The power-law slope matches the exponent of the small-margin tail within ±{m:g} "
-                                  "(a match of distribution shapes only; the margin-link finding tests the "
-                                  "per-sample link)",
-                                  "The power-law slope differs from the exponent of the small-margin tail by more "
-                                  "than ±{m:g}",
-                                  "whether the power-law slope matches the small-margin tail exponent"),
+    "size_adds_little": (
+        "Once clean accuracy is known, model size adds little: the rank partial correlation of "
+        "robust accuracy with log10 parameters lies within ±{m:g}",
+        "Model size adds to robustness beyond clean accuracy by more than the margin: the rank "
+        "partial correlation of robust accuracy with log10 parameters lies beyond ±{m:g}",
+        "whether model size adds little to robustness once clean accuracy is known",
+    ),
+    "margin_explains_slope": (
+        "Each sample's minimal ε is about proportional to its logit margin: the pooled "
+        "within-model slope of log ε on log margin lies within 1 ± {m:g}",
+        "Minimal ε is not proportional to the logit margin: the pooled within-model slope of "
+        "log ε on log margin lies outside 1 ± {m:g}",
+        "whether minimal ε is proportional to the logit margin",
+    ),
+    "slope_matches_margin_tail": (
+        "The power-law slope matches the exponent of the small-margin tail within ±{m:g} "
+        "(a match of distribution shapes only; the margin-link finding tests the "
+        "per-sample link)",
+        "The power-law slope differs from the exponent of the small-margin tail by more than ±{m:g}",
+        "whether the power-law slope matches the small-margin tail exponent",
+    ),
 }
 
 
@@ -148,16 +172,23 @@ def _equivalence(r: dict) -> str:
     elif r["verdict"] == "contradicted":
         head = f"Contradicted: {outside[0].lower()}{outside[1:]} ({band} wholly outside the margin)"
     elif r.get("no_support"):
-        head = f"Whether {subject[len('whether '):]} cannot be told: {r['no_support']} ({band})"
+        head = f"Whether {subject[len('whether ') :]} cannot be told: {r['no_support']} ({band})"
     elif lo < c90[0] and c90[1] < hi:  # inside at 90%, but not at the level Holm asks of this claim
-        head = (f"Whether {subject[len('whether '):]} cannot be told: the {band} lies inside the margin "
-                f"±{r['margin']:g}, but the equivalence test does not hold after Holm's adjustment over {family(r)} "
-                f"({p(r['p_holm'])}; {_decide(r)})")
+        head = (
+            f"Whether {subject[len('whether ') :]} cannot be told: the {band} lies inside the margin "
+            f"±{r['margin']:g}, but the equivalence test does not hold after Holm's adjustment over {family(r)} "
+            f"({p(r['p_holm'])}; {_decide(r)})"
+        )
     else:
-        head = (f"Whether {subject[len('whether '):]} cannot be told: the {band} is neither inside the margin "
-                f"±{r['margin']:g} nor wholly outside it ({_decide(r)})")
-    extra = ("; tail exponents fitted on margins up to each model's error share at ε_high"
-             if r["key"] == "slope_matches_margin_tail" else "")
+        head = (
+            f"Whether {subject[len('whether ') :]} cannot be told: the {band} is neither inside the margin "
+            f"±{r['margin']:g} nor wholly outside it ({_decide(r)})"
+        )
+    extra = (
+        "; tail exponents fitted on margins up to each model's error share at ε_high"
+        if r["key"] == "slope_matches_margin_tail"
+        else ""
+    )
     return f"{head} ({_numbers(r)}; margin: {r['margin_reason']}){extra}."
 
 
@@ -167,41 +198,61 @@ def _power(r: dict) -> str:
     where = f"in each model's own small-ε window (ε from {lo:.3g} to {hi:.3g})"
     bend = r["curvature"]
     course = "falls" if bend < 0 else "rises"
-    slope_course = (f"local slope {course} from {f(r['slope_low'])} to {f(r['slope_high'])} across the window "
-                    f"(pooled change {f(bend)}, 95% CI [{f(r['curvature_ci'][0])}, {f(r['curvature_ci'][1])}])")
-    k = (f"random-effects mean of the models' maximum-likelihood k = {f(r['value'])} {ci(r)}, "
-         f"τ = {f(s['tau'])}, per-model median k {f(s['median'])} (IQR {f(s['q1'])}–{f(s['q3'])}), "
-         f"n = {int(r['n'])} models")
-    test = (f"score test of curvature summed over models, Σz² = {f(gof['statistic'], 1)} on {gof['df']} models, "
-            f"parametric-bootstrap {p(r['p_value'])}, Holm-adjusted over {family(r)} {p(r['p_holm'])}")
+    slope_course = (
+        f"local slope {course} from {f(r['slope_low'])} to {f(r['slope_high'])} across the window "
+        f"(pooled change {f(bend)}, 95% CI [{f(r['curvature_ci'][0])}, {f(r['curvature_ci'][1])}])"
+    )
+    k = (
+        f"random-effects mean of the models' maximum-likelihood k = {f(r['value'])} {ci(r)}, "
+        f"τ = {f(s['tau'])}, per-model median k {f(s['median'])} (IQR {f(s['q1'])}–{f(s['q3'])}), "
+        f"n = {int(r['n'])} models"
+    )
+    test = (
+        f"score test of curvature summed over models, Σz² = {f(gof['statistic'], 1)} on {gof['df']} models, "
+        f"parametric-bootstrap {p(r['p_value'])}, Holm-adjusted over {family(r)} {p(r['p_holm'])}"
+    )
     c90 = r.get("curvature_ci90", (math.nan, math.nan))
     if r["verdict"] == "supported":
-        return (f"Consistent with a power law {where}: not rejected ({test}), and the bend is shown small: the "
-                f"{slope_course}, 90% CI [{f(c90[0])}, {f(c90[1])}] within ±{r['margin']:g} (TOST {p(r['p_flat'])}); "
-                f"{k}.")
+        return (
+            f"Consistent with a power law {where}: not rejected ({test}), and the bend is shown small: the "
+            f"{slope_course}, 90% CI [{f(c90[0])}, {f(c90[1])}] within ±{r['margin']:g} (TOST {p(r['p_flat'])}); "
+            f"{k}."
+        )
     if r["verdict"] == "contradicted":
-        return (f"Not a single power law {where}: the curvature test rejected ({test}); curvature: the "
-                f"{slope_course}; {k}, as a summary only.")
-    why = (f"no n would show a bend this size within ±{r['margin']:g}; only the goodness-of-fit test can decide, "
-           "and at this n it did not reject" if abs(bend) >= r["margin"] else _decide(r))
-    return (f"Not rejected as a power law {where} ({test}), but the bend cannot be shown small: the {slope_course}, "
-            f"90% CI [{f(c90[0])}, {f(c90[1])}] not within ±{r['margin']:g} ({why}); {k}.")
+        return (
+            f"Not a single power law {where}: the curvature test rejected ({test}); curvature: the "
+            f"{slope_course}; {k}, as a summary only."
+        )
+    why = (
+        f"no n would show a bend this size within ±{r['margin']:g}; only the goodness-of-fit test can decide, "
+        "and at this n it did not reject"
+        if abs(bend) >= r["margin"]
+        else _decide(r)
+    )
+    return (
+        f"Not rejected as a power law {where} ({test}), but the bend cannot be shown small: the {slope_course}, "
+        f"90% CI [{f(c90[0])}, {f(c90[1])}] not within ±{r['margin']:g} ({why}); {k}."
+    )
 
 
 def _universality(r: dict) -> str:
     s = r["summary"]
-    numbers = (f"gamma-frailty τ̂ = {f(r['value'])} with bootstrap-calibrated 95% upper bound {f(r['tau_upper'])}; "
-               f"likelihood ratio of one k = {f(s['common_k'])} against one k per model {f(s['lr'], 1)} on "
-               f"{int(s['lr_df'])} df, parametric-bootstrap {p(r['p_value'])}, Holm-adjusted over {r['family_m']} "
-               f"claims {p(r['p_holm'])}; I² = {f(s['i2'])}, 95% prediction interval for a new model's k "
-               f"[{f(s['pi_low'])}, {f(s['pi_high'])}]; n = {int(r['n'])} models")
+    numbers = (
+        f"gamma-frailty τ̂ = {f(r['value'])} with bootstrap-calibrated 95% upper bound {f(r['tau_upper'])}; "
+        f"likelihood ratio of one k = {f(s['common_k'])} against one k per model {f(s['lr'], 1)} on "
+        f"{int(s['lr_df'])} df, parametric-bootstrap {p(r['p_value'])}, Holm-adjusted over {r['family_m']} "
+        f"claims {p(r['p_holm'])}; I² = {f(s['i2'])}, 95% prediction interval for a new model's k "
+        f"[{f(s['pi_low'])}, {f(s['pi_high'])}]; n = {int(r['n'])} models"
+    )
     below = f"profile-likelihood test of τ ≥ {r['margin']:g}, parametric bootstrap: {p(r['p_below'])}"
     if r["verdict"] == "supported":
         return f"One k fits all models: the between-model SD τ is below {r['margin']:g} ({below}; {numbers})."
     if r["verdict"] == "contradicted":
         return f"Contradicted: the models differ in k beyond their fitting noise ({numbers})."
-    return (f"Whether one k fits all models cannot be told: homogeneity is not rejected, but τ is not shown below "
-            f"{r['margin']:g} ({below}; {numbers}).")
+    return (
+        f"Whether one k fits all models cannot be told: homogeneity is not rejected, but τ is not shown below "
+        f"{r['margin']:g} ({below}; {numbers})."
+    )
 
 
 def finding_text(r: dict) -> str:

@@ -6,6 +6,7 @@ one and stops per sample, so a whole ε-curve costs about one attack; AutoAttack
 from scratch. We follow the published algorithm (step 2ε, checkpoints p_j, halving with ρ = 0.75,
 momentum α = 0.75, restart from the best point); torchattacks' port is the reference in the tests.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -55,8 +56,9 @@ def _dlr(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> 
     return -(true - tgt) / (srt[:, -1] - 0.5 * (srt[:, -3] + srt[:, -4]) + 1e-12)
 
 
-def _loss_and_grad(net: nn.Module, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None,
-                   loss: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _loss_and_grad(
+    net: nn.Module, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None, loss: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-sample loss, its input gradient and whether the point is misclassified."""
     xg = x.detach().requires_grad_(True)
     with torch.enable_grad():
@@ -80,8 +82,23 @@ def random_start(x: torch.Tensor, eps: float, threat_model: str, gen: torch.Gene
 class _State:
     """Per-sample state of the active samples; `keep` drops the finished ones from every field."""
 
-    FIELDS = ("idx", "x", "y", "tgt", "cur", "prev", "grad", "loss", "best", "grad_best", "loss_best",
-              "step", "rises", "loss_at_check", "reduced")
+    FIELDS = (
+        "idx",
+        "x",
+        "y",
+        "tgt",
+        "cur",
+        "prev",
+        "grad",
+        "loss",
+        "best",
+        "grad_best",
+        "loss_best",
+        "step",
+        "rises",
+        "loss_at_check",
+        "reduced",
+    )
 
     def __init__(self, **fields):
         self.__dict__.update(fields)
@@ -95,22 +112,29 @@ class _State:
                 setattr(self, name, value[rows])
 
 
-def _verified(net: nn.Module, s: _State, flagged: torch.Tensor, eps: float, threat_model: str,
-              bounds: tuple[float, float]) -> torch.Tensor:
+def _verified(
+    net: nn.Module, s: _State, flagged: torch.Tensor, eps: float, threat_model: str, bounds: tuple[float, float]
+) -> torch.Tensor:
     """Which of the active samples' current points are adversarials that `verify` accepts. Only the
     flagged ones are re-checked: for a deterministic model the check repeats the attack's own forward
     pass, for a random one (`ExpectedLogits`) it takes two fresh averages, which a noise flip fails."""
     hit = flagged.nonzero().flatten()
     ok = torch.zeros_like(flagged)
     if len(hit):
-        ok[hit] = verify(net, s.x[hit], s.cur[hit], s.y[hit], threat_model=threat_model, bounds=bounds,
-                         eps=eps)[0]
+        ok[hit] = verify(net, s.x[hit], s.cur[hit], s.y[hit], threat_model=threat_model, bounds=bounds, eps=eps)[0]
     return ok
 
 
-def apgd(net: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, params: APGDParams,
-         bounds: tuple[float, float], start: torch.Tensor, target: torch.Tensor | None = None
-         ) -> tuple[torch.Tensor, torch.Tensor]:
+def apgd(
+    net: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    params: APGDParams,
+    bounds: tuple[float, float],
+    start: torch.Tensor,
+    target: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One APGD run from `start` (inside the ball and bounds). Returns `(x_adv, found)`: the first
     verified adversarial of each sample that has one (`verify`), else its highest-loss point. A sample
     stays in the run until its point verifies, not merely until the attack's own forward pass says
@@ -124,11 +148,23 @@ def apgd(net: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, params: A
 
     loss, grad, flagged = _loss_and_grad(net, start, y, target, params.loss)
     n = len(x)
-    s = _State(idx=torch.arange(n, device=x.device), x=x, y=y, tgt=target, cur=start.clone(),
-               prev=start.clone(), grad=grad, loss=loss, best=start.clone(), grad_best=grad.clone(),
-               loss_best=loss.clone(), step=torch.full((n,), 2.0 * eps, device=x.device, dtype=x.dtype),
-               rises=torch.zeros(n, device=x.device), loss_at_check=loss.clone(),
-               reduced=torch.ones(n, dtype=torch.bool, device=x.device))
+    s = _State(
+        idx=torch.arange(n, device=x.device),
+        x=x,
+        y=y,
+        tgt=target,
+        cur=start.clone(),
+        prev=start.clone(),
+        grad=grad,
+        loss=loss,
+        best=start.clone(),
+        grad_best=grad.clone(),
+        loss_best=loss.clone(),
+        step=torch.full((n,), 2.0 * eps, device=x.device, dtype=x.dtype),
+        rises=torch.zeros(n, device=x.device),
+        loss_at_check=loss.clone(),
+        reduced=torch.ones(n, dtype=torch.bool, device=x.device),
+    )
     found = _verified(net, s, flagged, eps, tm, bounds)
     out = start.clone()
     s.keep(~found)
@@ -170,8 +206,14 @@ def _checkpoint(s: _State, rho: float, since: int) -> None:
     s.rises.zero_()
 
 
-def _start(x: torch.Tensor, eps: float, threat_model: str, bounds: tuple[float, float],
-           gen: torch.Generator, init: torch.Tensor | None) -> torch.Tensor:
+def _start(
+    x: torch.Tensor,
+    eps: float,
+    threat_model: str,
+    bounds: tuple[float, float],
+    gen: torch.Generator,
+    init: torch.Tensor | None,
+) -> torch.Tensor:
     delta = random_start(x, eps, threat_model, gen) if init is None else _project(init - x, eps, threat_model)
     return (x + delta).clamp(*bounds)
 

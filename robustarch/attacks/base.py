@@ -8,13 +8,15 @@ and settings, and its base class tells the suite runner which schedule to use:
 A new attack is one subclass in one file: native ones register their names with `register_native`.
 Attacks only search; what counts as an adversarial is decided in `verify`, never by an attack's flag.
 """
+
 from __future__ import annotations
 
 import copy
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -66,8 +68,15 @@ class Attack(ABC):
         so `restarts` > 1 would only repeat the first run; the suite config refuses that."""
         return False
 
-    def __init__(self, label: str, threat_model: str, settings: dict[str, Any] | None = None, *,
-                 restarts: int = 1, samples: int | None = None):
+    def __init__(
+        self,
+        label: str,
+        threat_model: str,
+        settings: dict[str, Any] | None = None,
+        *,
+        restarts: int = 1,
+        samples: int | None = None,
+    ):
         self.label, self.threat_model = label, threat_model
         self.settings = dict(settings or {})
         self.restarts, self.samples = restarts, samples
@@ -92,8 +101,9 @@ class FixedEpsilonAttack(Attack):
     warm_start_extra: bool = False
 
     @abstractmethod
-    def run(self, target: Target, x: torch.Tensor, y: torch.Tensor, eps: float,
-            init: torch.Tensor | None) -> torch.Tensor:
+    def run(
+        self, target: Target, x: torch.Tensor, y: torch.Tensor, eps: float, init: torch.Tensor | None
+    ) -> torch.Tensor:
         """Candidate points within ε of `x` (unverified). `init`: a point per sample to start from
         (an adversarial found at a larger ε), or None; attacks that cannot use it ignore it."""
 
@@ -102,8 +112,7 @@ class SingleStepAttack(FixedEpsilonAttack):
     kind = AttackKind.SINGLE_STEP
 
     @abstractmethod
-    def run_grid(self, target: Target, x: torch.Tensor, y: torch.Tensor,
-                 grid: tuple[float, ...]) -> list[torch.Tensor]:
+    def run_grid(self, target: Target, x: torch.Tensor, y: torch.Tensor, grid: tuple[float, ...]) -> list[torch.Tensor]:
         """Candidate points at every ε of `grid` (unverified), from one pass."""
 
     def run(self, target, x, y, eps, init):

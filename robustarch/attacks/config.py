@@ -3,6 +3,7 @@
 A suite is a YAML file in `attacks/` (or any path), validated once into a `SuiteConfig`; errors name
 the file, line, field and the allowed values.
 """
+
 from __future__ import annotations
 
 import math
@@ -11,13 +12,29 @@ from pathlib import Path
 
 from ..errors import one_of
 from ..presets import Section, load_yaml, resolve
-from .foolbox_adapter import (attack_threat_model, check_foolbox_settings, foolbox_attack_names,
-                              foolbox_is_deterministic, make_foolbox_attack)
+from .foolbox_adapter import (
+    attack_threat_model,
+    check_foolbox_settings,
+    foolbox_attack_names,
+    foolbox_is_deterministic,
+    make_foolbox_attack,
+)
 from .registry import native_attack, native_names
 from .spec import ENGINES, THREAT_MODELS, AttackConfig, SuiteConfig
 
-_TOP_FIELDS = ("name", "description", "threat_model", "eps", "eps_255", "samples", "batch_size",
-               "seed", "attacks", "sanity", "eot")
+_TOP_FIELDS = (
+    "name",
+    "description",
+    "threat_model",
+    "eps",
+    "eps_255",
+    "samples",
+    "batch_size",
+    "seed",
+    "attacks",
+    "sanity",
+    "eot",
+)
 _SANITY_FIELDS = ("step_doubling", "large_eps")
 # Fields of an attack entry that are ours; every other key is a keyword argument of the attack.
 _OUR_ATTACK_FIELDS = ("attack", "name", "restarts", "engine", "samples")
@@ -50,11 +67,18 @@ def parse_suite(doc: Section, default_name: str = "suite") -> SuiteConfig:
     sanity = doc.section("sanity", {})
     sanity.check_keys(_SANITY_FIELDS)
     return SuiteConfig(
-        name=doc.get("name", str, default_name), threat_model=threat, eps=eps, attacks=attacks,
-        samples=doc.get("samples", int, 500, min=1), batch_size=doc.get("batch_size", int, 256, min=1),
-        seed=doc.get("seed", int, 0, min=0, max=2 ** 32 - 1), description=doc.get("description", str, ""),
-        step_doubling=sanity.get("step_doubling", bool, False), large_eps=sanity.get("large_eps", bool, True),
-        eot=doc.get("eot", int, None, min=1))
+        name=doc.get("name", str, default_name),
+        threat_model=threat,
+        eps=eps,
+        attacks=attacks,
+        samples=doc.get("samples", int, 500, min=1),
+        batch_size=doc.get("batch_size", int, 256, min=1),
+        seed=doc.get("seed", int, 0, min=0, max=2**32 - 1),
+        description=doc.get("description", str, ""),
+        step_doubling=sanity.get("step_doubling", bool, False),
+        large_eps=sanity.get("large_eps", bool, True),
+        eot=doc.get("eot", int, None, min=1),
+    )
 
 
 _FRACTION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*/\s*(\d+(?:\.\d*)?|\.\d+)\s*$")
@@ -66,12 +90,14 @@ def _grid_value(doc: Section, key: str, value: object) -> float:
     if isinstance(value, str):
         match = _FRACTION.match(value)
         if match is None or float(match.group(2)) == 0:
-            raise doc.error(key, f"cannot read {value!r} as an ε; write a positive number (0.03) or a "
-                                 f"fraction like '8/255'")
+            raise doc.error(
+                key, f"cannot read {value!r} as an ε; write a positive number (0.03) or a fraction like '8/255'"
+            )
         value = float(match.group(1)) / float(match.group(2))
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
-        raise doc.error(key, f"expected a non-empty list of positive numbers (or fractions like '8/255'), "
-                             f"got {value!r}")
+        raise doc.error(
+            key, f"expected a non-empty list of positive numbers (or fractions like '8/255'), got {value!r}"
+        )
     return float(value)
 
 
@@ -88,13 +114,19 @@ def _parse_attack(sec: Section, threat: str) -> AttackConfig:
     kwargs = {k: v for k, v in sec.data.items() if k not in _OUR_ATTACK_FIELDS and v is not None}
     if engine == "native":
         if native is None:
-            raise sec.error("engine", f"no native implementation of {name}; 'native' is allowed for "
-                                      f"{one_of(native_names())}; use engine: foolbox")
+            raise sec.error(
+                "engine",
+                f"no native implementation of {name}; 'native' is allowed for "
+                f"{one_of(native_names())}; use engine: foolbox",
+            )
         cls, distance = native
         for key in sec.data:
             if key not in _OUR_ATTACK_FIELDS and key not in cls.SETTINGS:
-                raise sec.error(key, f"not an argument of the native {name}; allowed fields are "
-                                     f"{one_of(_OUR_ATTACK_FIELDS + cls.SETTINGS)}")
+                raise sec.error(
+                    key,
+                    f"not an argument of the native {name}; allowed fields are "
+                    f"{one_of(_OUR_ATTACK_FIELDS + cls.SETTINGS)}",
+                )
         cls.check_settings(sec)
         deterministic = cls.is_deterministic(kwargs)
         randomizable = "random_start" in cls.SETTINGS
@@ -110,13 +142,22 @@ def _parse_attack(sec: Section, threat: str) -> AttackConfig:
         deterministic = foolbox_is_deterministic(name, instance)
         randomizable = hasattr(instance, "random_start")
     if distance is not None and distance != threat:
-        raise sec.error("attack", f"{name} works in the {distance} threat model but the suite's "
-                                  f"threat_model is {threat!r}")
+        raise sec.error(
+            "attack", f"{name} works in the {distance} threat model but the suite's threat_model is {threat!r}"
+        )
     restarts = sec.get("restarts", int, 1, min=1)
     if restarts > 1 and deterministic:
         hint = " or set random_start: true" if randomizable else ""
-        raise sec.error("restarts", f"{name} is deterministic here (no random start), so every restart "
-                                    f"would repeat the first; allowed: restarts: 1{hint}")
-    return AttackConfig(attack=name, label=sec.get("name", str, name), kwargs=kwargs,
-                        restarts=restarts, engine=engine,
-                        samples=sec.get("samples", int, None, min=1))
+        raise sec.error(
+            "restarts",
+            f"{name} is deterministic here (no random start), so every restart "
+            f"would repeat the first; allowed: restarts: 1{hint}",
+        )
+    return AttackConfig(
+        attack=name,
+        label=sec.get("name", str, name),
+        kwargs=kwargs,
+        restarts=restarts,
+        engine=engine,
+        samples=sec.get("samples", int, None, min=1),
+    )

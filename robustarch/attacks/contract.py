@@ -3,6 +3,7 @@ integer labels, a float32 model, per-channel mean/std), checked before any attac
 one line naming what was expected; the clean-accuracy check against the caller's own numbers; and the
 suite adapted to a model with too few classes for the DLR losses.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -73,8 +74,10 @@ def checked_labels(y, n: int) -> torch.Tensor:
     if y.is_floating_point():
         bad = y[~(torch.isfinite(y) & (y == y.round()))]
         if len(bad):
-            raise UserError(f"labels must be integers (class indices), got {float(bad[0]):g} (dtype {y.dtype}); "
-                            f"labels are never rounded")
+            raise UserError(
+                f"labels must be integers (class indices), got {float(bad[0]):g} (dtype {y.dtype}); "
+                f"labels are never rounded"
+            )
     if y.ndim != 1 or len(y) != n:
         raise UserError(f"labels must be one class index per input: expected shape ({n},), got {tuple(y.shape)}")
     return y.to(torch.int64)
@@ -87,14 +90,20 @@ def checked_images(x) -> torch.Tensor:
     except (TypeError, ValueError, RuntimeError):
         raise UserError(f"inputs must be a tensor or array of numbers, got {type(x).__name__}") from None
     if x.dtype == torch.bool or x.is_complex() or x.numel() == 0:
-        raise UserError(f"inputs must be a non-empty real tensor (n, C, H, W), got dtype {x.dtype}, shape {tuple(x.shape)}")
+        raise UserError(
+            f"inputs must be a non-empty real tensor (n, C, H, W), got dtype {x.dtype}, shape {tuple(x.shape)}"
+        )
     if x.ndim != 4:
-        raise UserError(f"inputs must be images laid out as (n, C, H, W), got shape {tuple(x.shape)}; reshape "
-                        f"flat inputs, e.g. x.reshape(n, 1, 28, 28), and let the model flatten them")
+        raise UserError(
+            f"inputs must be images laid out as (n, C, H, W), got shape {tuple(x.shape)}; reshape "
+            f"flat inputs, e.g. x.reshape(n, 1, 28, 28), and let the model flatten them"
+        )
     n, c, h, w = x.shape
     if w in _CHANNELS and c not in _CHANNELS and h == c:
-        raise UserError(f"inputs look channels-last (n, H, W, C) = {tuple(x.shape)}; the suite expects "
-                        f"(n, C, H, W): pass x.permute(0, 3, 1, 2)")
+        raise UserError(
+            f"inputs look channels-last (n, H, W, C) = {tuple(x.shape)}; the suite expects "
+            f"(n, C, H, W): pass x.permute(0, 3, 1, 2)"
+        )
     return x.to(torch.float32)
 
 
@@ -102,41 +111,47 @@ def check_model_dtype(model: nn.Module) -> None:
     """Attacks compute in float32: a model held in another floating dtype is refused by name."""
     for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
         if tensor.is_floating_point() and tensor.dtype != torch.float32:
-            raise UserError(f"the model's {name!r} is {tensor.dtype}, but the suite attacks float32 inputs "
-                            f"(gradients in low precision are too coarse to trust): pass model.float()")
+            raise UserError(
+                f"the model's {name!r} is {tensor.dtype}, but the suite attacks float32 inputs "
+                f"(gradients in low precision are too coarse to trust): pass model.float()"
+            )
 
 
 def check_normalization(mean: list[float] | None, std: list[float] | None, channels: int) -> None:
     for name, values in (("mean", mean), ("std", std)):
         if values is not None and len(values) not in (1, channels):
-            raise UserError(f"AttackSuite: {name}= has {len(values)} values but the inputs (n, C, H, W) have "
-                            f"C = {channels} channels: give 1 or {channels}")
+            raise UserError(
+                f"AttackSuite: {name}= has {len(values)} values but the inputs (n, C, H, W) have "
+                f"C = {channels} channels: give 1 or {channels}"
+            )
 
 
-def check_clean_accuracy(logits: torch.Tensor, y: torch.Tensor, expected_clean_accuracy=None,
-                         predictions=None) -> None:
+def check_clean_accuracy(logits: torch.Tensor, y: torch.Tensor, expected_clean_accuracy=None, predictions=None) -> None:
     """Refuse to attack when the model's clean accuracy on the given inputs (`logits`, `y`) strays
     more than `ACCURACY_TOLERANCE` from the caller's `expected_clean_accuracy` (a fraction), or its
     predictions from the caller's `predictions` (class indices, or one row of scores per input)."""
     n = len(y)
     model_pred = logits.argmax(1)
     accuracy = float((model_pred == y).float().mean())
-    cause = ("inputs normalized twice, or not at all? Give un-normalized inputs within `bounds` and the "
-             "model's mean/std")
+    cause = "inputs normalized twice, or not at all? Give un-normalized inputs within `bounds` and the model's mean/std"
     if expected_clean_accuracy is not None:
         expected = expected_clean_accuracy
         if isinstance(expected, bool) or not isinstance(expected, (int, float)) or not 0 <= expected <= 1:
             raise UserError(f"expected_clean_accuracy= must be a fraction in [0, 1] (e.g. 0.97), got {expected!r}")
         if abs(accuracy - expected) > ACCURACY_TOLERANCE + 1e-9:
-            raise UserError(f"refusing to attack: the model's clean accuracy on these {n} inputs is {accuracy:.1%}, "
-                            f"but expected_clean_accuracy is {expected:.1%} (allowed: ±1 point); {cause}")
+            raise UserError(
+                f"refusing to attack: the model's clean accuracy on these {n} inputs is {accuracy:.1%}, "
+                f"but expected_clean_accuracy is {expected:.1%} (allowed: ±1 point); {cause}"
+            )
     if predictions is not None:
         given = _predicted_classes(predictions, n)
         differ = int((given != model_pred.cpu()).sum())
         if differ > ACCURACY_TOLERANCE * n + 1e-9:
-            raise UserError(f"refusing to attack: the model's predictions on these {n} inputs differ from the given "
-                            f"predictions on {differ} ({differ / n:.1%}; allowed: 1 point); its clean accuracy "
-                            f"is {accuracy:.1%}; {cause}")
+            raise UserError(
+                f"refusing to attack: the model's predictions on these {n} inputs differ from the given "
+                f"predictions on {differ} ({differ / n:.1%}; allowed: 1 point); its clean accuracy "
+                f"is {accuracy:.1%}; {cause}"
+            )
 
 
 def _predicted_classes(predictions, n: int) -> torch.Tensor:
@@ -144,12 +159,16 @@ def _predicted_classes(predictions, n: int) -> torch.Tensor:
     try:
         pred = torch.as_tensor(predictions).cpu()
     except (TypeError, ValueError, RuntimeError):
-        raise UserError(f"predictions= must be class indices or (n, classes) scores, got {type(predictions).__name__}") from None
+        raise UserError(
+            f"predictions= must be class indices or (n, classes) scores, got {type(predictions).__name__}"
+        ) from None
     if pred.ndim == 2 and len(pred) == n and pred.shape[1] >= 2:
         return pred.argmax(1)
     if pred.ndim != 1 or len(pred) != n:
-        raise UserError(f"predictions= must be one class index per input, shape ({n},), or scores of shape "
-                        f"({n}, classes); got {tuple(pred.shape)}")
+        raise UserError(
+            f"predictions= must be one class index per input, shape ({n},), or scores of shape "
+            f"({n}, classes); got {tuple(pred.shape)}"
+        )
     return checked_labels(pred, n)
 
 
@@ -160,10 +179,13 @@ def warn_if_near_chance(logits: torch.Tensor, y: torch.Tensor) -> None:
     chance = max(1.0 / num_classes, float(torch.bincount(y).max()) / len(y))
     accuracy = float((logits.argmax(1) == y).float().mean())
     if accuracy <= chance + 0.1 * (1.0 - chance):
-        warnings.warn(f"clean accuracy {accuracy:.1%} on these {len(y)} inputs is near chance ({chance:.1%} for "
-                      f"{num_classes} classes): the inputs are likely normalized twice, or not at all (give "
-                      f"un-normalized inputs within `bounds` and the model's mean/std); pass "
-                      f"expected_clean_accuracy= to make this an error", stacklevel=3)
+        warnings.warn(
+            f"clean accuracy {accuracy:.1%} on these {len(y)} inputs is near chance ({chance:.1%} for "
+            f"{num_classes} classes): the inputs are likely normalized twice, or not at all (give "
+            f"un-normalized inputs within `bounds` and the model's mean/std); pass "
+            f"expected_clean_accuracy= to make this an error",
+            stacklevel=3,
+        )
 
 
 def for_num_classes(cfg: SuiteConfig, num_classes: int) -> SuiteConfig:
@@ -179,8 +201,9 @@ def for_num_classes(cfg: SuiteConfig, num_classes: int) -> SuiteConfig:
         if cls is not None and issubclass(cls, APGDT):
             if num_classes >= DLR_CLASSES:
                 kwargs = {k: v for k, v in acfg.kwargs.items() if k not in ("n_target_classes", "sweep_steps")}
-                attacks.append(dataclasses.replace(acfg, attack=_UNTARGETED_APGD[threat],
-                                                   kwargs={**kwargs, "loss": "dlr"}))
+                attacks.append(
+                    dataclasses.replace(acfg, attack=_UNTARGETED_APGD[threat], kwargs={**kwargs, "loss": "dlr"})
+                )
                 changes.append(f"{acfg.label} runs as untargeted DLR APGD")
             else:
                 changes.append(f"{acfg.label} (targeted DLR) dropped")
@@ -192,8 +215,10 @@ def for_num_classes(cfg: SuiteConfig, num_classes: int) -> SuiteConfig:
         return cfg
     what = f"{num_classes}-class model: the DLR loss needs >= 3 classes, targeted DLR >= 4; " + ", ".join(changes)
     if not attacks:
-        raise UserError(f"suite {cfg.name!r}: no attack left for a {what}; add attacks without the DLR loss "
-                        f"(APGD-CE, PGD, FMN, Square)")
+        raise UserError(
+            f"suite {cfg.name!r}: no attack left for a {what}; add attacks without the DLR loss "
+            f"(APGD-CE, PGD, FMN, Square)"
+        )
     warnings.warn(f"suite {cfg.name!r} on a {what}; the other attacks run as configured", stacklevel=3)
     return dataclasses.replace(cfg, attacks=tuple(attacks))
 

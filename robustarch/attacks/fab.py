@@ -5,6 +5,7 @@ Written here rather than taken from a library: the only maintained port (torchat
 reference, and we need it as a `MinimizationAttack` (one run gives every sample's smallest ε for the
 whole grid) over any input bounds. The box projections follow the paper's algorithm (`fab_projection`).
 """
+
 from __future__ import annotations
 
 import torch
@@ -25,8 +26,7 @@ def _dual_norm(g: torch.Tensor, threat_model: str) -> torch.Tensor:
     return g.abs().sum(1) if threat_model == "linf" else g.norm(dim=1)
 
 
-def _boundary(net: nn.Module, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor
-              ) -> tuple[torch.Tensor, torch.Tensor]:
+def _boundary(net: nn.Module, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """f = z_t − z_y and its input gradient: the linearised boundary to class t is f + g·(x' − x) = 0."""
     xg = x.detach().requires_grad_(True)
     with torch.enable_grad():
@@ -36,9 +36,17 @@ def _boundary(net: nn.Module, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor
     return f.detach(), g.flatten(1)
 
 
-def fab_targeted(net: nn.Module, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor, threat_model: str,
-                 steps: int, alpha_max: float = 0.1, eta: float = 1.05, beta: float = 0.9
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+def fab_targeted(
+    net: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    t: torch.Tensor,
+    threat_model: str,
+    steps: int,
+    alpha_max: float = 0.1,
+    eta: float = 1.05,
+    beta: float = 0.9,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """FAB towards class `t` of each sample, inputs in [0, 1], from the clean point.
 
     Returns `(best, dist)`: the closest misclassified point found per sample and its distance

@@ -4,6 +4,7 @@ hyperplane w·z = b while staying in the box [0, 1]^d, solved exactly per row by
 Every case is computed for every row and picked with `torch.where`: no host sync (`.any()`, boolean
 indexing) inside FAB's step loop; values computed for rows of another case are discarded.
 """
+
 from __future__ import annotations
 
 import math
@@ -65,7 +66,7 @@ def project_l2(t: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tenso
     rs, idx = torch.sort(r, dim=1)
     rs2 = F.pad(rs[:, 1:], (0, 1))
     rs, rs2 = rs.masked_fill(rs == 1e12, 0), rs2.masked_fill(rs2 == 1e12, 0)
-    w2 = (w ** 2).gather(1, idx)
+    w2 = (w**2).gather(1, idx)
     total = w2.sum(dim=1, keepdim=True)
     free = total - torch.cumsum(w2, dim=1)  # squared weight of coordinates not yet at the box
     d = -(r * w) * (w.abs() > 1e-8).to(t)
@@ -82,4 +83,3 @@ def project_l2(t: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tenso
     d_search = d * at_box - alpha[:, None] * w * (1 - at_box)
     d = torch.where(unbounded[:, None], d_unbounded, torch.where(search[:, None], d_search, d))
     return d * (w.abs() > 1e-8).to(t)
-

@@ -2,6 +2,7 @@
 
 The only module that imports Foolbox (3.3.4, pinned: unmaintained, so it stays behind this wall).
 """
+
 from __future__ import annotations
 
 import inspect
@@ -14,11 +15,20 @@ from ..presets import Section
 from .base import AttackKind, FixedEpsilonAttack, MinimizationAttack, Target
 
 # Foolbox attacks that use no gradient (noise, decision-based): the gradient-masking baseline.
-_GRADIENT_FREE = ("Noise", "HopSkipJump", "Boundary", "Blur", "Contrast", "Inversion", "Dataset",
-                  "Pointwise", "GenAttack", "Binarization")
+_GRADIENT_FREE = (
+    "Noise",
+    "HopSkipJump",
+    "Boundary",
+    "Blur",
+    "Contrast",
+    "Inversion",
+    "Dataset",
+    "Pointwise",
+    "GenAttack",
+    "Binarization",
+)
 # Foolbox attacks that start from the clean point and draw nothing random: reruns repeat the first.
-_DETERMINISTIC = ("FMN", "DDN", "CarliniWagner", "EAD", "DeepFool", "FastGradient", "FGSM", "FGM",
-                  "NewtonFool")
+_DETERMINISTIC = ("FMN", "DDN", "CarliniWagner", "EAD", "DeepFool", "FastGradient", "FGSM", "FGM", "NewtonFool")
 _SINGLE_STEP = ("FGSM", "FGM", "LinfFastGradientAttack", "L2FastGradientAttack", "L1FastGradientAttack")
 
 
@@ -37,8 +47,12 @@ def foolbox_attack_names() -> tuple[str, ...]:
     names = []
     for name in dir(fb.attacks):
         obj = getattr(fb.attacks, name)
-        if isinstance(obj, type) and issubclass(obj, fb.attacks.base.Attack) and name[0].isupper() \
-                and not getattr(obj, "__abstractmethods__", None):
+        if (
+            isinstance(obj, type)
+            and issubclass(obj, fb.attacks.base.Attack)
+            and name[0].isupper()
+            and not getattr(obj, "__abstractmethods__", None)
+        ):
             names.append(name)
     return tuple(sorted(names))
 
@@ -47,14 +61,28 @@ def foolbox_attack_names() -> tuple[str, ...]:
 # the default: an int counts steps, draws or queries (>= 1) unless named here (>= 0); a float is a
 # finite size, rate or constant (>= 0; > 0 for step sizes); bools and strings keep their type.
 _COUNTS_FROM_ZERO = ("confidence", "max_rotation", "max_translation")
-_STEP_SIZES = ("stepsize", "rel_stepsize", "abs_stepsize", "min_stepsize", "max_stepsize",
-               "initial_stepsize", "lr", "init_epsilon", "source_step", "spherical_step")
+_STEP_SIZES = (
+    "stepsize",
+    "rel_stepsize",
+    "abs_stepsize",
+    "min_stepsize",
+    "max_stepsize",
+    "initial_stepsize",
+    "lr",
+    "init_epsilon",
+    "source_step",
+    "spherical_step",
+)
 # Settings whose default is None: what a suite may give instead.
 _OPTIONAL_FLOATS = ("abs_stepsize", "min_stepsize", "max_sigma", "threshold")
 _PYTHON_OBJECTS = ("init_attack", "distance")  # Foolbox objects: not expressible in YAML
 # String settings Foolbox only checks mid-run (DeepFool's loss, HopSkipJump's search and constraint).
-_CHOICES = {"loss": ("logits", "crossentropy"), "stepsize_search": ("geometric_progression", "grid_search"),
-            "constraint": ("linf", "l2"), "decision_rule": ("EN", "L1")}
+_CHOICES = {
+    "loss": ("logits", "crossentropy"),
+    "stepsize_search": ("geometric_progression", "grid_search"),
+    "constraint": ("linf", "l2"),
+    "decision_rule": ("EN", "L1"),
+}
 
 
 def check_foolbox_settings(sec: Section, name: str) -> None:
@@ -66,7 +94,7 @@ def check_foolbox_settings(sec: Section, name: str) -> None:
             continue  # unknown keys: Foolbox's constructor names them; null: Foolbox's default
         default = params[key].default
         if key in _PYTHON_OBJECTS:
-            raise sec.error(key, f"takes a Python object, which a suite file cannot give; remove it")
+            raise sec.error(key, "takes a Python object, which a suite file cannot give; remove it")
         if isinstance(default, bool):
             sec.get(key, bool)
         elif isinstance(default, int) or (key == "steps" and default is inspect.Parameter.empty):
@@ -86,8 +114,7 @@ def make_foolbox_attack(name: str, kwargs: dict[str, Any]):
     cls = getattr(_foolbox().attacks, name)
     kwargs = dict(kwargs)
     params = inspect.signature(cls.__init__).parameters
-    if "rel_stepsize" in params and "rel_stepsize" not in kwargs and "abs_stepsize" not in kwargs \
-            and "steps" in params:
+    if "rel_stepsize" in params and "rel_stepsize" not in kwargs and "abs_stepsize" not in kwargs and "steps" in params:
         steps = kwargs.get("steps", params["steps"].default)
         if isinstance(steps, int) and steps > 1:
             kwargs["rel_stepsize"] = 2.5 / steps
@@ -126,16 +153,24 @@ def _kind(name: str, minimization: bool) -> AttackKind:
 def _fmodel(target: Target):
     """Foolbox's wrapper of the target, built once per suite run."""
     if "foolbox_model" not in target.cache:
-        target.cache["foolbox_model"] = _foolbox().PyTorchModel(target.net, bounds=target.bounds,
-                                                                 device=target.device)
+        target.cache["foolbox_model"] = _foolbox().PyTorchModel(target.net, bounds=target.bounds, device=target.device)
     return target.cache["foolbox_model"]
 
 
 class _FoolboxAttack:
     """What both Foolbox wrappers share: the Foolbox class name and its instance."""
 
-    def __init__(self, name: str, instance, label: str, threat_model: str, settings: dict[str, Any], *,
-                 restarts: int = 1, samples: int | None = None):
+    def __init__(
+        self,
+        name: str,
+        instance,
+        label: str,
+        threat_model: str,
+        settings: dict[str, Any],
+        *,
+        restarts: int = 1,
+        samples: int | None = None,
+    ):
         super().__init__(label, threat_model, settings, restarts=restarts, samples=samples)
         self.name, self.instance = name, instance
 
@@ -146,9 +181,14 @@ class _FoolboxAttack:
     def with_steps_factor(self, factor: int):
         if "steps" not in self.settings:
             return None
-        return foolbox_attack(self.name, {**self.settings, "steps": self.settings["steps"] * factor},
-                              label=self.label, threat_model=self.threat_model, restarts=self.restarts,
-                              samples=self.samples)
+        return foolbox_attack(
+            self.name,
+            {**self.settings, "steps": self.settings["steps"] * factor},
+            label=self.label,
+            threat_model=self.threat_model,
+            restarts=self.restarts,
+            samples=self.samples,
+        )
 
 
 class FoolboxFixedEpsilon(_FoolboxAttack, FixedEpsilonAttack):
@@ -161,8 +201,9 @@ class FoolboxMinimization(_FoolboxAttack, MinimizationAttack):
         return self.instance(_fmodel(target), x, y, epsilons=None)[1]
 
 
-def foolbox_attack(name: str, settings: dict[str, Any], *, label: str, threat_model: str,
-                   restarts: int = 1, samples: int | None = None) -> FixedEpsilonAttack | MinimizationAttack:
+def foolbox_attack(
+    name: str, settings: dict[str, Any], *, label: str, threat_model: str, restarts: int = 1, samples: int | None = None
+) -> FixedEpsilonAttack | MinimizationAttack:
     """Foolbox class `name` with keyword arguments `settings`, as a fixed-ε or minimization attack
     according to its Foolbox base class."""
     instance = make_foolbox_attack(name, settings)

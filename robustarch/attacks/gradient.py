@@ -1,6 +1,7 @@
 """The native gradient engine: FGSM/FGM and PGD written directly in torch, batched, with per-sample
 stops (a sample leaves the batch once misclassified). `native` wraps them as attack objects.
 """
+
 from __future__ import annotations
 
 import math
@@ -69,9 +70,17 @@ def _ascent_direction(grad: torch.Tensor, threat_model: str) -> torch.Tensor:
     return grad / _flat_norm(grad, 2.0).clamp_min(1e-12)
 
 
-def pgd(net: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, params: PGDParams,
-        bounds: tuple[float, float], *, gen: torch.Generator, init: torch.Tensor | None = None
-        ) -> tuple[torch.Tensor, torch.Tensor]:
+def pgd(
+    net: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    params: PGDParams,
+    bounds: tuple[float, float],
+    *,
+    gen: torch.Generator,
+    init: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Projected gradient ascent on the cross-entropy, within the ε-ball and `bounds`.
 
     Returns `(x_adv, found)`: `found[i]` says the attack saw sample i misclassified, and `x_adv[i]`
@@ -112,8 +121,14 @@ def pgd(net: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, params: PG
     return x_adv, found
 
 
-def fgsm_all_eps(net: nn.Module, x: torch.Tensor, y: torch.Tensor, eps_grid: tuple[float, ...],
-                 threat_model: str, bounds: tuple[float, float]) -> list[torch.Tensor]:
+def fgsm_all_eps(
+    net: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps_grid: tuple[float, ...],
+    threat_model: str,
+    bounds: tuple[float, float],
+) -> list[torch.Tensor]:
     """One gradient, one ray: the FGSM (Linf) or FGM (L2) point at every ε of the grid.
 
     Returns a list (one per ε) of clipped candidate points; the caller verifies them.

@@ -1,6 +1,7 @@
 """The model under attack: normalization and (for random models) averaging over draws as part of the
 model, its state restored afterwards, and checks that inputs lie in bounds and outputs are logits.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -86,12 +87,15 @@ class ModelState:
 def check_inputs(x: torch.Tensor, y: torch.Tensor, bounds: tuple[float, float]) -> None:
     lo, hi = bounds
     if x.ndim < 2 or y.ndim != 1 or len(x) != len(y) or len(x) == 0:
-        raise UserError(f"inputs must be a non-empty batch (n, ...) with n labels; got x {tuple(x.shape)}, "
-                        f"y {tuple(y.shape)}")
+        raise UserError(
+            f"inputs must be a non-empty batch (n, ...) with n labels; got x {tuple(x.shape)}, y {tuple(y.shape)}"
+        )
     xmin, xmax = float(x.min()), float(x.max())
     if not (np.isfinite(xmin) and np.isfinite(xmax)) or xmin < lo - 1e-6 or xmax > hi + 1e-6:
-        raise UserError(f"inputs lie in [{xmin:.4g}, {xmax:.4g}], outside the declared bounds "
-                        f"[{lo:g}, {hi:g}]: give un-normalized inputs and pass mean/std, or fix bounds")
+        raise UserError(
+            f"inputs lie in [{xmin:.4g}, {xmax:.4g}], outside the declared bounds "
+            f"[{lo:g}, {hi:g}]: give un-normalized inputs and pass mean/std, or fix bounds"
+        )
 
 
 def checked_logits(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> torch.Tensor:
@@ -103,21 +107,28 @@ def checked_logits(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size:
                 out = net(chunk)
             except RuntimeError as exc:  # a layout or dtype the model does not take: name both sides
                 reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                raise UserError(f"the model failed on float32 inputs of shape {tuple(chunk.shape)}, laid out as "
-                                f"(n, C, H, W): {reason}") from None
+                raise UserError(
+                    f"the model failed on float32 inputs of shape {tuple(chunk.shape)}, laid out as "
+                    f"(n, C, H, W): {reason}"
+                ) from None
             if not isinstance(out, torch.Tensor):
                 raise UserError(f"the model must return a tensor of logits; got {type(out).__name__}")
             if out.ndim != 2 or len(out) != len(chunk) or out.shape[1] < 2:
-                raise UserError(f"the model must return a (batch, classes) tensor of logits; for a "
-                                f"batch of {len(chunk)} it returned shape {tuple(out.shape)}")
+                raise UserError(
+                    f"the model must return a (batch, classes) tensor of logits; for a "
+                    f"batch of {len(chunk)} it returned shape {tuple(out.shape)}"
+                )
             outs.append(out.float())
     logits = torch.cat(outs)
     if int(y.max()) >= logits.shape[1] or int(y.min()) < 0:
-        raise UserError(f"labels range over [{int(y.min())}, {int(y.max())}] but the model returns "
-                        f"{logits.shape[1]} classes")
+        raise UserError(
+            f"labels range over [{int(y.min())}, {int(y.max())}] but the model returns {logits.shape[1]} classes"
+        )
     sums = logits.sum(1)
     if bool(((logits >= 0) & (logits <= 1)).all()) and torch.allclose(sums, torch.ones_like(sums), atol=1e-3):
-        warnings.warn("the model's outputs look like softmax probabilities, not logits: gradient "
-                      "attacks are weaker on probabilities (vanishing gradients); return logits",
-                      stacklevel=3)
+        warnings.warn(
+            "the model's outputs look like softmax probabilities, not logits: gradient "
+            "attacks are weaker on probabilities (vanishing gradients); return logits",
+            stacklevel=3,
+        )
     return logits

@@ -4,6 +4,7 @@ Why not Foolbox here: its fixed-ε attacks run every step on every sample, for e
 The engine drops a sample the moment the model misclassifies it, and the suite runner starts each
 smaller ε from the adversarial of the larger one, so a whole ε-curve costs about one attack.
 """
+
 from __future__ import annotations
 
 from ..presets import Section
@@ -25,8 +26,13 @@ class NativeFGSM(SingleStepAttack):
         return fgsm_all_eps(target.net, x, y, grid, self.threat_model, target.bounds)
 
 
-@register_native(LinfPGD="linf", LinfProjectedGradientDescentAttack="linf", PGD="linf",
-                 L2PGD="l2", L2ProjectedGradientDescentAttack="l2")
+@register_native(
+    LinfPGD="linf",
+    LinfProjectedGradientDescentAttack="linf",
+    PGD="linf",
+    L2PGD="l2",
+    L2ProjectedGradientDescentAttack="l2",
+)
 class NativePGD(FixedEpsilonAttack):
     """Projected gradient ascent (Madry et al. 2018), step 2.5·ε/steps unless set, stopping per sample."""
 

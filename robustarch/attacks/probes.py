@@ -3,6 +3,7 @@ PGD with a ball covering the whole input box, iterative attacks rerun with twice
 
 `sanity` turns their numbers, with the result tables, into flags.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -39,9 +40,13 @@ def determinism(net: nn.Module, x: torch.Tensor, first: torch.Tensor) -> dict:
             max_change = max(max_change, float((again - first).abs().max()))
             changed |= again.argmax(1) != first.argmax(1)
     scale = float(first.abs().max()) + 1e-12
-    return {"random": max_change > DETERMINISM_RTOL * scale, "passes": DETERMINISM_PASSES,
-            "max_relative_logit_change": max_change / scale,
-            "fraction_predictions_changed": float(changed.float().mean()), "n": len(x)}
+    return {
+        "random": max_change > DETERMINISM_RTOL * scale,
+        "passes": DETERMINISM_PASSES,
+        "max_relative_logit_change": max_change / scale,
+        "fraction_predictions_changed": float(changed.float().mean()),
+        "n": len(x),
+    }
 
 
 def input_gradients(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
@@ -51,9 +56,13 @@ def input_gradients(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
     x = x.clone().requires_grad_(True)
     (grad,) = torch.autograd.grad(_margin_loss(net(x), y), x)
     norms = grad.flatten(1).abs().sum(1)
-    return {"loss": "margin", "finite": bool(torch.isfinite(grad).all()),
-            "fraction_zero": float((norms == 0).float().mean()), "median_grad_l1": float(norms.median()),
-            "n": len(x)}
+    return {
+        "loss": "margin",
+        "finite": bool(torch.isfinite(grad).all()),
+        "fraction_zero": float((norms == 0).float().mean()),
+        "median_grad_l1": float(norms.median()),
+        "n": len(x),
+    }
 
 
 def large_eps(run: SuiteRun, num_classes: int) -> dict:
@@ -83,17 +92,25 @@ def large_eps(run: SuiteRun, num_classes: int) -> dict:
             by_restart += int(now.sum())
         broken += int(ok.sum())
     n = len(run.y)
-    return {"eps": e, "robust_accuracy": (len(run.correct_idx) - broken) / n, "steps": LARGE_EPS_STEPS,
-            "restarts": LARGE_EPS_RESTARTS, "broken_by_restarts": by_restart, "loss": "margin",
-            "chance": 1.0 / num_classes, "n": n}
+    return {
+        "eps": e,
+        "robust_accuracy": (len(run.correct_idx) - broken) / n,
+        "steps": LARGE_EPS_STEPS,
+        "restarts": LARGE_EPS_RESTARTS,
+        "broken_by_restarts": by_restart,
+        "loss": "margin",
+        "chance": 1.0 / num_classes,
+        "n": n,
+    }
 
 
 # Foolbox's gradient attacks by the loss they ascend (class-name parts): its FGSM/FGM, PGD, BIM and
 # DDN use cross-entropy; FMN, C&W and EAD logit differences. Others (DeepFool's loss is a setting) count
 # as unknown and stay out of the comparison.
-_FOOLBOX_LOSSES = {"ce": ("FastGradient", "FGSM", "FGM", "PGD", "ProjectedGradientDescent", "BasicIterative",
-                          "DDN"),
-                   "margin": ("FMN", "CarliniWagner", "EAD")}
+_FOOLBOX_LOSSES = {
+    "ce": ("FastGradient", "FGSM", "FGM", "PGD", "ProjectedGradientDescent", "BasicIterative", "DDN"),
+    "margin": ("FMN", "CarliniWagner", "EAD"),
+}
 
 
 def attack_losses(run: SuiteRun) -> dict[str, str | None]:
@@ -104,8 +121,9 @@ def attack_losses(run: SuiteRun) -> dict[str, str | None]:
         loss = attack.loss
         if loss is None:
             name = getattr(attack, "name", "")  # a Foolbox attack's class name
-            loss = next((family for family, parts in _FOOLBOX_LOSSES.items()
-                         if any(part in name for part in parts)), None)
+            loss = next(
+                (family for family, parts in _FOOLBOX_LOSSES.items() if any(part in name for part in parts)), None
+            )
         out[attack.label] = loss
     return out
 

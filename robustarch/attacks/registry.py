@@ -1,6 +1,7 @@
 """From a suite's attack entry to an attack object: native attacks by registered name, every other
 name a Foolbox class. Importing this module registers the native attacks.
 """
+
 from __future__ import annotations
 
 from . import apgd, fab, native, square  # noqa: F401 (registers the native attacks)
@@ -28,5 +29,11 @@ def build_attack(acfg: AttackConfig, threat_model: str) -> Attack:
     if acfg.engine == "native":
         cls, native_threat = NATIVE[acfg.attack]
         return cls(acfg.label, native_threat, acfg.kwargs, restarts=acfg.restarts, samples=acfg.samples)
-    return foolbox_attack(acfg.attack, acfg.kwargs, label=acfg.label, threat_model=threat_model,
-                          restarts=acfg.restarts, samples=acfg.samples)
+    return foolbox_attack(
+        acfg.attack,
+        acfg.kwargs,
+        label=acfg.label,
+        threat_model=threat_model,
+        restarts=acfg.restarts,
+        samples=acfg.samples,
+    )

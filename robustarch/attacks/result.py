@@ -1,4 +1,5 @@
 """The result of an attack suite on one model: tidy per-sample and per-ε tables, sanity flags."""
+
 from __future__ import annotations
 
 import json
@@ -28,12 +29,14 @@ def robust_fraction(eps_broken: np.ndarray, eps: float) -> tuple[float, int]:
     return float(robust.sum() / seen.sum()), int(seen.sum())
 
 
-def per_sample_table(y: torch.Tensor, clean_correct: torch.Tensor, margin: torch.Tensor,
-                     eps_broken: dict[str, np.ndarray]) -> pd.DataFrame:
+def per_sample_table(
+    y: torch.Tensor, clean_correct: torch.Tensor, margin: torch.Tensor, eps_broken: dict[str, np.ndarray]
+) -> pd.DataFrame:
     """One row per sample: label, clean_correct, margin, `eps_<attack>` and `min_adversarial_eps`."""
     cc = clean_correct.cpu().numpy()
-    per_sample = pd.DataFrame({"sample": np.arange(len(cc)), "label": y.cpu().numpy(),
-                               "clean_correct": cc, "margin": margin.cpu().numpy()})
+    per_sample = pd.DataFrame(
+        {"sample": np.arange(len(cc)), "label": y.cpu().numpy(), "clean_correct": cc, "margin": margin.cpu().numpy()}
+    )
     for label, e in eps_broken.items():
         per_sample[f"eps_{label}"] = e
     per_sample["min_adversarial_eps"] = min_eps(per_sample, list(eps_broken))
@@ -53,8 +56,10 @@ def curve_from(per_sample: pd.DataFrame, labels: list[str], grid: tuple[float, .
 
 def kept_adversarials(per_sample: pd.DataFrame, adv: dict[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
     """Per attack and for the worst case: the verified adversarial at each sample's minimal ε."""
-    kept = {label: {"x_adv": a.cpu(), "eps": torch.tensor(per_sample[f"eps_{label}"].to_numpy())}
-            for label, a in adv.items()}
+    kept = {
+        label: {"x_adv": a.cpu(), "eps": torch.tensor(per_sample[f"eps_{label}"].to_numpy())}
+        for label, a in adv.items()
+    }
     best = per_sample[[f"eps_{a}" for a in adv]].to_numpy(dtype=float)
     pick = np.argmin(np.where(np.isnan(best), np.inf, best), axis=1)
     labels = list(adv)
@@ -113,8 +118,7 @@ class AttackResult:
 
     def _failed(self, severity: str) -> list[str]:
         # A check stored before severities existed counts as invalid: the cautious reading.
-        return [name for name, c in self.sanity.items()
-                if not c["ok"] and c.get("severity", "invalid") == severity]
+        return [name for name, c in self.sanity.items() if not c["ok"] and c.get("severity", "invalid") == severity]
 
     @property
     def invalid_checks(self) -> list[str]:
@@ -139,9 +143,15 @@ class AttackResult:
 
     def sanity_table(self) -> pd.DataFrame:
         """One row per check: `check`, `ok`, `severity` and its numbers as a compact text."""
-        rows = [{"check": name, "ok": bool(c["ok"]), "severity": c.get("severity", "invalid"),
-                 "numbers": ", ".join(f"{k}={_fmt(v)}" for k, v in c.items() if k not in ("ok", "severity"))}
-                for name, c in self.sanity.items()]
+        rows = [
+            {
+                "check": name,
+                "ok": bool(c["ok"]),
+                "severity": c.get("severity", "invalid"),
+                "numbers": ", ".join(f"{k}={_fmt(v)}" for k, v in c.items() if k not in ("ok", "severity")),
+            }
+            for name, c in self.sanity.items()
+        ]
         return pd.DataFrame(rows)
 
     def save(self, folder: str | Path) -> list[Path]:

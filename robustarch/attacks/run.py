@@ -1,10 +1,11 @@
 """One suite run on one model: for each attack, every sample's smallest verified breaking ε and the
 adversarial at it, found with the schedule the attack's type calls for (see `base`).
 """
+
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -14,7 +15,6 @@ from .base import Attack, AttackKind, FixedEpsilonAttack, SingleStepAttack, Targ
 from .registry import build_attack
 from .spec import SuiteConfig
 from .verify import verify
-
 
 NEAR_MISS = 1.05  # an adversarial this close beyond ε is a start worth one more try at ε
 # ... and marks a sample worth this many more random starts at ε when that try fails. Why: on the
@@ -33,8 +33,16 @@ def chunks(idx: torch.Tensor, size: int) -> list[torch.Tensor]:
 class SuiteRun:
     """The attacks of a suite on one model (`net`, eval mode, inputs in `bounds`) and samples (x, y)."""
 
-    def __init__(self, config: SuiteConfig, bounds: tuple[float, float], net: nn.Module,
-                 x: torch.Tensor, y: torch.Tensor, clean_correct: torch.Tensor, seed: int):
+    def __init__(
+        self,
+        config: SuiteConfig,
+        bounds: tuple[float, float],
+        net: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        clean_correct: torch.Tensor,
+        seed: int,
+    ):
         self.cfg, self.bounds, self.net, self.x, self.y = config, bounds, net, x, y
         self.clean_correct = clean_correct
         self.correct_idx = clean_correct.nonzero().flatten()
@@ -86,8 +94,15 @@ class SuiteRun:
         return eps, adv
 
     def verify(self, idx, candidates, eps=None):
-        return verify(self.net, self.x[idx], candidates, self.y[idx], threat_model=self.cfg.threat_model,
-                      bounds=self.bounds, eps=eps)
+        return verify(
+            self.net,
+            self.x[idx],
+            candidates,
+            self.y[idx],
+            threat_model=self.cfg.threat_model,
+            bounds=self.bounds,
+            eps=eps,
+        )
 
     # -- schedules ---------------------------------------------------------------------------------
     def _grid(self, attack: SingleStepAttack, target, idx, eps_out, adv_out):

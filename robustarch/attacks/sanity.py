@@ -4,11 +4,12 @@ Each check is a named flag with its numbers and a severity: a failed *invalid* c
 accuracy cannot be trusted (gradient masking, a random model, broken bookkeeping); a failed *warning*
 means an attack was under-powered in a way the suite's worst case already absorbs or bounds.
 """
+
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import binomtest
 import pandas as pd
+from scipy.stats import binomtest
 
 from ..metrics import eps_tolerance
 from .base import AttackKind
@@ -78,13 +79,22 @@ def _weaker_wins(per_sample, grid, strong: list[str], weak: list[str]) -> dict:
     # (4 of 190, 3 of 97 samples in a 40-model digits study). Flag only a rate significantly above
     # it (one-sided binomial test), as masking gives (31 of 95 on a 5-level quantizer).
     p_value = float(binomtest(bad, n, MAX_VIOLATION_FRACTION, alternative="greater").pvalue) if n else 1.0
-    return {"ok": fraction <= MAX_VIOLATION_FRACTION or p_value >= VIOLATION_ALPHA, "violations": bad,
-            "n": n, "fraction": fraction, "allowed_fraction": MAX_VIOLATION_FRACTION, "p_value": p_value,
-            "alpha": VIOLATION_ALPHA, "strong": strong, "weak": weak}
+    return {
+        "ok": fraction <= MAX_VIOLATION_FRACTION or p_value >= VIOLATION_ALPHA,
+        "violations": bad,
+        "n": n,
+        "fraction": fraction,
+        "allowed_fraction": MAX_VIOLATION_FRACTION,
+        "p_value": p_value,
+        "alpha": VIOLATION_ALPHA,
+        "strong": strong,
+        "weak": weak,
+    }
 
 
-def sanity_checks(per_sample: pd.DataFrame, curve: pd.DataFrame, grid: tuple[float, ...],
-                  kinds: dict[str, AttackKind], extras: dict) -> dict[str, dict]:
+def sanity_checks(
+    per_sample: pd.DataFrame, curve: pd.DataFrame, grid: tuple[float, ...], kinds: dict[str, AttackKind], extras: dict
+) -> dict[str, dict]:
     """All checks that the suite's attacks allow, each with `ok`, `severity` and its numbers;
     `kinds` maps attack label → its `AttackKind`, `extras` holds the `probes` results."""
     checks: dict[str, dict] = {}
@@ -93,15 +103,19 @@ def sanity_checks(per_sample: pd.DataFrame, curve: pd.DataFrame, grid: tuple[flo
         checks["deterministic_outputs"] = {"ok": not info["random"], **info}
     # Our curves come from per-sample minimal ε, so they cannot rise unless that bookkeeping is
     # broken; the flag guards it (per-ε reruns, as Foolbox sweeps do, can rise).
-    increases = {a: float(np.max(np.diff(g.sort_values("eps")["robust_accuracy"].to_numpy()), initial=0.0))
-                 for a, g in curve.groupby("attack")}
+    increases = {
+        a: float(np.max(np.diff(g.sort_values("eps")["robust_accuracy"].to_numpy()), initial=0.0))
+        for a, g in curve.groupby("attack")
+    }
     worst = max(increases.values(), default=0.0)
-    checks["curve_non_increasing"] = {"ok": worst <= 1e-12, "max_increase": worst,
-                                      "max_increase_per_attack": increases}
+    checks["curve_non_increasing"] = {"ok": worst <= 1e-12, "max_increase": worst, "max_increase_per_attack": increases}
     if "large_eps" in extras:
         info = extras["large_eps"]
-        checks["large_eps_chance_level"] = {"ok": info["robust_accuracy"] <= MAX_LARGE_EPS_ROBUST,
-                                            "allowed_robust_accuracy": MAX_LARGE_EPS_ROBUST, **info}
+        checks["large_eps_chance_level"] = {
+            "ok": info["robust_accuracy"] <= MAX_LARGE_EPS_ROBUST,
+            "allowed_robust_accuracy": MAX_LARGE_EPS_ROBUST,
+            **info,
+        }
     checks.update(_attack_comparisons(per_sample, grid, kinds))
     if "losses" in extras:
         saturation = _ce_saturation(per_sample, grid, kinds, extras["losses"])
@@ -110,17 +124,23 @@ def sanity_checks(per_sample: pd.DataFrame, curve: pd.DataFrame, grid: tuple[flo
     grad = extras["gradients"]
     checks["gradients_finite_nonzero"] = {
         "ok": grad["finite"] and grad["fraction_zero"] <= MAX_ZERO_GRADIENT_FRACTION,
-        "allowed_fraction_zero": MAX_ZERO_GRADIENT_FRACTION, **grad}
+        "allowed_fraction_zero": MAX_ZERO_GRADIENT_FRACTION,
+        **grad,
+    }
     if "step_doubling" in extras:
         info = extras["step_doubling"]
-        checks["step_doubling_stable"] = {"ok": info["max_change"] < MAX_STEP_DOUBLING_CHANGE,
-                                          "allowed_change": MAX_STEP_DOUBLING_CHANGE, **info}
+        checks["step_doubling_stable"] = {
+            "ok": info["max_change"] < MAX_STEP_DOUBLING_CHANGE,
+            "allowed_change": MAX_STEP_DOUBLING_CHANGE,
+            **info,
+        }
     # Severity right after ok, so a stored check reads "ok, severity, numbers".
     return {name: {"ok": bool(c["ok"]), "severity": SEVERITY[name], **c} for name, c in checks.items()}
 
 
-def _attack_comparisons(per_sample: pd.DataFrame, grid: tuple[float, ...],
-                        kinds: dict[str, AttackKind]) -> dict[str, dict]:
+def _attack_comparisons(
+    per_sample: pd.DataFrame, grid: tuple[float, ...], kinds: dict[str, AttackKind]
+) -> dict[str, dict]:
     """The checks that compare the suite's attacks with each other, where the suite has both sides."""
     checks: dict[str, dict] = {}
     minimization = [a for a, k in kinds.items() if k == AttackKind.MINIMIZATION]
@@ -130,8 +150,11 @@ def _attack_comparisons(per_sample: pd.DataFrame, grid: tuple[float, ...],
         best = min_eps(per_sample, minimization)[seen]
         broken = float(np.isfinite(best).mean()) if len(best) else 1.0
         checks["unbounded_minimization_breaks_all"] = {
-            "ok": broken >= MIN_BROKEN_UNBOUNDED, "fraction_broken": broken,
-            "required": MIN_BROKEN_UNBOUNDED, "attacks": minimization}
+            "ok": broken >= MIN_BROKEN_UNBOUNDED,
+            "fraction_broken": broken,
+            "required": MIN_BROKEN_UNBOUNDED,
+            "attacks": minimization,
+        }
     gradient = [a for a, k in kinds.items() if k != AttackKind.GRADIENT_FREE]
     iterative = [a for a, k in kinds.items() if k in (AttackKind.ITERATIVE, AttackKind.MINIMIZATION)]
     single = [a for a, k in kinds.items() if k == AttackKind.SINGLE_STEP]
@@ -143,8 +166,9 @@ def _attack_comparisons(per_sample: pd.DataFrame, grid: tuple[float, ...],
     return checks
 
 
-def _ce_saturation(per_sample: pd.DataFrame, grid: tuple[float, ...], kinds: dict[str, AttackKind],
-                   losses: dict[str, str | None]) -> dict | None:
+def _ce_saturation(
+    per_sample: pd.DataFrame, grid: tuple[float, ...], kinds: dict[str, AttackKind], losses: dict[str, str | None]
+) -> dict | None:
     """Each cross-entropy gradient attack against the margin-loss gradient attacks together: of the
     samples the margin ones break within the grid, the share the CE attack breaks too. `dead` names
     the CE attacks whose share is significantly below MIN_CE_SHARE; None when a side is missing."""
@@ -166,5 +190,14 @@ def _ce_saturation(per_sample: pd.DataFrame, grid: tuple[float, ...], kinds: dic
         p_values[a] = float(binomtest(k, n, MIN_CE_SHARE, alternative="less").pvalue) if n else 1.0
         if shares[a] < MIN_CE_SHARE and p_values[a] < VIOLATION_ALPHA:
             dead.append(a)
-    return {"ok": not dead, "dead": dead, "share_broken": shares, "p_value": p_values, "n": n,
-            "required_share": MIN_CE_SHARE, "alpha": VIOLATION_ALPHA, "cross_entropy": ce, "margin": margin}
+    return {
+        "ok": not dead,
+        "dead": dead,
+        "share_broken": shares,
+        "p_value": p_values,
+        "n": n,
+        "required_share": MIN_CE_SHARE,
+        "alpha": VIOLATION_ALPHA,
+        "cross_entropy": ce,
+        "margin": margin,
+    }

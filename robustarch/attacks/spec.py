@@ -1,6 +1,7 @@
 """What a suite's YAML says, as plain frozen dataclasses: the suite (threat model, ε grid, samples,
 sanity switches) and each attack entry (class name, settings, restarts). Parsed in `config`.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field

@@ -4,6 +4,7 @@ margin drops, using only the model's outputs. AutoAttack's gradient-free member,
 Written here (torchattacks' port is the reference in the tests) so it stops per sample, draws from the
 attack's own generator, and takes the descending-ε schedule's starting point.
 """
+
 from __future__ import annotations
 
 import math
@@ -54,7 +55,7 @@ def _eta_rect(h: int, w: int) -> torch.Tensor:
     delta = torch.zeros(h, w)
     ch, cw = h // 2, w // 2
     for k in range(max(h // 2 + 1, w // 2 + 1)):
-        delta[max(ch - k, 0): min(ch + k + 1, h), max(cw - k, 0): min(cw + k + 1, w)] += 1.0 / (k + 1) ** 2
+        delta[max(ch - k, 0) : min(ch + k + 1, h), max(cw - k, 0) : min(cw + k + 1, w)] += 1.0 / (k + 1) ** 2
     return delta / delta.norm()
 
 
@@ -73,7 +74,7 @@ def _l2_init(x: torch.Tensor, eps: float, gen: torch.Generator) -> torch.Tensor:
     off = (h - s * 5) // 2 if h >= 5 else 0
     for vh in range(off, h - s + 1, s):
         for vw in range(off, w - s + 1, s):
-            delta[..., vh:vh + s, vw:vw + s] += _eta(s, gen).to(x) * _signs((len(x), x.shape[1], 1, 1), gen, x)
+            delta[..., vh : vh + s, vw : vw + s] += _eta(s, gen).to(x) * _signs((len(x), x.shape[1], 1, 1), gen, x)
     return eps * delta / _flat_norm(delta, 2.0).clamp_min(1e-12)
 
 
@@ -83,7 +84,7 @@ def _linf_step(xs: torch.Tensor, best: torch.Tensor, eps: float, p: float, gen: 
     s = min(max(int(round(math.sqrt(p * h * w))), 1), h, w)
     vh, vw = _randint(h - s, gen), _randint(w - s, gen)
     new = best.clone()
-    new[..., vh:vh + s, vw:vw + s] = xs[..., vh:vh + s, vw:vw + s] + eps * _signs((len(xs), c, 1, 1), gen, xs)
+    new[..., vh : vh + s, vw : vw + s] = xs[..., vh : vh + s, vw : vw + s] + eps * _signs((len(xs), c, 1, 1), gen, xs)
     return new
 
 
@@ -107,7 +108,7 @@ def _l2_step(xs: torch.Tensor, best: torch.Tensor, eps: float, p: float, gen: to
     norm_img = _flat_norm(delta, 2.0)
     norm_wins = (delta * mask).pow(2).sum((-2, -1), keepdim=True).sqrt()
     new = _eta(s, gen).to(xs) * _signs((len(xs), c, 1, 1), gen, xs) + delta[win] / (1e-12 + norm_win1)
-    budget = ((eps ** 2 - norm_img ** 2).clamp_min(0.0) / c + norm_wins ** 2).sqrt()
+    budget = ((eps**2 - norm_img**2).clamp_min(0.0) / c + norm_wins**2).sqrt()
     new = new / (1e-12 + new.pow(2).sum((-2, -1), keepdim=True).sqrt()) * budget
     delta = delta.clone()
     delta[win2] = 0.0
@@ -115,9 +116,19 @@ def _l2_step(xs: torch.Tensor, best: torch.Tensor, eps: float, p: float, gen: to
     return xs + eps * delta / _flat_norm(delta, 2.0).clamp_min(1e-12)
 
 
-def square(net: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, threat_model: str,
-           bounds: tuple[float, float], gen: torch.Generator, queries: int, p_init: float,
-           init: torch.Tensor | None = None, rescale_schedule: bool = True) -> torch.Tensor:
+def square(
+    net: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    threat_model: str,
+    bounds: tuple[float, float],
+    gen: torch.Generator,
+    queries: int,
+    p_init: float,
+    init: torch.Tensor | None = None,
+    rescale_schedule: bool = True,
+) -> torch.Tensor:
     """Square attack from `init` (projected into the ball) or the paper's start; each query is one
     forward pass of each sample not yet misclassified. Returns the best (lowest-margin) points.
     `rescale_schedule`: stretch the square-size schedule to `queries` (see `p_schedule`)."""
@@ -163,9 +174,19 @@ class Square(FixedEpsilonAttack):
         sec.get("rescale_schedule", bool, True)
 
     def run(self, target: Target, x, y, eps, init):
-        return square(target.net, x, y, eps, self.threat_model, target.bounds, target.generator,
-                      self.settings.get("queries", 5000), self.settings.get("p_init", 0.8), init,
-                      self.settings.get("rescale_schedule", True))
+        return square(
+            target.net,
+            x,
+            y,
+            eps,
+            self.threat_model,
+            target.bounds,
+            target.generator,
+            self.settings.get("queries", 5000),
+            self.settings.get("p_init", 0.8),
+            init,
+            self.settings.get("rescale_schedule", True),
+        )
 
     def with_steps_factor(self, factor: int):
         return self._copy_with(queries=self.settings.get("queries", 5000) * factor)

@@ -3,11 +3,12 @@
 Attacks search (`native`, `foolbox_adapter`), `run` schedules them by type, and `verify` decides
 what counts; `probes` and `sanity` say whether the numbers can be trusted.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
@@ -15,8 +16,15 @@ from torch import nn
 from ..errors import UserError
 from . import contract, probes
 from .config import load_suite
-from .model import (ExpectedLogits, ModelState, Normalized, ZeroGradientPath, check_inputs, checked_logits,
-                    has_gradient_path)
+from .model import (
+    ExpectedLogits,
+    ModelState,
+    Normalized,
+    ZeroGradientPath,
+    check_inputs,
+    checked_logits,
+    has_gradient_path,
+)
 from .result import AttackResult, curve_from, kept_adversarials, per_sample_table
 from .run import SuiteRun
 from .sanity import sanity_checks
@@ -45,12 +53,21 @@ class AttackSuite:
     flagged invalid by the `deterministic_outputs` check; deterministic models are never averaged.
     """
 
-    def __init__(self, config: SuiteConfig, *, bounds: tuple[float, float] = (0.0, 1.0),
-                 mean: float | list[float] | None = None, std: float | list[float] | None = None,
-                 device: str | torch.device | None = None, eot: int | None = None):
+    def __init__(
+        self,
+        config: SuiteConfig,
+        *,
+        bounds: tuple[float, float] = (0.0, 1.0),
+        mean: float | list[float] | None = None,
+        std: float | list[float] | None = None,
+        device: str | torch.device | None = None,
+        eot: int | None = None,
+    ):
         if std is not None and mean is None:
-            raise UserError("AttackSuite: std= was given without mean=; pass both (per channel) to "
-                            "normalize inside the model, or neither")
+            raise UserError(
+                "AttackSuite: std= was given without mean=; pass both (per channel) to "
+                "normalize inside the model, or neither"
+            )
         if eot is not None and (isinstance(eot, bool) or not isinstance(eot, int) or eot < 1):
             raise UserError(f"AttackSuite: eot= must be a whole number of draws >= 1 (or None), got {eot!r}")
         self.config = config
@@ -67,10 +84,18 @@ class AttackSuite:
         are the constructor's (`bounds`, `mean`, `std`, `device`, ...)."""
         return cls(load_suite(name_or_path), **kwargs)
 
-    def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
-            keep_adversarials: bool = False, seed: int | None = None,
-            on_attack: Callable[[str, int, int], None] | None = None,
-            expected_clean_accuracy: float | None = None, predictions=None) -> AttackResult:
+    def run(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        keep_adversarials: bool = False,
+        seed: int | None = None,
+        on_attack: Callable[[str, int, int], None] | None = None,
+        expected_clean_accuracy: float | None = None,
+        predictions=None,
+    ) -> AttackResult:
         """Attack the first `config.samples` of (x, y); deterministic on CPU for a given seed.
         `on_attack(label, i, n)` is called before attack `i` of the suite's `n` starts (progress).
 
@@ -117,8 +142,7 @@ class AttackSuite:
             finally:
                 state.restore()
         top2 = logits.topk(2, dim=1).values
-        return self._result(run, top2[:, 0] - top2[:, 1], extras, keep_adversarials,
-                            time.perf_counter() - start)
+        return self._result(run, top2[:, 0] - top2[:, 1], extras, keep_adversarials, time.perf_counter() - start)
 
     def _prepare(self, model: nn.Module, device: torch.device) -> nn.Module:
         """The model in eval mode on `device`, as a function of un-normalized inputs, with frozen
@@ -130,8 +154,9 @@ class AttackSuite:
             p.requires_grad_(False)
         return net
 
-    def _average_if_random(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor, logits: torch.Tensor
-                           ) -> tuple[nn.Module, torch.Tensor, dict]:
+    def _average_if_random(
+        self, net: nn.Module, x: torch.Tensor, y: torch.Tensor, logits: torch.Tensor
+    ) -> tuple[nn.Module, torch.Tensor, dict]:
         """If repeated passes change the output, the model to attack is the mean over draws: its
         clean predictions (which decide clean-correct) and its verdict on every candidate then come
         from an average, not from one draw's noise."""
@@ -144,14 +169,15 @@ class AttackSuite:
             logits = checked_logits(net, x, y, self.config.batch_size)
             # How often the averaged model still changes its mind between two evaluations.
             residual = probes.determinism(net, x[:m], logits[:m])
-            info |= {"eot_draws": draws,
-                     "eot_fraction_predictions_changed": residual["fraction_predictions_changed"]}
+            info |= {"eot_draws": draws, "eot_fraction_predictions_changed": residual["fraction_predictions_changed"]}
         return net, logits, info
 
     def _probes(self, run: SuiteRun, num_classes: int) -> dict:
         first = run.correct_idx[:64]
-        extras = {"gradients": probes.input_gradients(run.net, run.x[first], run.y[first]),
-                  "losses": probes.attack_losses(run)}
+        extras = {
+            "gradients": probes.input_gradients(run.net, run.x[first], run.y[first]),
+            "losses": probes.attack_losses(run),
+        }
         if self.config.large_eps:
             extras["large_eps"] = probes.large_eps(run, num_classes)
         if self.config.step_doubling:
@@ -165,5 +191,4 @@ class AttackSuite:
         curve = curve_from(per_sample, list(run.eps_broken), run.cfg.eps)
         sanity = sanity_checks(per_sample, curve, run.cfg.eps, run.kinds, extras)
         adversarials = kept_adversarials(per_sample, run.adv) if keep_adversarials else None
-        return AttackResult(run.cfg, per_sample, curve, sanity, seconds, adversarials, dict(run.seconds),
-                            run.kinds)
+        return AttackResult(run.cfg, per_sample, curve, sanity, seconds, adversarials, dict(run.seconds), run.kinds)

@@ -4,6 +4,7 @@ A candidate counts at ε when, clipped to the input bounds, the model (in eval m
 and its Lp distance to the original is at most ε·(1 + EPS_RTOL) + EPS_ATOL (`robustarch.metrics`).
 For a random model (an `ExpectedLogits` average over draws) two independent averages must agree.
 """
+
 from __future__ import annotations
 
 import math
@@ -23,9 +24,16 @@ def lp_distance(a: torch.Tensor, b: torch.Tensor, threat_model: str) -> torch.Te
 
 
 @torch.no_grad()
-def verify(net: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor, *,
-           threat_model: str, bounds: tuple[float, float], eps: float | None = None
-           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def verify(
+    net: nn.Module,
+    x: torch.Tensor,
+    x_adv: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    threat_model: str,
+    bounds: tuple[float, float],
+    eps: float | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Re-check candidates: returns `(ok, distance, clipped)`.
 
     `ok[i]`: the clipped candidate is finite, misclassified by `net` (which the caller keeps in eval

@@ -3,19 +3,30 @@
 An `ArchSpec` is a plain, JSON-serializable dataclass: the sampled point of a search space. The same
 spec rebuilds the identical model anywhere (`build_model(spec)`), through a registry of families.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
-from typing import Callable
 
 import torch
 from torch import nn
 
 from .cells import ACTIVATIONS, CELL_TYPES, NORMS, CellNet, timm_resnet
 
-__all__ = ["ACTIVATIONS", "CELL_TYPES", "NORMS", "FAMILIES", "ArchSpec", "StageSpec", "build_model",
-           "count_flops", "count_params", "register_family"]
+__all__ = [
+    "ACTIVATIONS",
+    "CELL_TYPES",
+    "NORMS",
+    "FAMILIES",
+    "ArchSpec",
+    "StageSpec",
+    "build_model",
+    "count_flops",
+    "count_params",
+    "register_family",
+]
 
 
 @dataclass(frozen=True)
@@ -76,7 +87,7 @@ class ArchSpec:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ArchSpec":
+    def from_dict(cls, data: dict) -> ArchSpec:
         """Inverse of `to_dict`; specs saved before a field existed get that field's default."""
         names = {f.name for f in fields(cls)}
         data = {k: v for k, v in data.items() if k in names}
@@ -84,13 +95,15 @@ class ArchSpec:
         return cls(**data)
 
     @classmethod
-    def from_json(cls, text: str) -> "ArchSpec":
+    def from_json(cls, text: str) -> ArchSpec:
         return cls.from_dict(json.loads(text))
 
     def summary(self) -> str:
         """A short human-readable form, e.g. `stem16 2x32|plain 3x64/2|basic+se`."""
-        parts = [f"{s.depth}x{s.width}{'/' + str(s.stride) if s.stride > 1 else ''}|{s.cell}"
-                 f"{'+se' if s.se > 0 else ''}" for s in self.stages]
+        parts = [
+            f"{s.depth}x{s.width}{'/' + str(s.stride) if s.stride > 1 else ''}|{s.cell}{'+se' if s.se > 0 else ''}"
+            for s in self.stages
+        ]
         prefix = "" if self.family == "cells" else f"{self.family} "
         if self.input_levels > 1:
             prefix += f"quantize{self.input_levels} "
@@ -131,8 +144,7 @@ def count_flops(model: nn.Module, spec: ArchSpec) -> int:
 
     was_training = model.training
     model.eval()
-    x = torch.zeros(1, spec.in_chans, spec.input_size, spec.input_size,
-                    device=next(model.parameters()).device)
+    x = torch.zeros(1, spec.in_chans, spec.input_size, spec.input_size, device=next(model.parameters()).device)
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(x)
     model.train(was_training)

@@ -3,10 +3,11 @@
 A cell maps `(in_chs, H, W)` to `(out_chs, H/stride, W/stride)`; `CellNet` chains a stem, the cells of
 every stage, global pooling and a linear head. `arch.build_model` reaches this through its registry.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
-from typing import Callable
 
 import torch
 from torch import nn
@@ -33,8 +34,10 @@ def norm_act_layer(norm: str, act) -> Callable[..., nn.Module]:
     from timm.layers import get_norm_act_layer
 
     if norm == "none":
+
         def none_layer(num_features, apply_act=True, **kwargs):
             return ActOnly(num_features, act, apply_act)
+
         return none_layer
     # groupnorm1 = one group (normalizes C,H,W): unlike 32-group GroupNorm it accepts any width.
     timm_name = {"batchnorm": "batchnorm", "groupnorm": "groupnorm1", "layernorm": "layernorm2d"}[norm]
@@ -49,13 +52,25 @@ def layer_fn(norm: str, act_name: str, se_ratio: float):
     act = get_act_layer(act_name)
     norm_act = norm_act_layer(norm, act)
     attn = partial(SEModule, rd_ratio=se_ratio) if se_ratio > 0 else None
-    return LayerFn(conv_norm_act=partial(ConvNormAct, norm_layer=norm_act, act_layer=act,
-                                         bias=norm == "none"),
-                   norm_act=norm_act, act=act, attn=attn)
+    return LayerFn(
+        conv_norm_act=partial(ConvNormAct, norm_layer=norm_act, act_layer=act, bias=norm == "none"),
+        norm_act=norm_act,
+        act=act,
+        attn=attn,
+    )
 
 
-def make_cell(kind: str, in_chs: int, out_chs: int, *, stride: int, kernel_size: int, layers,
-              drop_path: float, bottle_ratio: float = 0.25) -> nn.Module:
+def make_cell(
+    kind: str,
+    in_chs: int,
+    out_chs: int,
+    *,
+    stride: int,
+    kernel_size: int,
+    layers,
+    drop_path: float,
+    bottle_ratio: float = 0.25,
+) -> nn.Module:
     """One cell of `kind` (see `CELL_TYPES`)."""
     from timm.models._efficientnet_blocks import DepthwiseSeparableConv
     from timm.models.byobnet import BasicBlock, BottleneckBlock
@@ -66,12 +81,20 @@ def make_cell(kind: str, in_chs: int, out_chs: int, *, stride: int, kernel_size:
     if kind == "basic":  # ResNet basic block: two k×k convs and a skip
         return BasicBlock(in_chs, out_chs, kernel_size, stride, layers=layers, drop_path_rate=drop_path)
     if kind == "bottleneck":  # 1×1 reduce → k×k → 1×1 expand, with a skip
-        return BottleneckBlock(in_chs, out_chs, kernel_size, stride, bottle_ratio=bottle_ratio,
-                               layers=layers, drop_path_rate=drop_path)
+        return BottleneckBlock(
+            in_chs, out_chs, kernel_size, stride, bottle_ratio=bottle_ratio, layers=layers, drop_path_rate=drop_path
+        )
     if kind == "dwsep":  # MobileNet depthwise k×k → pointwise 1×1; skip when shapes match
-        return DepthwiseSeparableConv(in_chs, out_chs, kernel_size, stride, act_layer=layers.act,
-                                      norm_layer=layers.norm_act, se_layer=layers.attn,
-                                      drop_path_rate=drop_path)
+        return DepthwiseSeparableConv(
+            in_chs,
+            out_chs,
+            kernel_size,
+            stride,
+            act_layer=layers.act,
+            norm_layer=layers.norm_act,
+            se_layer=layers.attn,
+            drop_path_rate=drop_path,
+        )
     raise ValueError(f"unknown cell type {kind!r}")
 
 
@@ -81,8 +104,7 @@ class CellNet(nn.Module):
     def __init__(self, spec):
         super().__init__()
         base = layer_fn(spec.norm, spec.act, 0.0)
-        self.stem = base.conv_norm_act(spec.in_chans, spec.stem_width, spec.stem_kernel,
-                                       stride=spec.stem_stride)
+        self.stem = base.conv_norm_act(spec.in_chans, spec.stem_width, spec.stem_kernel, stride=spec.stem_stride)
         n_cells = max(spec.depth, 1)
         cells, in_chs, index = [], spec.stem_width, 0
         for stage in spec.stages:
@@ -90,8 +112,17 @@ class CellNet(nn.Module):
             for i in range(stage.depth):
                 # drop-path grows linearly with depth, as in timm's models
                 rate = spec.drop_path * index / max(n_cells - 1, 1)
-                cells.append(make_cell(stage.cell, in_chs, stage.width, stride=stage.stride if i == 0 else 1,
-                                       kernel_size=stage.kernel_size, layers=layers, drop_path=rate))
+                cells.append(
+                    make_cell(
+                        stage.cell,
+                        in_chs,
+                        stage.width,
+                        stride=stage.stride if i == 0 else 1,
+                        kernel_size=stage.kernel_size,
+                        layers=layers,
+                        drop_path=rate,
+                    )
+                )
                 in_chs, index = stage.width, index + 1
         self.cells = nn.Sequential(*cells)
         self.pool = nn.AdaptiveAvgPool2d(1)
@@ -120,15 +151,24 @@ def timm_resnet(spec) -> nn.Module:
         raise ValueError(f"timm-resnet needs stem_width {RESNET_STEM_WIDTH}, got {spec.stem_width}")
     if len(spec.stages) != 4:  # timm's ResNet.forward runs layer1..layer4 by name
         raise ValueError(f"timm-resnet needs exactly 4 stages, got {len(spec.stages)}")
-    norm = {"batchnorm": nn.BatchNorm2d, "groupnorm": GroupNorm1, "layernorm": LayerNorm2d,
-            "none": nn.Identity}[spec.norm]
+    norm = {"batchnorm": nn.BatchNorm2d, "groupnorm": GroupNorm1, "layernorm": LayerNorm2d, "none": nn.Identity}[
+        spec.norm
+    ]
     block = {"basic": BasicBlock, "bottleneck": Bottleneck}[spec.stages[0].cell]
     se = spec.stages[0].se
     block_args = {"attn_layer": partial(_se, rd_ratio=se)} if se > 0 else None
-    model = ResNet(block, layers=[s.depth for s in spec.stages], channels=[s.width for s in spec.stages],
-                   num_classes=spec.num_classes, in_chans=spec.in_chans,
-                   act_layer=get_act_layer(spec.act), norm_layer=norm, drop_rate=spec.head_dropout,
-                   drop_path_rate=spec.drop_path, block_args=block_args)
+    model = ResNet(
+        block,
+        layers=[s.depth for s in spec.stages],
+        channels=[s.width for s in spec.stages],
+        num_classes=spec.num_classes,
+        in_chans=spec.in_chans,
+        act_layer=get_act_layer(spec.act),
+        norm_layer=norm,
+        drop_rate=spec.head_dropout,
+        drop_path_rate=spec.drop_path,
+        block_args=block_args,
+    )
     if spec.input_size <= 32:
         model.conv1 = nn.Conv2d(spec.in_chans, RESNET_STEM_WIDTH, 3, padding=1, bias=False)
         model.maxpool = nn.Identity()

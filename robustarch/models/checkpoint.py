@@ -2,6 +2,7 @@
 
 One self-describing file rebuilds the identical model anywhere; nothing is unpickled.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -14,8 +15,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .arch import ArchSpec, build_model
 from ..errors import DISK_FULL_ERRNOS, StorageFull, UserError
+from .arch import ArchSpec, build_model
 
 
 @dataclass
@@ -26,17 +27,21 @@ class Checkpoint:
     info: dict  # dataset name, bounds, trial number, ...
 
 
-def save_checkpoint(path: str | Path, model: nn.Module, arch: ArchSpec, train_config: dict,
-                    info: dict | None = None) -> Path:
+def save_checkpoint(
+    path: str | Path, model: nn.Module, arch: ArchSpec, train_config: dict, info: dict | None = None
+) -> Path:
     """Write the checkpoint atomically (see `write_atomic`): `path` is the complete file or absent."""
     from safetensors.torch import save
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    metadata = {"format": "robustarch-checkpoint-1", "arch": arch.to_json(),
-                "train_config": json.dumps(train_config, sort_keys=True),
-                "info": json.dumps(info or {}, sort_keys=True)}
+    metadata = {
+        "format": "robustarch-checkpoint-1",
+        "arch": arch.to_json(),
+        "train_config": json.dumps(train_config, sort_keys=True),
+        "info": json.dumps(info or {}, sort_keys=True),
+    }
     write_atomic(path, [save(tensors, metadata=metadata)])
     return path
 
@@ -56,9 +61,11 @@ def write_atomic(path: Path, chunks) -> None:
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         if exc.errno in DISK_FULL_ERRNOS:
-            raise StorageFull(f"cannot write the checkpoint {path}: {exc.strerror} (disk full or file size "
-                              "limit); nothing partial was left: free some space, then run the same command "
-                              "to resume") from None
+            raise StorageFull(
+                f"cannot write the checkpoint {path}: {exc.strerror} (disk full or file size "
+                "limit); nothing partial was left: free some space, then run the same command "
+                "to resume"
+            ) from None
         raise UserError(f"cannot write the checkpoint {path}: {exc.strerror or exc}") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -74,8 +81,7 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu",
-                    sha256: str | None = None) -> Checkpoint:
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu", sha256: str | None = None) -> Checkpoint:
     """Load a checkpoint; with `sha256` (the hash its trial recorded), a file whose bytes differ, damaged
     or replaced, is refused naming the file."""
     from safetensors import SafetensorError
@@ -85,8 +91,10 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu",
     if not path.is_file():
         raise UserError(f"{path}: no such checkpoint file")
     if sha256 is not None and file_sha256(path) != sha256:
-        raise UserError(f"{path}: checkpoint damaged or replaced (its SHA-256 differs from the one its trial "
-                        "recorded); retrain that trial or restore the file from a backup")
+        raise UserError(
+            f"{path}: checkpoint damaged or replaced (its SHA-256 differs from the one its trial "
+            "recorded); retrain that trial or restore the file from a backup"
+        )
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
@@ -116,5 +124,7 @@ def check_split(info: dict, split: dict, source: str) -> None:
     stored = {k: info[k] for k in SPLIT_KEYS if k in info}
     differ = [f"{k} {split[k]!r} (trained with {v!r})" for k, v in stored.items() if split.get(k) != v]
     if differ:
-        raise UserError(f"{source}: the data split does not match the one the model was trained on: "
-                        f"{', '.join(differ)}; use the training split (e.g. --seed {stored.get('split_seed', 0)})")
+        raise UserError(
+            f"{source}: the data split does not match the one the model was trained on: "
+            f"{', '.join(differ)}; use the training split (e.g. --seed {stored.get('split_seed', 0)})"
+        )

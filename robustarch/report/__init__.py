@@ -3,8 +3,29 @@ jinja2 template with autoescaping, and the export of every table behind the page
 
     write_report(study)                # reports/<study>.html
 """
-from .html import (FORMATS, analysis_tables, build_comparison, build_report, comparison_path, default_path,
-                   export_tables, write_analysis, write_comparison, write_report)
 
-__all__ = ["FORMATS", "analysis_tables", "build_comparison", "build_report", "comparison_path",
-           "default_path", "export_tables", "write_analysis", "write_comparison", "write_report"]
+from .html import (
+    FORMATS,
+    analysis_tables,
+    build_comparison,
+    build_report,
+    comparison_path,
+    default_path,
+    export_tables,
+    write_analysis,
+    write_comparison,
+    write_report,
+)
+
+__all__ = [
+    "FORMATS",
+    "analysis_tables",
+    "build_comparison",
+    "build_report",
+    "comparison_path",
+    "default_path",
+    "export_tables",
+    "write_analysis",
+    "write_comparison",
+    "write_report",
+]

@@ -6,6 +6,7 @@ cover it more than half (overlapping points hide each other and the density), an
 hover text costs ~0.5 KB of page, so two scatters and the ε-curves of 1 000 models are already ~2 MB.
 Below the threshold every figure is drawn as before, model by model.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,12 +36,14 @@ def density(ax: Axes, xs, ys, *, x_name: str, y_name: str, bins=BINS) -> int:
     keep = np.isfinite(tx) & np.isfinite(ty)
     counts, ex, ey = np.histogram2d(tx[keep], ty[keep], bins=bins, range=[ax.xr, ax.yr])
     top = int(counts.max()) if counts.size else 0
-    back_x = (lambda t: 10 ** t) if ax.log_x else (lambda t: t)
-    back_y = (lambda t: 10 ** t) if ax.log_y else (lambda t: t)
+    back_x = (lambda t: 10**t) if ax.log_x else (lambda t: t)
+    back_y = (lambda t: 10**t) if ax.log_y else (lambda t: t)
     for i, j in zip(*np.nonzero(counts)):
         c = int(counts[i, j])
-        tip = (f"{c} model{'s' if c > 1 else ''}: {x_name} {back_x(ex[i]):.3g}–{back_x(ex[i + 1]):.3g}, "
-               f"{y_name} {back_y(ey[j]):.3g}–{back_y(ey[j + 1]):.3g}")
+        tip = (
+            f"{c} model{'s' if c > 1 else ''}: {x_name} {back_x(ex[i]):.3g}–{back_x(ex[i + 1]):.3g}, "
+            f"{y_name} {back_y(ey[j]):.3g}–{back_y(ey[j + 1]):.3g}"
+        )
         ax.scaled_rect(ex[i], ex[i + 1], ey[j], ey[j + 1], tip, color=shade(c, top), cls="bin")
     return top
 

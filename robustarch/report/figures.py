@@ -1,4 +1,5 @@
 """The report's figures, each drawn from one table of an `Analysis` (see robustarch.analysis)."""
+
 from __future__ import annotations
 
 import math
@@ -39,10 +40,12 @@ def trial_tip(row) -> str:
     flag = f" | FLAGGED: {row['sanity_invalid']}" if row.get("flagged") else ""
     if row.get("sanity_warnings"):
         flag += f" | warning: {row['sanity_warnings']}"
-    return (f"trial {int(row['trial'])}: {row['arch_summary']} | clean {_num(row['clean_accuracy'])}"
-            f" | robust {_num(row['robust_accuracy'])} | AUC {_num(row['robust_auc'])}"
-            f" | params {_num(row['params'])} | FLOPs {_num(row['flops'])} | depth {_num(row['depth'])}"
-            f" | width {_num(row['width'])} | power-law slope {_num(row.get('power_law_slope'))}{flag}")
+    return (
+        f"trial {int(row['trial'])}: {row['arch_summary']} | clean {_num(row['clean_accuracy'])}"
+        f" | robust {_num(row['robust_accuracy'])} | AUC {_num(row['robust_auc'])}"
+        f" | params {_num(row['params'])} | FLOPs {_num(row['flops'])} | depth {_num(row['depth'])}"
+        f" | width {_num(row['width'])} | power-law slope {_num(row.get('power_law_slope'))}{flag}"
+    )
 
 
 def _cls(row) -> str:
@@ -92,20 +95,28 @@ def robust_vs(a: Analysis, x: str, label: str, *, log_x=False, front=False) -> P
     if t.empty or t[x].nunique() < 2:  # a constant axis: left out, `left_out` says why
         return None
     eps = eps_label(a.eps)
-    plot = Plot(f"Worst-case robust accuracy at ε={eps} vs {label}", label + (" (log scale)" if log_x else ""),
-                f"robust accuracy at ε={eps}", plot_id=f"robust-vs-{x}")
+    plot = Plot(
+        f"Worst-case robust accuracy at ε={eps} vs {label}",
+        label + (" (log scale)" if log_x else ""),
+        f"robust accuracy at ε={eps}",
+        plot_id=f"robust-vs-{x}",
+    )
     xs = t[x].astype(float)
     ax = Axes(plot, (xs.min(), xs.max()), (0, max(0.05, float(t["robust_accuracy"].max()))), log_x=log_x)
     many = dense(len(t))
     if many:
-        top = density(ax, xs.to_numpy(), t["robust_accuracy"].to_numpy(float), x_name=label,
-                      y_name="robust accuracy")
+        top = density(ax, xs.to_numpy(), t["robust_accuracy"].to_numpy(float), x_name=label, y_name="robust accuracy")
     on = "validation" if a.selection_split == "val" else "test"
     if front:
         f = t[t["pareto"]].sort_values(x)
         # The front is chosen on validation numbers where stored, and drawn at the test numbers.
-        ax.line(f[x], f["robust_accuracy"], f"Pareto front (clean vs robust, chosen on {on} numbers)",
-                cls="front-line", dash="4 3")
+        ax.line(
+            f[x],
+            f["robust_accuracy"],
+            f"Pareto front (clean vs robust, chosen on {on} numbers)",
+            cls="front-line",
+            dash="4 3",
+        )
         plot.legend.append(("#f57900", f"Pareto-optimal ({on})"))
     if many:  # over the density: the models a reader looks for, as points
         rows = _rows(a)
@@ -113,8 +124,10 @@ def robust_vs(a: Analysis, x: str, label: str, *, log_x=False, front=False) -> P
         for r in drawn:
             ax.point(float(r[x]), float(r["robust_accuracy"]), r["tip"], trial=int(r["trial"]), cls=_cls(r))
         density_legend(plot, top)
-        plot.caption = (f"{len(t)} models: colour = models per cell (log scale). Points: the Pareto front, the most "
-                        "robust model and flagged models; hover a cell for its count.")
+        plot.caption = (
+            f"{len(t)} models: colour = models per cell (log scale). Points: the Pareto front, the most "
+            "robust model and flagged models; hover a cell for its count."
+        )
     else:
         for r in t.to_dict("records"):
             ax.point(float(r[x]), float(r["robust_accuracy"]), trial_tip(r), trial=int(r["trial"]), cls=_cls(r))
@@ -136,13 +149,19 @@ def eps_curves(a: Analysis) -> Plot | None:
     wide = wide[wide.index.isin(list(dict.keys(rows)))]
     one = wide.shape[1] == 1  # one ε measured: points, no line suggesting a curve nobody measured
     many = dense(len(wide))
-    plot = Plot("Worst-case robust accuracy over ε" + ("" if many else (" (one point per model and ε)" if one else
-                                                                     " (one line per model)")),
-                "ε", "robust accuracy", plot_id="eps-curves")
+    plot = Plot(
+        "Worst-case robust accuracy over ε"
+        + ("" if many else (" (one point per model and ε)" if one else " (one line per model)")),
+        "ε",
+        "robust accuracy",
+        plot_id="eps-curves",
+    )
     ax = Axes(plot, (0, max(a.eps_grid)), (0, 1))
     raw = [rows.raw(int(t)) for t in wide.index]
-    clean = np.array([r["attacked_clean_accuracy"] if pd.notna(r["attacked_clean_accuracy"]) else r["clean_accuracy"]
-                      for r in raw], dtype=float)
+    clean = np.array(
+        [r["attacked_clean_accuracy"] if pd.notna(r["attacked_clean_accuracy"]) else r["clean_accuracy"] for r in raw],
+        dtype=float,
+    )
     grid = [0.0, *wide.columns]
     values = np.column_stack([clean, wide.to_numpy(float)])
     drawn = set(wide.index)
@@ -158,8 +177,9 @@ def eps_curves(a: Analysis) -> Plot | None:
             for e, y in zip(grid, v):
                 ax.point(e, y, r["tip"], trial=int(trial), cls=cls, r=3)
         else:
-            ax.line(grid, v, r["tip"], trial=int(trial), cls=cls,
-                    color="#f57900" if cls == "front" else None, width=1.5)
+            ax.line(
+                grid, v, r["tip"], trial=int(trial), cls=cls, color="#f57900" if cls == "front" else None, width=1.5
+            )
     plot.caption = "ε = 0 is clean accuracy on the attacked samples."
     if one:
         plot.caption += f" One ε measured ({eps_label(wide.columns[0])}): points, not a curve."
@@ -175,12 +195,18 @@ def power_law(a: Analysis) -> Plot | None:
     if ok.empty:
         return None
     rows = _rows(a)
-    plot = Plot("Adversarial error vs ε (log–log) with power-law fits", "ε (log scale)",
-                "adversarial error (log scale)", plot_id="power-law")
+    plot = Plot(
+        "Adversarial error vs ε (log–log) with power-law fits",
+        "ε (log scale)",
+        "adversarial error (log scale)",
+        plot_id="power-law",
+    )
     from ..analysis.powerlaw import error_curve
 
-    col = {t: "minimization_min_eps" if str(src).startswith("minimization") else "min_adversarial_eps"
-           for t, src in zip(ok["trial"], ok["error_source"])}
+    col = {
+        t: "minimization_min_eps" if str(src).startswith("minimization") else "min_adversarial_eps"
+        for t, src in zip(ok["trial"], ok["error_source"])
+    }
     s = samples[samples["trial"].isin(list(col))].sort_values("trial", kind="stable")
     trials, starts = np.unique(s["trial"].to_numpy(), return_index=True)
     by_trial = {int(t): s[col[t]].to_numpy()[a_:b_] for t, a_, b_ in zip(trials, starts, [*starts[1:], len(s)])}
@@ -201,8 +227,10 @@ def power_law(a: Analysis) -> Plot | None:
             continue
         r = rows[trial]
         verdict = "passes" if f["power_law_ok"] else "fails"
-        tip = (r["tip"] + f" | fit ε {f['eps_low']:.3g}–{f['eps_high']:.3g}: slope {f['slope']:.2f}"
-               f" [{_num(f['ci_low'])}, {_num(f['ci_high'])}], {verdict} the curvature score test")
+        tip = (
+            r["tip"] + f" | fit ε {f['eps_low']:.3g}–{f['eps_high']:.3g}: slope {f['slope']:.2f}"
+            f" [{_num(f['ci_low'])}, {_num(f['ci_high'])}], {verdict} the curvature score test"
+        )
         color = "#cc0000" if r["flagged"] else "#3465a4"
         c, grid = curves[trial], grids[trial]
         if len(drawn) <= MAX_POINT_MODELS:
@@ -212,13 +240,17 @@ def power_law(a: Analysis) -> Plot | None:
         else:  # many models: the measured error as a thin line, to keep the page light
             ax.line(grid[c > 0], c[c > 0], tip, trial=trial, color=color, width=0.6, dash="2 2")
         ax.line(grid, 10 ** (f["intercept"] + f["slope"] * np.log10(grid)), tip, trial=trial, color=color)
-    plot.caption = ("Points: share of clean-correct samples broken within ε, at 8 log-spaced ε in each model's own "
-                    "window (its top: a quarter of the samples the model ever breaks); lines: maximum-likelihood "
-                    "power laws (censored exponential in ln(ε_high/ε)). A point at zero error has no place on a log "
-                    "axis and is not drawn.")
+    plot.caption = (
+        "Points: share of clean-correct samples broken within ε, at 8 log-spaced ε in each model's own "
+        "window (its top: a quarter of the samples the model ever breaks); lines: maximum-likelihood "
+        "power laws (censored exponential in ln(ε_high/ε)). A point at zero error has no place on a log "
+        "axis and is not drawn."
+    )
     if many:
-        plot.caption += (f" {len(ok)} models: bands of their measured error; drawn one by one, the most robust model, "
-                         "the Pareto front and flagged models.")
+        plot.caption += (
+            f" {len(ok)} models: bands of their measured error; drawn one by one, the most robust model, "
+            "the Pareto front and flagged models."
+        )
     return plot
 
 
@@ -236,8 +268,13 @@ def slope_histogram(a: Analysis) -> Plot | None:
             ax.rect(lo, hi, 0, c, f"slope {lo:.2f}–{hi:.2f}: {c} model(s)", color="#729fcf")
     summary = a.fits["power_law"]
     if math.isfinite(summary.get("median", math.nan)):
-        ax.line([summary["median"]] * 2, [0, counts.max() * 1.1], f"median slope {summary['median']:.2f}",
-                color="#cc0000", dash="5 3")
+        ax.line(
+            [summary["median"]] * 2,
+            [0, counts.max() * 1.1],
+            f"median slope {summary['median']:.2f}",
+            color="#cc0000",
+            dash="5 3",
+        )
         plot.legend.append(("#cc0000", "median"))
     return plot
 
@@ -248,13 +285,22 @@ def margins(a: Analysis) -> Plot | None:
     if q.empty:
         return None
     rows = _rows(a)
-    plot = Plot("Logit-margin distributions (empirical CDF, log–log)", "top-1 minus runner-up logit (log scale)",
-                "share of clean-correct samples ≤ margin", plot_id="margins")
-    ax = Axes(plot, (q["margin"].min(), q["margin"].max()), (max(q["quantile"][q["quantile"] > 0].min(), 1e-3), 1),
-              log_x=True, log_y=True)
+    plot = Plot(
+        "Logit-margin distributions (empirical CDF, log–log)",
+        "top-1 minus runner-up logit (log scale)",
+        "share of clean-correct samples ≤ margin",
+        plot_id="margins",
+    )
+    ax = Axes(
+        plot,
+        (q["margin"].min(), q["margin"].max()),
+        (max(q["quantile"][q["quantile"] > 0].min(), 1e-3), 1),
+        log_x=True,
+        log_y=True,
+    )
     clean = {t: float(rows.raw(int(t))["clean_accuracy"]) for t in q["trial"].unique()}
     lo, hi = min(clean.values()), max(clean.values())
-    shade = (lambda c: sequential_color(0.3 + 0.7 * (c - lo) / (hi - lo)) if hi > lo else PALETTE[0])
+    shade = lambda c: sequential_color(0.3 + 0.7 * (c - lo) / (hi - lo)) if hi > lo else PALETTE[0]
     many, drawn = dense(len(clean)), set(clean)
     if many:
         wide = q.pivot_table(index="trial", columns="quantile", values="margin")
@@ -262,32 +308,56 @@ def margins(a: Analysis) -> Plot | None:
         drawn = {int(r["trial"]) for r in _marked(a, rows)} & drawn
     for trial, g in q[q["trial"].isin(list(drawn))].groupby("trial"):
         r = rows[int(trial)]
-        ax.line(g["margin"].to_numpy(), g["quantile"].to_numpy(), r["tip"], trial=int(trial),
-                color="#cc0000" if r["flagged"] else shade(clean[trial]), width=1.2)
+        ax.line(
+            g["margin"].to_numpy(),
+            g["quantile"].to_numpy(),
+            r["tip"],
+            trial=int(trial),
+            color="#cc0000" if r["flagged"] else shade(clean[trial]),
+            width=1.2,
+        )
     values = sorted(clean[t] for t in drawn) if drawn else []
     shown = values if len(values) <= 3 else [values[0], values[len(values) // 2], values[-1]]  # models' own values
     plot.legend += [(shade(c), f"clean acc. {c:.3f}") for c in dict.fromkeys(shown)]
     if any(rows.raw(int(t))["flagged"] for t in drawn):
         plot.legend.append(("#cc0000", "flagged"))
-    plot.caption = ("Line colour: the model's clean accuracy (light: lowest, dark: highest). A small-margin tail "
-                    "CDF(m) ∝ m^k gives adversarial error ∝ ε^k when the margin shrinks about linearly with ε "
-                    "(Cubuk et al. 2017).")
+    plot.caption = (
+        "Line colour: the model's clean accuracy (light: lowest, dark: highest). A small-margin tail "
+        "CDF(m) ∝ m^k gives adversarial error ∝ ε^k when the margin shrinks about linearly with ε "
+        "(Cubuk et al. 2017)."
+    )
     if many:
-        plot.caption += (f" {len(clean)} models: bands of their margins at each share; lines: the most robust model, "
-                         "the Pareto front and flagged models.")
+        plot.caption += (
+            f" {len(clean)} models: bands of their margins at each share; lines: the most robust model, "
+            "the Pareto front and flagged models."
+        )
     return plot
 
 
-def _grid_heatmap(table: pd.DataFrame, x: str, y: str, title: str, x_label: str, y_label: str,
-                  caption: str, value_name: str = "robust accuracy") -> Plot | None:
+def _grid_heatmap(
+    table: pd.DataFrame,
+    x: str,
+    y: str,
+    title: str,
+    x_label: str,
+    y_label: str,
+    caption: str,
+    value_name: str = "robust accuracy",
+) -> Plot | None:
     if table.empty:
         return None
     xb = list(dict.fromkeys(table.sort_values(f"{x}_order")[f"{x}_bin"]))
     yb = list(dict.fromkeys(table.sort_values(f"{y}_order")[f"{y}_bin"]))
-    cells = [{"x": r[f"{x}_bin"], "y": r[f"{y}_bin"], "value": float(r["mean"]),
-              "tip": f"{x_label} {r[f'{x}_bin']}, {y_label} {r[f'{y}_bin']}: mean {value_name} "
-                     f"{r['mean']:.3f} (min {r['min']:.3f}, max {r['max']:.3f}, n = {int(r['n'])})"}
-             for r in table.to_dict("records")]
+    cells = [
+        {
+            "x": r[f"{x}_bin"],
+            "y": r[f"{y}_bin"],
+            "value": float(r["mean"]),
+            "tip": f"{x_label} {r[f'{x}_bin']}, {y_label} {r[f'{y}_bin']}: mean {value_name} "
+            f"{r['mean']:.3f} (min {r['min']:.3f}, max {r['max']:.3f}, n = {int(r['n'])})",
+        }
+        for r in table.to_dict("records")
+    ]
     return heatmap(title, x_label, y_label, xb, yb, cells, caption=caption)
 
 
@@ -295,9 +365,15 @@ def depth_width(a: Analysis) -> Plot | None:
     u = a.used_trials
     if u["depth"].nunique() < 2 or u["width"].nunique() < 2:  # a constant axis: `left_out` says why
         return None
-    p = _grid_heatmap(a.tables["depth_width"], "depth", "width",
-                      f"Mean robust accuracy at ε={eps_label(a.eps)} by depth × width", "depth (cells)",
-                      "width (mean channels)", "Cell colour and number: mean robust accuracy of the models in it.")
+    p = _grid_heatmap(
+        a.tables["depth_width"],
+        "depth",
+        "width",
+        f"Mean robust accuracy at ε={eps_label(a.eps)} by depth × width",
+        "depth (cells)",
+        "width (mean channels)",
+        "Cell colour and number: mean robust accuracy of the models in it.",
+    )
     if p:
         p.plot_id = "depth-width"
     return p
@@ -312,11 +388,23 @@ def phase(a: Analysis) -> list[Plot]:
         return plots
     for (load, temperature, metric), g in table.groupby(["load_knob", "temperature_knob", "metric"], sort=False):
         name = label(metric) + (f" at ε={eps_label(a.eps)}" if metric == "robust_accuracy" else "")
-        p = _grid_heatmap(g.rename(columns={"temperature_bin": "t_bin", "load_bin": "l_bin", "temperature_order":
-                                            "t_order", "load_order": "l_order"}), "t", "l",
-                          f"Phase diagram: {name}", label(temperature), label(load),
-                          f"Cell colour and number: mean {name} of the models in it (colours clip to 0–1).",
-                          value_name=name)
+        p = _grid_heatmap(
+            g.rename(
+                columns={
+                    "temperature_bin": "t_bin",
+                    "load_bin": "l_bin",
+                    "temperature_order": "t_order",
+                    "load_order": "l_order",
+                }
+            ),
+            "t",
+            "l",
+            f"Phase diagram: {name}",
+            label(temperature),
+            label(load),
+            f"Cell colour and number: mean {name} of the models in it (colours clip to 0–1).",
+            value_name=name,
+        )
         p.plot_id = "phase" if not plots else f"phase-{load}-{metric}"
         plots.append(p)
     return plots
@@ -329,12 +417,18 @@ def left_out(a: Analysis) -> list[str]:
     if a.eps is None or t.empty:
         return []
     out = []
-    for col, plot in (("clean_accuracy", "robust accuracy vs clean accuracy"), ("params", "robust accuracy vs "
-                      "parameters"), ("depth", "depth × width map"), ("width", "depth × width map")):
+    for col, plot in (
+        ("clean_accuracy", "robust accuracy vs clean accuracy"),
+        ("params", "robust accuracy vs parameters"),
+        ("depth", "depth × width map"),
+        ("width", "depth × width map"),
+    ):
         values = t[col].dropna().unique()
         if len(values) == 1:
-            out.append(f"Plot {plot} left out: every model has the same {col.replace('_', ' ')} "
-                       f"({_num(values[0])}), so that axis is constant.")
+            out.append(
+                f"Plot {plot} left out: every model has the same {col.replace('_', ' ')} "
+                f"({_num(values[0])}), so that axis is constant."
+            )
         elif len(values) == 0 and col != "clean_accuracy":
             out.append(f"Plot {plot} left out: no model has a {col.replace('_', ' ')} value.")
     return list(dict.fromkeys(out))
@@ -343,7 +437,14 @@ def left_out(a: Analysis) -> list[str]:
 def all_figures(a: Analysis) -> list[Plot]:
     if a.eps is None:  # no trial with attack results: nothing to draw
         return []
-    figs = [robust_vs(a, "clean_accuracy", "clean accuracy", front=True),
-            robust_vs(a, "params", "parameters", log_x=True), eps_curves(a), power_law(a),
-            slope_histogram(a), margins(a), depth_width(a), *phase(a)]
+    figs = [
+        robust_vs(a, "clean_accuracy", "clean accuracy", front=True),
+        robust_vs(a, "params", "parameters", log_x=True),
+        eps_curves(a),
+        power_law(a),
+        slope_histogram(a),
+        margins(a),
+        depth_width(a),
+        *phase(a),
+    ]
     return [f for f in figs if f is not None]

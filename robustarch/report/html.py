@@ -4,6 +4,7 @@ the export of every table behind it as JSON or CSV.
 Plots are SVG drawn by our template rather than by a JS charting library so that the page stays
 small and renders without scripts; a few lines of inline script add hover text and table sorting.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -16,31 +17,52 @@ import numpy as np
 import pandas as pd
 
 from ..analysis.analyzer import MIN_TRIALS_FOR_STATS, Analysis, analyze
+from ..analysis.errorrates import error_rate_lines
+from ..analysis.powerlaw import MAX_ERROR
 from ..analysis.record import snapshot
+from ..analysis.stats import N_BOOT
+from ..analysis.summary import ols_sentence, selection_text, sentences
 from ..errors import UserError
 from .figures import all_figures, eps_label, left_out
 from .pager import digits, is_long, table_json, trial_rows
-from ..analysis.powerlaw import MAX_ERROR
-from ..analysis.stats import N_BOOT
-from ..analysis.errorrates import error_rate_lines
-from ..analysis.summary import ols_sentence, selection_text, sentences
 
-TRIAL_COLUMNS = [("trial", "trial"), ("state", "state"), ("arch_summary", "architecture"),
-                 ("sanity", "sanity"), ("params", "params"), ("flops", "FLOPs"), ("depth", "depth"),
-                 ("width", "width"), ("clean_accuracy", "clean"), ("robust_accuracy", "robust"),
-                 ("val_accuracy", "val clean"), ("val_robust_accuracy", "val robust"),
-                 ("train_accuracy", "train acc"), ("robust_auc", "AUC"), ("power_law_slope", "power-law slope"),
-                 ("median_min_eps", "median min ε"), ("lr", "lr"), ("batch_size", "batch"),
-                 ("train_fraction", "train fraction"), ("label_noise", "label noise"), ("epochs", "epochs"),
-                 ("max_steps", "max steps"), ("train_seconds", "train s"),
-                 ("attack_seconds", "attack s"), ("fail_reason", "fail reason"), ("pareto", "Pareto")]
+TRIAL_COLUMNS = [
+    ("trial", "trial"),
+    ("state", "state"),
+    ("arch_summary", "architecture"),
+    ("sanity", "sanity"),
+    ("params", "params"),
+    ("flops", "FLOPs"),
+    ("depth", "depth"),
+    ("width", "width"),
+    ("clean_accuracy", "clean"),
+    ("robust_accuracy", "robust"),
+    ("val_accuracy", "val clean"),
+    ("val_robust_accuracy", "val robust"),
+    ("train_accuracy", "train acc"),
+    ("robust_auc", "AUC"),
+    ("power_law_slope", "power-law slope"),
+    ("median_min_eps", "median min ε"),
+    ("lr", "lr"),
+    ("batch_size", "batch"),
+    ("train_fraction", "train fraction"),
+    ("label_noise", "label noise"),
+    ("epochs", "epochs"),
+    ("max_steps", "max steps"),
+    ("train_seconds", "train s"),
+    ("attack_seconds", "attack s"),
+    ("fail_reason", "fail reason"),
+    ("pareto", "Pareto"),
+]
 TEXT_COLUMNS = ("state", "arch_summary", "sanity", "fail_reason")
 FORMATS = ("html", "json", "csv")
 
 
 def _env() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.PackageLoader("robustarch.report", "templates"),
-                             autoescape=jinja2.select_autoescape(["html", "j2"], default=True))
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("robustarch.report", "templates"),
+        autoescape=jinja2.select_autoescape(["html", "j2"], default=True),
+    )
     env.globals.update(is_long=is_long, table_json=table_json, digits=digits)
     return env
 
@@ -82,8 +104,11 @@ def _used_settings(config: dict) -> dict:
 
 def _recipes(study) -> list[str]:
     """The training recipes used: each one in full when few, else what varied and over which range."""
-    configs = [_used_settings(t.user_attrs["train_config"]) for t in study.get_trials(deepcopy=False)
-               if t.user_attrs.get("train_config")]
+    configs = [
+        _used_settings(t.user_attrs["train_config"])
+        for t in study.get_trials(deepcopy=False)
+        if t.user_attrs.get("train_config")
+    ]
     seen = list(dict.fromkeys(", ".join(f"{k}={v}" for k, v in c.items()) for c in configs))
     if len(seen) <= 5:
         return seen
@@ -103,8 +128,15 @@ def _recipes(study) -> list[str]:
     return [f"{len(seen)} distinct recipes: " + "; ".join(parts)]
 
 
-def build_report(study, *, eps: float | None = None, include_flagged: bool = False,
-                 analysis: Analysis | None = None, n_boot: int = N_BOOT, seed: int = 0) -> str:
+def build_report(
+    study,
+    *,
+    eps: float | None = None,
+    include_flagged: bool = False,
+    analysis: Analysis | None = None,
+    n_boot: int = N_BOOT,
+    seed: int = 0,
+) -> str:
     """The report's HTML for `study` (an Optuna study), or for `analysis` alone (`study=None`, e.g.
     from `analyze_table`): the sections that need the study (search, recipes, suite) then say so."""
     study = snapshot(study)  # one bulk read; every table below reads the trials again
@@ -114,23 +146,47 @@ def build_report(study, *, eps: float | None = None, include_flagged: bool = Fal
 
     attrs = a.attrs
     trials = a.tables["trials"]
-    sanity_names = sorted({k for t in study.get_trials(deepcopy=False)
-                           for k in (t.user_attrs.get("sanity") or {})}) if study is not None else []
-    return _env().get_template("report.html.j2").render(
-        a=a, tables=a.tables, ols=a.fits.get("ols") or {}, summary=sentences(a), figures=all_figures(a),
-        left_out=left_out(a),
-        trials=[] if is_long(trials) else trials.to_dict("records"), trial_columns=TRIAL_COLUMNS,
-        text_cols=TEXT_COLUMNS, eps_label=eps_label,
-        trial_json=trial_rows(trials, _fmt, TRIAL_COLUMNS, TEXT_COLUMNS) if is_long(trials) else None,
-        generated=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), version=__version__,
-        config=attrs.get("robustarch_config", {}), dataset=attrs.get("dataset_info", {}),
-        suite=attrs.get("suite_config", {}), space_path=attrs.get("space_path"),
-        objectives=_objective_text(study, attrs, a.eps) if a.eps is not None and study is not None else "?",
-        recipes=_recipes(study) if study is not None else [], sanity_names=sanity_names, min_trials=MIN_TRIALS_FOR_STATS,
-        n_boot=n_boot, seed=seed, max_error=MAX_ERROR, fmt=_fmt, ols_text=ols_sentence(a),
-        selection=selection_text(a), findings=a.tables["findings"].to_dict("records") if a.enough else [],
-        error_rates=error_rate_lines(a.tables["findings"].to_dict("records"), a.n_used) if a.enough else [],
-        provenance=_provenance(study))
+    sanity_names = (
+        sorted({k for t in study.get_trials(deepcopy=False) for k in (t.user_attrs.get("sanity") or {})})
+        if study is not None
+        else []
+    )
+    return (
+        _env()
+        .get_template("report.html.j2")
+        .render(
+            a=a,
+            tables=a.tables,
+            ols=a.fits.get("ols") or {},
+            summary=sentences(a),
+            figures=all_figures(a),
+            left_out=left_out(a),
+            trials=[] if is_long(trials) else trials.to_dict("records"),
+            trial_columns=TRIAL_COLUMNS,
+            text_cols=TEXT_COLUMNS,
+            eps_label=eps_label,
+            trial_json=trial_rows(trials, _fmt, TRIAL_COLUMNS, TEXT_COLUMNS) if is_long(trials) else None,
+            generated=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            version=__version__,
+            config=attrs.get("robustarch_config", {}),
+            dataset=attrs.get("dataset_info", {}),
+            suite=attrs.get("suite_config", {}),
+            space_path=attrs.get("space_path"),
+            objectives=_objective_text(study, attrs, a.eps) if a.eps is not None and study is not None else "?",
+            recipes=_recipes(study) if study is not None else [],
+            sanity_names=sanity_names,
+            min_trials=MIN_TRIALS_FOR_STATS,
+            n_boot=n_boot,
+            seed=seed,
+            max_error=MAX_ERROR,
+            fmt=_fmt,
+            ols_text=ols_sentence(a),
+            selection=selection_text(a),
+            findings=a.tables["findings"].to_dict("records") if a.enough else [],
+            error_rates=error_rate_lines(a.tables["findings"].to_dict("records"), a.n_used) if a.enough else [],
+            provenance=_provenance(study),
+        )
+    )
 
 
 def _provenance(study) -> dict | None:
@@ -154,8 +210,15 @@ def comparison_path(name_a: str, name_b: str, folder: str | Path = "reports") ->
     return Path(folder) / f"compare-{_safe_name(name_a)}-vs-{_safe_name(name_b)}.html"
 
 
-def write_report(study, out: str | Path | None = None, *, eps: float | None = None,
-                 include_flagged: bool = False, fmt: str = "html", n_boot: int | None = None) -> Path:
+def write_report(
+    study,
+    out: str | Path | None = None,
+    *,
+    eps: float | None = None,
+    include_flagged: bool = False,
+    fmt: str = "html",
+    n_boot: int | None = None,
+) -> Path:
     """Write the report (`fmt="html"`), or every table behind it: `json` (one file, table name →
     list of records) or `csv` (a folder, one file per table). Returns the path written. `n_boot`:
     bootstrap resamples (default `analysis.table.boot_size` of the study's complete trials)."""
@@ -193,11 +256,24 @@ def analysis_tables(a: Analysis) -> dict[str, pd.DataFrame]:
     """Every table behind the page, plus `summary` (the sentences) and `info` (headline settings)."""
     tables = dict(a.tables)
     tables["summary"] = pd.DataFrame({"sentence": sentences(a)})
-    tables["info"] = pd.DataFrame([{"study": a.study_name, "eps": a.eps, "eps_grid": json.dumps(a.eps_grid),
-                                    "include_flagged": a.include_flagged, "n_total": a.n_total,
-                                    "n_complete": a.n_complete, "n_flagged": a.n_flagged,
-                                    "n_used": a.n_used, "enough_for_statistics": a.enough,
-                                    "eps_choice": a.eps_choice, "source": a.source, "notes": json.dumps(a.notes)}])
+    tables["info"] = pd.DataFrame(
+        [
+            {
+                "study": a.study_name,
+                "eps": a.eps,
+                "eps_grid": json.dumps(a.eps_grid),
+                "include_flagged": a.include_flagged,
+                "n_total": a.n_total,
+                "n_complete": a.n_complete,
+                "n_flagged": a.n_flagged,
+                "n_used": a.n_used,
+                "enough_for_statistics": a.enough,
+                "eps_choice": a.eps_choice,
+                "source": a.source,
+                "notes": json.dumps(a.notes),
+            }
+        ]
+    )
     return tables
 
 
@@ -224,8 +300,9 @@ def _safe_name(name: str) -> str:
     return file_stem(name)
 
 
-def build_comparison(study_a, study_b, *, eps: float | None = None, include_flagged: bool = False,
-                     n_boot: int = N_BOOT) -> str:
+def build_comparison(
+    study_a, study_b, *, eps: float | None = None, include_flagged: bool = False, n_boot: int = N_BOOT
+) -> str:
     """The HTML page comparing two studies (see robustarch.compare)."""
     from .._version import __version__
     from ..analysis.compare import analyze_pair, compare_tables, identical
@@ -233,17 +310,37 @@ def build_comparison(study_a, study_b, *, eps: float | None = None, include_flag
 
     a, b = analyze_pair(study_a, study_b, eps=eps, include_flagged=include_flagged, n_boot=n_boot)
     tables = compare_tables(a, b, n_boot=n_boot)
-    return _env().get_template("compare.html.j2").render(
-        a=a, b=b, tables=tables, figures=compare_plots(a, b, tables["pairs"]),
-        identical=identical(a, b, tables["pairs"]),
-        summary_a=sentences(a), summary_b=sentences(b), n_boot=n_boot, version=__version__,
-        generated=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), fmt=_fmt,
-        methods=[(x, x.attrs.get("robustarch_config", {}), x.attrs.get("suite_config", {}),
-                  x.attrs.get("dataset_info", {})) for x in (a, b)])
+    return (
+        _env()
+        .get_template("compare.html.j2")
+        .render(
+            a=a,
+            b=b,
+            tables=tables,
+            figures=compare_plots(a, b, tables["pairs"]),
+            identical=identical(a, b, tables["pairs"]),
+            summary_a=sentences(a),
+            summary_b=sentences(b),
+            n_boot=n_boot,
+            version=__version__,
+            generated=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            fmt=_fmt,
+            methods=[
+                (
+                    x,
+                    x.attrs.get("robustarch_config", {}),
+                    x.attrs.get("suite_config", {}),
+                    x.attrs.get("dataset_info", {}),
+                )
+                for x in (a, b)
+            ],
+        )
+    )
 
 
-def write_comparison(study_a, study_b, out: str | Path, *, eps: float | None = None,
-                     include_flagged: bool = False, n_boot: int = N_BOOT) -> Path:
+def write_comparison(
+    study_a, study_b, out: str | Path, *, eps: float | None = None, include_flagged: bool = False, n_boot: int = N_BOOT
+) -> Path:
     """Write the comparison page of two studies to `out` and return its path."""
     path = Path(out)
     html = build_comparison(study_a, study_b, eps=eps, include_flagged=include_flagged, n_boot=n_boot)

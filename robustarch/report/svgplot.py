@@ -4,6 +4,7 @@ A `Plot` is plain data (numbers and strings); the template draws it, so jinja's 
 every label. Marks with `tip` show it on hover (page script); marks with `trial` are highlighted
 together across plots.
 """
+
 from __future__ import annotations
 
 import math
@@ -65,7 +66,7 @@ def _fmt_tick(v: float) -> str:
         return "0"
     if abs(v) >= 1e4 or abs(v) < 1e-2:
         exp = math.floor(math.log10(abs(v)))
-        mant = v / 10 ** exp
+        mant = v / 10**exp
         return f"{mant:g}e{exp}" if abs(mant - 1) > 1e-9 else f"1e{exp}"
     return str(int(v)) if float(v).is_integer() else f"{v:.3g}"
 
@@ -98,12 +99,16 @@ class Axes:
         lo, hi = r
         if log:
             ks = range(math.ceil(lo - 1e-9), math.floor(hi + 1e-9) + 1)
-            ticks = [10.0 ** k for k in ks]
+            ticks = [10.0**k for k in ks]
             if len(ticks) < 3:  # two decades or less: 1-2-5 steps, else 2 significant digits
-                ticks = [m * 10.0 ** k for k in range(math.floor(lo) - 1, math.ceil(hi) + 1) for m in (1, 2, 5)
-                         if lo - 1e-9 <= math.log10(m * 10.0 ** k) <= hi + 1e-9]
+                ticks = [
+                    m * 10.0**k
+                    for k in range(math.floor(lo) - 1, math.ceil(hi) + 1)
+                    for m in (1, 2, 5)
+                    if lo - 1e-9 <= math.log10(m * 10.0**k) <= hi + 1e-9
+                ]
             if len(ticks) < 2:
-                ticks = [float(f"{t:.2g}") for t in np.geomspace(10 ** lo, 10 ** hi, 5)[1:-1]]
+                ticks = [float(f"{t:.2g}") for t in np.geomspace(10**lo, 10**hi, 5)[1:-1]]
             return ticks
         step = 10 ** math.floor(math.log10((hi - lo) / 4))
         for mult in (1, 2, 2.5, 5, 10):
@@ -130,22 +135,53 @@ class Axes:
         return round(p.y0 - (self._t(v, self.log_y) - lo) / (hi - lo) * (p.y0 - p.y1), 1)
 
     def ok(self, x, y) -> bool:
-        return all(v is not None and math.isfinite(v) and (not log or v > 0)
-                   for v, log in ((x, self.log_x), (y, self.log_y)))
+        return all(
+            v is not None and math.isfinite(v) and (not log or v > 0) for v, log in ((x, self.log_x), (y, self.log_y))
+        )
 
     # -- marks -------------------------------------------------------------------------------------
     def point(self, x, y, tip: str, *, trial=None, cls: str = "", r: float = 4.5, color: str | None = None):
         if self.ok(x, y):
-            self.plot.marks.append({"kind": "circle", "cx": self.px(x), "cy": self.py(y), "r": r,
-                                    "tip": tip, "trial": trial, "cls": cls, "color": color})
+            self.plot.marks.append(
+                {
+                    "kind": "circle",
+                    "cx": self.px(x),
+                    "cy": self.py(y),
+                    "r": r,
+                    "tip": tip,
+                    "trial": trial,
+                    "cls": cls,
+                    "color": color,
+                }
+            )
 
-    def line(self, xs, ys, tip: str = "", *, trial=None, cls: str = "", color: str | None = None,
-             width: float = 1.5, dash: str = ""):
+    def line(
+        self,
+        xs,
+        ys,
+        tip: str = "",
+        *,
+        trial=None,
+        cls: str = "",
+        color: str | None = None,
+        width: float = 1.5,
+        dash: str = "",
+    ):
         pts = [(self.px(x), self.py(y)) for x, y in zip(xs, ys) if self.ok(x, y)]
         if len(pts) >= 2:
             d = "M" + " L".join(f"{a},{b}" for a, b in pts)
-            self.plot.marks.append({"kind": "path", "d": d, "tip": tip, "trial": trial, "cls": cls,
-                                    "color": color, "stroke_width": width, "dash": dash})
+            self.plot.marks.append(
+                {
+                    "kind": "path",
+                    "d": d,
+                    "tip": tip,
+                    "trial": trial,
+                    "cls": cls,
+                    "color": color,
+                    "stroke_width": width,
+                    "dash": dash,
+                }
+            )
 
     def area(self, xs_a, ys_a, xs_b, ys_b, tip: str, *, color: str, opacity: float = 0.3):
         """The filled region between two polylines (a quantile band): along `a`, back along `b`."""
@@ -153,8 +189,9 @@ class Axes:
         b = [(self.px(x), self.py(y)) for x, y in zip(xs_b, ys_b) if self.ok(x, y)]
         if len(a) >= 2 and len(b) >= 2:
             d = "M" + " L".join(f"{x},{y}" for x, y in a + b[::-1]) + " Z"
-            self.plot.marks.append({"kind": "area", "d": d, "tip": tip, "trial": None, "color": color,
-                                    "opacity": opacity})
+            self.plot.marks.append(
+                {"kind": "area", "d": d, "tip": tip, "trial": None, "color": color, "opacity": opacity}
+            )
 
     def rect(self, x0, x1, y0, y1, tip: str, *, color: str, label: str = "", cls: str = ""):
         """A rectangle between data coordinates (used in pixel space by heatmaps via `pixel_rect`)."""
@@ -170,9 +207,20 @@ class Axes:
         self.pixel_rect(ax, ay, bx - ax, by - ay, tip, color=color, cls=cls)
 
     def pixel_rect(self, x, y, w, h, tip: str, *, color: str, label: str = "", cls: str = ""):
-        self.plot.marks.append({"kind": "rect", "x": round(x, 1), "y": round(y, 1), "w": round(w, 1),
-                                "h": round(h, 1), "tip": tip, "color": color, "label": label, "cls": cls,
-                                "trial": None})
+        self.plot.marks.append(
+            {
+                "kind": "rect",
+                "x": round(x, 1),
+                "y": round(y, 1),
+                "w": round(w, 1),
+                "h": round(h, 1),
+                "tip": tip,
+                "color": color,
+                "label": label,
+                "cls": cls,
+                "trial": None,
+            }
+        )
 
 
 def sequential_color(v: float) -> str:
@@ -186,8 +234,16 @@ def sequential_color(v: float) -> str:
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
-def heatmap(title: str, x_label: str, y_label: str, x_bins: list[str], y_bins: list[str],
-            cells: list[dict], *, caption: str = "") -> Plot:
+def heatmap(
+    title: str,
+    x_label: str,
+    y_label: str,
+    x_bins: list[str],
+    y_bins: list[str],
+    cells: list[dict],
+    *,
+    caption: str = "",
+) -> Plot:
     """Categorical heatmap: `cells` have `x`, `y` (bin labels), `value` in [0, 1] and `tip`."""
     # slanted x labels only where they are long (bin ranges); short ones (depths) stay upright
     rotate = max((len(b) for b in x_bins), default=0) > 5
@@ -199,7 +255,14 @@ def heatmap(title: str, x_label: str, y_label: str, x_bins: list[str], y_bins: l
     plot.y_ticks = [(round(plot.y0 - (j + 0.5) * ch, 1), b) for j, b in enumerate(y_bins)]
     for c in cells:
         i, j = x_bins.index(c["x"]), y_bins.index(c["y"])
-        ax.pixel_rect(plot.x0 + i * cw + 1, plot.y0 - (j + 1) * ch + 1, cw - 2, ch - 2, c["tip"],
-                      color=sequential_color(c["value"]), label=f"{c['value']:.2f}",
-                      cls="dark" if c["value"] > 0.6 else "")
+        ax.pixel_rect(
+            plot.x0 + i * cw + 1,
+            plot.y0 - (j + 1) * ch + 1,
+            cw - 2,
+            ch - 2,
+            c["tip"],
+            color=sequential_color(c["value"]),
+            label=f"{c['value']:.2f}",
+            cls="dark" if c["value"] > 0.6 else "",
+        )
     return plot

@@ -3,6 +3,7 @@ architecture specs (`robustarch.models`) with their training settings (`robustar
 
     space = load_space("digits-cells")
 """
+
 from .space import SearchSpace, load_space
 
 __all__ = ["SearchSpace", "load_space"]

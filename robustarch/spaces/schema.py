@@ -2,16 +2,17 @@
 
 Every error names the file, the line, the field and the allowed values (the CLI exits 2 on them).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from typing import Any
 
+from ..errors import one_of
 from ..models.arch import ACTIVATIONS, CELL_TYPES, FAMILIES, NORMS
 from ..models.cells import RESNET_STEM_WIDTH
-from ..training.data import DATASET_SHAPES
-from ..errors import one_of
 from ..presets import Section
+from ..training.data import DATASET_SHAPES
 from ..training.recipes import RECIPES
 from ..training.train import OPTIMIZERS, SELECT, TrainConfig
 
@@ -44,9 +45,27 @@ def values_of(param: Any) -> list:
     return [param]
 
 
-_TOP = ("name", "description", "family", "dataset", "stem", "stages", "head", "act", "norm",
-        "drop_path", "depth", "cell", "kernel_size", "se", "width_multiplier", "match_params",
-        "training", "constraints", "input_levels")
+_TOP = (
+    "name",
+    "description",
+    "family",
+    "dataset",
+    "stem",
+    "stages",
+    "head",
+    "act",
+    "norm",
+    "drop_path",
+    "depth",
+    "cell",
+    "kernel_size",
+    "se",
+    "width_multiplier",
+    "match_params",
+    "training",
+    "constraints",
+    "input_levels",
+)
 _STAGE = ("depth", "width", "stride", "cell", "kernel_size", "se")
 _SHARED = ("depth", "cell", "kernel_size", "se")  # top-level defaults a stage may override
 _KERNELS = (1, 3, 5, 7)
@@ -55,8 +74,17 @@ _TRAIN_INT = ("epochs", "batch_size", "patience", "attack_steps", "max_steps")
 _TRAIN_FIELDS = tuple(f.name for f in fields(TrainConfig))
 
 
-def param(sec: Section, key: str, default: Any, *, integer: bool, choices=None, min_value=None,
-          max_value=None, factor: bool = False) -> Any:
+def param(
+    sec: Section,
+    key: str,
+    default: Any,
+    *,
+    integer: bool,
+    choices=None,
+    min_value=None,
+    max_value=None,
+    factor: bool = False,
+) -> Any:
     """Parse one searchable field: scalar, list of choices, or {min, max, step | log | factor}."""
     if key not in sec.data or sec.data[key] is None:
         return default
@@ -110,8 +138,10 @@ def _check_scalar(sec, key, v, integer, choices, min_value, max_value):
         return
     ok = isinstance(v, int) if integer else isinstance(v, (int, float))
     if isinstance(v, bool) or not ok:
-        raise sec.error(key, f"expected {'an integer' if integer else 'a number'}, a list of them or "
-                             f"{{min, max, step, log}}, got {v!r}")
+        raise sec.error(
+            key,
+            f"expected {'an integer' if integer else 'a number'}, a list of them or {{min, max, step, log}}, got {v!r}",
+        )
     if min_value is not None and v < min_value:
         raise sec.error(key, f"got {v!r}; must be >= {min_value}")
     if max_value is not None and v > max_value:
@@ -122,8 +152,7 @@ def _shared_field(sec: Section, key: str, default: Any, family: str) -> Any:
     if key == "depth":
         return param(sec, key, default, integer=True, min_value=1)
     if key == "cell":
-        return param(sec, key, default, integer=False,
-                     choices=_RESNET_CELLS if family == "timm-resnet" else CELL_TYPES)
+        return param(sec, key, default, integer=False, choices=_RESNET_CELLS if family == "timm-resnet" else CELL_TYPES)
     if key == "kernel_size":
         return param(sec, key, default, integer=True, choices=_KERNELS)
     return param(sec, key, default, integer=False, min_value=0, max_value=1)  # se ratio
@@ -156,11 +185,17 @@ def parse_space(doc: Section, default_name: str, stage_type) -> dict:
     constraints = doc.section("constraints", {})
     constraints.check_keys(("max_params", "max_flops"))
     return dict(
-        name=doc.get("name", str, default_name), family=family, stages=tuple(stages), params=params,
-        training=tuple(training.data), dataset=doc.get("dataset", str, "digits", choices=tuple(DATASET_SHAPES)),
+        name=doc.get("name", str, default_name),
+        family=family,
+        stages=tuple(stages),
+        params=params,
+        training=tuple(training.data),
+        dataset=doc.get("dataset", str, "digits", choices=tuple(DATASET_SHAPES)),
         max_params=constraints.get("max_params", int, None, min=1),
         max_flops=constraints.get("max_flops", int, None, min=1),
-        description=doc.get("description", str, ""), path=str(doc.file))
+        description=doc.get("description", str, ""),
+        path=str(doc.file),
+    )
 
 
 def _parse_shared(doc: Section, resnet: bool, family: str, params: dict[str, Any]) -> None:
@@ -169,8 +204,9 @@ def _parse_shared(doc: Section, resnet: bool, family: str, params: dict[str, Any
     stem.check_keys(("width",) if resnet else ("width", "kernel_size", "stride"))
     if resnet:
         stem.get("width", int, RESNET_STEM_WIDTH, choices=(RESNET_STEM_WIDTH,))
-    params["stem_width"] = (RESNET_STEM_WIDTH if resnet
-                            else param(stem, "width", 16, integer=True, min_value=1, factor=True))
+    params["stem_width"] = (
+        RESNET_STEM_WIDTH if resnet else param(stem, "width", 16, integer=True, min_value=1, factor=True)
+    )
     params["stem_kernel"] = param(stem, "kernel_size", 3, integer=True, choices=_KERNELS)
     params["stem_stride"] = stem.get("stride", int, 1, choices=(1, 2))
     params["act"] = param(doc, "act", "relu", integer=False, choices=ACTIVATIONS)
@@ -189,8 +225,7 @@ def _parse_stages(doc: Section, resnet: bool, family: str, params: dict[str, Any
     """One `stage_type` per YAML stage, naming its Optuna parameters (`stage0_width`, ...)."""
     stage_secs = doc.sections("stages")
     if resnet and len(stage_secs) != 4:
-        raise doc.error("stages", f"timm-resnet has exactly 4 stages (timm's layer1..layer4), "
-                                  f"got {len(stage_secs)}")
+        raise doc.error("stages", f"timm-resnet has exactly 4 stages (timm's layer1..layer4), got {len(stage_secs)}")
     stages = []
     for i, sec in enumerate(stage_secs):
         sec.check_keys(("depth", "width") if resnet else _STAGE)
@@ -207,8 +242,16 @@ def _parse_stages(doc: Section, resnet: bool, family: str, params: dict[str, Any
             raise sec.error("width", "missing (required)")
         params[f"stage{i}_width"] = param(sec, "width", None, integer=True, min_value=1, factor=True)
         stride = (1 if i == 0 else 2) if resnet else sec.get("stride", int, 1, choices=(1, 2))
-        stages.append(stage_type(depth=names["depth"], width=f"stage{i}_width", cell=names["cell"],
-                                 kernel_size=names["kernel_size"], se=names["se"], stride=stride))
+        stages.append(
+            stage_type(
+                depth=names["depth"],
+                width=f"stage{i}_width",
+                cell=names["cell"],
+                kernel_size=names["kernel_size"],
+                se=names["se"],
+                stride=stride,
+            )
+        )
     return stages
 
 

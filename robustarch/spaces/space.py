@@ -3,6 +3,7 @@
 A value in the YAML is fixed (`3`), a categorical choice (`[plain, basic]`) or a range
 (`{min: 16, max: 64, step: 16}`, `{min: 8, max: 64, log: true}`, `{min: 8, max: 64, factor: 2}`).
 """
+
 from __future__ import annotations
 
 import functools
@@ -13,9 +14,9 @@ from typing import Any
 
 import torch
 
+from ..errors import UserError
 from ..models.arch import ArchSpec, StageSpec, build_model, count_params
 from ..models.cells import layer_fn, make_cell
-from ..errors import UserError
 from .schema import Choice, Range, parse_space, values_of
 
 __all__ = ["Choice", "Range", "SearchSpace", "StageSpace", "load_space", "suggest"]
@@ -29,8 +30,7 @@ def suggest(trial, name: str, param: Param):
         return trial.suggest_categorical(name, list(param.values))
     if isinstance(param, Range):
         if param.integer:
-            return trial.suggest_int(name, int(param.low), int(param.high), step=int(param.step or 1),
-                                     log=param.log)
+            return trial.suggest_int(name, int(param.low), int(param.high), step=int(param.step or 1), log=param.log)
         return trial.suggest_float(name, param.low, param.high, step=param.step, log=param.log)
     return param
 
@@ -76,13 +76,32 @@ class SearchSpace:
         return self._arch(values, in_chans, num_classes, input_size), self._train(values)
 
     def _arch(self, v: dict, in_chans: int, num_classes: int, input_size: int) -> ArchSpec:
-        stages = tuple(StageSpec(depth=v[s.depth], width=v[s.width], stride=s.stride, cell=v[s.cell],
-                                 kernel_size=v[s.kernel_size], se=float(v[s.se])) for s in self.stages)
-        arch = ArchSpec(in_chans=in_chans, num_classes=num_classes, input_size=input_size,
-                        stem_width=v["stem_width"], stages=stages, act=v["act"], norm=v["norm"],
-                        head_dropout=float(v["head_dropout"]), family=self.family,
-                        stem_kernel=v["stem_kernel"], stem_stride=v["stem_stride"],
-                        drop_path=float(v["drop_path"]), input_levels=int(v["input_levels"]))
+        stages = tuple(
+            StageSpec(
+                depth=v[s.depth],
+                width=v[s.width],
+                stride=s.stride,
+                cell=v[s.cell],
+                kernel_size=v[s.kernel_size],
+                se=float(v[s.se]),
+            )
+            for s in self.stages
+        )
+        arch = ArchSpec(
+            in_chans=in_chans,
+            num_classes=num_classes,
+            input_size=input_size,
+            stem_width=v["stem_width"],
+            stages=stages,
+            act=v["act"],
+            norm=v["norm"],
+            head_dropout=float(v["head_dropout"]),
+            family=self.family,
+            stem_kernel=v["stem_kernel"],
+            stem_stride=v["stem_stride"],
+            drop_path=float(v["drop_path"]),
+            input_levels=int(v["input_levels"]),
+        )
         if v.get("width_multiplier", 1) != 1:
             arch = _scale_widths(arch, float(v["width_multiplier"]))
         if v.get("match_params"):
@@ -102,8 +121,10 @@ class SearchSpace:
         out = {}
         for name, p in self.params.items():
             if isinstance(p, Range) and not p.integer and p.step is None:
-                raise UserError(f"{self.path or self.name}: parameter {name!r} is a continuous range; "
-                                "a grid needs lists or ranges with a step")
+                raise UserError(
+                    f"{self.path or self.name}: parameter {name!r} is a continuous range; "
+                    "a grid needs lists or ranges with a step"
+                )
             if isinstance(p, (Range, Choice)):
                 out[name] = values_of(p)
         return out
@@ -121,8 +142,9 @@ class SearchSpace:
                 total *= len(values_of(p))
         return total
 
-    def param_range(self, *, in_chans: int, num_classes: int, input_size: int,
-                    samples: int = 48, seed: int = 0) -> tuple[int, int, int, bool]:
+    def param_range(
+        self, *, in_chans: int, num_classes: int, input_size: int, samples: int = 48, seed: int = 0
+    ) -> tuple[int, int, int, bool]:
         """`(min, max, n_built, exhaustive)`: parameter counts over every architecture when there are
         at most `samples`, else over the two corner points plus a seeded random sample."""
         key = (in_chans, num_classes, input_size, samples, seed)
@@ -163,8 +185,9 @@ def meta_params(arch: ArchSpec) -> int:
     cin = arch.stem_width
     for st in arch.stages:
         for i in range(st.depth):
-            total += _cell_params(st.cell, cin, st.width, st.stride if i == 0 else 1, st.kernel_size,
-                                  st.se, arch.norm, arch.act)
+            total += _cell_params(
+                st.cell, cin, st.width, st.stride if i == 0 else 1, st.kernel_size, st.se, arch.norm, arch.act
+            )
             cin = st.width
     return total + (cin + 1) * arch.num_classes  # linear head
 
@@ -172,8 +195,9 @@ def meta_params(arch: ArchSpec) -> int:
 @functools.lru_cache(maxsize=8192)
 def _cell_params(kind, cin, cout, stride, kernel_size, se, norm, act) -> int:
     with torch.device("meta"):
-        cell = make_cell(kind, cin, cout, stride=stride, kernel_size=kernel_size,
-                         layers=layer_fn(norm, act, se), drop_path=0.0)
+        cell = make_cell(
+            kind, cin, cout, stride=stride, kernel_size=kernel_size, layers=layer_fn(norm, act, se), drop_path=0.0
+        )
     return count_params(cell)
 
 
@@ -205,8 +229,12 @@ def match_params(arch: ArchSpec, target: int) -> ArchSpec:
     # Integer widths (and timm rounding inner widths to multiples of 8) leave steps of several percent
     # in thin nets: nudge single stages by ±1 channel while that gets closer.
     for _ in range(8):
-        nudged = [replace(best, stages=best.stages[:i] + (replace(s, width=s.width + d),) + best.stages[i + 1:])
-                  for i, s in enumerate(best.stages) for d in (-1, 1) if s.width + d >= 1]
+        nudged = [
+            replace(best, stages=best.stages[:i] + (replace(s, width=s.width + d),) + best.stages[i + 1 :])
+            for i, s in enumerate(best.stages)
+            for d in (-1, 1)
+            if s.width + d >= 1
+        ]
         closest = min(nudged, key=lambda a: abs(meta_params(a) - target))
         if abs(meta_params(closest) - target) >= abs(meta_params(best) - target):
             break
@@ -219,5 +247,4 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
     from ..presets import load_yaml, resolve
 
     path = resolve("search_spaces", name_or_path)
-    return SearchSpace(**parse_space(load_yaml(path), default_name=path.stem,
-                                     stage_type=StageSpace))
+    return SearchSpace(**parse_space(load_yaml(path), default_name=path.stem, stage_type=StageSpace))

@@ -1,6 +1,7 @@
 """A warning for an objective ε that cannot rank models: all at ~0 robust accuracy, or all as
 robust as they are accurate. It names the grid ε that separates the models best.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,10 +41,15 @@ def eps_advice(study, config: StudyConfig) -> str | None:
     spread = robust.std(axis=0)
     best = int(np.argmax(spread))
     if spread[best] <= NEAR / 2:
-        hint = ("no ε of the grid separates them: use a suite with " +
-                ("smaller ε" if (at <= NEAR).all() else "larger ε"))
+        hint = "no ε of the grid separates them: use a suite with " + (
+            "smaller ε" if (at <= NEAR).all() else "larger ε"
+        )
     else:
-        hint = (f"ε={grid[best]:g} would separate them (robust accuracy {robust[:, best].min():.2f}-"
-                f"{robust[:, best].max():.2f}): set --objective-eps {grid[best]:g} in a new study")
-    return (f"all {len(rows)} models score {state} at the objective ε={target:g} on validation, "
-            f"so the search cannot rank them; {hint}")
+        hint = (
+            f"ε={grid[best]:g} would separate them (robust accuracy {robust[:, best].min():.2f}-"
+            f"{robust[:, best].max():.2f}): set --objective-eps {grid[best]:g} in a new study"
+        )
+    return (
+        f"all {len(rows)} models score {state} at the objective ε={target:g} on validation, "
+        f"so the search cannot rank them; {hint}"
+    )

@@ -1,6 +1,7 @@
 """Checkpoints as Optuna artifacts: each complete trial uploads its weights, and any trial's
 checkpoint can be fetched back by study name and trial number.
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -32,8 +33,9 @@ def store_checkpoint(trial, root: Path, model, arch, train_config, info: dict) -
 
     root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=root, prefix=".upload-") as tmp:  # same disk: no copy across
-        path = save_checkpoint(Path(tmp) / f"trial-{trial.number}.safetensors", model, arch,
-                               train_config.to_dict(), info)
+        path = save_checkpoint(
+            Path(tmp) / f"trial-{trial.number}.safetensors", model, arch, train_config.to_dict(), info
+        )
         sha256 = file_sha256(path)
         artifact_id = upload_artifact(artifact_store=_atomic_store(root), file_path=str(path), study_or_trial=trial)
     trial.set_user_attr("checkpoint_sha256", sha256)  # first: a trial never links an unchecked checkpoint
@@ -41,8 +43,9 @@ def store_checkpoint(trial, root: Path, model, arch, train_config, info: dict) -
     return artifact_id
 
 
-def download_checkpoint(storage_url: str | None, study_name: str, trial_number: int, dest: str | Path,
-                        artifacts: str | Path | None = None) -> Path:
+def download_checkpoint(
+    storage_url: str | None, study_name: str, trial_number: int, dest: str | Path, artifacts: str | Path | None = None
+) -> Path:
     """Fetch the checkpoint of trial `trial_number` of a study from the artifact store into `dest`,
     checked against the SHA-256 its trial recorded (a mismatch is refused, naming the stored file)."""
     from optuna.artifacts import FileSystemArtifactStore, download_artifact
@@ -53,8 +56,10 @@ def download_checkpoint(storage_url: str | None, study_name: str, trial_number: 
         raise UserError(f"study {study_name!r} has no trial {trial_number} (trials 0-{len(trials) - 1})")
     artifact_id = trials[trial_number].user_attrs.get("checkpoint_artifact")
     if artifact_id is None:
-        raise UserError(f"trial {trial_number} of study {study_name!r} has no stored checkpoint "
-                        f"(state {trials[trial_number].state.name})")
+        raise UserError(
+            f"trial {trial_number} of study {study_name!r} has no stored checkpoint "
+            f"(state {trials[trial_number].state.name})"
+        )
     stored_root = study.user_attrs.get("artifact_store")  # where the study's workers put them
     if artifacts:
         root = Path(artifacts)
@@ -68,11 +73,12 @@ def download_checkpoint(storage_url: str | None, study_name: str, trial_number: 
     dest.mkdir(parents=True, exist_ok=True)
     path = dest / f"{study_name}-trial-{trial_number}.safetensors"
     path.unlink(missing_ok=True)  # Optuna refuses to overwrite; a fresh copy of the same artifact is wanted
-    download_artifact(artifact_store=FileSystemArtifactStore(str(root)), file_path=str(path),
-                      artifact_id=artifact_id)
+    download_artifact(artifact_store=FileSystemArtifactStore(str(root)), file_path=str(path), artifact_id=artifact_id)
     expected = trials[trial_number].user_attrs.get("checkpoint_sha256")  # absent in older studies
     if expected is not None and file_sha256(path) != expected:
         path.unlink(missing_ok=True)
-        raise UserError(f"{root / artifact_id}: checkpoint of trial {trial_number} of study {study_name!r} is "
-                        "damaged or replaced (its SHA-256 differs from the one the trial recorded)")
+        raise UserError(
+            f"{root / artifact_id}: checkpoint of trial {trial_number} of study {study_name!r} is "
+            "damaged or replaced (its SHA-256 differs from the one the trial recorded)"
+        )
     return path

@@ -1,6 +1,7 @@
 """What a study is: its objective, sampler, pruner, data, space and suite, stored with the study so
 that a resume (or a worker joining from another machine) runs exactly the same study.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,8 +17,7 @@ from .samplers import make_pruner, make_sampler
 OBJECTIVES = {
     "robust": (("robust_accuracy",), ("maximize",)),
     "clean+robust": (("clean_accuracy", "robust_accuracy"), ("maximize", "maximize")),
-    "clean+robust+size": (("clean_accuracy", "robust_accuracy", "params"),
-                          ("maximize", "maximize", "minimize")),
+    "clean+robust+size": (("clean_accuracy", "robust_accuracy", "params"), ("maximize", "maximize", "minimize")),
 }
 ROBUST_METRICS = ("eps", "auc")  # worst case at objective_eps, or the area under the ε-curve
 CONFIG_ATTR = "robustarch_config"
@@ -25,9 +25,13 @@ MAX_SEED = 2**32 - 5  # NumPy's seeds stop at 2**32 - 1 and the splits use seed 
 # Each dataset's ε scale: MNIST-like grids in absolute pixel units up to 0.3, natural images in
 # units of 1/255 up to 16/255 (an MNIST grid would leave every CIFAR-10 model at 0 robust accuracy).
 # (suite scored in the search, suite of the final rescoring)
-DEFAULT_SUITES = {"digits": ("quick", "autoattack"), "mnist": ("quick", "autoattack"),
-                  "fashion-mnist": ("quick", "autoattack"), "cifar10": ("quick-cifar", "autoattack-cifar"),
-                  "svhn": ("quick-cifar", "autoattack-cifar")}
+DEFAULT_SUITES = {
+    "digits": ("quick", "autoattack"),
+    "mnist": ("quick", "autoattack"),
+    "fashion-mnist": ("quick", "autoattack"),
+    "cifar10": ("quick-cifar", "autoattack-cifar"),
+    "svhn": ("quick-cifar", "autoattack-cifar"),
+}
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,7 @@ class StudyConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "StudyConfig":
+    def from_dict(cls, data: dict) -> StudyConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 
@@ -92,28 +96,32 @@ def validate_config(config: StudyConfig) -> None:
     if config.objective not in OBJECTIVES:
         raise UserError(f"unknown objective {config.objective!r}: allowed values are {one_of(OBJECTIVES)}")
     if config.robust_metric not in ROBUST_METRICS:
-        raise UserError(f"unknown robust metric {config.robust_metric!r}: allowed values are "
-                        f"{one_of(ROBUST_METRICS)}")
+        raise UserError(f"unknown robust metric {config.robust_metric!r}: allowed values are {one_of(ROBUST_METRICS)}")
     if isinstance(config.replicates, bool) or not isinstance(config.replicates, int) or config.replicates < 1:
-        raise UserError(f"replicates {config.replicates!r}: must be a whole number ≥ 1 (seeds per replicated "
-                        "architecture)")
+        raise UserError(
+            f"replicates {config.replicates!r}: must be a whole number ≥ 1 (seeds per replicated architecture)"
+        )
     if not (isinstance(config.replicate_share, (int, float)) and 0 < config.replicate_share <= 1):
-        raise UserError(f"replicate_share {config.replicate_share!r}: must be a fraction in (0, 1] (the share of "
-                        "architectures trained with --replicates seeds)")
+        raise UserError(
+            f"replicate_share {config.replicate_share!r}: must be a fraction in (0, 1] (the share of "
+            "architectures trained with --replicates seeds)"
+        )
     make_pruner(config.pruner)
     _check_training(config.training)
     if config.pruner != "none" and len(config.objective_names) > 1:
-        raise UserError(f"--pruner {config.pruner}: Optuna cannot prune multi-objective studies "
-                        f"(objective {config.objective!r}); use --pruner none or --objective robust")
+        raise UserError(
+            f"--pruner {config.pruner}: Optuna cannot prune multi-objective studies "
+            f"(objective {config.objective!r}); use --pruner none or --objective robust"
+        )
     space = load_space(config.space)
     make_sampler(config.sampler, config.seed, space)
     suite = load_suite(config.suite)
     if config.objective_eps is not None and not any(math.isclose(config.objective_eps, e) for e in suite.eps):
-        raise UserError(f"--objective-eps {config.objective_eps} is not on suite {suite.name!r}'s ε grid "
-                        f"{list(suite.eps)}")
+        raise UserError(
+            f"--objective-eps {config.objective_eps} is not on suite {suite.name!r}'s ε grid {list(suite.eps)}"
+        )
     if config.headline_eps is not None and not any(math.isclose(config.headline_eps, e) for e in suite.eps):
-        raise UserError(f"headline_eps {config.headline_eps} is not on suite {suite.name!r}'s ε grid "
-                        f"{list(suite.eps)}")
+        raise UserError(f"headline_eps {config.headline_eps} is not on suite {suite.name!r}'s ε grid {list(suite.eps)}")
 
 
 def _check_training(overrides: dict) -> None:

@@ -2,6 +2,7 @@
 line and a torn tail repaired (with a backup); a database is opened and listed. Nothing is recovered
 silently: trials still marked running are only counted (the next worker recovers lost ones).
 """
+
 from __future__ import annotations
 
 from collections import Counter

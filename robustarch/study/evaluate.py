@@ -1,6 +1,7 @@
 """What a trained candidate is scored on: the study's suite on a validation subset (the objective:
 models are selected on validation data) and on the test split (recorded for the report only).
 """
+
 from __future__ import annotations
 
 import math
@@ -42,22 +43,30 @@ def report_attrs(result: AttackResult, clean_accuracy: float) -> dict:
     """The test-split numbers a report quotes (never used to select a model)."""
     correct = result.per_sample["clean_correct"].to_numpy()
     return {
-        "clean_accuracy": clean_accuracy, "robust_accuracy": curves(result),
-        "attacked_clean_accuracy": result.clean_accuracy, "n_attacked": len(correct),
+        "clean_accuracy": clean_accuracy,
+        "robust_accuracy": curves(result),
+        "attacked_clean_accuracy": result.clean_accuracy,
+        "n_attacked": len(correct),
         "median_min_eps": result.median_min_eps,
         "min_adversarial_eps": _listed(result.per_sample["min_adversarial_eps"][correct]),
         "minimization_min_eps": minimization_min_eps(result),
         "margins": [round(float(v), 4) for v in result.per_sample["margin"][correct]],
         "sanity": {k: bool(v["ok"]) for k, v in result.sanity.items()},
-        "sanity_details": result.sanity, "attack_seconds": round(result.seconds, 3),
+        "sanity_details": result.sanity,
+        "attack_seconds": round(result.seconds, 3),
     }
 
 
 def val_attrs(result: AttackResult, clean_accuracy: float) -> dict:
-    return {"selection_split": "val", "val_clean_accuracy": clean_accuracy,
-            "val_robust_accuracy": curves(result), "val_attacked_clean_accuracy": result.clean_accuracy,
-            "val_n_attacked": len(result.per_sample), "val_sanity_invalid": result.invalid_checks,
-            "val_attack_seconds": round(result.seconds, 3)}
+    return {
+        "selection_split": "val",
+        "val_clean_accuracy": clean_accuracy,
+        "val_robust_accuracy": curves(result),
+        "val_attacked_clean_accuracy": result.clean_accuracy,
+        "val_n_attacked": len(result.per_sample),
+        "val_sanity_invalid": result.invalid_checks,
+        "val_attack_seconds": round(result.seconds, 3),
+    }
 
 
 def robust_value(result: AttackResult, eps: float, metric: str, grid: tuple[float, ...]) -> float:
@@ -67,8 +76,9 @@ def robust_value(result: AttackResult, eps: float, metric: str, grid: tuple[floa
     return result.robust_accuracy(eps, WORST_CASE)
 
 
-def evaluate(suite: AttackSuite, model: torch.nn.Module, data: Dataset, device: torch.device,
-             seed: int) -> tuple[AttackResult, float, AttackResult, float]:
+def evaluate(
+    suite: AttackSuite, model: torch.nn.Module, data: Dataset, device: torch.device, seed: int
+) -> tuple[AttackResult, float, AttackResult, float]:
     """(validation result, validation clean accuracy, test result, test clean accuracy)."""
     val = suite.run(model, data.val.x, data.val.y, seed=seed)
     test = suite.run(model, data.test.x, data.test.y, seed=seed)

@@ -3,6 +3,7 @@ cut off (the file before is kept as a backup) under the journal's own lock, befo
 or appended; a damaged record in the middle is refused, naming its line. See README "If a crash tore
 the journal".
 """
+
 from __future__ import annotations
 
 import json
@@ -12,7 +13,7 @@ import shutil
 import signal
 import threading
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
@@ -65,20 +66,21 @@ def check_is_journal(path: Path) -> None:
     anything reads or writes it; an empty file, or one torn within its first record, is a journal."""
     with open(path, "rb") as f:
         first = f.readline(1 << 26)
-    head = first[:len(RECORD_START)]
+    head = first[: len(RECORD_START)]
     looks_like = head.startswith(RECORD_START) or RECORD_START.startswith(head) or not head.strip(b"\0")
     if looks_like and (not first.endswith(b"\n") or is_record(first)):
         return
     if first.startswith(b"SQLite format 3"):
-        raise UserError(f"storage {str(path)!r} is an SQLite database, not a journal: "
-                        f"use --storage sqlite:///{path}")
-    raise UserError(f"storage {str(path)!r} is not an Optuna journal (its first line is not a journal "
-                    "record); it was left untouched: give --storage a new or empty file")
+        raise UserError(f"storage {str(path)!r} is an SQLite database, not a journal: use --storage sqlite:///{path}")
+    raise UserError(
+        f"storage {str(path)!r} is not an Optuna journal (its first line is not a journal "
+        "record); it was left untouched: give --storage a new or empty file"
+    )
 
 
 def _backup(path: Path, tag: str) -> Path:
     """A copy of the journal beside it, written under a temporary name and renamed (never partial)."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     backup = path.with_name(f"{path.name}.bak-{stamp}{tag}")
     n = 1
     while backup.exists():
@@ -90,8 +92,10 @@ def _backup(path: Path, tag: str) -> Path:
         os.replace(tmp, backup)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise UserError(f"journal {str(path)!r} needs a repair, but its backup {backup} could not be written "
-                        f"({exc.strerror or exc}); nothing was changed: free some space and run again") from None
+        raise UserError(
+            f"journal {str(path)!r} needs a repair, but its backup {backup} could not be written "
+            f"({exc.strerror or exc}); nothing was changed: free some space and run again"
+        ) from None
     return backup
 
 
@@ -106,8 +110,10 @@ def repair_tail(path: Path) -> str | None:
         f.truncate(cut)
         f.flush()
         os.fsync(f.fileno())
-    return (f"journal {path}: cut off its torn last record ({size - cut} bytes, left by a crash or full "
-            f"disk mid-write); every complete record is kept, the file before is at {backup}")
+    return (
+        f"journal {path}: cut off its torn last record ({size - cut} bytes, left by a crash or full "
+        f"disk mid-write); every complete record is kept, the file before is at {backup}"
+    )
 
 
 @contextmanager
@@ -120,7 +126,9 @@ def locked(path: Path, lock=None):
         try:
             lock.acquire()
         except OSError as exc:
-            raise UserError(f"journal {str(path)!r}: cannot take its lock {path}.lock ({exc.strerror or exc})") from None
+            raise UserError(
+                f"journal {str(path)!r}: cannot take its lock {path}.lock ({exc.strerror or exc})"
+            ) from None
         try:
             yield
         finally:
@@ -188,9 +196,11 @@ def refuse_damaged(path: Path) -> None:
         return
     number, reason = found
     backup = _backup(path, f"-line{number}")
-    raise UserError(f"journal {str(path)!r}: line {number} is damaged ({reason}); the {number - 1} records "
-                    f"before it are intact. Nothing was changed; keep the backup {backup}, then delete or fix "
-                    f"line {number} and check with `robustarch doctor --storage {path}`")
+    raise UserError(
+        f"journal {str(path)!r}: line {number} is damaged ({reason}); the {number - 1} records "
+        f"before it are intact. Nothing was changed; keep the backup {backup}, then delete or fix "
+        f"line {number} and check with `robustarch doctor --storage {path}`"
+    )
 
 
 class CrashSafeBackend(JournalFileBackend):
@@ -213,14 +223,16 @@ class CrashSafeBackend(JournalFileBackend):
                 try:
                     view = memoryview(data)
                     while view:  # os.write may write part of it (a file size limit): go on until refused
-                        view = view[os.write(fd, view):]
+                        view = view[os.write(fd, view) :]
                     os.fsync(fd)
                 except OSError as exc:
                     os.ftruncate(fd, size)  # the journal ends where it did: no torn record
                     if exc.errno in DISK_FULL_ERRNOS:
-                        raise StorageFull(f"cannot write to the journal {path}: {exc.strerror} (disk full or "
-                                          "file size limit); the change was rolled back and the stored trials "
-                                          "are intact: free some space, then run the same command to resume") from None
+                        raise StorageFull(
+                            f"cannot write to the journal {path}: {exc.strerror} (disk full or "
+                            "file size limit); the change was rolled back and the stored trials "
+                            "are intact: free some space, then run the same command to resume"
+                        ) from None
                     raise
             finally:
                 os.close(fd)

@@ -1,23 +1,24 @@
 """The trial objective: sample an architecture, build, train, attack, record. Everything a trial
 measures is stored as Optuna trial user attributes, so any Optuna tool can read it.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
 
+from ..attacks.config import load_suite
 from ..attacks.suite import AttackSuite
 from ..metrics import WORST_CASE, robust_auc
-from ..runtime import pick_device
 from ..models.arch import count_flops, count_params
-from ..training.data import Dataset, load_dataset
+from ..runtime import pick_device
 from ..spaces.space import SearchSpace, load_space
+from ..training.data import Dataset, load_dataset
 from ..training.train import TrainingFailed, accuracy, build_or_fail, train_model
-from ..attacks.config import load_suite
 from .artifacts import store_checkpoint
-from .evaluate import evaluate, report_attrs, robust_value, val_attrs
 from .config import StudyConfig, objective_eps
+from .evaluate import evaluate, report_attrs, robust_value, val_attrs
 from .provenance import provenance
 from .replicates import arch_key, derive_seed, enqueue_replicates, in_share, is_replicate, replicate_of
 from .storage import _optuna
@@ -28,8 +29,7 @@ INVALID_CONSTRAINT = "invalid_evaluation"  # Optuna constraint: > 0 when a sanit
 class TrialRunner:
     """The objective: sample → build → train → attack → record. Loads data and configs once."""
 
-    def __init__(self, config: StudyConfig, *, device: str | None = None,
-                 artifacts: str | Path | None = None):
+    def __init__(self, config: StudyConfig, *, device: str | None = None, artifacts: str | Path | None = None):
         self.config = config
         self.space: SearchSpace = load_space(config.space)
         self.suite_config = load_suite(config.suite)
@@ -43,17 +43,29 @@ class TrialRunner:
 
     def study_attrs(self) -> dict:
         """Methods information a report needs to let a reader reproduce the study."""
-        return {"dataset_info": self.data.describe(), "suite_config": self.suite_config.to_dict(),
-                "space_path": self.space.path, "objective_eps": self.eps}
+        return {
+            "dataset_info": self.data.describe(),
+            "suite_config": self.suite_config.to_dict(),
+            "space_path": self.space.path,
+            "objective_eps": self.eps,
+        }
 
     def provenance(self, trial, seed: int | None = None, replicate: dict | None = None) -> dict:
         """Versions, device, threads, every seed and the suite's resolved configuration of `trial`
         (attack `i` of the suite draws from seed `attack + 1000·i`, see `attacks.run`); `replicate`:
         the architecture key, origin and replicate number the seed was derived from."""
         seed = self.config.seed + trial.number if seed is None else seed
-        return provenance(self.device, {"data_split": self.config.seed, "sampler": self.sampler_seed,
-                                        "training": seed, "attack": seed, **(replicate or {})},
-                          self.suite_config.to_dict())
+        return provenance(
+            self.device,
+            {
+                "data_split": self.config.seed,
+                "sampler": self.sampler_seed,
+                "training": seed,
+                "attack": seed,
+                **(replicate or {}),
+            },
+            self.suite_config.to_dict(),
+        )
 
     def _seed(self, trial) -> int:
         """The trial's training and attack seed: study seed + trial number, or in a study with
@@ -66,8 +78,10 @@ class TrialRunner:
         if self.config.replicates <= 1:
             return self.config.seed + trial.number
         seed = derive_seed(self.config.seed, key, origin, replicate)
-        trial.set_user_attr("provenance", self.provenance(trial, seed, {"arch_key": key, "replicate_of": origin,
-                                                                        "replicate": replicate}))
+        trial.set_user_attr(
+            "provenance",
+            self.provenance(trial, seed, {"arch_key": key, "replicate_of": origin, "replicate": replicate}),
+        )
         return seed
 
     def __call__(self, trial) -> float | tuple[float, ...]:
@@ -87,8 +101,9 @@ class TrialRunner:
 
     def _run(self, trial) -> float | tuple[float, ...]:
         data = self.data
-        arch, train_config = self.space.sample(trial, in_chans=data.in_chans,
-                                               num_classes=data.num_classes, input_size=data.input_size)
+        arch, train_config = self.space.sample(
+            trial, in_chans=data.in_chans, num_classes=data.num_classes, input_size=data.input_size
+        )
         train_config = self.config.apply_training(train_config)
         trial.set_user_attr("arch", arch.to_dict())
         trial.set_user_attr("arch_summary", arch.summary())
@@ -100,16 +115,16 @@ class TrialRunner:
             params, flops = count_params(model), count_flops(model, arch)
         except TrainingFailed as exc:  # an unbuildable spec is the search space's fault, not a crash
             return self._fail(trial, exc.reason, str(exc))
-        for key, value in {"params": params, "flops": flops, "depth": arch.depth,
-                           "width": arch.width}.items():
+        for key, value in {"params": params, "flops": flops, "depth": arch.depth, "width": arch.width}.items():
             trial.set_user_attr(key, value)
         self._check_budget(trial, params, flops)
         self._plan_replicates(trial)
         data = self._trial_data(train_config)
         failure = None
         try:
-            result = train_model(model, data, train_config, device=self.device, seed=seed,
-                                 on_epoch=self._pruning_hook(trial))
+            result = train_model(
+                model, data, train_config, device=self.device, seed=seed, on_epoch=self._pruning_hook(trial)
+            )
         except TrainingFailed as exc:
             failure = (exc.reason, str(exc))
         if failure is not None:
@@ -118,35 +133,56 @@ class TrialRunner:
             del model
             return self._fail(trial, *failure)
         val, val_clean, test, test_clean = evaluate(self.suite, model, data, self.device, seed)
-        attrs = {"val_accuracy": result.val_accuracy, "best_epoch": result.best_epoch,
-                 "n_train": len(data.train), "train_accuracy": accuracy(model, data.train, self.device),
-                 "train_seconds": round(result.seconds, 3), "eps": list(self.suite_config.eps),
-                 "compile_seconds": result.compile_seconds, "compile_reused": result.compile_reused,
-                 "selection_metric": result.selection_metric, "pgd_val_accuracy": result.val_robust_accuracy,
-                 "train_steps": result.steps,
-                 **val_attrs(val, val_clean), **report_attrs(test, test_clean)}
+        attrs = {
+            "val_accuracy": result.val_accuracy,
+            "best_epoch": result.best_epoch,
+            "n_train": len(data.train),
+            "train_accuracy": accuracy(model, data.train, self.device),
+            "train_seconds": round(result.seconds, 3),
+            "eps": list(self.suite_config.eps),
+            "compile_seconds": result.compile_seconds,
+            "compile_reused": result.compile_reused,
+            "selection_metric": result.selection_metric,
+            "pgd_val_accuracy": result.val_robust_accuracy,
+            "train_steps": result.steps,
+            **val_attrs(val, val_clean),
+            **report_attrs(test, test_clean),
+        }
         invalid = val.invalid_checks
         attrs["sanity_invalid"] = sorted(set(invalid) | set(test.invalid_checks))
         attrs["sanity_warnings"] = sorted(set(val.warning_checks) | set(test.warning_checks))
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
         if WORST_CASE in attrs["robust_accuracy"]:
-            trial.set_user_attr("robust_auc", round(robust_auc(
-                test.clean_accuracy, list(self.suite_config.eps), attrs["robust_accuracy"][WORST_CASE]), 6))
+            trial.set_user_attr(
+                "robust_auc",
+                round(
+                    robust_auc(test.clean_accuracy, list(self.suite_config.eps), attrs["robust_accuracy"][WORST_CASE]),
+                    6,
+                ),
+            )
         # Optuna's constraints: a trial whose validation evaluation shows masking or random outputs
         # is infeasible, so the sampler learns to avoid it and `best_trial` never returns it.
         trial.set_constraint(INVALID_CONSTRAINT, 1.0 if invalid else 0.0)
         if self.artifacts is not None:
             self._store_checkpoint(trial, model, arch, train_config, data)
-        values = {"clean_accuracy": val_clean, "params": float(params),
-                  "robust_accuracy": robust_value(val, self.eps, self.config.robust_metric, self.suite_config.eps)}
+        values = {
+            "clean_accuracy": val_clean,
+            "params": float(params),
+            "robust_accuracy": robust_value(val, self.eps, self.config.robust_metric, self.suite_config.eps),
+        }
         picked = tuple(values[name] for name in self.config.objective_names)
         return picked[0] if len(picked) == 1 else picked
 
     def _check_budget(self, trial, params: int, flops: int) -> None:
-        over = [f"{what} {value} > {limit}" for what, value, limit in
-                (("params", params, self.space.max_params), ("flops", flops, self.space.max_flops))
-                if limit is not None and value > limit]
+        over = [
+            f"{what} {value} > {limit}"
+            for what, value, limit in (
+                ("params", params, self.space.max_params),
+                ("flops", flops, self.space.max_flops),
+            )
+            if limit is not None and value > limit
+        ]
         if over:  # rejected before training: nothing is trained and thrown away
             trial.set_user_attr("rejected", "over_budget: " + ", ".join(over))
             raise _optuna().TrialPruned("over budget: " + ", ".join(over))
@@ -181,6 +217,7 @@ class TrialRunner:
                 metric = "val_accuracy" if metric == "standard" else "pgd_val_accuracy"
                 trial.set_user_attr("rejected", f"pruned at epoch {epoch}: {metric} {value:.4f}")
                 raise _optuna().TrialPruned(f"{metric} {value:.4f} at epoch {epoch}")
+
         return on_epoch
 
     def _fail(self, trial, reason: str, detail: str):
@@ -190,10 +227,20 @@ class TrialRunner:
 
     def _store_checkpoint(self, trial, model, arch, train_config, data: Dataset):
         # the split information lets `robustarch attack --study` refuse a different test split
-        store_checkpoint(trial, self.artifacts, model, arch, train_config,
-                         {**self.data.split_info(), "bounds": list(self.data.bounds),
-                          "n_train_used": len(data.train), "trial": trial.number,
-                          "study": trial.study.study_name})
+        store_checkpoint(
+            trial,
+            self.artifacts,
+            model,
+            arch,
+            train_config,
+            {
+                **self.data.split_info(),
+                "bounds": list(self.data.bounds),
+                "n_train_used": len(data.train),
+                "trial": trial.number,
+                "study": trial.study.study_name,
+            },
+        )
 
 
 class TrialFailed(Exception):

@@ -2,6 +2,7 @@
 suite's resolved configuration. Stored with every trial (user attribute `provenance`) and every
 rescore, so a report can list them and say when the trials of one study ran under different ones.
 """
+
 from __future__ import annotations
 
 import functools
@@ -64,9 +65,15 @@ def provenance(device: torch.device, seeds: dict[str, int | None], suite_config:
     YAML path (or a preset changed by an upgrade) may differ between workers and resumes.
     """
     device = torch.device(device)
-    record = {"versions": versions(), "device": device_name(device), "device_type": device.type,
-              "threads": torch.get_num_threads(), "seeds": dict(seeds),
-              "suite_config": suite_config, "suite_config_hash": config_hash(suite_config)}
+    record = {
+        "versions": versions(),
+        "device": device_name(device),
+        "device_type": device.type,
+        "threads": torch.get_num_threads(),
+        "seeds": dict(seeds),
+        "suite_config": suite_config,
+        "suite_config_hash": config_hash(suite_config),
+    }
     if device.type == "cuda":
         record["cuda"] = torch.version.cuda
     return record

@@ -1,6 +1,7 @@
 """Study recipes: a study (or a pair to compare) as one YAML file in `studies/` — dataset, space,
 suite, sampler, budget, fixed training settings — run with `robustarch search --config NAME`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
@@ -13,14 +14,23 @@ from .config import OBJECTIVES, ROBUST_METRICS, StudyConfig, check_data, validat
 from .samplers import PRUNERS, SAMPLERS
 
 # StudyConfig fields a recipe (or one study of it) may set; `training` is parsed separately.
-_CONFIG_FIELDS = {"dataset": str, "space": str, "suite": str, "objective": str, "objective_eps": float,
-                  "headline_eps": float,  # the findings' ε (default: chosen on validation, analysis.headline)
-                  "sampler": str, "seed": int, "robust_metric": str, "pruner": str,
-                  "claims": list, "replicates": int, "replicate_share": float}  # the findings' claims: names in analysis.claims (checked at analysis)
-_RUN_FIELDS = ("name", "description", "n_trials", "timeout", "rescore_top", "studies", "compare", "training",
-               "workers")
-_CHOICES = {"objective": tuple(OBJECTIVES), "robust_metric": ROBUST_METRICS, "sampler": SAMPLERS,
-            "pruner": PRUNERS}
+_CONFIG_FIELDS = {
+    "dataset": str,
+    "space": str,
+    "suite": str,
+    "objective": str,
+    "objective_eps": float,
+    "headline_eps": float,  # the findings' ε (default: chosen on validation, analysis.headline)
+    "sampler": str,
+    "seed": int,
+    "robust_metric": str,
+    "pruner": str,
+    "claims": list,
+    "replicates": int,
+    "replicate_share": float,
+}  # the findings' claims: names in analysis.claims (checked at analysis)
+_RUN_FIELDS = ("name", "description", "n_trials", "timeout", "rescore_top", "studies", "compare", "training", "workers")
+_CHOICES = {"objective": tuple(OBJECTIVES), "robust_metric": ROBUST_METRICS, "sampler": SAMPLERS, "pruner": PRUNERS}
 
 
 @dataclass(frozen=True)
@@ -58,10 +68,17 @@ def parse_recipe(doc: Section, default_name: str = "study") -> StudyRecipe:
     timeout = doc.get("timeout", float, None, min=0.0)
     if timeout is not None and not timeout > 0:
         raise doc.error("timeout", f"got {timeout!r}; must be > 0 seconds")
-    return StudyRecipe(name, doc.get("description", str, ""), studies,
-                       n_trials=doc.get("n_trials", int, None, min=1), timeout=timeout,
-                       rescore_top=doc.get("rescore_top", int, None, min=0), compare=compare,
-                       path=str(doc.file), workers=doc.get("workers", int, None, min=1))
+    return StudyRecipe(
+        name,
+        doc.get("description", str, ""),
+        studies,
+        n_trials=doc.get("n_trials", int, None, min=1),
+        timeout=timeout,
+        rescore_top=doc.get("rescore_top", int, None, min=0),
+        compare=compare,
+        path=str(doc.file),
+        workers=doc.get("workers", int, None, min=1),
+    )
 
 
 def _name(sec: Section, default: str | None) -> str:
@@ -101,12 +118,20 @@ def _training(sec: Section) -> dict:
     t = sec.section("training")
     known = {f.name: f for f in fields(TrainConfig)}
     t.check_keys(tuple(known))
-    rules = {"recipe": (str, {"choices": RECIPES}), "optimizer": (str, {"choices": OPTIMIZERS}),
-             "epochs": (int, {"min": 1}), "max_steps": (int, {"min": 1}), "batch_size": (int, {"min": 1}),
-             "attack_steps": (int, {"min": 1}), "patience": (int, {"min": 1}),
-             "label_noise": (float, {"min": 0.0, "max": 1.0}), "train_fraction": (float, {"min": 0.01, "max": 1.0}),
-             "compile": (bool, {}), "select": (str, {"choices": SELECT}),
-             "label_smoothing": (float, {"min": 0.0, "max": 0.99})}
+    rules = {
+        "recipe": (str, {"choices": RECIPES}),
+        "optimizer": (str, {"choices": OPTIMIZERS}),
+        "epochs": (int, {"min": 1}),
+        "max_steps": (int, {"min": 1}),
+        "batch_size": (int, {"min": 1}),
+        "attack_steps": (int, {"min": 1}),
+        "patience": (int, {"min": 1}),
+        "label_noise": (float, {"min": 0.0, "max": 1.0}),
+        "train_fraction": (float, {"min": 0.01, "max": 1.0}),
+        "compile": (bool, {}),
+        "select": (str, {"choices": SELECT}),
+        "label_smoothing": (float, {"min": 0.0, "max": 0.99}),
+    }
     out = {}
     for key in t.data:
         kind, limits = rules.get(key, (float, {"min": 0.0}))
@@ -127,8 +152,10 @@ def plan(recipe: StudyRecipe | None, study_name: str | None, flags: dict) -> lis
         return [(study_name or DEFAULT_STUDY, StudyConfig(**given))]
     if study_name and len(recipe.studies) > 1:
         names = ", ".join(n for n, _ in recipe.studies)
-        raise UserError(f"--study: recipe {recipe.name!r} runs {len(recipe.studies)} studies ({names}); "
-                        "rename them in a copy of its YAML instead")
+        raise UserError(
+            f"--study: recipe {recipe.name!r} runs {len(recipe.studies)} studies ({names}); "
+            "rename them in a copy of its YAML instead"
+        )
     runs = []
     for name, config in recipe.studies:
         if "dataset" in given and "suite" not in given and config.suite == StudyConfig(dataset=config.dataset).suite:

@@ -4,6 +4,7 @@ seed its own Optuna trial (enqueued with the architecture's parameters), grouped
 Seeds derive from (study seed, architecture, replicate), so a resumed or re-queued replicate trains
 with the seed it was meant to, and every trial's provenance records it.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -3,13 +3,14 @@ are re-attacked with the AutoAttack-composition suite on the test split. A searc
 design; the report quotes the rescored numbers beside the search ones, and the drop between them,
 measured on the same test samples.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import math
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -18,8 +19,8 @@ from ..attacks.result import AttackResult, robust_fraction
 from ..attacks.spec import SuiteConfig
 from ..attacks.suite import AttackSuite
 from ..metrics import WORST_CASE, pareto_front
-from ..runtime import configure_threads, pick_device
 from ..models.checkpoint import load_checkpoint
+from ..runtime import configure_threads, pick_device
 from ..training.data import load_dataset
 from .artifacts import download_checkpoint
 from .config import StudyConfig, objective_eps_index
@@ -44,7 +45,11 @@ def rescore_candidates(study, config: StudyConfig, k: int) -> list[int]:
     eps_index = objective_eps_index(config, load_suite(config.suite))
     points = {}
     for t in study.get_trials(deepcopy=False):
-        if t.state.name == "COMPLETE" and not t.user_attrs.get("sanity_invalid") and "checkpoint_artifact" in t.user_attrs:
+        if (
+            t.state.name == "COMPLETE"
+            and not t.user_attrs.get("sanity_invalid")
+            and "checkpoint_artifact" in t.user_attrs
+        ):
             point = _val_point(t, eps_index)
             if point is not None:
                 points[t.number] = point
@@ -89,11 +94,20 @@ def _covering(suite_config: SuiteConfig, trials: dict, todo: list[int]) -> Suite
     return dataclasses.replace(suite_config, samples=searched)
 
 
-def rescore(study, storage: str, config: StudyConfig, k: int, *, device: str | None = None,
-            artifacts: str | Path | None = None, on_model: Callable[[int, dict], None] | None = None,
-            suite: str | None = None, threads: int | None = None,
-            on_start: Callable[[int, int, int], None] | None = None,
-            on_attack: Callable[[str, int, int], None] | None = None) -> dict[int, dict]:
+def rescore(
+    study,
+    storage: str,
+    config: StudyConfig,
+    k: int,
+    *,
+    device: str | None = None,
+    artifacts: str | Path | None = None,
+    on_model: Callable[[int, dict], None] | None = None,
+    suite: str | None = None,
+    threads: int | None = None,
+    on_start: Callable[[int, int, int], None] | None = None,
+    on_attack: Callable[[str, int, int], None] | None = None,
+) -> dict[int, dict]:
     """Rescore the candidates not rescored yet, best first, with `suite` (default: the dataset's
     autoattack preset); store each as study attribute `rescore:<n>` as soon as it is done, so that
     an interrupted rescore continues with the next model when run again. `threads`: torch's CPU
@@ -133,11 +147,18 @@ def _record(result: AttackResult, search_attrs: dict, config: StudyConfig, seed:
     """What a rescore stores: its numbers on all the samples it attacked, the search's, the drop on
     the samples both attacked, and its provenance."""
     suite_config = result.suite
-    return {"suite": suite_config.name, "split": "test", "eps": list(suite_config.eps),
-            "robust_accuracy": curves(result), "clean_accuracy": result.clean_accuracy,
-            "n_attacked": len(result.per_sample), "seconds": round(result.seconds, 3),
-            "sanity_invalid": result.invalid_checks, "search_suite": config.suite,
-            "search_eps": search_attrs.get("eps"),
-            "search_robust_accuracy": (search_attrs.get("robust_accuracy") or {}).get(WORST_CASE),
-            **same_sample_comparison(result, search_attrs),
-            "provenance": provenance(device, {"data_split": config.seed, "attack": seed}, suite_config.to_dict())}
+    return {
+        "suite": suite_config.name,
+        "split": "test",
+        "eps": list(suite_config.eps),
+        "robust_accuracy": curves(result),
+        "clean_accuracy": result.clean_accuracy,
+        "n_attacked": len(result.per_sample),
+        "seconds": round(result.seconds, 3),
+        "sanity_invalid": result.invalid_checks,
+        "search_suite": config.suite,
+        "search_eps": search_attrs.get("eps"),
+        "search_robust_accuracy": (search_attrs.get("robust_accuracy") or {}).get(WORST_CASE),
+        **same_sample_comparison(result, search_attrs),
+        "provenance": provenance(device, {"data_split": config.seed, "attack": seed}, suite_config.to_dict()),
+    }

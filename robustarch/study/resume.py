@@ -1,4 +1,5 @@
 """Creating a study, or resuming it: same name and storage resume, other settings are refused."""
+
 from __future__ import annotations
 
 from dataclasses import fields
@@ -26,22 +27,34 @@ def create_or_resume(storage, name: str, config: StudyConfig | None):
         stored = StudyConfig.from_dict(existing[name].user_attrs.get(CONFIG_ATTR, {}))
         # defaults made explicit: `--objective-eps 0.1` matches a study stored with the default ε 0.1
         if config is not None and (given := resolved(config)) != (kept := resolved(stored)):
-            diff = [f"{f.name}={getattr(given, f.name)!r} (stored {getattr(kept, f.name)!r})"
-                    for f in fields(StudyConfig) if getattr(given, f.name) != getattr(kept, f.name)]
-            raise UserError(f"study {name!r} already exists with other settings: {', '.join(diff)}; "
-                            "use another --study name or the stored settings to resume it")
+            diff = [
+                f"{f.name}={getattr(given, f.name)!r} (stored {getattr(kept, f.name)!r})"
+                for f in fields(StudyConfig)
+                if getattr(given, f.name) != getattr(kept, f.name)
+            ]
+            raise UserError(
+                f"study {name!r} already exists with other settings: {', '.join(diff)}; "
+                "use another --study name or the stored settings to resume it"
+            )
         config = stored
-        study = optuna.load_study(study_name=name, storage=storage, pruner=make_pruner(config.pruner),
-                                  sampler=make_sampler(config.sampler, config.seed, _space_for(config)))
+        study = optuna.load_study(
+            study_name=name,
+            storage=storage,
+            pruner=make_pruner(config.pruner),
+            sampler=make_sampler(config.sampler, config.seed, _space_for(config)),
+        )
         return study, config
     if config is None:
-        raise UserError(f"no study named {name!r} in this storage; existing: "
-                        f"{one_of(sorted(existing)) or 'none'}")
+        raise UserError(f"no study named {name!r} in this storage; existing: {one_of(sorted(existing)) or 'none'}")
     check_study_name(name, "study name")
     check_data(config)  # a command that fails before its first trial must leave no study behind
-    study = optuna.create_study(storage=storage, study_name=name, directions=list(config.directions),
-                                pruner=make_pruner(config.pruner),
-                                sampler=make_sampler(config.sampler, config.seed, _space_for(config)))
+    study = optuna.create_study(
+        storage=storage,
+        study_name=name,
+        directions=list(config.directions),
+        pruner=make_pruner(config.pruner),
+        sampler=make_sampler(config.sampler, config.seed, _space_for(config)),
+    )
     study.set_user_attr(CONFIG_ATTR, config.to_dict())
     study.set_user_attr("objective_names", list(config.objective_names))
     study.set_user_attr("directions", list(config.directions))

@@ -5,10 +5,11 @@ observed and what the shrinkage predicted against what a fresh seed gives.
 Each retrained seed is stored as study attribute `retrain:<arch_key>:<replicate>` as soon as it is
 done; a stopped retrain continues with the next seed when run again.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -33,10 +34,18 @@ def pending_retrains(study, targets: list[tuple[str, int]], seeds: int) -> list[
     return [(key, n, r) for key, n in targets for r in range(seeds) if retrain_attr(key, r) not in done]
 
 
-def retrain(study, config: StudyConfig, targets: list[tuple[str, int]], seeds: int, *, device: str | None = None,
-            threads: int | None = None, artifacts: str | Path | None = None,
-            on_start: Callable[[str, int, int, int], None] | None = None,
-            on_model: Callable[[str, int, dict], None] | None = None) -> dict[str, dict]:
+def retrain(
+    study,
+    config: StudyConfig,
+    targets: list[tuple[str, int]],
+    seeds: int,
+    *,
+    device: str | None = None,
+    threads: int | None = None,
+    artifacts: str | Path | None = None,
+    on_start: Callable[[str, int, int, int], None] | None = None,
+    on_model: Callable[[str, int, dict], None] | None = None,
+) -> dict[str, dict]:
     """Train each architecture of `targets` ((arch_key, a trial of it), best first) with `seeds`
     fresh seeds (study.replicates.retrain_seed: never a seed the search used), score it with the
     study's suite on validation and test, and store it. Progress: `on_start(key, r, i, count)` before
@@ -77,11 +86,23 @@ def _train_one(runner: TrialRunner, attrs: dict, key: str, trial_number: int, re
         return {**head, "fail_reason": exc.reason, "fail_detail": str(exc)[:500]}
     val, val_clean, test, test_clean = evaluate(runner.suite, model, data, runner.device, seed)
     numbers = {**val_attrs(val, val_clean), **report_attrs(test, test_clean)}
-    keep = ("val_clean_accuracy", "val_robust_accuracy", "val_n_attacked", "clean_accuracy", "robust_accuracy",
-            "attacked_clean_accuracy", "n_attacked")
-    return {**head, "eps": list(runner.suite_config.eps), "val_accuracy": result.val_accuracy,
-            **{k: numbers[k] for k in keep}, "train_seconds": round(result.seconds, 3),
-            "provenance": runner.provenance(_Numbered(trial_number), seed, {"arch_key": key, "retrain": replicate})}
+    keep = (
+        "val_clean_accuracy",
+        "val_robust_accuracy",
+        "val_n_attacked",
+        "clean_accuracy",
+        "robust_accuracy",
+        "attacked_clean_accuracy",
+        "n_attacked",
+    )
+    return {
+        **head,
+        "eps": list(runner.suite_config.eps),
+        "val_accuracy": result.val_accuracy,
+        **{k: numbers[k] for k in keep},
+        "train_seconds": round(result.seconds, 3),
+        "provenance": runner.provenance(_Numbered(trial_number), seed, {"arch_key": key, "retrain": replicate}),
+    }
 
 
 class _Numbered:

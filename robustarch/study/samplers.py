@@ -1,4 +1,5 @@
 """Optuna samplers and pruners by name: what `--sampler` and `--pruner` accept."""
+
 from __future__ import annotations
 
 import warnings
@@ -29,8 +30,9 @@ def make_sampler(name: str, seed: int, space: SearchSpace | None = None):
             return optuna.samplers.RandomSampler(seed=seed)
         if name == "qmc":
             # categorical parameters (cell types) fall back to Optuna's independent random sampler
-            return optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=seed,
-                                              warn_independent_sampling=False)
+            return optuna.samplers.QMCSampler(
+                qmc_type="sobol", scramble=True, seed=seed, warn_independent_sampling=False
+            )
         if name == "grid":
             return optuna.samplers.GridSampler(search_grid(space), seed=seed)
     raise UserError(f"unknown sampler {name!r}: allowed values are {one_of(SAMPLERS)}")

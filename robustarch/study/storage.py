@@ -4,6 +4,7 @@ A journal file (the default) is safe for several processes on one machine; an SQ
 (PostgreSQL) serves workers on many machines and has Optuna's heartbeats. See README "Running on
 many GPUs".
 """
+
 from __future__ import annotations
 
 import os
@@ -70,8 +71,12 @@ def open_storage(url: str | None = None):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.storages.RDBStorage(
-                url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_SECONDS,
-                grace_period=GRACE_SECONDS, heartbeat_stale_trial_callback=retry_callback())
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=HEARTBEAT_SECONDS,
+                grace_period=GRACE_SECONDS,
+                heartbeat_stale_trial_callback=retry_callback(),
+            )
     except UserError:
         raise
     except Exception as exc:  # SQLAlchemy, driver and file errors: one line for the user
@@ -92,8 +97,9 @@ def _postgres_driver(url: str) -> str:
         return f"postgresql://{rest}"
     if importlib.util.find_spec("psycopg2") is not None:
         return f"postgresql+psycopg2://{rest}"
-    raise UserError(f"storage {scheme}://...: no PostgreSQL driver installed; "
-                    'pip install "robustarch[postgres]" (psycopg 3)')
+    raise UserError(
+        f'storage {scheme}://...: no PostgreSQL driver installed; pip install "robustarch[postgres]" (psycopg 3)'
+    )
 
 
 def default_artifacts(storage_url: str | None) -> Path:
@@ -120,8 +126,10 @@ def retry_callback(max_retry: int = MAX_RETRIES):
         class _Retry(RetryHeartbeatStaleTrialCallback):
             def __call__(self, study, trial) -> None:
                 clean = copy.copy(trial)
-                clean.user_attrs = {"retried_from": trial.system_attrs.get("failed_trial", trial.number),
-                                    "retry_reason": f"worker_lost: trial {trial.number} lost its worker"}
+                clean.user_attrs = {
+                    "retried_from": trial.system_attrs.get("failed_trial", trial.number),
+                    "retry_reason": f"worker_lost: trial {trial.number} lost its worker",
+                }
                 super().__call__(study, clean)
 
         return _Retry(max_retry=max_retry)
@@ -212,4 +220,3 @@ def recover_lost_trials(study) -> list[int]:
         lost.append(t.number)
         retry_callback()(study, storage.get_trial(t._trial_id))
     return lost
-

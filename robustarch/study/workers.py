@@ -3,6 +3,7 @@
 Every worker — a local process started by `search --workers N`, or `robustarch worker` on another
 machine — runs the same loop against the shared storage; the storage is the only coordinator.
 """
+
 from __future__ import annotations
 
 import math
@@ -12,9 +13,9 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from ..runtime import configure_threads, release_memory
 from ..spaces.space import load_space
@@ -41,8 +42,9 @@ def count_states(study) -> tuple[int, int]:
     """(complete, running) trials of the study, read from the storage now; queued replicate seeds
     (study.replicates) run beside the budget and are not counted."""
     State = _optuna().trial.TrialState
-    trials = [t for t in study.get_trials(deepcopy=False, states=(State.COMPLETE, State.RUNNING))
-              if not is_replicate(t)]
+    trials = [
+        t for t in study.get_trials(deepcopy=False, states=(State.COMPLETE, State.RUNNING)) if not is_replicate(t)
+    ]
     complete = sum(t.state == State.COMPLETE for t in trials)
     return complete, len(trials) - complete
 
@@ -59,8 +61,9 @@ def has_slot(study, trial, n_trials: int) -> bool:
     """
     State = _optuna().trial.TrialState
     trials = study.get_trials(deepcopy=False, states=(State.COMPLETE, State.RUNNING))
-    held = sum((t.state == State.COMPLETE or bool(t.user_attrs.get("budget_slot"))) and not is_replicate(t)
-               for t in trials)
+    held = sum(
+        (t.state == State.COMPLETE or bool(t.user_attrs.get("budget_slot"))) and not is_replicate(t) for t in trials
+    )
     return held <= n_trials
 
 
@@ -70,10 +73,15 @@ def _give_back(study, trial, n_trials: int) -> None:
     trial.set_user_attr("rejected", f"budget_met: {n_trials} complete or running trials already")
     frozen = study._storage.get_trial(trial._trial_id)
     if "fixed_params" in frozen.system_attrs or "failed_trial" in frozen.system_attrs:
-        study.add_trial(optuna.trial.create_trial(
-            state=optuna.trial.TrialState.WAITING, params=frozen.params,
-            distributions=frozen.distributions, system_attrs=frozen.system_attrs,
-            user_attrs={k: v for k, v in frozen.user_attrs.items() if k == "retried_from"}))
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=optuna.trial.TrialState.WAITING,
+                params=frozen.params,
+                distributions=frozen.distributions,
+                system_attrs=frozen.system_attrs,
+                user_attrs={k: v for k, v in frozen.user_attrs.items() if k == "retried_from"},
+            )
+        )
 
 
 def _cap_to_grid(config: StudyConfig, n_trials: int) -> int:
@@ -82,15 +90,26 @@ def _cap_to_grid(config: StudyConfig, n_trials: int) -> int:
         return n_trials
     size = math.prod(len(v) for v in search_grid(load_space(config.space)).values())
     if n_trials > size:
-        warnings.warn(f"--n-trials {n_trials} is more than the {size} points of the grid; "
-                      f"the study stops after {size}", stacklevel=3)
+        warnings.warn(
+            f"--n-trials {n_trials} is more than the {size} points of the grid; the study stops after {size}",
+            stacklevel=3,
+        )
     return min(n_trials, size)
 
 
-def run_study(study, config: StudyConfig, *, n_trials: int, timeout: float | None = None,
-              device: str | None = None, artifacts: str | Path | None = None,
-              threads: int | None = None, workers: int = 1, worker_index: int | None = 0,
-              on_trial: Callable[[object, object], None] | None = None) -> WorkerSummary:
+def run_study(
+    study,
+    config: StudyConfig,
+    *,
+    n_trials: int,
+    timeout: float | None = None,
+    device: str | None = None,
+    artifacts: str | Path | None = None,
+    threads: int | None = None,
+    workers: int = 1,
+    worker_index: int | None = 0,
+    on_trial: Callable[[object, object], None] | None = None,
+) -> WorkerSummary:
     """Run trials until the study holds `n_trials` complete trials — a budget for the whole study,
     shared by every worker — or `timeout` seconds pass. Failed trials keep their reason and the
     study goes on. Safe to run in many processes at once on one storage.
@@ -128,8 +147,7 @@ def run_study(study, config: StudyConfig, *, n_trials: int, timeout: float | Non
         if step == "wait":
             # Every remaining slot is taken by a running trial: wait, since one may still fail or
             # lose its worker (then it is re-queued and someone must run it).
-            time.sleep(POLL_SECONDS if deadline is None else
-                       max(0.0, min(POLL_SECONDS, deadline - time.monotonic())))
+            time.sleep(POLL_SECONDS if deadline is None else max(0.0, min(POLL_SECONDS, deadline - time.monotonic())))
             continue
         summary.started += 1
         try:
@@ -178,32 +196,46 @@ def _budgeted(study, runner: TrialRunner, n_trials: int, gave_up: list[int], fai
     return objective
 
 
-def _next_step(study, summary: WorkerSummary, n_trials: int, deadline: float | None,
-               max_attempts: int) -> str:
+def _next_step(study, summary: WorkerSummary, n_trials: int, deadline: float | None, max_attempts: int) -> str:
     """'run' another trial, 'wait' for running ones, or 'stop' (`summary.stopped_by` says why);
     recovers lost trials first, so that their slots count as free again."""
     summary.recovered += recover_lost_trials(study)
     complete, running = count_states(study)
     summary.complete = complete
     queued = waiting_replicates(study)  # Optuna runs queued trials first: these seeds come next
-    for stopped_by, done in (("budget", complete >= n_trials and not queued),
-                             ("timeout", deadline is not None and time.monotonic() >= deadline),
-                             ("attempts", summary.started >= max_attempts)):
+    for stopped_by, done in (
+        ("budget", complete >= n_trials and not queued),
+        ("timeout", deadline is not None and time.monotonic() >= deadline),
+        ("attempts", summary.started >= max_attempts),
+    ):
         if done:
             summary.stopped_by = stopped_by
             return "stop"
     return "wait" if complete + running >= n_trials and not queued else "run"
 
 
-def worker_command(storage: str, study_name: str, *, n_trials: int | None = None,
-                   timeout: float | None = None, device: str | None = None, threads: int | None = None,
-                   artifacts: str | Path | None = None, worker_index: int | None = None,
-                   quiet: bool = False) -> list[str]:
+def worker_command(
+    storage: str,
+    study_name: str,
+    *,
+    n_trials: int | None = None,
+    timeout: float | None = None,
+    device: str | None = None,
+    threads: int | None = None,
+    artifacts: str | Path | None = None,
+    worker_index: int | None = None,
+    quiet: bool = False,
+) -> list[str]:
     """The `robustarch worker` command line that joins a study (what `search --workers` starts)."""
     cmd = [sys.executable, "-m", "robustarch", "worker", "--storage", storage, "--study", study_name]
-    for flag, value in (("--n-trials", n_trials), ("--timeout", timeout), ("--device", device),
-                        ("--threads", threads), ("--artifacts", artifacts),
-                        ("--worker-index", worker_index)):
+    for flag, value in (
+        ("--n-trials", n_trials),
+        ("--timeout", timeout),
+        ("--device", device),
+        ("--threads", threads),
+        ("--artifacts", artifacts),
+        ("--worker-index", worker_index),
+    ):
         if value is not None:
             cmd += [flag, str(value)]
     return cmd + (["--quiet"] if quiet else [])
@@ -241,23 +273,48 @@ def threads_per_worker(threads: int | None, n_workers: int) -> int:
     return int(env) if env else max(1, (os.cpu_count() or 1) // max(1, n_workers))
 
 
-def start_local_workers(storage: str, study_name: str, n_workers: int, *, n_trials: int,
-                        timeout: float | None = None, device: str | None = None,
-                        gpus: list[int] | None = None, threads: int | None = None,
-                        artifacts: str | Path | None = None, quiet: bool = True,
-                        joining: bool = False) -> list[subprocess.Popen]:
+def start_local_workers(
+    storage: str,
+    study_name: str,
+    n_workers: int,
+    *,
+    n_trials: int,
+    timeout: float | None = None,
+    device: str | None = None,
+    gpus: list[int] | None = None,
+    threads: int | None = None,
+    artifacts: str | Path | None = None,
+    quiet: bool = True,
+    joining: bool = False,
+) -> list[subprocess.Popen]:
     """Start `n_workers` worker processes on this machine: one per entry of `gpus` (see
     `expand_gpus` for several per GPU), else on `device` or the visible GPUs in turn. `joining`:
     workers of `robustarch worker` (another machine): every one reseeds its sampler."""
     per_worker = threads_per_worker(threads, n_workers)
-    return [subprocess.Popen(worker_command(storage, study_name, n_trials=n_trials, timeout=timeout,
-                                            device=dev, threads=per_worker, artifacts=artifacts,
-                                            worker_index=None if joining else i, quiet=quiet))
-            for i, dev in enumerate(local_devices(n_workers, device, gpus))]
+    return [
+        subprocess.Popen(
+            worker_command(
+                storage,
+                study_name,
+                n_trials=n_trials,
+                timeout=timeout,
+                device=dev,
+                threads=per_worker,
+                artifacts=artifacts,
+                worker_index=None if joining else i,
+                quiet=quiet,
+            )
+        )
+        for i, dev in enumerate(local_devices(n_workers, device, gpus))
+    ]
 
 
-def watch(study, procs: list[subprocess.Popen], on_trial: Callable[[object, object], None] | None = None,
-          on_exit: Callable[[int, subprocess.Popen], None] | None = None) -> list[int]:
+def watch(
+    study,
+    procs: list[subprocess.Popen],
+    on_trial: Callable[[object, object], None] | None = None,
+    on_exit: Callable[[int, subprocess.Popen], None] | None = None,
+) -> list[int]:
     """Wait for local workers, calling `on_trial(study, trial)` once per newly finished trial and
     `on_exit(index, proc)` as each worker ends; returns their exit codes. Ctrl-C reaches the workers
     too (same process group): each fails its running trial and stops, and we wait for them."""

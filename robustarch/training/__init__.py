@@ -3,8 +3,8 @@ SVHN from a `--data-dir`), training recipes (clean and adversarial losses) and t
 
     train_model(model, load_dataset("digits"), TrainConfig(epochs=3), device=torch.device("cpu"))
 """
+
 from .data import DATASET_SHAPES, Dataset, Split, load_dataset
 from .train import TrainConfig, TrainingFailed, train_model
 
-__all__ = ["DATASET_SHAPES", "Dataset", "Split", "TrainConfig", "TrainingFailed", "load_dataset",
-           "train_model"]
+__all__ = ["DATASET_SHAPES", "Dataset", "Split", "TrainConfig", "TrainingFailed", "load_dataset", "train_model"]

@@ -3,6 +3,7 @@
 `digits` (scikit-learn's `load_digits`) is built in; MNIST, Fashion-MNIST, CIFAR-10 and SVHN are read
 through torchvision from a local `data_dir` (never downloaded at run time). Inputs are in [0, 1].
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -15,12 +16,16 @@ from ..errors import UserError, one_of
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "svhn")
 # (channels, height = width, classes) of each dataset, known without loading it
-DATASET_SHAPES = {"digits": (1, 8, 10), "mnist": (1, 28, 10), "fashion-mnist": (1, 28, 10),
-                  "cifar10": (3, 32, 10), "svhn": (3, 32, 10)}
+DATASET_SHAPES = {
+    "digits": (1, 8, 10),
+    "mnist": (1, 28, 10),
+    "fashion-mnist": (1, 28, 10),
+    "cifar10": (3, 32, 10),
+    "svhn": (3, 32, 10),
+}
 # Training-time augmentation, done on the device by the trainer: natural images get the usual random
 # crop (4-pixel padding) and horizontal flip; digits are not flipped (a flipped 3 is not a 3).
-AUGMENT = {"cifar10": "crop-flip", "svhn": "crop", "digits": "none", "mnist": "none",
-           "fashion-mnist": "none"}
+AUGMENT = {"cifar10": "crop-flip", "svhn": "crop", "digits": "none", "mnist": "none", "fashion-mnist": "none"}
 
 
 @dataclass
@@ -50,7 +55,7 @@ class Dataset:
         """Augmentation the trainer applies on the device: 'crop-flip', 'crop' or 'none'."""
         return AUGMENT.get(self.name, "none")
 
-    def with_train_fraction(self, fraction: float, seed: int = 0) -> "Dataset":
+    def with_train_fraction(self, fraction: float, seed: int = 0) -> Dataset:
         """This dataset with a stratified `fraction` of its training split (validation and test are
         unchanged): the "load-like" knob, cheap enough to apply per trial."""
         if fraction >= 1.0:
@@ -59,7 +64,7 @@ class Dataset:
         (xs, ys), _ = _split_off(x, y, 1.0 - fraction, seed + 2)
         return replace(self, train=_tensor_split(xs, ys))
 
-    def with_label_noise(self, fraction: float, seed: int = 0) -> "Dataset":
+    def with_label_noise(self, fraction: float, seed: int = 0) -> Dataset:
         """This dataset with `fraction` of its training labels replaced by labels drawn uniformly at
         random (Zhang et al. 2017; a drawn label may equal the true one); validation and test keep
         their true labels. The "load" knob of Martin & Mahoney (2017): less effective data."""
@@ -74,8 +79,14 @@ class Dataset:
 
     def split_info(self) -> dict:
         """What fixes the splits: a model is evaluated on the same test samples only if all match."""
-        return {"dataset": self.name, "split_seed": self.seed, "val_fraction": self.val_fraction,
-                "n_train": len(self.train), "n_val": len(self.val), "n_test": len(self.test)}
+        return {
+            "dataset": self.name,
+            "split_seed": self.seed,
+            "val_fraction": self.val_fraction,
+            "n_train": len(self.train),
+            "n_val": len(self.val),
+            "n_test": len(self.test),
+        }
 
     @property
     def in_chans(self) -> int:
@@ -86,9 +97,15 @@ class Dataset:
         return int(self.train.x.shape[-1])
 
     def describe(self) -> dict:
-        return {"dataset": self.name, "n_train": len(self.train), "n_val": len(self.val),
-                "n_test": len(self.test), "input_shape": list(self.train.x.shape[1:]),
-                "num_classes": self.num_classes, "bounds": list(self.bounds)}
+        return {
+            "dataset": self.name,
+            "n_train": len(self.train),
+            "n_val": len(self.val),
+            "n_test": len(self.test),
+            "input_shape": list(self.train.x.shape[1:]),
+            "num_classes": self.num_classes,
+            "bounds": list(self.bounds),
+        }
 
 
 def _split_off(x: np.ndarray, y: np.ndarray, fraction: float, seed: int):
@@ -100,12 +117,17 @@ def _split_off(x: np.ndarray, y: np.ndarray, fraction: float, seed: int):
 
 
 def _tensor_split(x: np.ndarray, y: np.ndarray) -> Split:
-    return Split(torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32),
-                 torch.as_tensor(y, dtype=torch.int64))
+    return Split(torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32), torch.as_tensor(y, dtype=torch.int64))
 
 
-def load_dataset(name: str = "digits", *, data_dir: str | Path | None = None, seed: int = 0,
-                 val_fraction: float = 0.15, train_fraction: float = 1.0) -> Dataset:
+def load_dataset(
+    name: str = "digits",
+    *,
+    data_dir: str | Path | None = None,
+    seed: int = 0,
+    val_fraction: float = 0.15,
+    train_fraction: float = 1.0,
+) -> Dataset:
     """Load `name` into memory with splits fixed by `seed`.
 
     `train_fraction` < 1 keeps only that (stratified) fraction of the training split: the
@@ -125,9 +147,15 @@ def load_dataset(name: str = "digits", *, data_dir: str | Path | None = None, se
     (x_tr, y_tr), (x_va, y_va) = _split_off(x_trv, y_trv, val_fraction, seed + 1)
     if train_fraction < 1.0:
         (x_tr, y_tr), _ = _split_off(x_tr, y_tr, 1.0 - train_fraction, seed + 2)
-    return Dataset(name, _tensor_split(x_tr, y_tr), _tensor_split(x_va, y_va),
-                   _tensor_split(x_te, y_te), num_classes=int(max(y_trv.max(), y_te.max()) + 1),
-                   seed=seed, val_fraction=val_fraction)
+    return Dataset(
+        name,
+        _tensor_split(x_tr, y_tr),
+        _tensor_split(x_va, y_va),
+        _tensor_split(x_te, y_te),
+        num_classes=int(max(y_trv.max(), y_te.max()) + 1),
+        seed=seed,
+        val_fraction=val_fraction,
+    )
 
 
 _WHERE = {
@@ -163,14 +191,14 @@ def _read_torchvision(name: str, data_dir: str | Path):
             arrays = [_read_idx_pair(raw, prefix) for prefix in ("train", "t10k")]
         elif name == "cifar10":
             parts = [tvd.CIFAR10(str(root), train=t, download=False) for t in (True, False)]
-            arrays = [(p.data.transpose(0, 3, 1, 2).astype(np.float32) / 255.0, np.asarray(p.targets))
-                      for p in parts]
+            arrays = [(p.data.transpose(0, 3, 1, 2).astype(np.float32) / 255.0, np.asarray(p.targets)) for p in parts]
         else:
             parts = [tvd.SVHN(str(root), split=s, download=False) for s in ("train", "test")]
             arrays = [(p.data.astype(np.float32) / 255.0, np.asarray(p.labels)) for p in parts]
     except (RuntimeError, FileNotFoundError, OSError) as exc:
-        raise UserError(f"dataset {name!r} not found under {root}: put {_WHERE[name]} there "
-                        f"({str(exc).splitlines()[0]})") from None
+        raise UserError(
+            f"dataset {name!r} not found under {root}: put {_WHERE[name]} there ({str(exc).splitlines()[0]})"
+        ) from None
     return [(x, y.astype(np.int64)) for x, y in arrays]
 
 
@@ -200,6 +228,8 @@ def _parse_idx(path: Path, ndim: int) -> torch.Tensor:
         detail = str(exc).splitlines()[0] if str(exc) else "bad header"
         raise UserError(f"dataset file {path}: not a valid IDX file ({detail})") from None
     if tensor.dtype != torch.uint8 or tensor.ndim != ndim:
-        raise UserError(f"dataset file {path}: expected {ndim}-dimensional uint8 IDX data, got "
-                        f"{tensor.ndim}-dimensional {str(tensor.dtype).replace('torch.', '')}")
+        raise UserError(
+            f"dataset file {path}: expected {ndim}-dimensional uint8 IDX data, got "
+            f"{tensor.ndim}-dimensional {str(tensor.dtype).replace('torch.', '')}"
+        )
     return tensor

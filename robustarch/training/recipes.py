@@ -5,6 +5,7 @@ one FGSM step of size 1.25ε from a uniform random start; `pgd` is Madry et al. 
 a K-step PGD example with a random start; `trades` is Zhang et al. (2019): clean cross-entropy plus β
 times the KL divergence between the clean and the adversarial predictions.
 """
+
 from __future__ import annotations
 
 import torch
@@ -61,12 +62,23 @@ def trades_example(model: nn.Module, x, eps: float, steps: int, bounds, generato
     return x_adv.detach()
 
 
-def recipe_loss(recipe: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
-                steps: int, beta: float, bounds: tuple[float, float],
-                generator: torch.Generator, label_smoothing: float = 0.0) -> torch.Tensor:
+def recipe_loss(
+    recipe: str,
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    eps: float,
+    steps: int,
+    beta: float,
+    bounds: tuple[float, float],
+    generator: torch.Generator,
+    label_smoothing: float = 0.0,
+) -> torch.Tensor:
     """The training loss of one batch under `recipe` (see the module docstring). `label_smoothing`
     softens the training targets of the cross-entropy terms (airbench uses 0.2 on CIFAR-10); the
     attacks inside the recipes keep hard labels."""
+
     def ce(logits):
         return F.cross_entropy(logits, y, label_smoothing=label_smoothing)
 
@@ -84,8 +96,17 @@ def recipe_loss(recipe: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     raise ValueError(f"unknown recipe {recipe!r}")
 
 
-def pgd_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int,
-                 bounds: tuple[float, float], seed: int = 0, batch_size: int = 1024) -> torch.Tensor:
+def pgd_accuracy(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    eps: float,
+    steps: int,
+    bounds: tuple[float, float],
+    seed: int = 0,
+    batch_size: int = 1024,
+) -> torch.Tensor:
     """Accuracy of `model` (eval mode) under `steps`-step L∞ PGD at `eps`, as a 0-d device tensor
     (no host sync here). The random start is drawn from `seed` every call, so two epochs' models
     are compared on the same starts: a model selection signal (Rice et al. 2020), not an evaluation
@@ -95,7 +116,7 @@ def pgd_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: flo
     generator = torch.Generator(device=x.device).manual_seed(seed)
     correct = torch.zeros((), device=x.device, dtype=torch.long)
     for i in range(0, len(y), batch_size):
-        xb, yb = x[i:i + batch_size], y[i:i + batch_size]
+        xb, yb = x[i : i + batch_size], y[i : i + batch_size]
         with torch.enable_grad():
             x_adv = pgd(model, xb, yb, eps, steps, bounds, generator) if eps > 0 else xb
         with torch.no_grad():

@@ -3,6 +3,7 @@
 The data stay on the device as tensors (no per-sample DataLoader): digits-sized data fit many times
 over, and indexing a resident tensor is far cheaper than collating Python objects per step.
 """
+
 from __future__ import annotations
 
 import math
@@ -13,8 +14,8 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from .data import Dataset, Split
 from ..runtime import batch_size_for, release_memory
+from .data import Dataset, Split
 from .recipes import pgd_accuracy, recipe_loss
 
 OPTIMIZERS = ("sgd", "adamw")
@@ -84,7 +85,7 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "TrainConfig":
+    def from_dict(cls, data: dict) -> TrainConfig:
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
@@ -128,8 +129,9 @@ def _fast_path(device: torch.device) -> bool:
     return device.type == "cuda"
 
 
-def accuracy(model: nn.Module, split: Split, device: torch.device, batch_size: int | None = None,
-             fast: bool | None = None) -> float:
+def accuracy(
+    model: nn.Module, split: Split, device: torch.device, batch_size: int | None = None, fast: bool | None = None
+) -> float:
     """Top-1 accuracy of `model` (in eval mode) on `split` (`fast`: bf16 autocast, default on CUDA).
     `batch_size` None: as large as the free memory allows (`runtime.batch_size_for`)."""
     fast = _fast_path(device) if fast is None else fast
@@ -140,15 +142,20 @@ def accuracy(model: nn.Module, split: Split, device: torch.device, batch_size: i
     correct = torch.zeros((), dtype=torch.long, device=device)  # counted on the device: one sync
     with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast):
         for i in range(0, len(split), batch_size):
-            xb = split.x[i:i + batch_size].to(device, non_blocking=True)
-            yb = split.y[i:i + batch_size].to(device, non_blocking=True)
+            xb = split.x[i : i + batch_size].to(device, non_blocking=True)
+            yb = split.y[i : i + batch_size].to(device, non_blocking=True)
             correct += (model(xb).argmax(1) == yb).sum()
     model.train(was_training)
     return int(correct) / max(len(split), 1)
 
 
-def augment(x: torch.Tensor, kind: str, generator: torch.Generator, pad: int = 4,
-            memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
+def augment(
+    x: torch.Tensor,
+    kind: str,
+    generator: torch.Generator,
+    pad: int = 4,
+    memory_format: torch.memory_format = torch.contiguous_format,
+) -> torch.Tensor:
     """Random crop (zero padding `pad`) and, for 'crop-flip', horizontal flip — on the batch's device."""
     if kind == "none":
         return x
@@ -184,16 +191,23 @@ def compiled(model: nn.Module, key: tuple) -> tuple[nn.Module, bool]:
     reused = key in _COMPILED
     _COMPILED.setdefault(key, len(_COMPILED))
     limit = max(64, 4 * len(_COMPILED))
-    for name in ("recompile_limit", "cache_size_limit", "accumulated_recompile_limit",
-                 "accumulated_cache_size_limit"):
+    for name in ("recompile_limit", "cache_size_limit", "accumulated_recompile_limit", "accumulated_cache_size_limit"):
         if hasattr(torch._dynamo.config, name):
             setattr(torch._dynamo.config, name, max(getattr(torch._dynamo.config, name), limit))
     return torch.compile(model, backend=COMPILE_BACKEND), reused
 
 
-def train_model(model: nn.Module, data: Dataset, config: TrainConfig, *, device: torch.device,
-                seed: int = 0, on_epoch=None, fast_path: bool | None = None,
-                shape_key: tuple | None = None) -> TrainResult:
+def train_model(
+    model: nn.Module,
+    data: Dataset,
+    config: TrainConfig,
+    *,
+    device: torch.device,
+    seed: int = 0,
+    on_epoch=None,
+    fast_path: bool | None = None,
+    shape_key: tuple | None = None,
+) -> TrainResult:
     """Train `model` in place; at the end it holds the weights of the selected epoch (best clean
     validation accuracy, or best robust validation accuracy for the adversarial recipes).
 
@@ -221,13 +235,14 @@ def train_model(model: nn.Module, data: Dataset, config: TrainConfig, *, device:
 def _resident(data: Dataset, device: torch.device, memory_format) -> tuple[Split, Split]:
     """Training and validation splits on the device: one host→device copy per run, not per batch;
     in channels_last on the fast path (cuDNN's fastest tensor-core convolutions read NHWC)."""
+
     def move(split: Split) -> Split:
         return Split(split.x.to(device).contiguous(memory_format=memory_format), split.y.to(device))
+
     return move(data.train), move(data.val)
 
 
-def _optimizer(model: nn.Module, config: TrainConfig, steps_per_epoch: int, total_steps: int,
-               device: torch.device):
+def _optimizer(model: nn.Module, config: TrainConfig, steps_per_epoch: int, total_steps: int, device: torch.device):
     """timm's optimizer factory and a per-step cosine schedule over `total_steps`, with a warm-up
     of one epoch (at most a fifth of the run)."""
     from timm.optim import create_optimizer_v2
@@ -236,11 +251,14 @@ def _optimizer(model: nn.Module, config: TrainConfig, steps_per_epoch: int, tota
     kwargs = {"momentum": config.momentum} if config.optimizer == "sgd" else {}
     if device.type == "cuda":
         kwargs["fused"] = True  # one kernel for the whole update instead of one per tensor
-    optimizer = create_optimizer_v2(model, config.optimizer, lr=config.lr,
-                                    weight_decay=config.weight_decay, **kwargs)
-    scheduler = CosineLRScheduler(optimizer, t_initial=total_steps,
-                                  warmup_t=min(steps_per_epoch, max(1, total_steps // 5)),
-                                  warmup_lr_init=config.lr * 0.1, t_in_epochs=False)
+    optimizer = create_optimizer_v2(model, config.optimizer, lr=config.lr, weight_decay=config.weight_decay, **kwargs)
+    scheduler = CosineLRScheduler(
+        optimizer,
+        t_initial=total_steps,
+        warmup_t=min(steps_per_epoch, max(1, total_steps // 5)),
+        warmup_lr_init=config.lr * 0.1,
+        t_in_epochs=False,
+    )
     return optimizer, scheduler
 
 
@@ -275,12 +293,26 @@ class _FirstCallTimer:
         return out
 
 
-def _stepper(net: nn.Module, optimizer, scheduler, config: TrainConfig, data: Dataset,
-             generator: torch.Generator, fast: bool, memory_format):
+def _stepper(
+    net: nn.Module,
+    optimizer,
+    scheduler,
+    config: TrainConfig,
+    data: Dataset,
+    generator: torch.Generator,
+    fast: bool,
+    memory_format,
+):
     """One optimizer step on a batch; returns the loss as a device tensor (never read here: a
     `.item()` per step would stall the GPU queue)."""
-    loss_kwargs = dict(eps=config.eps, steps=config.attack_steps, beta=config.trades_beta,
-                       bounds=data.bounds, generator=generator, label_smoothing=config.label_smoothing)
+    loss_kwargs = dict(
+        eps=config.eps,
+        steps=config.attack_steps,
+        beta=config.trades_beta,
+        bounds=data.bounds,
+        generator=generator,
+        label_smoothing=config.label_smoothing,
+    )
 
     def step(xb: torch.Tensor, yb: torch.Tensor, number: int) -> torch.Tensor:
         # augmentation on the device: no host round trip, no per-sample Python
@@ -294,11 +326,13 @@ def _stepper(net: nn.Module, optimizer, scheduler, config: TrainConfig, data: Da
         optimizer.step()
         scheduler.step_update(number)
         return loss.detach().float()
+
     return step
 
 
-def _validator(net: nn.Module, model: nn.Module, val: Split, config: TrainConfig, bounds,
-               device: torch.device, fast: bool):
+def _validator(
+    net: nn.Module, model: nn.Module, val: Split, config: TrainConfig, bounds, device: torch.device, fast: bool
+):
     """Validation after each epoch: clean accuracy on the whole split and, for the adversarial
     recipes, PGD-`ROBUST_VAL_STEPS` accuracy at the recipe's ε on a fixed subset of it."""
     # sized once with the eager model: a probe through the compiled one would compile another shape
@@ -307,19 +341,35 @@ def _validator(net: nn.Module, model: nn.Module, val: Split, config: TrainConfig
     x_sub, y_sub = val.x[pick.to(device)], val.y[pick.to(device)]
 
     def validate() -> dict:
-        row = {"val_accuracy": accuracy(net, val, device, batch_size=batch, fast=fast),
-               "val_robust_accuracy": None}
+        row = {"val_accuracy": accuracy(net, val, device, batch_size=batch, fast=fast), "val_robust_accuracy": None}
         if config.adversarial:
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast):
-                robust = pgd_accuracy(net, x_sub, y_sub, eps=config.eps, steps=ROBUST_VAL_STEPS,
-                                      bounds=bounds, seed=0, batch_size=ROBUST_VAL_SAMPLES)
+                robust = pgd_accuracy(
+                    net,
+                    x_sub,
+                    y_sub,
+                    eps=config.eps,
+                    steps=ROBUST_VAL_STEPS,
+                    bounds=bounds,
+                    seed=0,
+                    batch_size=ROBUST_VAL_SAMPLES,
+                )
             row["val_robust_accuracy"] = float(robust)
         return row
+
     return validate
 
 
-def _train(model: nn.Module, data: Dataset, config: TrainConfig, device: torch.device, seed: int,
-           on_epoch, fast: bool, shape_key: tuple | None) -> TrainResult:
+def _train(
+    model: nn.Module,
+    data: Dataset,
+    config: TrainConfig,
+    device: torch.device,
+    seed: int,
+    on_epoch,
+    fast: bool,
+    shape_key: tuple | None,
+) -> TrainResult:
     torch.manual_seed(seed)  # dropout and drop-path draw from the global generator
     order_gen = torch.Generator(device="cpu").manual_seed(seed)
     device_gen = torch.Generator(device=device).manual_seed(seed + 1)  # augmentation, attack starts
@@ -333,8 +383,11 @@ def _train(model: nn.Module, data: Dataset, config: TrainConfig, device: torch.d
     net, reused = model, False
     if config.compile:
         net, reused = compiled(model, shape_key or _shape_key(model, data, device, fast))
-    step_fn = _FirstCallTimer(_stepper(net, optimizer, scheduler, config, data, device_gen, fast,
-                                       memory_format), device, enabled=config.compile)
+    step_fn = _FirstCallTimer(
+        _stepper(net, optimizer, scheduler, config, data, device_gen, fast, memory_format),
+        device,
+        enabled=config.compile,
+    )
     validate = _validator(net, model, val, config, data.bounds, device, fast)
     metric, start, train_seconds = config.selection_metric, time.perf_counter(), 0.0
     best, history, step, seen, compile_seconds = (-1.0, 0, None), [], 0, 0, 0.0
@@ -343,9 +396,9 @@ def _train(model: nn.Module, data: Dataset, config: TrainConfig, device: torch.d
         net.train()
         order = torch.randperm(n, generator=order_gen).to(device)
         epoch_loss = torch.zeros((), device=device)
-        batches = range(0, n, bs)[:total_steps - step]  # max_steps may end mid-epoch
+        batches = range(0, n, bs)[: total_steps - step]  # max_steps may end mid-epoch
         for i in batches:
-            idx = order[i:i + bs]
+            idx = order[i : i + bs]
             step, seen = step + 1, seen + len(idx)
             epoch_loss += step_fn(train.x[idx], train.y[idx], step)
         mean_loss = float(epoch_loss) / len(batches)  # one sync per epoch, not per step
@@ -353,15 +406,18 @@ def _train(model: nn.Module, data: Dataset, config: TrainConfig, device: torch.d
         if not math.isfinite(mean_loss):
             raise TrainingFailed("diverged", f"non-finite training loss at epoch {epoch}")
         val_start = time.perf_counter()
-        row = {"epoch": epoch, "loss": mean_loss, **validate(), "steps": step,
-               "lr": optimizer.param_groups[0]["lr"]}
+        row = {"epoch": epoch, "loss": mean_loss, **validate(), "steps": step, "lr": optimizer.param_groups[0]["lr"]}
         if config.compile and epoch == 0:  # the eval graphs compile in the first validation
             compile_seconds += time.perf_counter() - val_start
-        history.append({**row, "seconds": round(time.perf_counter() - start, 4),
-                        "train_seconds": round(train_seconds, 4)})  # train_seconds: steps only
+        history.append(
+            {**row, "seconds": round(time.perf_counter() - start, 4), "train_seconds": round(train_seconds, 4)}
+        )  # train_seconds: steps only
         if config.select == "last" or row[metric] > best[0]:
-            best = (row[metric], epoch, None if config.select == "last" else
-                    {k: v.detach().clone() for k, v in model.state_dict().items()})
+            best = (
+                row[metric],
+                epoch,
+                None if config.select == "last" else {k: v.detach().clone() for k, v in model.state_dict().items()},
+            )
         if on_epoch is not None:
             on_epoch(epoch, row[metric])
         if config.patience is not None and epoch - best[1] >= config.patience:
@@ -370,7 +426,15 @@ def _train(model: nn.Module, data: Dataset, config: TrainConfig, device: torch.d
         model.load_state_dict(best[2])
     model.eval()
     seconds = time.perf_counter() - start
-    return TrainResult(best_epoch=best[1], val_accuracy=history[best[1]]["val_accuracy"],
-                       history=history, seconds=seconds, samples_per_second=seen / max(seconds, 1e-9),
-                       val_robust_accuracy=history[best[1]]["val_robust_accuracy"], selection_metric=metric,
-                       compile_seconds=compile_seconds + step_fn.seconds, compile_reused=reused, steps=step)
+    return TrainResult(
+        best_epoch=best[1],
+        val_accuracy=history[best[1]]["val_accuracy"],
+        history=history,
+        seconds=seconds,
+        samples_per_second=seen / max(seconds, 1e-9),
+        val_robust_accuracy=history[best[1]]["val_robust_accuracy"],
+        selection_metric=metric,
+        compile_seconds=compile_seconds + step_fn.seconds,
+        compile_reused=reused,
+        steps=step,
+    )
