@@ -50,6 +50,18 @@ def write_tiny(folder: Path) -> tuple[Path, Path]:
     return space, suite
 
 
+def tiny_search_args(folder: Path, study: str, storage: str, n_trials: int, *extra: str) -> list[str]:
+    """`robustarch search` arguments for a random-sampler study of the tiny suite on the tiny space,
+    reporting into `folder/reports`; `extra` adds flags (workers, replicates, ...)."""
+    space, suite = write_tiny(folder)
+    return [
+        "search",
+        *("--study", study, "--storage", storage, "--space", str(space), "--suite", str(suite)),
+        *("--sampler", "random", "--n-trials", str(n_trials), "--report-dir", str(folder / "reports")),
+        *extra,
+    ]
+
+
 def tiny_study(folder: Path, name: str, space_text: str | None = None, sampler: str = "random"):
     """A new study of the tiny suite on the tiny space (or on the space `space_text`), stored in the
     journal `folder/<name>.journal`: `(study, config, storage)`."""

@@ -12,6 +12,7 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
+from _cli import run_cli_output
 
 from robustarch.study import open_storage
 
@@ -117,8 +118,16 @@ def test_attack_command_on_a_stored_checkpoint(searched, tmp_path):
     assert_user_error(proc, "e2e-trial-0", "does not match", "split_seed 1 (trained with 0)")
 
 
-def test_errors_leave_the_stored_study_intact(searched, tmp_path):
+def test_errors_leave_the_stored_study_intact(searched, tmp_path, monkeypatch, capsys):
+    """Every bad input ends in one line and exit 2, and the stored study keeps its trials. The cases run
+    in this process (each real process costs a torch import, ~4 s); the last two run as real processes."""
     work, _ = searched
+    monkeypatch.chdir(work)
+
+    def fails(*args: str) -> subprocess.CompletedProcess:
+        code, out, err = run_cli_output(list(args), monkeypatch, capsys)
+        return subprocess.CompletedProcess(args, code, out, err)
+
     blocker = tmp_path / "blocker"
     blocker.write_text("a file where a folder should be")
     bad_suite = tmp_path / "bad_attack.yaml"
@@ -136,19 +145,15 @@ def test_errors_leave_the_stored_study_intact(searched, tmp_path):
         (("--study", "e2e", "--sampler", "foo"), ("unknown sampler 'foo'", "'tpe'")),
     ]
     for args, needles in cases:
-        assert_user_error(robustarch("search", *args, cwd=work), *needles)
+        assert_user_error(fails("search", *args), *needles)
     bad_recipe = tmp_path / "recipe.yaml"
     bad_recipe.write_text("dataset: digits\nsampler: random\nn_trials: 3\ntraining:\n  epochz: 3\n")
-    assert_user_error(
-        robustarch("search", "--config", str(bad_recipe), cwd=work), "recipe.yaml:5", "training.epochz", "'epochs'"
-    )
-    assert_user_error(
-        robustarch("search", "--config", "nosuch", cwd=work), "unknown study recipe 'nosuch'", "'cubuk2017-digits'"
-    )
+    assert_user_error(fails("search", "--config", str(bad_recipe)), "recipe.yaml:5", "training.epochz", "'epochs'")
+    assert_user_error(fails("search", "--config", "nosuch"), "unknown study recipe 'nosuch'", "'cubuk2017-digits'")
     malformed = tmp_path / "malformed.yaml"
     malformed.write_text("name: x\nstages: [\n  - depth: 1\n")
-    assert_user_error(robustarch("search", "--space", str(malformed), cwd=work), "malformed.yaml", "line")
-    assert_user_error(robustarch("report", "--study", "nope", cwd=work), "no study named 'nope'")
+    assert_user_error(fails("search", "--space", str(malformed)), "malformed.yaml", "line")
+    assert_user_error(robustarch("report", "--study", "nope", cwd=work), "no study named 'nope'")  # a real process
     usage = robustarch("search", "--n-trials", "many", cwd=work)  # click's usage error: exit 2 too
     assert usage.returncode == 2 and "Traceback" not in usage.stderr and "--n-trials" in usage.stderr
     study = optuna.load_study(study_name="e2e", storage=open_storage(str(work / "robustarch.journal")))

@@ -7,7 +7,7 @@ import signal
 
 import pytest
 from _cli import run_cli as _cli
-from _tiny_study import robustarch, wait_for, write_tiny
+from _tiny_study import robustarch, tiny_search_args, wait_for, write_tiny
 from optuna.trial import TrialState
 
 from robustarch.study import create_or_resume
@@ -73,27 +73,11 @@ def test_worker_for_a_missing_study_names_the_existing_ones(monkeypatch, capsys,
 
 
 def test_ctrl_c_marks_the_running_trial_failed_and_the_same_command_resumes(monkeypatch, capsys, tmp_path):
-    space, suite = write_tiny(tmp_path)
-    # trials long enough that the signal lands inside one (between trials there is none to mark)
-    space.write_text(space.read_text().replace("epochs: 2", "epochs: 400"))
     journal = str(tmp_path / "study.journal")
-    args = [
-        "search",
-        "--study",
-        "cc",
-        "--storage",
-        journal,
-        "--space",
-        str(space),
-        "--suite",
-        str(suite),
-        "--sampler",
-        "random",
-        "--n-trials",
-        "3",
-        "--report-dir",
-        str(tmp_path / "reports"),
-    ]
+    args = tiny_search_args(tmp_path, "cc", journal, 3)
+    # trials long enough that the signal lands inside one (between trials there is none to mark)
+    space = tmp_path / "tiny-space.yaml"
+    space.write_text(space.read_text().replace("epochs: 2", "epochs: 400"))
     # SIGINT back to its default in the child: under a background job (`pytest &`) it is inherited
     # ignored, and Python then installs no KeyboardInterrupt handler at all
     first = robustarch(*args, cwd=tmp_path, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))

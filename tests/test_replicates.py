@@ -10,7 +10,7 @@ from collections import Counter
 
 import optuna
 import pytest
-from _tiny_study import robustarch, tiny_study, write_tiny
+from _tiny_study import robustarch, tiny_search_args, tiny_study
 
 from robustarch.errors import UserError
 from robustarch.study import create_or_resume, open_storage, run_study
@@ -85,32 +85,10 @@ def test_a_study_resumed_mid_replicates_runs_each_replicate_once(tmp_path):
 
 
 def test_replicates_are_grouped_under_two_workers(tmp_path):
-    space, suite = write_tiny(tmp_path)
     journal = str(tmp_path / "two.journal")
+    replicated = ("--replicates", "2", "--replicate-share", "1", "--workers", "2", "--rescore-top", "0")
     proc = robustarch(
-        "search",
-        "--study",
-        "two",
-        "--storage",
-        journal,
-        "--space",
-        str(space),
-        "--suite",
-        str(suite),
-        "--sampler",
-        "random",
-        "--n-trials",
-        "3",
-        "--replicates",
-        "2",
-        "--replicate-share",
-        "1",
-        "--workers",
-        "2",
-        "--rescore-top",
-        "0",
-        "--report-dir",
-        str(tmp_path / "reports"),
+        *tiny_search_args(tmp_path, "two", journal, 3, *replicated),
         cwd=tmp_path,
     )
     out, err = proc.communicate(timeout=600)

@@ -12,7 +12,7 @@ import weakref
 
 import pytest
 import torch
-from _tiny_study import postgres_url, robustarch, unique, wait_for, worker_env, write_tiny  # noqa: F401
+from _tiny_study import postgres_url, robustarch, tiny_search_args, unique, wait_for, worker_env, write_tiny  # noqa: F401
 from optuna.trial import TrialState
 
 from robustarch.errors import UserError
@@ -58,28 +58,9 @@ def _assert_exactly_n_complete_and_retried(storage_url: str, name: str, killed, 
 
 def test_journal_search_with_two_workers_survives_a_killed_worker(tmp_path):
     """The embedded default: `search --workers 2`; one of its workers is SIGKILLed mid-trial."""
-    space, suite = write_tiny(tmp_path)
     journal = str(tmp_path / "study.journal")
     search = robustarch(
-        "search",
-        "--study",
-        "kill",
-        "--storage",
-        journal,
-        "--space",
-        str(space),
-        "--suite",
-        str(suite),
-        "--sampler",
-        "random",
-        "--n-trials",
-        str(N_TRIALS),
-        "--workers",
-        "2",
-        "--report-dir",
-        str(tmp_path / "reports"),
-        "--rescore-top",
-        "0",
+        *tiny_search_args(tmp_path, "kill", journal, N_TRIALS, "--workers", "2", "--rescore-top", "0"),
         cwd=tmp_path,
     )  # rescoring is tested elsewhere; here ~1 min a model
     try:
