@@ -23,7 +23,7 @@ from .wording import f
 
 OUT_OF_RANGE = "beyond ±1: the reliabilities are too low for the observed value (noise estimates and data disagree)"
 UNDEFINED = "undefined: a reliability is below 0.1, and the correction would divide by almost nothing"
-SAME_TEST = "the test of no relation is the same on both scales (the correction only rescales ρ)"
+SAME_TEST = "the test of no relation is the same on both scales, since the correction only rescales ρ"
 
 
 def corrected_boots(
