@@ -206,3 +206,54 @@ def test_per_architecture_numbers_carry_the_seed_noise_into_the_claims_reliabili
     with_seed = reliability(arch["robust_accuracy"], np.sqrt(err))
     eval_only = reliability(arch["robust_accuracy"], arch["robust_accuracy_se"])
     assert with_seed < eval_only - 0.05
+
+
+def test_the_report_chooses_the_shrunken_winner_over_the_raw_one():
+    """A lucky single-seed architecture has the best validation number (0.60) and would win on raw
+    numbers; one with three consistent seeds (0.56–0.58) has the best shrunken estimate, since a single
+    seed is shrunk further towards μ. The summary, the best model and the Pareto front follow the
+    shrunken validation estimate and quote the fresh-seed prediction beside the observed number; the
+    test split, where the lucky one is best, chooses nothing."""
+    from robustarch.analysis import analyze_table
+    from robustarch.analysis.summary import sentences
+
+    rng = np.random.default_rng(5)
+    rows = []
+
+    def add(arch: str, val: float, test: float) -> None:
+        seed = sum(r["arch"] == arch for r in rows)
+        rows.append(
+            {
+                "arch": arch,
+                "seed": seed,
+                "clean_accuracy": 0.9 + rng.normal(0, 0.01),
+                "val_accuracy": 0.9 + rng.normal(0, 0.01),
+                "robust_accuracy@0.1": test,
+                "val_robust_accuracy@0.1": val,
+                "n_attacked": 200,
+            }
+        )
+
+    for a in range(16):
+        effect = rng.normal(0, 0.04)
+        for _ in range(3):
+            add(f"net{a}", 0.40 + effect + rng.normal(0, 0.05), 0.40 + effect + rng.normal(0, 0.05))
+    add("lucky", 0.60, 0.70)
+    for v in (0.56, 0.57, 0.58):
+        add("steady", v, 0.50)
+    a = analyze_table(pd.DataFrame(rows), n_boot=0)
+    used = a.used_trials
+    assert used.loc[used["val_robust_accuracy"].idxmax(), "arch_key"] == "lucky"  # the raw winner
+    assert used.loc[used["robust_accuracy"].idxmax(), "arch_key"] == "lucky"  # and the test split's best
+    win = a.tables["winner"].set_index("arch_key")
+    assert win.loc["steady", "val_predicted"] > win.loc["lucky", "val_predicted"]
+    assert win.loc["lucky", "val_predicted"] < 0.60 and win.loc["steady", "val_predicted"] < 0.57
+    assert a.shrunken and a.best_trial["arch_key"] == "steady" and a.best_trial["val_robust_accuracy"] == 0.58
+    front = set(a.tables["pareto_front"]["arch_key"])
+    assert "steady" in front  # the front is of architectures, on shrunken estimates
+    assert set(a.tables["trials"].loc[a.tables["trials"]["pareto"], "arch_key"]) == front
+    s = " ".join(sentences(a))
+    w = win.loc["steady"]
+    assert "the most robust architecture is steady (3 seeds" in s and "shrunken estimate" in s
+    assert f"test robust accuracy {w['observed']:.3f} observed, {w['predicted']:.3f} ± " in s
+    assert "predicted on a fresh seed" in s

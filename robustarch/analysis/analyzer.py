@@ -16,12 +16,15 @@ import pandas as pd
 
 from ..metrics import WORST_CASE, curve_area, pareto_front
 from .architecture import noise_tables
+from .attenuation import attenuation_table
+from .components import group_keys
 from .findings import depth_pairs, findings_table, independence_caveat
 from .headline import choose_eps
 from .phase import gap, phase_table
 from .powerlaw import MAX_ERROR, power_law_table, slope_summary
 from .record import RESCORE_COLUMNS, rescore_table, robustness_table, samples_table, trials_table, val_robustness_table
 from .stats import N_BOOT, Resampler, correlate, ols, partial_correlation
+from .winner import is_shrunken, shrunken_front, winner_trials
 
 MIN_TRIALS_FOR_STATS = 5
 AGAINST = ("clean_accuracy", "log10_params", "log10_flops", "depth", "width")
@@ -216,6 +219,7 @@ class Analysis:
     fits: dict[str, dict] = field(default_factory=dict)
     attrs: dict = field(default_factory=dict)
     selection_split: str = "test"  # the split the best model and the Pareto front were chosen on
+    shrunken: bool = False  # chosen on shrunken architecture estimates (replicates), not raw model numbers
     caveat: str | None = None  # why the models may not be a fair sample of the space
     eps_choice: str = ""  # how the headline ε was chosen (analysis.headline), for the Methods section
     source: str = "study"  # "study" (an Optuna study) or "table" (analyze_table: results from elsewhere)
@@ -227,6 +231,8 @@ class Analysis:
         numbers)."""
         u = self.used_trials
         col = "val_robust_accuracy" if self.selection_split == "val" else "robust_accuracy"
+        if self.shrunken:  # the best seed of the architecture ranked first on its shrunken estimate
+            u = u[u["trial"].isin(winner_trials(self.tables["winner"]))]
         return None if u.empty or u[col].isna().all() else u.loc[u[col].idxmax()]
 
     @property
@@ -384,6 +390,7 @@ def _model_tables(result: Analysis, u: pd.DataFrame, *, n_boot: int, seed: int) 
     result.tables["findings"] = findings_table(
         u, power[power["in_statistics"].fillna(False).astype(bool)], claims=claims or None, n_boot=n_boot, seed=seed
     )
+    result.tables["attenuation"] = attenuation_table(result.tables["findings"])  # raw against corrected
     # Is the slope a property of the architecture? Its correlations with size, shape and accuracy.
     result.tables["slope_correlations"] = (
         correlations(
@@ -402,6 +409,12 @@ def _model_tables(result: Analysis, u: pd.DataFrame, *, n_boot: int, seed: int) 
     )  # analysis.architecture: replicate seeds
     result.tables.update(tables)
     result.notes.extend(notes)
+    if is_shrunken(result.tables["winner"]):  # with replicates the front and the best are architectures
+        winner = result.tables["winner"]
+        result.shrunken = True
+        result.tables["pareto_front"] = shrunken_front(winner)
+        on_front = group_keys(t).isin(set(winner.loc[winner["pareto"].astype(bool), "arch_key"]))
+        t["pareto"] = t["in_statistics"] & on_front
     result.tables["phase_diagram"] = phase_table(
         u.assign(
             train_fraction=lambda d: d["train_fraction"].fillna(1.0), label_noise=lambda d: d["label_noise"].fillna(0.0)

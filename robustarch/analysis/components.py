@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .noise import SEED_SUFFIX, binomial_se
+from .noise import SEED_SUFFIX, WITHIN_EVAL_SUFFIX, WITHIN_SS_SUFFIX, binomial_se
 
 N_BOOT_COMPONENTS = 1000
 QUANTITIES = (
@@ -262,4 +262,19 @@ def per_architecture(u: pd.DataFrame) -> pd.DataFrame:
             )
             if c is not None and math.isfinite(c.estimate["sigma2_seed"]):
                 out[number + SEED_SUFFIX] = np.sqrt(c.estimate["sigma2_seed"] / out["seeds"].to_numpy(float))
+                within = within_sums(u[number], keys.to_numpy(), model_se(u, number))
+                out[number + WITHIN_SS_SUFFIX] = within["ss"].reindex(out.index).fillna(0.0)
+                out[number + WITHIN_EVAL_SUFFIX] = within["eval"].reindex(out.index).fillna(0.0)
     return out.reset_index(drop=True)
+
+
+def within_sums(values, groups, eval_se) -> pd.DataFrame:
+    """Per architecture (index): the sum of squares of its seeds' numbers around their mean (`ss`)
+    and their evaluation variance on the same k − 1 degrees of freedom (`eval`, (k − 1)·mean SE²);
+    summed over architectures they give `variance_components`' MSW and mean SE², so a bootstrap over
+    architectures re-estimates the seed variance from the sums it draws (analysis.noise.ErrorModel)."""
+    values = pd.to_numeric(pd.Series(np.asarray(values, float)), errors="coerce").to_numpy(float)
+    eval_var = np.nan_to_num(np.asarray(eval_se, float) ** 2)
+    ok = np.isfinite(values)
+    codes, n, s, ss, ev = _group_stats(values[ok], np.asarray(groups)[ok], eval_var[ok])
+    return pd.DataFrame({"ss": ss - s * s / n, "eval": (n - 1) * ev / n}, index=codes)

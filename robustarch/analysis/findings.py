@@ -14,11 +14,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .attenuation import corrected_correlation, correction_effects, size_flag
 from .claims import DEPTH_CALIPER, PARAM_RATIO, Claim, resolve
 from .components import per_architecture
 from .equivalence import MIN_CLUSTERS, size_equivalence
 from .gof import N_GOF
-from .noise import disattenuate, error_variance, reliability
+from .noise import error_model
 from .noiseclaim import icc_row
 from .phaseclaims import PHASE_TESTS
 from .powerclaims import POWER_TESTS
@@ -54,6 +55,17 @@ COLUMNS = [
     "ci90_high",
     "reliability_robust",
     "reliability_clean",
+    "value_raw",
+    "ci_raw_low",
+    "ci_raw_high",
+    "value_corrected",
+    "ci_corrected_low",
+    "ci_corrected_high",
+    "corrected_flag",
+    "corrected_undefined_share",
+    "verdict_raw",
+    "verdict_corrected",
+    "correction_moved_verdict",
     "families",
     "n_to_decide",
     "reason",
@@ -80,6 +92,13 @@ def _row(c: Claim, statistic: str, n: int, value=math.nan, ci=(math.nan, math.na
         "reason": None,
         "reliability_robust": math.nan,
         "reliability_clean": math.nan,
+        "value_raw": math.nan,
+        "value_corrected": math.nan,
+        "corrected_flag": None,
+        "corrected_undefined_share": math.nan,
+        "verdict_raw": None,
+        "verdict_corrected": None,
+        "correction_moved_verdict": None,
         "families": None,
         **extra,
     }
@@ -121,11 +140,6 @@ def _cluster_p(boots: np.ndarray) -> float:
     return float(min(1.0, 2 * (1 + min((b <= 0).sum(), (b >= 0).sum())) / (len(b) + 1))) if len(b) else math.nan
 
 
-def _noise(u: pd.DataFrame, target: pd.Series, column: str, scale=1.0) -> float:
-    err = error_variance(u, column)
-    return math.nan if err is None else reliability(target, np.sqrt(err) * scale)
-
-
 def _tracks(c: Claim, u: pd.DataFrame, n_boot: int, seed: int) -> dict:
     clean_att = (
         u["attacked_clean_accuracy"].fillna(u["clean_accuracy"]).astype(float)
@@ -147,21 +161,21 @@ def _tracks(c: Claim, u: pd.DataFrame, n_boot: int, seed: int) -> dict:
         r["p_value"] = _cluster_p(res.statistic("spearman", target[keep].to_numpy(), clean[keep].to_numpy()))
         extra = {"families": n_fam, "bootstrap": "cluster"}
     else:
-        r = correlate(target, clean, methods=("spearman",), n_boot=n_boot, seed=seed)[0]
+        res = Resampler(int(keep.sum()), n_boot, seed)  # the resamples `correlate` would draw
+        r = correlate(target, clean, methods=("spearman",), resampler=res)[0]
         if math.isfinite(r["coef"]) and r["n"] < PERMUTATION_N:
             r["p_value"] = spearman_permutation_p(target[keep].to_numpy(), clean[keep].to_numpy(), seed=seed)
     if r["n"] < c.min_n or not math.isfinite(r["coef"]):
         return _skip(c, "Spearman ρ", r["n"], f"{r['n']} usable models (needs ≥ {c.min_n}, not constant)")
-    rel_t = _noise(u[keep], target[keep], "robust_accuracy", 1 / clean_att[keep] if conditional else 1.0)
-    rel_c = _noise(u[keep], clean[keep], "clean_accuracy")
-    if math.isfinite(rel_t) or math.isfinite(rel_c):  # noise attenuates ρ but leaves the test of 0 valid
-        extra |= {
-            "reliability_robust": rel_t,
-            "reliability_clean": rel_c,
-            "value_corrected": float(
-                disattenuate(r["coef"], rel_t if math.isfinite(rel_t) else 1.0, rel_c if math.isfinite(rel_c) else 1.0)
-            ),
-        }
+    robust_noise, clean_noise = error_model(u, "robust_accuracy"), error_model(u, "clean_accuracy")
+    if robust_noise is not None or clean_noise is not None:  # noise attenuates ρ but leaves the test of 0 valid
+        noise = (
+            None if robust_noise is None else robust_noise.subset(keep, 1 / clean_att[keep] if conditional else 1.0),
+            None if clean_noise is None else clean_noise.subset(keep),
+        )
+        fix = corrected_correlation(target[keep].to_numpy(), clean[keep].to_numpy(), noise, res, r["coef"])
+        rel_t, rel_c = (v if m is not None else math.nan for v, m in zip(fix.pop("rel"), noise))
+        extra |= {"reliability_robust": rel_t, "reliability_clean": rel_c, **fix}
     return _row(
         c, "Spearman ρ", r["n"], r["coef"], (r["ci_low"], r["ci_high"]), r["p_value"], conditional=conditional, **extra
     )
@@ -199,6 +213,8 @@ def _size(c: Claim, u: pd.DataFrame, n_boot: int, seed: int) -> dict:
     }
     if not r["noise_known"]:  # attenuated numbers alone never show "≈ 0": only the contradicted path is open
         extra |= {"p_keys": ("p_outside",), "p_tost_unknown_noise": r["p_tost"], "no_support": NO_NOISE}
+    elif math.isfinite(r["reliability_robust"]) or math.isfinite(r["reliability_clean"]):
+        extra |= {"value_corrected": r["value"], "ci_corrected": r["ci"], "corrected_flag": size_flag(u, r)}
     return _row(
         c,
         stat,
@@ -344,6 +360,8 @@ def findings_rows(
     for r in rows:
         r["verdict"] = verdict(r)
         r["n_to_decide"] = n_to_decide(r) if r["verdict"] == "inconclusive" and not r["reason"] else math.nan
+    correction_effects(rows)  # raw against corrected, and whether the correction moved the verdict
+    for r in rows:
         r["text"] = finding_text(r)
     return rows
 
@@ -356,7 +374,8 @@ def findings_table(
     (powerlaw.power_law_table), Holm-corrected as one family, with verdicts and sentences."""
     rows = findings_rows(u, power, claims=claims, n_boot=n_boot, seed=seed, n_gof=n_gof)
     for r in rows:
-        r["ci90_low"], r["ci90_high"] = r.get("ci90") or (math.nan, math.nan)
+        for name in ("ci90", "ci_raw", "ci_corrected"):
+            r[f"{name}_low"], r[f"{name}_high"] = r.get(name) or (math.nan, math.nan)
     return pd.DataFrame(rows)[COLUMNS]
 
 

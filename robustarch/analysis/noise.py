@@ -15,11 +15,16 @@ matrices too, so reliabilities are re-estimated inside each resample (Padilla & 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 SE_SUFFIX, SEED_SUFFIX = "_se", "_seed_sd"
+# Per architecture (analysis.components.per_architecture): the sum of squares of its seeds around
+# their mean, and its seeds' evaluation variance on the same degrees of freedom, (k − 1)·mean(SE²).
+# Summed over the architectures a resample draws they give that resample's own seed variance.
+WITHIN_SS_SUFFIX, WITHIN_EVAL_SUFFIX = "_within_ss", "_within_eval"
 MIN_RELIABILITY = 0.1  # below this the correction divides by almost nothing: the corrected r says nothing
 
 
@@ -69,14 +74,21 @@ def resampled_reliability(values: np.ndarray, err_var: np.ndarray, counts: np.nd
         return np.where(var > 0, np.minimum(1.0, 1 - (e / total) / var), np.nan)
 
 
-def disattenuate(r, rel_x, rel_y):
-    """Spearman's correction for attenuation: r / √(R_x·R_y); NaN where a reliability is below
-    `MIN_RELIABILITY` or the corrected value leaves [−1, 1] (the reliabilities are then too low for
-    the observed r: the data contradict them)."""
+def spearman_correction(r, rel_x, rel_y):
+    """Spearman's correction for attenuation, r / √(R_x·R_y), unclipped: a value beyond ±1 is kept
+    (the reliabilities are then too low for the observed r, and a page flags it); NaN only where a
+    reliability is below `MIN_RELIABILITY` (the correction would divide by almost nothing)."""
     r, rx, ry = (np.asarray(v, float) for v in (r, rel_x, rel_y))
     ok = (rx >= MIN_RELIABILITY) & (ry >= MIN_RELIABILITY)
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.where(ok, r / np.sqrt(np.where(ok, rx * ry, 1.0)), np.nan)
+        return np.where(ok, r / np.sqrt(np.where(ok, rx * ry, 1.0)), np.nan)
+
+
+def disattenuate(r, rel_x, rel_y):
+    """`spearman_correction` inside [−1, 1], NaN outside: for composing corrected correlations (a
+    partial correlation of corrected pairwise ones has no meaning once one of them leaves [−1, 1])."""
+    out = spearman_correction(r, rel_x, rel_y)
+    with np.errstate(invalid="ignore"):
         return np.where(np.abs(out) < 1, out, np.nan)
 
 
@@ -100,3 +112,61 @@ def partial_from_observed(p_obs, rxz, ryz, rel_x, rel_y, rel_z):
     with np.errstate(invalid="ignore"):
         rxy = np.asarray(p_obs, float) * math.sqrt(max(0.0, (1 - rxz**2) * (1 - ryz**2))) + rxz * ryz
     return corrected_partial(rxy, rxz, ryz, rel_x, rel_y, rel_z)
+
+
+@dataclass
+class ErrorModel:
+    """Each architecture's error variance on every bootstrap resample: `fixed` + `per_seed`·σ²_seed,
+    with σ²_seed re-estimated from the within-architecture sums of the architectures the resample
+    draws (the ANOVA estimator of analysis.components, max(MSW − mean SE², 0)), so that a correction
+    for attenuation is re-estimated inside each resample, seed variance included. Without replicates
+    `per_seed` is 0 and `fixed` holds all of it (SE² + seed SD², as `error_variance`)."""
+
+    fixed: np.ndarray
+    per_seed: np.ndarray  # 1/k for an architecture's mean over k seeds
+    within_ss: np.ndarray
+    within_eval: np.ndarray
+    within_df: np.ndarray  # k − 1
+
+    def seed_variance(self, counts: np.ndarray) -> np.ndarray:
+        """σ²_seed of every resample (B); NaN where it draws no architecture with two seeds."""
+        df = counts @ self.within_df
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(df > 0, np.maximum((counts @ (self.within_ss - self.within_eval)) / df, 0.0), np.nan)
+
+    def reliability(self, values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """`reliability` of `values` on every resample in `counts` (B × n), its error re-estimated there."""
+        total = counts.sum(1)
+        s1, s2, fixed, per_seed = (counts @ np.column_stack([values, values * values, self.fixed, self.per_seed])).T
+        seed = self.seed_variance(counts) if self.per_seed.any() else np.zeros(len(counts))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            var = (s2 - s1 * s1 / total) / (total - 1)
+            err = (fixed + per_seed * seed) / total
+            return np.where(var > 0, np.minimum(1.0, 1 - err / var), np.nan)
+
+    def subset(self, keep: np.ndarray, scale=1.0) -> ErrorModel:
+        """The architectures `keep`, their error variances times `scale`² (a ratio's error)."""
+        s2 = np.asarray(scale, float) ** 2
+        return ErrorModel(
+            self.fixed[keep] * s2,
+            self.per_seed[keep] * s2,
+            self.within_ss[keep],
+            self.within_eval[keep],
+            self.within_df[keep],
+        )
+
+
+def error_model(table: pd.DataFrame, column: str) -> ErrorModel | None:
+    """The `ErrorModel` of `column` in a table of architectures: seed variance re-estimated per
+    resample where analysis.components left its within sums (`column_within_ss`, `_within_eval`,
+    `seeds`), else the fixed `error_variance`; None when the table says nothing about noise."""
+    parts = (column + WITHIN_SS_SUFFIX, column + WITHIN_EVAL_SUFFIX)
+    n = len(table)
+    if not all(c in table for c in (*parts, "seeds")):
+        err = error_variance(table, column)
+        return None if err is None else ErrorModel(err, np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n))
+    seeds = pd.to_numeric(table["seeds"], errors="coerce").to_numpy(float)
+    se = table[column + SE_SUFFIX] if column + SE_SUFFIX in table else pd.Series(0.0, index=table.index)
+    fixed = error_variance(table[[column]].assign(**{column + SE_SUFFIX: se}), column)
+    ss, ev = (np.nan_to_num(pd.to_numeric(table[c], errors="coerce").to_numpy(float)) for c in parts)
+    return ErrorModel(np.asarray(fixed), 1 / seeds, ss, ev, seeds - 1)

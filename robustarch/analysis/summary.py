@@ -63,12 +63,16 @@ def sentences(a: Analysis) -> list[str]:
     return out
 
 
+SHRUNKEN = "the shrunken estimate μ + reliability·(observed − μ) of each architecture's mean over its seeds"
+
+
 def selection_text(a: Analysis) -> str:
     """How the best model and the Pareto front were chosen (the methods section says it too)."""
+    on = f" on {SHRUNKEN}" if a.shrunken else ""
     if a.selection_split == "val":
-        return "chosen on the validation subset (robust and clean accuracy there), quoted with test-split numbers"
+        return f"chosen on the validation subset (robust and clean accuracy there){on}, quoted with test-split numbers"
     return (
-        "chosen on the test split itself: this study stored no validation robust accuracy (studies "
+        f"chosen on the test split itself{on}: this study stored no validation robust accuracy (studies "
         "stored before the validation split have none), so the chosen model's numbers are optimistic"
     )
 
@@ -78,12 +82,30 @@ def _best(a: Analysis) -> list[str]:
     if best is None:
         return []
     flagged = "of the models in the statistics " if a.n_flagged and not a.include_flagged else ""
+    if a.shrunken:
+        return [_best_architecture(a, flagged)]
     return [
         f"{len(a.tables['pareto_front'])} model(s) are Pareto-optimal for clean vs robust accuracy and the most "
         f"robust {flagged}is trial {int(best['trial'])} ({best['arch_summary']}), both {selection_text(a)}: "
         f"test robust accuracy {_f(best['robust_accuracy'], 3)} at test clean accuracy "
         f"{_f(best['clean_accuracy'], 3)}."
     ]
+
+
+def _best_architecture(a: Analysis, flagged: str) -> str:
+    """The winner and front on shrunken estimates (replicates): observed beside predicted, so the
+    sentence quotes what a fresh seed of the chosen architecture is expected to give."""
+    w = a.tables["winner"].iloc[0]
+    split = "validation" if a.selection_split == "val" else "test"
+    seeds = int(w["seeds"])
+    return (
+        f"{len(a.tables['pareto_front'])} architecture(s) are Pareto-optimal for clean vs robust accuracy and the "
+        f"most robust architecture {flagged}is {w['arch_summary']} ({seeds} seed{'s' if seeds > 1 else ''}: trial(s) "
+        f"{w['trials']}), both {selection_text(a)}: {split} robust accuracy {_f(w['val_observed'], 3)} observed, "
+        f"{_f(w['val_predicted'], 3)} shrunken; test robust accuracy {_f(w['observed'], 3)} observed, "
+        f"{_f(w['predicted'], 3)} ± {_f(2 * w['predicted_sd'], 3)} predicted on a fresh seed (the observed number "
+        "of a winner overstates it: it was chosen for being high)."
+    )
 
 
 def _rescore(a: Analysis) -> list[str]:

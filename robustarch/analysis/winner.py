@@ -25,7 +25,23 @@ WINNER_COLUMNS = [
     "predicted_sd",
     "val_observed",
     "val_predicted",
+    "val_clean_observed",
+    "val_clean_predicted",
     "pareto",
+]
+# The architecture-level Pareto front the report shows when the winner is chosen on shrunken estimates.
+FRONT_COLUMNS = [
+    "arch_key",
+    "arch_summary",
+    "seeds",
+    "trials",
+    "val_clean_observed",
+    "val_clean_predicted",
+    "val_observed",
+    "val_predicted",
+    "observed",
+    "predicted",
+    "predicted_sd",
 ]
 
 
@@ -95,6 +111,7 @@ def winner_table(u: pd.DataFrame, *, seed: int = 0) -> tuple[pd.DataFrame, dict[
     out["arch_summary"] = out["arch_key"].map(summary) if summary is not None else out["arch_key"]
     out["trials"] = out["arch_key"].map(m.groupby("arch_key")["trial"].apply(lambda s: ",".join(map(str, s))))
     x = clean.reindex(out["arch_key"])
+    out["val_clean_observed"], out["val_clean_predicted"] = x["observed"].to_numpy(), x["predicted"].to_numpy()
     cx = x["predicted"].fillna(x["observed"]).to_numpy(float)
     ry = out["val_predicted"].fillna(out["val_observed"]).to_numpy(float)
     ok = np.isfinite(cx) & np.isfinite(ry)
@@ -102,3 +119,19 @@ def winner_table(u: pd.DataFrame, *, seed: int = 0) -> tuple[pd.DataFrame, dict[
     if ok.any():
         out.loc[np.flatnonzero(ok)[pareto_front(cx[ok], ry[ok])], "pareto"] = True
     return out[WINNER_COLUMNS], comps
+
+
+def is_shrunken(winner: pd.DataFrame) -> bool:
+    """Whether the winner table ranks on shrunken estimates (replicates gave the components)."""
+    return not winner.empty and bool(pd.to_numeric(winner["val_predicted"], errors="coerce").notna().any())
+
+
+def shrunken_front(winner: pd.DataFrame) -> pd.DataFrame:
+    """The architectures on the clean/robust front of the shrunken validation estimates, by clean accuracy."""
+    front = winner[winner["pareto"].astype(bool)]
+    return front[FRONT_COLUMNS].sort_values("val_clean_predicted", kind="stable").reset_index(drop=True)
+
+
+def winner_trials(winner: pd.DataFrame) -> list[int]:
+    """The trials (seeds) of the first architecture of the winner table."""
+    return [int(t) for t in str(winner.iloc[0]["trials"]).split(",") if t.strip()] if not winner.empty else []

@@ -45,10 +45,10 @@ def _noise(r: dict) -> str:
     rel = [(name, v) for name, v in rel if isinstance(v, float) and math.isfinite(v)]
     if rel:
         bits.append("reliability across models " + ", ".join(f"{name} accuracy {f(v)}" for name, v in rel))
-    if isinstance(r.get("value_observed"), float) and rel:
+    if r.get("correction_text"):  # analysis.attenuation: raw → corrected, and what that did to the verdict
+        bits.append(r["correction_text"])
+    elif isinstance(r.get("value_observed"), float) and rel:
         bits.append(f"observed (attenuated) value {f(r['value_observed'])}")
-    if isinstance(r.get("value_corrected"), float) and math.isfinite(r["value_corrected"]):
-        bits.append(f"corrected for noise {f(r['value_corrected'])}")
     if r.get("families"):
         bits.append(f"cluster bootstrap over {int(r['families'])} families of related models")
     return "; " + "; ".join(bits) if bits else ""

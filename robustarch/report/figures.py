@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..analysis.analyzer import Analysis
+from ..analysis.components import group_keys
 from .dense import bands, dense, density, density_legend, highlighted
 from .svgplot import PALETTE, Axes, Plot, heatmap, sequential_color
 
@@ -109,6 +110,8 @@ def robust_vs(a: Analysis, x: str, label: str, *, log_x=False, front=False) -> P
     on = "validation" if a.selection_split == "val" else "test"
     if front:
         f = t[t["pareto"]].sort_values(x)
+        if a.shrunken:  # the front is of architectures: one point each, the mean of its seeds
+            f = f.groupby(group_keys(f).to_numpy())[[x, "robust_accuracy"]].mean().sort_values(x)
         # The front is chosen on validation numbers where stored, and drawn at the test numbers.
         ax.line(
             f[x],
