@@ -13,24 +13,39 @@ import pytest
 from robustarch.analysis.attenuation import OUT_OF_RANGE, corrected_correlation, interval
 from robustarch.analysis.components import per_architecture
 from robustarch.analysis.findings import findings_rows
+from robustarch.analysis.jointnoise import EVAL_COV, eval_covariance, joint_error
 from robustarch.analysis.noise import error_model
 from robustarch.analysis.stats import Resampler
 
 NO_POWER = pd.DataFrame()
 
 
-def _pair(n_arch: int, r: float, seeds, *, seed_sd: float = 0.0, se: tuple[float, float] = (0.0, 0.0), seed=0):
+def _pair(
+    n_arch: int,
+    r: float,
+    seeds,
+    *,
+    seed_sd: float = 0.0,
+    se: tuple[float, float] = (0.0, 0.0),
+    seed=0,
+    seed_corr: float = 0.0,
+    eval_corr: float = 0.0,
+):
     """Models of `n_arch` architectures whose true (robust, clean) numbers have Pearson r = `r` (unit
-    variance), each model measured with a training-seed error (SD `seed_sd`) and an evaluation error
-    whose SE is stated in the table (`se`, robust and clean)."""
+    variance), each model measured with a training-seed error (SD `seed_sd`, the two numbers' seed
+    errors correlated `seed_corr`) and an evaluation error whose SE is stated in the table (`se`,
+    robust and clean; correlated `eval_corr`, its covariance stated in the `EVAL_COV` column)."""
     rng = np.random.default_rng(seed)
     z = rng.normal(size=(2, n_arch))
     truth = np.vstack([z[0], r * z[0] + math.sqrt(1 - r * r) * z[1]])
     g = np.repeat(np.arange(n_arch), seeds)
+    s, e = rng.normal(size=(2, len(g))), rng.normal(size=(2, len(g)))
+    s[1] = seed_corr * s[0] + math.sqrt(1 - seed_corr**2) * s[1]
+    e[1] = eval_corr * e[0] + math.sqrt(1 - eval_corr**2) * e[1]
     cols = {}
     for i, name in enumerate(("robust_accuracy", "clean_accuracy")):
-        noise = seed_sd * rng.normal(size=len(g)) + se[i] * rng.normal(size=len(g))
-        cols |= {name: truth[i][g] + noise, f"{name}_se": np.full(len(g), se[i])}
+        cols |= {name: truth[i][g] + seed_sd * s[i] + se[i] * e[i], f"{name}_se": np.full(len(g), se[i])}
+    cols[EVAL_COV] = np.full(len(g), eval_corr * se[0] * se[1])
     return pd.DataFrame({"trial": np.arange(len(g)), "arch_key": [f"a{a}" for a in g], **cols})
 
 
@@ -41,9 +56,7 @@ def test_the_correction_recovers_a_correlation_of_known_reliability():
     x, y = u["robust_accuracy"].to_numpy(), u["clean_accuracy"].to_numpy()
     res = Resampler(len(u), 300, 0)
     raw = float(np.corrcoef(x, y)[0, 1])
-    fix = corrected_correlation(
-        x, y, (error_model(u, "robust_accuracy"), error_model(u, "clean_accuracy")), res, raw, "pearson"
-    )
+    fix = corrected_correlation(x, y, joint_error(u), res, raw, "pearson")
     assert raw == pytest.approx(0.6 * math.sqrt(0.4), abs=0.03)
     assert fix["rel"] == pytest.approx([0.5, 0.8], abs=0.03)
     assert fix["value_corrected"] == pytest.approx(0.6, abs=0.04)
@@ -142,3 +155,54 @@ def test_methods_quote_the_corrected_intervals_simulated_coverage():
     line = error_rate_lines(f, len(u))[0]
     assert f"noise-corrected 95% CI covered the true ρ in {100 * rate:.1f}% of {reps} simulated studies" in line
     assert "not at 7" in error_rate_lines(f, 7)[0]  # no rate quoted at an n that was not simulated
+
+
+def test_correlated_errors_are_taken_out_of_the_covariance_not_only_the_variances():
+    """True r = 0.3 (unit variances); each model's two numbers carry evaluation errors of SE 1
+    correlated 0.5 (covariance 0.5, stated). Observed: cov 0.8, variances 2, r ≈ 0.4, reliabilities
+    0.5. Dividing by the reliabilities alone gives 0.8; Fuller's (0.4 − 0.5/2) / 0.5 gives 0.3."""
+    u = _pair(6000, 0.3, 1, se=(1.0, 1.0), eval_corr=0.5, seed=4)
+    x, y = u["robust_accuracy"].to_numpy(), u["clean_accuracy"].to_numpy()
+    raw = float(np.corrcoef(x, y)[0, 1])
+    res = Resampler(len(u), 300, 0)
+    fix = corrected_correlation(x, y, joint_error(u), res, raw, "pearson")
+    variance_only = corrected_correlation(x, y, joint_error(u.assign(**{EVAL_COV: 0.0})), res, raw, "pearson")
+    assert raw == pytest.approx(0.4, abs=0.03)
+    assert fix["error_covariance_share"] == pytest.approx(0.25, abs=0.02)
+    assert fix["value_corrected"] == pytest.approx(0.3, abs=0.05)
+    assert variance_only["value_corrected"] == pytest.approx(0.8, abs=0.06)
+    lo, hi = fix["ci_corrected"]
+    assert lo < 0.3 < hi and variance_only["ci_corrected"][0] > 0.6
+
+
+def test_the_seed_covariance_is_estimated_from_replicates():
+    """Seed errors only (SD 1), correlated 0.6 between a model's clean and robust number, true r 0.2,
+    1500 architectures × 2 seeds: the within-architecture covariance estimates the seed covariance
+    (0.6), and the claim's corrected ρ recovers the true rank correlation, where the variance-only
+    correction (the seed covariance left in) overshoots by about 0.6·(1/2)/(1 + 1/2) / R ≈ 0.4."""
+    u = _pair(1500, 0.2, 2, seed_sd=1.0, seed_corr=0.6, seed=5)
+    arch = per_architecture(u)
+    joint = joint_error(arch)
+    assert joint.seed_covariance(np.ones((1, len(arch))))[0] == pytest.approx([1.0, 1.0, 0.6], abs=0.08)
+    row = findings_rows(u, NO_POWER, claims=["robust_tracks_clean"], n_boot=200)[0]
+    true = 6 / math.pi * math.asin(0.1)
+    assert row["value_corrected"] == pytest.approx(true, abs=0.06)
+    lo, hi = row["ci_corrected"]
+    assert lo < true < hi
+    naive = row["value"] / math.sqrt(row["reliability_robust"] * row["reliability_clean"])
+    assert naive > true + 0.25  # what dividing by the reliabilities alone would have said
+
+
+def test_one_test_sample_gives_the_nested_covariance():
+    """Per-sample outcomes on one test sample, robust-correct ⊂ clean-correct: the covariance of the
+    two accuracies over repeated samples is r(1 − c)/n, which `eval_covariance` reads off the SEs."""
+    rng = np.random.default_rng(6)
+    n, c, r = 200, 0.85, 0.35
+    clean_ok = rng.random((20000, n)) < c
+    robust_ok = clean_ok & (rng.random((20000, n)) < r / c)
+    acc = np.stack([robust_ok.mean(1), clean_ok.mean(1)])
+    table = pd.DataFrame(
+        {"robust_accuracy": [r], "clean_accuracy": [c], "clean_accuracy_se": [math.sqrt(c * (1 - c) / n)]}
+    )
+    assert eval_covariance(table)[0] == pytest.approx(r * (1 - c) / n, rel=1e-9)
+    assert np.cov(acc)[0, 1] == pytest.approx(r * (1 - c) / n, rel=0.05)

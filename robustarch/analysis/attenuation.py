@@ -1,9 +1,11 @@
 """Correlation claims given twice, raw and corrected for attenuation, and how far the correction moved
 each verdict.
 
-The corrected value is Spearman's (1904) r / √(R_x·R_y). Its interval is a bootstrap over
-architectures in which the reliabilities, and the seed variance inside them, are re-estimated on every
-resample (analysis.noise.ErrorModel; Padilla & Veprinsky 2012), not the raw interval divided by one
+The corrected value is Fuller's (1987) moment correction, (r − ε) / √(R_x·R_y): Spearman's (1904)
+disattenuation after the share ε of the observed correlation that is the two numbers' shared error
+(one test sample, one training seed; analysis.jointnoise) is taken out. Its interval is a bootstrap
+over architectures in which the reliabilities, ε, and the seed variances and covariance inside them,
+are re-estimated on every resample (Padilla & Veprinsky 2012), not the raw interval divided by one
 fixed correction, which would leave out the uncertainty of the reliabilities. A corrected value beyond
 ±1 is kept and flagged: the reliabilities are then too low for the observed correlation.
 """
@@ -16,7 +18,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .noise import ErrorModel, spearman_correction
+from .jointnoise import JointError
+from .noise import spearman_correction
 from .stats import CONFIDENCE, Resampler
 from .verdicts import ALPHA, fisher_se, holm, p_keys, tost, verdict
 from .wording import f
@@ -26,16 +29,37 @@ UNDEFINED = "undefined: a reliability is below 0.1, and the correction would div
 SAME_TEST = "the test of no relation is the same on both scales, since the correction only rescales ρ"
 
 
-def corrected_boots(
-    x: np.ndarray, y: np.ndarray, noise: tuple[ErrorModel | None, ErrorModel | None], method: str, res: Resampler
-) -> np.ndarray:
-    """The corrected correlation on every resample of `res`, the reliabilities re-estimated there. A
-    resample where a reliability is undefined (below 0.1, or no replicated architecture drawn to
-    estimate the seed variance) counts as ±∞ in the direction of its raw r: the correction is then
-    unbounded, and more than 2.5% of such resamples open that end of the interval."""
+Coefs = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def corrected_values(r: np.ndarray, x: np.ndarray, y: np.ndarray, joint: JointError, coefs: Coefs, counts) -> dict:
+    """Fuller's (1987) moment-corrected correlation on every row of `counts` (B × n), carried to the
+    rank scale: (ρ − ε) / √(R_x·R_y), with R = 1 − mean error variance / observed variance and
+    ε = mean error covariance / √(var_x·var_y), all on the raw accuracies, where the error moments are
+    known (binomial, seed). On the raw scale this is exactly (cov − cov_err) / √((var_x − err_x)
+    (var_y − err_y)); applying it to Spearman's ρ, as Spearman (1904) did, assumes ranks attenuate as
+    the numbers do: for normal scores ρ_s = (6/π)·asin(r/2), nearly linear (slope 0.955 at r = 0,
+    1.04 at |r| = 0.8), so the ratio and the offset carry over to within a few percent of themselves
+    (benchmarks/sim_noise.py measures what is left). NaN where a reliability is below 0.1."""
+    s1x, s1y, s2x, s2y, sxy = (counts @ np.column_stack([x, y, x * x, y * y, x * y])).T
+    total = counts.sum(1)
+    e = joint.moments(*coefs, counts)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        vx, vy = ((s2 - s1 * s1 / total) / (total - 1) for s1, s2 in ((s1x, s2x), (s1y, s2y)))
+        rel_x = np.where(vx > 0, np.minimum(1.0, 1 - e[:, 0] / vx), np.nan)
+        rel_y = np.where(vy > 0, np.minimum(1.0, 1 - e[:, 1] / vy), np.nan)
+        share = e[:, 2] / np.sqrt(vx * vy)
+    return {"value": spearman_correction(r - share, rel_x, rel_y), "rel": (rel_x, rel_y), "share": share}
+
+
+def corrected_boots(x: np.ndarray, y: np.ndarray, joint: JointError, coefs: Coefs, method: str, res: Resampler):
+    """The corrected correlation on every resample of `res`, the error moments (seed variances and
+    covariance included) re-estimated there. A resample where a reliability is undefined (below 0.1,
+    or no replicated architecture drawn to estimate the seed variance) counts as ±∞ in the direction
+    of its raw r: the correction is then unbounded, and more than 2.5% of such resamples open that end
+    of the interval."""
     r = res.statistic(method, x, y)
-    rel = [np.ones(len(r)) if m is None else m.reliability(v, res.counts) for m, v in zip(noise, (x, y))]
-    c = spearman_correction(r, *rel)
+    c = corrected_values(r, x, y, joint, coefs, res.counts)["value"]
     with np.errstate(invalid="ignore"):
         return np.where(np.isnan(c) & np.isfinite(r), np.sign(r) * np.inf, c)
 
@@ -55,16 +79,18 @@ def interval(boots: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, 
 
 
 def corrected_correlation(
-    x, y, noise: tuple[ErrorModel | None, ErrorModel | None], res: Resampler, coef: float, method: str = "spearman"
+    x, y, joint: JointError, res: Resampler, coef: float, method: str = "spearman", coefs: Coefs | None = None
 ) -> dict:
-    """The correlation `coef` of x and y corrected for attenuation, with its bootstrap 95% percentile
-    CI over the resamples of `res` (the same ones as the raw interval), and a flag where it is
-    undefined or beyond ±1. `noise`: the ErrorModel of x and of y (None: measured without error)."""
+    """The correlation `coef` of x and y corrected for their errors' variances and covariance
+    (`corrected_values`), with its bootstrap 95% percentile CI over the resamples of `res` (the same
+    ones as the raw interval) and a flag where it is undefined or beyond ±1. `coefs`: x's error as
+    ax·δrobust + bx·δclean and y's likewise, per architecture (default: x robust, y clean)."""
     x, y = np.asarray(x, float), np.asarray(y, float)
-    one = np.ones((1, len(x)))
-    rel = [1.0 if m is None else float(m.reliability(v, one)[0]) for m, v in zip(noise, (x, y))]
-    value = float(spearman_correction(coef, *rel))
-    boots = corrected_boots(x, y, noise, method, res)
+    one, n = np.ones(len(x)), len(x)
+    coefs = (one, 0 * one, 0 * one, one) if coefs is None else coefs
+    point = corrected_values(np.array([coef]), x, y, joint, coefs, np.ones((1, n)))
+    value = float(point["value"][0])
+    boots = corrected_boots(x, y, joint, coefs, method, res)
     flag = UNDEFINED if math.isnan(value) and math.isfinite(coef) else (OUT_OF_RANGE if abs(value) > 1 else None)
     return {
         "value_corrected": value,
@@ -72,7 +98,9 @@ def corrected_correlation(
         "corrected_flag": flag,
         # JSON has no ∞: this share says why an end of the interval is open (null there)
         "corrected_undefined_share": float(np.isinf(boots).sum() / max(1, (~np.isnan(boots)).sum())),
-        "rel": rel,
+        # the part of the observed correlation that is the two numbers' shared error (Fuller's cov_err)
+        "error_covariance_share": float(point["share"][0]),
+        "rel": [float(v[0]) if k else math.nan for v, k in zip(point["rel"], joint.known)],
     }
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .jointnoise import CLEAN, EVAL_COV, ROBUST, WITHIN_EVAL_COV, WITHIN_SP, eval_covariance
 from .noise import SEED_SUFFIX, WITHIN_EVAL_SUFFIX, WITHIN_SS_SUFFIX, binomial_se
 
 N_BOOT_COMPONENTS = 1000
@@ -265,7 +266,29 @@ def per_architecture(u: pd.DataFrame) -> pd.DataFrame:
                 within = within_sums(u[number], keys.to_numpy(), model_se(u, number))
                 out[number + WITHIN_SS_SUFFIX] = within["ss"].reindex(out.index).fillna(0.0)
                 out[number + WITHIN_EVAL_SUFFIX] = within["eval"].reindex(out.index).fillna(0.0)
+    _joint_sums(u, keys, out)
     return out.reset_index(drop=True)
+
+
+def _joint_sums(u: pd.DataFrame, keys: pd.Series, out: pd.DataFrame) -> None:
+    """In place on the architecture table `out`: the evaluation covariance of each architecture's mean
+    robust and clean accuracy (mean of its seeds' / k, as their SEs), and the within-architecture
+    cross-products of the two numbers with their evaluation part (analysis.jointnoise), from which a
+    bootstrap over architectures re-estimates the seed covariance of the two."""
+    cov = eval_covariance(u.assign(**{n + "_se": model_se(u, n) for n in (ROBUST, CLEAN) if n in u}))
+    if cov is None:
+        return
+    per = pd.Series(cov, index=u.index).groupby(keys.to_numpy()).mean().reindex(out.index)
+    out[EVAL_COV] = per / out["seeds"]
+    if not all(c + WITHIN_SS_SUFFIX in out for c in (ROBUST, CLEAN)):
+        return
+    r, c = (pd.to_numeric(u[n], errors="coerce").to_numpy(float) for n in (ROBUST, CLEAN))
+    ok = np.isfinite(r) & np.isfinite(c)
+    g = pd.Series(keys.to_numpy()[ok])
+    dr, dc = (v[ok] - pd.Series(v[ok]).groupby(g).transform("mean").to_numpy() for v in (r, c))
+    sums = pd.DataFrame({"sp": dr * dc, "cov": cov[ok], "n": 1.0}).groupby(g.to_numpy()).sum()
+    out[WITHIN_SP] = sums["sp"].reindex(out.index).fillna(0.0)
+    out[WITHIN_EVAL_COV] = ((sums["n"] - 1) * sums["cov"] / sums["n"]).reindex(out.index).fillna(0.0)
 
 
 def within_sums(values, groups, eval_se) -> pd.DataFrame:

@@ -19,7 +19,7 @@ from .claims import DEPTH_CALIPER, PARAM_RATIO, Claim, resolve
 from .components import per_architecture
 from .equivalence import MIN_CLUSTERS, size_equivalence
 from .gof import N_GOF
-from .noise import error_model
+from .jointnoise import joint_error
 from .noiseclaim import icc_row
 from .phaseclaims import PHASE_TESTS
 from .powerclaims import POWER_TESTS
@@ -167,14 +167,16 @@ def _tracks(c: Claim, u: pd.DataFrame, n_boot: int, seed: int) -> dict:
             r["p_value"] = spearman_permutation_p(target[keep].to_numpy(), clean[keep].to_numpy(), seed=seed)
     if r["n"] < c.min_n or not math.isfinite(r["coef"]):
         return _skip(c, "Spearman ρ", r["n"], f"{r['n']} usable models (needs ≥ {c.min_n}, not constant)")
-    robust_noise, clean_noise = error_model(u, "robust_accuracy"), error_model(u, "clean_accuracy")
-    if robust_noise is not None or clean_noise is not None:  # noise attenuates ρ but leaves the test of 0 valid
-        noise = (
-            None if robust_noise is None else robust_noise.subset(keep, 1 / clean_att[keep] if conditional else 1.0),
-            None if clean_noise is None else clean_noise.subset(keep),
-        )
-        fix = corrected_correlation(target[keep].to_numpy(), clean[keep].to_numpy(), noise, res, r["coef"])
-        rel_t, rel_c = (v if m is not None else math.nan for v, m in zip(fix.pop("rel"), noise))
+    joint = joint_error(u)
+    if joint is not None:  # noise attenuates ρ (and shared errors inflate it) but leaves the test of 0 valid
+        one = np.ones(int(keep.sum()))
+        coefs = (one, 0 * one, 0 * one, one)
+        if conditional:  # δ(r/c) = (δr − (r/c)·δc) / c, the delta method (clean's error stands for the attacked one's)
+            ca, t = clean_att[keep].to_numpy(float), target[keep].to_numpy(float)
+            coefs = (1 / ca, -t / ca, 0 * one, one)
+        sub = joint.subset(keep)
+        fix = corrected_correlation(target[keep].to_numpy(), clean[keep].to_numpy(), sub, res, r["coef"], coefs=coefs)
+        rel_t, rel_c = fix.pop("rel")
         extra |= {"reliability_robust": rel_t, "reliability_clean": rel_c, **fix}
     return _row(
         c, "Spearman ρ", r["n"], r["coef"], (r["ci_low"], r["ci_high"]), r["p_value"], conditional=conditional, **extra
