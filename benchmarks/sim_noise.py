@@ -41,12 +41,14 @@ sys.path.insert(0, str(ROOT))
 from robustarch.analysis.claims import CLAIMS  # noqa: E402
 from robustarch.analysis.components import variance_components  # noqa: E402
 from robustarch.analysis.findings import findings_rows  # noqa: E402
+from robustarch.analysis.jointnoise import EVAL_COV  # noqa: E402
 from robustarch.analysis.noiseclaim import icc_row  # noqa: E402
 from robustarch.analysis.winner import shrunken  # noqa: E402
 
 MU, N_EVAL = 0.35, 200  # the quick suite's attacked samples at a typical robust accuracy
 DESIGNS = {"40 arch, 25% x 3": (40, 0.25, 3), "200 arch x 2": (200, 1.0, 2)}
 N_BOOT = 1000
+CASES: list[int] = []  # --cases: which rows of a scenario to run (by index; all when empty)
 
 
 def seeds_per_arch(n_arch: int, share: float, k: int) -> np.ndarray:
@@ -148,6 +150,10 @@ def draw_pair(rng, n: np.ndarray, icc: float = 0.6, seed_corr: float = 0.0, nest
         p = mu + math.sqrt(s2a) * arch[g] + math.sqrt(s2s) * seed_err
         y = p + eval_err * np.sqrt(np.clip(p * (1 - p), 0, None) / N_EVAL)
         cols |= {name: y, name + "_se": np.sqrt(np.clip(y * (1 - y), 0, None) / N_EVAL)}
+    # what the analysis is told about the evaluation design: separate samples say so with a zero
+    # covariance; one test sample gives only the SEs, from which the nested covariance is read
+    if not nested:
+        cols[EVAL_COV] = np.zeros(len(g))
     return pd.DataFrame({"trial": np.arange(len(g)), "arch_key": [f"a{i}" for i in g], **cols})
 
 
@@ -158,6 +164,7 @@ def corrected_coverage(reps: int, seed: int) -> list[dict]:
     true = 6 / math.pi * math.asin(R_ARCH / 2)
     rows = []
     cases = [(d, 0.0, False) for d in DESIGNS] + [("40 arch, 25% x 3", 0.5, False), ("40 arch, 25% x 3", 0.0, True)]
+    cases = [cases[i] for i in CASES] if CASES else cases
     for design, seed_corr, nested in cases:
         rng = np.random.default_rng(seed)
         n = seeds_per_arch(*DESIGNS[design])
@@ -188,7 +195,7 @@ def conditional_coverage(reps: int, seed: int, icc: float = 0.6) -> list[dict]:
     robust, clean = MU + sd[0] * z[0], MU_CLEAN + sd[1] * (R_ARCH * z[0] + math.sqrt(1 - R_ARCH**2) * z[1])
     true = float(pd.Series(robust / clean).rank().corr(pd.Series(clean).rank()))
     rows = []
-    for design in DESIGNS:
+    for design in [d for i, d in enumerate(DESIGNS) if not CASES or i in CASES]:
         rng = np.random.default_rng(seed)
         n = seeds_per_arch(*DESIGNS[design])
         hits = []
@@ -272,7 +279,9 @@ def main(argv=None) -> pd.DataFrame:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--cases", default="", help="rows of corrected/conditional to run, e.g. 0,2 (to split runs)")
     args = ap.parse_args(argv)
+    CASES[:] = [int(v) for v in args.cases.split(",") if v]
     rows = []
     for name in args.scenarios.split(","):
         start = time.perf_counter()

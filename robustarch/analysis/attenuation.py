@@ -26,7 +26,9 @@ from .wording import f
 
 OUT_OF_RANGE = "beyond ±1: the reliabilities are too low for the observed value (noise estimates and data disagree)"
 UNDEFINED = "undefined: a reliability is below 0.1, and the correction would divide by almost nothing"
-SAME_TEST = "the test of no relation is the same on both scales, since the correction only rescales ρ"
+SAME_TEST = "both come from the raw test of no relation"
+# a share of the observed ρ this large from the models' shared errors makes the raw test of ρ = 0 suspect
+SHARED_ERROR = "of the raw ρ, {share} is the models' shared clean and robust error, which the raw test of no relation counts as relation"
 
 
 Coefs = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
@@ -183,6 +185,9 @@ def _phrase(r: dict) -> str:
         if r["correction_moved_verdict"]
         else f"verdict {r['verdict_corrected']} on both" + (f": {SAME_TEST}" if r["kind"] == "relation" else "")
     )
+    share = r.get("error_covariance_share")
+    if r["kind"] == "relation" and isinstance(share, float) and math.isfinite(share) and abs(share) >= 0.005:
+        moved += "; " + SHARED_ERROR.format(share=f(share))
     return f"raw {f(r['value_raw'])} [{f(lo)}, {f(hi)}] → corrected for noise {corrected}; {moved}"
 
 

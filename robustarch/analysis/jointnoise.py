@@ -85,8 +85,8 @@ class JointError:
 
     def subset(self, keep: np.ndarray) -> JointError:
         """The architectures `keep` (a boolean mask)."""
-        part = [Part(p.fixed[keep], p.within[keep], p.within_eval[keep]) for p in (self.rr, self.cc, self.rc)]
-        return JointError(*part, self.per_seed[keep], self.df[keep], self.known)
+        rr, cc, rc = (Part(p.fixed[keep], p.within[keep], p.within_eval[keep]) for p in (self.rr, self.cc, self.rc))
+        return JointError(rr, cc, rc, self.per_seed[keep], self.df[keep], self.known)
 
     def seed_covariance(self, counts: np.ndarray) -> np.ndarray:
         """σ_seed (B × 3: rr, cc, rc) of each resample: the ANOVA estimators, variances floored at 0
@@ -129,7 +129,7 @@ def _sums(table: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
     return tuple(
         np.nan_to_num(pd.to_numeric(table[column + s], errors="coerce").to_numpy(float))
         for s in (WITHIN_SS_SUFFIX, WITHIN_EVAL_SUFFIX)
-    )  # type: ignore[return-value]
+    )
 
 
 def joint_error(table: pd.DataFrame) -> JointError | None:
