@@ -11,8 +11,9 @@ seed and evaluation noise drawn separately, then the real code (analysis.compone
   for attenuation (analysis.attenuation: reliabilities and seed variance re-estimated in each
   resample) covers the true rank correlation of the architectures' noise-free numbers, in both
   designs; and, to break it, with each model's clean and robust seed errors correlated (0.5), or its
-  evaluation errors drawn as on one test sample (a robust-correct sample is clean-correct), both of
-  which the correction assumes away.
+  evaluation errors drawn as on one test sample (a robust-correct sample is clean-correct), whose
+  covariance the correction takes out (analysis.jointnoise: read off the SEs for the one-sample row;
+  the other rows state a zero evaluation covariance).
 - conditional: the same coverage for the conditional claim (robust / clean accuracy against clean
   accuracy), whose target's error shares clean accuracy's.
 - winner: the winner chosen on the shrunken estimate, retrained on fresh seeds: its mean drop
