@@ -128,12 +128,13 @@ def window_cells(
     bottom = float(floor[-1]) if len(floor) else float(cells[0])  # at or below it: censored
     g = cells[cells > bottom]
     out["eps_low"] = bottom
-    out["edges"] = np.log(high / np.r_[g[::-1], bottom])  # y edges 0 … ln(high/bottom), increasing
+    edges = np.log(high / np.r_[g[::-1], bottom])  # y edges 0 … ln(high/bottom), increasing
     idx = np.searchsorted(g, inside, side="left")  # cell of the grid value each ε sits on
     cnt = np.bincount(np.where(inside <= slack(bottom), len(g), idx), minlength=len(g) + 1).astype(float)
-    out["counts"] = np.r_[cnt[: len(g)][::-1], cnt[len(g)]]
+    counts = np.r_[cnt[: len(g)][::-1], cnt[len(g)]]
     if len(g) > MAX_GRID_CELLS:
-        out["edges"], out["counts"] = merge_cells(out["edges"], out["counts"], hill.FINE_CELLS)
+        edges, counts = merge_cells(edges, counts, hill.FINE_CELLS)
+    out["edges"], out["counts"] = edges, counts
     return out
 
 
