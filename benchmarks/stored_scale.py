@@ -13,55 +13,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-
-
-@contextmanager
-def postgres():
-    """A throwaway PostgreSQL server: initdb + pg_ctl on a temp folder, 127.0.0.1 and a free port."""
-    found = shutil.which("initdb") or next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))), None)
-    if found is None:
-        raise SystemExit("PostgreSQL is not installed: apt-get install -y postgresql")
-    pg_bin = Path(found).resolve().parent
-    data = Path(tempfile.mkdtemp(prefix="robustarch-pg-"))
-    as_user = []
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-        as_user = ["runuser", "-u", "postgres", "--"]
-        shutil.chown(data, "postgres")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    run = lambda *cmd: subprocess.run([*as_user, *cmd], check=True, capture_output=True)  # noqa: E731
-    run(str(pg_bin / "initdb"), "-D", str(data / "db"), "-A", "trust", "-U", "postgres")
-    run(
-        str(pg_bin / "pg_ctl"),
-        "-D",
-        str(data / "db"),
-        "-l",
-        str(data / "log"),
-        "-w",
-        "-o",
-        f"-p {port} -k {data} -c listen_addresses=127.0.0.1",
-        "start",
-    )
-    try:
-        run(str(pg_bin / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "bench")
-        yield f"postgresql://postgres@127.0.0.1:{port}/bench"
-    finally:
-        subprocess.run(
-            [*as_user, str(pg_bin / "pg_ctl"), "-D", str(data / "db"), "-m", "immediate", "stop"], capture_output=True
-        )
-        shutil.rmtree(data, ignore_errors=True)
 
 
 def timed(label: str, fn, *args, **kwargs):
@@ -150,7 +109,11 @@ def main(argv=None) -> None:
     if not args.skip_journal:
         bench(str(folder / "scale.journal"), "journal", args.trials, args.samples, folder)
     if not args.skip_postgres:
-        with postgres() as url:
+        from _postgres import throwaway_postgres, unavailable
+
+        if unavailable():
+            raise SystemExit(unavailable())
+        with throwaway_postgres("bench") as url:
             bench(url, "postgresql", args.trials, args.samples, folder)
 
 

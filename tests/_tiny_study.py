@@ -3,18 +3,15 @@ thread), worker processes, and a real PostgreSQL server (from .ci/run, or starte
 
 from __future__ import annotations
 
-import glob
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
 import pytest
+from _postgres import throwaway_postgres, unavailable
 
 TINY_SPACE = """\
 name: tiny
@@ -111,23 +108,6 @@ def wait_for(predicate, timeout: float, what: str, step: float = 0.05):
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _pg_bin() -> Path | None:
-    found = shutil.which("initdb")
-    if found:
-        return Path(found).resolve().parent
-    versions = sorted(
-        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-        key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0,
-    )
-    return Path(versions[-1]).parent if versions else None
-
-
 @pytest.fixture(scope="session")
 def postgres_url():
     """A PostgreSQL database URL: $ROBUSTARCH_TEST_POSTGRES_URL (set by .ci/run), else a throwaway
@@ -135,35 +115,8 @@ def postgres_url():
     if os.environ.get(POSTGRES_ENV):
         yield os.environ[POSTGRES_ENV]
         return
-    pg_bin = _pg_bin()
-    if pg_bin is None:
-        pytest.skip(f"PostgreSQL is not installed and ${POSTGRES_ENV} is unset (.ci/run sets up both)")
-    as_user: list[str] = []
-    data = Path(tempfile.mkdtemp(prefix="robustarch-pg-"))
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-        if shutil.which("runuser") is None:
-            pytest.skip("running as root without runuser: cannot start PostgreSQL")
-        as_user = ["runuser", "-u", "postgres", "--"]
-        shutil.chown(data, "postgres")
-    port = _free_port()
-    run = lambda *cmd: subprocess.run([*as_user, *cmd], check=True, capture_output=True)  # noqa: E731
-    run(str(pg_bin / "initdb"), "-D", str(data / "db"), "-A", "trust", "-U", "postgres")
-    run(
-        str(pg_bin / "pg_ctl"),
-        "-D",
-        str(data / "db"),
-        "-l",
-        str(data / "log"),
-        "-w",
-        "-o",
-        f"-p {port} -k {data} -c listen_addresses=127.0.0.1",
-        "start",
-    )
-    try:
-        run(str(pg_bin / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "robustarch_test")
-        yield f"postgresql://postgres@127.0.0.1:{port}/robustarch_test"
-    finally:
-        subprocess.run(
-            [*as_user, str(pg_bin / "pg_ctl"), "-D", str(data / "db"), "-m", "immediate", "stop"], capture_output=True
-        )
-        shutil.rmtree(data, ignore_errors=True)
+    why = unavailable()
+    if why:
+        pytest.skip(f"{why}, and ${POSTGRES_ENV} is unset (.ci/run sets up both)")
+    with throwaway_postgres("robustarch_test") as url:
+        yield url

@@ -14,6 +14,7 @@ import pytest
 from optuna.distributions import IntDistribution
 from optuna.trial import TrialState, create_trial
 from scipy import stats
+from statsmodels.stats.multitest import multipletests
 
 from robustarch.analysis import analyze
 from robustarch.analysis.claims import CLAIMS
@@ -45,6 +46,8 @@ def test_holm_matches_a_direct_computation():
     q = rng.random(9) ** 3
     direct = [max(min(1.0, (9 - j) * s) for j, s in enumerate(sorted(q)) if s <= qi) for qi in q]
     np.testing.assert_allclose(holm(q), direct)
+    for r in (q, np.r_[q, q[:3]], rng.random(12), [0.5, 0.5, 0.9]):  # ties and capped values too
+        np.testing.assert_array_equal(holm(r), multipletests(r, method="holm")[1])
 
 
 def _attrs(

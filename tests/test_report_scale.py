@@ -79,11 +79,7 @@ def test_small_studies_draw_every_model_as_before():
 @pytest.fixture(scope="module")
 def big():
     models, samples = models_and_samples(DENSE_MODELS + 500, 60)
-    # the page's drawing is under test, so only the model-level claims: the power-law claims' parametric
-    # bootstraps took over 10 minutes at 1 500 models (making them fast is issue 26's open part); the
-    # power-law table behind the ε, power-law and margin plots is still computed
-    claims = ["robust_tracks_clean", "conditional_tracks_clean", "size_adds_little", "deeper_more_robust"]
-    a = robustarch.analyze_table(models, samples, n_boot=30, claims=claims)
+    a = robustarch.analyze_table(models, samples, n_boot=30)  # every claim, the power-law bootstraps too
     return a, build_report(None, analysis=a, n_boot=30)
 
 
@@ -99,6 +95,17 @@ def test_many_models_become_a_density_with_the_front_and_best_as_points(big):
         svg = _svg(html, plot_id)
         assert 'class="mark band"' in svg and "25–75%" in svg, plot_id
         assert len(set(re.findall(r'data-trial="(\d+)"', svg))) <= len(drawn), plot_id
+
+
+def test_the_power_law_claims_are_tested_on_every_fitted_model(big):
+    # their parametric bootstraps refit all 1 500 models per replicate, and once took over 10 minutes
+    a, _ = big
+    f = a.tables["findings"].set_index("key")
+    p = a.tables["power_law"]
+    fitted = int(((p["status"] == "ok") & p["in_statistics"].astype(bool)).sum())
+    for key in ("power_law", "universality", "margin_explains_slope", "slope_matches_margin_tail"):
+        assert pd.isna(f.loc[key, "reason"]) and 0 <= f.loc[key, "p_value"] <= 1, key
+    assert f.loc["power_law", "n"] == f.loc["universality", "n"] == fitted > 1000
 
 
 def test_long_tables_travel_as_json_with_every_row(big):

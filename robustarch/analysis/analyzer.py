@@ -18,8 +18,9 @@ from ..metrics import WORST_CASE, curve_area, pareto_front
 from .architecture import noise_tables
 from .attenuation import attenuation_table
 from .components import group_keys
-from .findings import depth_pairs, findings_table, independence_caveat
+from .findings import findings_table, independence_caveat
 from .headline import choose_eps
+from .pairs import depth_pairs
 from .phase import gap, phase_table
 from .powerlaw import MAX_ERROR, power_law_table, slope_summary
 from .record import RESCORE_COLUMNS, rescore_table, robustness_table, samples_table, trials_table, val_robustness_table

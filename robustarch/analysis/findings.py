@@ -15,12 +15,13 @@ import pandas as pd
 from scipy import stats
 
 from .attenuation import corrected_correlation, correction_effects, size_flag
-from .claims import DEPTH_CALIPER, PARAM_RATIO, Claim, resolve
+from .claims import Claim, resolve
 from .components import per_architecture
 from .equivalence import MIN_CLUSTERS, size_equivalence
 from .gof import N_GOF
 from .jointnoise import joint_error
 from .noiseclaim import icc_row
+from .pairs import depth_pairs
 from .phaseclaims import PHASE_TESTS
 from .powerclaims import POWER_TESTS
 from .stats import N_BOOT, PERMUTATION_N, Resampler, correlate, spearman_permutation_p
@@ -230,69 +231,6 @@ def _size(c: Claim, u: pd.DataFrame, n_boot: int, seed: int) -> dict:
         families=r["n_eff"] if fam is not None else None,
         **extra,
     )
-
-
-def _near_pairs(x: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
-    """Every pair i < j (original indices) with |x_i − x_j| ≤ width, found on sorted x: work and
-    memory grow with the number of such pairs, not with n² (thousands of models)."""
-    order = np.argsort(x, kind="stable")
-    xs = x[order]
-    start = np.arange(len(xs))
-    stop = np.searchsorted(xs, xs + width * (1 + 1e-12), side="right")
-    counts = stop - start - 1
-    first = np.repeat(start, counts)
-    second = first + 1 + np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-    a, b = order[first], order[second]
-    return np.minimum(a, b), np.maximum(a, b)
-
-
-def depth_pairs(u: pd.DataFrame, ratio: float = PARAM_RATIO, caliper: float = DEPTH_CALIPER) -> pd.DataFrame:
-    """Disjoint pairs of models of different depth whose parameter counts differ by at most `ratio`
-    and clean accuracies by at most `caliper`, closest first (each model in one pair at most, so the
-    pairs are independent): the deeper one's robust accuracy minus the shallower one's, and whether
-    the deeper one is also the thinner."""
-    cols = [
-        "deeper_trial",
-        "shallower_trial",
-        "deeper_depth",
-        "shallower_depth",
-        "deeper_width",
-        "shallower_width",
-        "params_ratio",
-        "clean_difference",
-        "thinner",
-        "robust_difference",
-    ]
-    t = u[["trial", "depth", "width", "params", "clean_accuracy", "robust_accuracy"]].dropna().to_numpy(float)
-    if len(t) < 2:
-        return pd.DataFrame(columns=cols)
-    i, j = _near_pairs(np.log(t[:, 3]), math.log(ratio))
-    gap = np.abs(np.log(t[i, 3] / t[j, 3]))
-    dclean = np.abs(t[i, 4] - t[j, 4])
-    ok = (t[i, 1] != t[j, 1]) & (gap <= math.log(ratio)) & (dclean <= caliper)
-    order = np.lexsort((j[ok], i[ok], dclean[ok], gap[ok]))  # ties: the order of np.triu_indices
-    used, rows = set(), []
-    for a, b in zip(i[ok][order], j[ok][order]):
-        if a in used or b in used:
-            continue
-        used |= {a, b}
-        deep, shallow = (t[a], t[b]) if t[a, 1] > t[b, 1] else (t[b], t[a])
-        rows.append(
-            [
-                deep[0],
-                shallow[0],
-                deep[1],
-                shallow[1],
-                deep[2],
-                shallow[2],
-                deep[3] / shallow[3],
-                deep[4] - shallow[4],
-                bool(deep[2] < shallow[2]),
-                deep[5] - shallow[5],
-            ]
-        )
-    out = pd.DataFrame(rows, columns=cols)
-    return out.astype({"deeper_trial": int, "shallower_trial": int}) if rows else out
 
 
 def _depth(c: Claim, pairs: pd.DataFrame) -> dict:

@@ -64,29 +64,44 @@ def _loglik(a, b, d, t, groups) -> np.ndarray:
     )
 
 
+def _rows(d: np.ndarray, t: np.ndarray, groups: np.ndarray, ng: int, sub: np.ndarray):
+    """The models of the groups `sub` (indices): their d, t and group positions within `sub`."""
+    where = np.full(ng, -1)
+    where[sub] = np.arange(len(sub))
+    pos = where[groups]
+    keep = pos >= 0
+    return d[keep], t[keep], pos[keep]
+
+
 def _newton(x: np.ndarray, value, step, top: float = math.inf, iters: int = 100) -> tuple[np.ndarray, np.ndarray]:
-    """Maximize each group's `value(x)` from x (groups, p), x ≤ `top`, by `step(x)` → ascent
-    direction, halving a step until the value rises (rows that cannot rise stop)."""
-    v = value(x)
+    """Maximize each group's `value(x, sub)` from x (groups, p), x ≤ `top`, by `step(x, sub)` →
+    ascent direction (both of the groups `sub`, x their rows), halving a step until the value rises
+    (rows that cannot rise stop). A group whose step moved it by < 1e-8 is done: only the groups
+    still moving, and in a line search only those still halving, are evaluated, so a few groups at
+    their rounding floor (30 halvings) no longer cost a pass over every bootstrap replicate each."""
+    x = x.copy()
+    v = value(x, np.arange(len(x)))
+    active = np.arange(len(x))
     for _ in range(iters):
-        dx = step(x)
-        dx = np.where((x >= top) & (dx > 0), 0.0, dx)  # at the cap: one k, nothing to gain upwards
-        t = np.ones(len(x))
-        new, nv = x.copy(), v.copy()
-        todo = np.ones(len(x), bool)
+        if not len(active):
+            break
+        xa, va = x[active], v[active]
+        dx = step(xa, active)
+        dx = np.where((xa >= top) & (dx > 0), 0.0, dx)  # at the cap: one k, nothing to gain upwards
+        t = np.ones(len(active))
+        new, nv = xa.copy(), va.copy()
+        todo = np.arange(len(active))
         for _ in range(30):
-            cand = np.minimum(x + t[:, None] * dx, top)
-            cv = value(cand)
-            up = todo & (cv >= v)
-            new[up], nv[up] = cand[up], cv[up]
-            todo &= ~up
-            if not todo.any():
+            cand = np.minimum(xa[todo] + t[todo, None] * dx[todo], top)
+            cv = value(cand, active[todo])
+            up = cv >= va[todo]
+            new[todo[up]], nv[todo[up]] = cand[up], cv[up]
+            todo = todo[~up]
+            if not len(todo):
                 break
             t[todo] /= 2
-        moved = np.abs(new - x).max(1)
-        x, v = new, nv
-        if (moved < 1e-8).all():
-            break
+        x[active], v[active] = new, nv
+        active = active[np.abs(new - xa).max(1) >= 1e-8]
     return x, v
 
 
@@ -105,14 +120,18 @@ def fit(d: np.ndarray, t: np.ndarray, groups: np.ndarray | None = None) -> tuple
     )
     x0 = np.column_stack([np.log(mu**2 / var), np.log(mu / var)])
 
-    def value(x):
+    def value(x, sub):
         with np.errstate(all="ignore"):
-            v = _loglik(np.exp(np.minimum(x[:, 0], LOG_A_MAX)), np.exp(np.minimum(x[:, 1], LOG_A_MAX)), d, t, groups)
+            v = _loglik(
+                np.exp(np.minimum(x[:, 0], LOG_A_MAX)),
+                np.exp(np.minimum(x[:, 1], LOG_A_MAX)),
+                *_rows(d, t, groups, ng, sub),
+            )
         return np.where(np.isfinite(v), v, -np.inf)
 
-    def step(x):
+    def step(x, sub):
         a, b = np.exp(np.minimum(x[:, 0], LOG_A_MAX)), np.exp(np.minimum(x[:, 1], LOG_A_MAX))
-        _, la, lb, laa, lab, lbb = _terms(a, b, d, t, groups)
+        _, la, lb, laa, lab, lbb = _terms(a, b, *_rows(d, t, groups, ng, sub))
         grad = np.column_stack([a * la, b * lb])
         h = np.stack(
             [
@@ -132,14 +151,15 @@ def fit(d: np.ndarray, t: np.ndarray, groups: np.ndarray | None = None) -> tuple
 def profile(tau: float, d: np.ndarray, t: np.ndarray, mu0: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, ...]:
     """(μ̂ at τ, the profile log-likelihood there) per group: Newton in log μ (α = μ²/τ², β = μ/τ²)."""
     s = tau * tau
+    ng = len(mu0)
 
-    def value(x):
+    def value(x, sub):
         mu = np.exp(x[:, 0])
-        return _loglik(mu * mu / s, mu / s, d, t, groups)
+        return _loglik(mu * mu / s, mu / s, *_rows(d, t, groups, ng, sub))
 
-    def step(x):
+    def step(x, sub):
         mu = np.exp(x[:, 0])
-        _, la, lb, laa, lab, lbb = _terms(mu * mu / s, mu / s, d, t, groups)
+        _, la, lb, laa, lab, lbb = _terms(mu * mu / s, mu / s, *_rows(d, t, groups, ng, sub))
         da, db = 2 * mu * mu / s, mu / s  # ∂α/∂log μ, ∂β/∂log μ
         g = la * da + lb * db
         h = laa * da * da + 2 * lab * da * db + lbb * db * db + la * 2 * da + lb * db

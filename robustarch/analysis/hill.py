@@ -30,9 +30,8 @@ def survival(edges: np.ndarray, k: np.ndarray) -> np.ndarray:
 
 def _cells(v: np.ndarray) -> np.ndarray:
     """Cell values from values at the edges (the censored cell keeps the last edge's: S(∞) = 0)."""
-    out = np.empty_like(v)
-    out[:, :-1] = v[:, :-1] - v[:, 1:]
-    out[:, -1] = v[:, -1]
+    out = v.copy()  # then one strided subtraction in place: half the time of two strided copies
+    out[:, :-1] -= v[:, 1:]
     return out
 
 

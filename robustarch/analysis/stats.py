@@ -59,13 +59,16 @@ def _weighted_ranks(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     strictly below, plus half the items equal to it (its own copies included), plus one half."""
     order = np.argsort(x, kind="stable")
     xs = x[order]
-    starts = np.flatnonzero(np.r_[True, xs[1:] != xs[:-1]])  # first item of each group of equal values
-    group = np.cumsum(np.r_[True, xs[1:] != xs[:-1]]) - 1
-    equal = np.add.reduceat(w[:, order], starts, axis=1)  # (B, groups): copies per distinct value
-    below = np.cumsum(equal, axis=1) - equal
-    ranks = np.empty_like(w, dtype=float)
-    ranks[:, order] = (below + 0.5 * equal)[:, group] + 0.5
-    return ranks
+    new = np.r_[True, xs[1:] != xs[:-1]]
+    starts = np.flatnonzero(new)  # first item of each group of equal values
+    group = np.cumsum(new) - 1
+    # items as rows (n, B): the gathers and scatters by item move whole rows, twice as fast as columns
+    wt = np.ascontiguousarray(w.T)[order]
+    equal = np.add.reduceat(wt, starts, axis=0)  # (groups, B): copies per distinct value
+    mid = np.cumsum(equal, axis=0) - 0.5 * equal + 0.5  # below + half the equal ones + one half
+    ranks = np.empty_like(wt, dtype=float)
+    ranks[order] = mid[group]
+    return np.ascontiguousarray(ranks.T)
 
 
 def _sign_matrix(x: np.ndarray) -> np.ndarray:
