@@ -77,6 +77,20 @@ def pool(effects, variances, *, confidence: float = CONFIDENCE) -> dict:
     return out
 
 
+def mean_t(effects, *, confidence: float = CONFIDENCE) -> dict:
+    """The plain mean over models with its one-sample t interval (SE = SD/√k, k − 1 df): the
+    two-stage "summary statistics" test, for per-model estimates whose SEs move with the estimates
+    themselves (inverse-variance weights would then lean the pooled mean one way)."""
+    y = np.asarray(effects, float)
+    y = y[np.isfinite(y)]
+    k = len(y)
+    if k < MIN_STUDIES:
+        return {"k": k, "df": k - 1, "mean": math.nan, "se": math.nan, "ci_low": math.nan, "ci_high": math.nan}
+    mean, se = float(y.mean()), float(y.std(ddof=1) / math.sqrt(k))
+    half = stats.t.ppf(0.5 + confidence / 2, k - 1) * se
+    return {"k": k, "df": k - 1, "mean": mean, "se": se, "ci_low": mean - half, "ci_high": mean + half}
+
+
 def tost(estimate: float, se: float, df: float, low: float, high: float) -> dict:
     """TOST of low < θ < high for a t-distributed estimate (Schuirmann 1987): p_tost is the larger
     one-sided p, so p_tost ≤ α exactly when the 90% t interval `ci90` lies inside (low, high);
