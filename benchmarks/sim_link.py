@@ -53,7 +53,7 @@ def verdicts(rng, m: int, n: int, link: float, reps: int, df: float | None, nois
     out = {"supported": 0, "contradicted": 0, "skipped": 0, "value": []}
     for rep in range(reps):
         s = link_study(rng, m, n, link, df, noise)
-        power = power_law_table(s, range(m), seed=rep)
+        power = power_law_table(s, range(m))
         r = findings_rows(pd.DataFrame({"trial": range(m)}), power, claims=["margin_explains_slope"], seed=rep)[0]
         if r["reason"]:
             out["skipped"] += 1

@@ -12,8 +12,9 @@ import pandas as pd
 
 from .frailty import tau_below_test
 from .gof import form_test, homogeneity_test, n_replicates
-from .pooling import mean_t, pool, slope_summary, tost
+from .pooling import mean_t, pool, slope_summary
 from .powerlaw import cells_of
+from .verdicts import tost
 
 
 def _fitted(power: pd.DataFrame) -> pd.DataFrame:
@@ -22,7 +23,7 @@ def _fitted(power: pd.DataFrame) -> pd.DataFrame:
 
 
 def _equiv(pooled: dict, centre: float, margin: float) -> dict:
-    return tost(pooled["mean"], pooled["se"], pooled["df"], centre - margin, centre + margin)
+    return tost(pooled["mean"], pooled["se"], centre - margin, centre + margin, df=pooled["df"])
 
 
 def power_law(c, power: pd.DataFrame, row, skip, n_gof: int, seed: int) -> dict:
