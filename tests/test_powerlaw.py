@@ -105,6 +105,24 @@ def test_a_saturated_model_s_window_stops_below_its_saturation():
         assert t.loc[trial, "ci_low"] < 1.5 < t.loc[trial, "ci_high"]
 
 
+def test_a_window_topped_at_the_grid_s_first_value_is_no_window():
+    """ε on the quick suite's grid: a weak model whose window tops at the grid's first value has a
+    window of no width (it came out "ok" with k = 1 and SE ∞, and crashed the universality test)."""
+    grid = np.array([0.02, 0.05, 0.1, 0.15, 0.2, 0.3])
+    rng = np.random.default_rng(2)
+    weak = np.r_[np.full(12, 0.02), np.full(60, 0.05), np.full(28, np.inf)]  # its 25% of breaks: at 0.05
+    strong = grid[np.searchsorted(grid, power_samples(rng, 100, 1.5, 0.6))[:, None].clip(0, 5)].ravel()
+    strong[power_samples(rng, 100, 1.5, 0.6) > 0.3] = np.inf
+    eps = np.r_[weak, weak, strong]
+    s = pd.DataFrame({"trial": np.repeat([0, 1, 2], 100), "minimization_min_eps": eps, "margin": rng.random(300)})
+    t = power_law_table(s.assign(min_adversarial_eps=eps), [0, 1, 2]).set_index("trial")
+    assert t.loc[0, "status"].startswith("no usable ε window") and math.isnan(t.loc[0, "slope"])
+    from robustarch.analysis.findings import findings_rows
+
+    row = findings_rows(pd.DataFrame({"trial": [0, 1]}), t.reset_index().iloc[:2], claims=["universality"])[0]
+    assert row["reason"] and row["verdict"] == "inconclusive"
+
+
 @pytest.mark.parametrize("name", ["logistic", "exponential"])
 def test_fit_rejects_curves_that_are_not_power_laws(name):
     rng = np.random.default_rng(1)

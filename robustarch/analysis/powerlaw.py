@@ -111,6 +111,8 @@ def window_cells(
     cells = grid[(grid <= slack(high))]
     floor = cells[cells <= low * (1 + 1e-9)]
     bottom = float(floor[-1]) if len(floor) else float(cells[0])  # at or below it: censored
+    if bottom >= high:  # the top is the grid's first value: a window without width says nothing on k
+        return out
     g = cells[cells > bottom]
     out["eps_low"] = bottom
     out["edges"] = np.log(high / np.r_[g[::-1], bottom])  # y edges 0 … ln(high/bottom), increasing
