@@ -12,7 +12,8 @@ from _studies import EPS, make_study
 from scipy import stats
 
 from robustarch.analysis import analyze, pareto_front
-from robustarch.analysis.powerlaw import MAX_ERROR, margin_tail_exponent, slope_summary
+from robustarch.analysis.pooling import slope_summary
+from robustarch.analysis.powerlaw import MAX_ERROR, margin_tail_exponent
 from robustarch.analysis.record import trials_table
 from robustarch.analysis.stats import bootstrap_statistic, correlate, ols, partial_correlation
 from robustarch.metrics import curve_area

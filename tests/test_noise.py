@@ -18,7 +18,7 @@ from robustarch.analysis.noise import binomial_se, disattenuate, reliability, re
 from robustarch.analysis.powerlaw import COLUMNS as POWER_COLUMNS
 from robustarch.analysis.record import robustness_table, samples_table, trials_table
 from robustarch.analysis.stats import Resampler
-from robustarch.analysis.verdicts import tost_normal
+from robustarch.analysis.verdicts import tost
 
 NO_POWER = pd.DataFrame(columns=POWER_COLUMNS)
 
@@ -78,7 +78,7 @@ def test_an_equivalence_is_never_supported_on_attenuated_numbers():
     r = findings_rows(u, NO_POWER, claims=["size_adds_little"], n_boot=300)[0]
     # the trap: on the measured numbers the partial correlation looks small, and a plain TOST passes
     z, se = math.atanh(r["value_observed"]), 1 / math.sqrt(len(u) - 4)
-    assert tost_normal(z, se, -math.atanh(0.3), math.atanh(0.3))["p_tost"] < 0.05
+    assert tost(z, se, -math.atanh(0.3), math.atanh(0.3))["p_tost"] < 0.05
     assert r["reliability_robust"] == pytest.approx(0.3, abs=0.1)
     assert r["value"] > 0.3 > r["value_observed"]  # corrected for noise, beyond the margin
     assert r["verdict"] != "supported" and "disattenuated" in r["statistic"]

@@ -15,18 +15,18 @@ import robustarch
 from robustarch.analysis.claims import CLAIMS
 from robustarch.analysis.findings import findings_rows
 from robustarch.analysis.powerlaw import COLUMNS as POWER_COLUMNS
-from robustarch.analysis.verdicts import holm, holm_family, min_n_for_equivalence, tost_normal, verdict
+from robustarch.analysis.verdicts import holm, holm_family, min_n_for_equivalence, tost, verdict
 
 
 def test_tost_supports_only_when_the_90_interval_lies_inside_the_margin():
     """The issue's case: r = 0.056 at n = 40, margin ±0.3 on Fisher's z. The known-variance test
     (EQNORM) gave p = 0.050 ("supported") while the 90% interval [−0.22, 0.32] crosses the margin."""
     z, se, m = math.atanh(0.056), math.sqrt((1 + 0.056**2 / 2) / 36), math.atanh(0.3)
-    t = tost_normal(z, se, -m, m)
+    t = tost(z, se, -m, m)
     assert t["ci90"][1] > m and t["p_tost"] > 0.05  # crosses the margin: not supported
     rng = np.random.default_rng(0)
     for est, s in zip(rng.uniform(-0.5, 0.5, 400), rng.uniform(0.02, 0.4, 400)):
-        t = tost_normal(est, s, -m, m)
+        t = tost(est, s, -m, m)
         inside = -m < t["ci90"][0] and t["ci90"][1] < m
         assert (t["p_tost"] <= 0.05) == inside  # interval inclusion, exactly
 

@@ -10,7 +10,7 @@ import re
 import pytest
 
 from robustarch.analysis.claims import CLAIMS
-from robustarch.analysis.verdicts import n_to_decide, verdict
+from robustarch.analysis.verdicts import holm_family, n_to_decide, verdict
 from robustarch.analysis.wording import finding_text
 
 BANNED = ("hence thinner", "least-squares", "no clear rise", "smaller half", "matters beyond", "family of")
@@ -234,3 +234,50 @@ def test_a_large_bend_the_fit_test_did_not_reject_names_no_n():
     assert r["verdict"] == "inconclusive" and math.isnan(n_to_decide(r))
     text = finding_text({**r, "n_to_decide": n_to_decide(r)})
     assert "no n would show a bend this size within ±0.2" in text and "would decide it" not in text
+
+
+def _in_family(r: dict, other_p: float) -> dict:
+    """`r` in one Holm family with a second claim whose p is `other_p` (verdicts.holm_family), its
+    verdict and sentence from the adjusted p-values."""
+    rows = [r, row("robust_tracks_clean", 0.4, (0.1, 0.7), other_p)]
+    holm_family(rows)
+    r["verdict"] = verdict(r)
+    r["n_to_decide"] = n_to_decide(r) if r["verdict"] == "inconclusive" else math.nan
+    return r
+
+
+@pytest.mark.parametrize("raw,adj,expected", [(0.01, 0.02, "supported"), (0.03, 0.06, "inconclusive")])
+def test_power_law_sentences_quote_the_holm_adjusted_tost_that_decided(raw, adj, expected):
+    """The bend's TOST (p_flat) is in the Holm family: the sentence quotes its adjusted p, and a 90%
+    interval inside the margin whose TOST fails after Holm is said to be so, not called "not within"."""
+    r = _in_family({**power_row(0.3, 0.02, 0.05), "p_flat": raw}, 0.04)
+    assert r["holm"]["p_flat"] == pytest.approx(adj) and r["verdict"] == expected
+    text = finding_text(r)
+    lo90, hi90 = (_num(s) for s in re.search(r"90% CI \[" + NUM + ", " + NUM + r"\]", text).groups())
+    assert -0.2 < lo90 and hi90 < 0.2  # the interval is inside the margin in both cases
+    assert f"TOST p = {raw:.3f}, Holm-adjusted over 2 claims p = {adj:.3f}" in text
+    if expected == "supported":
+        assert text.startswith("Consistent with a power law")
+    else:
+        assert "not within" not in text and "does not hold after Holm's adjustment" in text
+
+
+@pytest.mark.parametrize("raw,adj,expected", [(0.01, 0.02, "supported"), (0.03, 0.06, "inconclusive")])
+def test_universality_sentences_quote_the_holm_adjusted_test_of_tau_below_the_margin(raw, adj, expected):
+    s = {"i2": 0.2, "lr": 30.0, "lr_df": 39, "common_k": 1.5, "pi_low": 1.2, "pi_high": 1.8}
+    r = _in_family(row("universality", 0.03, (0.0, 0.08), 0.5, tau_upper=0.08, p_below=raw, summary=s), 0.04)
+    assert r["verdict"] == expected
+    text = finding_text(r)
+    assert f"parametric bootstrap: p = {raw:.3f}, Holm-adjusted over 2 claims p = {adj:.3f}" in text
+    if expected == "inconclusive":  # the bound 0.08 < 0.1 is printed: the sentence says why it does not decide
+        assert "upper bound 0.08 lies below 0.1" in text and "not shown below" not in text
+
+
+@pytest.mark.parametrize("raw,adj,expected", [(0.01, 0.02, "contradicted"), (0.03, 0.06, "inconclusive")])
+def test_a_contradicted_equivalence_quotes_the_holm_adjusted_p_of_lying_beyond_the_margin(raw, adj, expected):
+    v = 0.6
+    r = _in_family(row("size_adds_little", v, (0.4, 0.8), 0.9, p_outside=raw, ci90=(0.45, 0.75)), 0.04)
+    assert r["verdict"] == expected
+    text = finding_text(r)
+    assert f"test of lying beyond the margin p = {raw:.3f}, Holm-adjusted over 2 claims p = {adj:.3f}" in text
+    assert "wholly outside" in text and "neither inside" not in text

@@ -22,7 +22,8 @@ from .findings import findings_table, independence_caveat
 from .headline import choose_eps
 from .pairs import depth_pairs
 from .phase import gap, phase_table
-from .powerlaw import MAX_ERROR, power_law_table, slope_summary
+from .pooling import slope_summary
+from .powerlaw import MAX_ERROR, power_law_table
 from .record import RESCORE_COLUMNS, rescore_table, robustness_table, samples_table, trials_table, val_robustness_table
 from .stats import N_BOOT, Resampler, correlate, ols, partial_correlation
 from .winner import is_shrunken, shrunken_front, winner_trials
@@ -363,7 +364,7 @@ def _analyze(
         notes=notes,
     )
 
-    power = power_law_table(samples, analysed["trial"], used["trial"], max_error=max_error, n_boot=n_boot, seed=seed)
+    power = power_law_table(samples, analysed["trial"], max_error=max_error)
     t = t.merge(power[["trial", "slope"]].rename(columns={"slope": "power_law_slope"}), on="trial", how="left")
     result.fits["power_law"] = slope_summary(power[power["trial"].isin(used["trial"])])
     result.tables.update(

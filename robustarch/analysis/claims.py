@@ -113,7 +113,7 @@ CLAIMS: dict[str, Claim] = {
             "Each sample's minimal ε is proportional to its logit margin (the linear-margin "
             "explanation of the power law)",
             "equivalence",
-            "TOST (Hartung–Knapp t) on the random-effects pooled within-model Tobit slope of log ε on log margin "
+            "TOST (one-sample t over models) on the mean within-model Gehan rank slope of log ε on log margin "
             f"(never-broken samples censored), 1 ± {LINK_MARGIN}",
             5,
             margin=LINK_MARGIN,

@@ -183,6 +183,8 @@ def tau_below_test(edges: np.ndarray, counts: np.ndarray, margin: float, *, n_si
     d, t = kernels(edges, counts, k)
     ok = np.isfinite(d) & np.isfinite(t) & (t > 0) & (d > 0)
     edges, counts, d, t = edges[ok], counts[ok], d[ok], t[ok]
+    if len(d) < 2:  # no model with information on its k: no test
+        return {"p_below": math.nan, "tau": math.nan, "tau_upper": math.nan, "r": math.nan, "n_sim": 0}
     (r,), (tau_hat,), (mu0,) = signed_root(margin, d, t)
     rng = np.random.default_rng(seed)
     a, b = mu0 * mu0 / margin**2, mu0 / margin**2

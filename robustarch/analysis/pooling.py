@@ -1,7 +1,7 @@
 """Random-effects pooling of per-model estimates: statsmodels' `combine_effects` (DerSimonian–Laird
 τ²) with the Hartung–Knapp(–Sidik–Jonkman) SE and t with k − 1 degrees of freedom (Hartung & Knapp
 2001; IntHout et al. 2014: the z interval is too narrow with few models), τ, I², Cochran's Q, the
-prediction interval, and TOST (Schuirmann 1987) on the pooled mean by interval inclusion.
+prediction interval; the claims test the pooled mean by TOST (analysis.verdicts.tost).
 
 A pooled mean answers "what is the typical model's value"; τ and the prediction interval answer
 "how much do models differ".
@@ -18,7 +18,6 @@ from statsmodels.stats.meta_analysis import combine_effects
 
 CONFIDENCE = 0.95
 MIN_STUDIES = 3  # below this τ, the t interval and the prediction interval are not estimable
-ALPHA = 0.05
 
 
 def pool(effects, variances, *, confidence: float = CONFIDENCE) -> dict:
@@ -30,22 +29,8 @@ def pool(effects, variances, *, confidence: float = CONFIDENCE) -> dict:
     keep = np.isfinite(y) & np.isfinite(v) & (v > 0)
     y, v = y[keep], v[keep]
     k = len(y)
-    out = {
-        "k": k,
-        "df": k - 1,
-        "mean": math.nan,
-        "ci_low": math.nan,
-        "ci_high": math.nan,
-        "se": math.nan,
-        "tau": math.nan,
-        "i2": math.nan,
-        "q": math.nan,
-        "q_df": k - 1,
-        "q_p": math.nan,
-        "pi_low": math.nan,
-        "pi_high": math.nan,
-        "fixed_mean": math.nan,
-    }
+    keys = ("mean", "ci_low", "ci_high", "se", "tau", "i2", "q", "q_p", "pi_low", "pi_high", "fixed_mean")
+    out: dict = {"k": k, "df": k - 1, "q_df": k - 1} | dict.fromkeys(keys, math.nan)
     if k < MIN_STUDIES:
         return out
     with np.errstate(invalid="ignore", divide="ignore"):  # τ² < 0: statsmodels takes √ of a negative variance
@@ -77,19 +62,18 @@ def pool(effects, variances, *, confidence: float = CONFIDENCE) -> dict:
     return out
 
 
-def tost(estimate: float, se: float, df: float, low: float, high: float) -> dict:
-    """TOST of low < θ < high for a t-distributed estimate (Schuirmann 1987): p_tost is the larger
-    one-sided p, so p_tost ≤ α exactly when the 90% t interval `ci90` lies inside (low, high);
-    `p_outside` is the one-sided p that θ lies beyond the margin on the estimate's side (small: the
-    interval lies wholly outside)."""
-    if not (math.isfinite(estimate) and math.isfinite(se) and se > 0 and df > 0):
-        return {"p_tost": math.nan, "ci90": (math.nan, math.nan), "p_outside": math.nan}
-    t = stats.t(df)
-    p = max(float(t.sf((estimate - low) / se)), float(t.cdf((estimate - high) / se)))
-    centre = (low + high) / 2
-    out = float(t.sf((estimate - high) / se)) if estimate >= centre else float(t.cdf((estimate - low) / se))
-    q = t.ppf(1 - ALPHA)
-    return {"p_tost": p, "ci90": (estimate - q * se, estimate + q * se), "p_outside": out}
+def mean_t(effects, *, confidence: float = CONFIDENCE) -> dict:
+    """The plain mean over models with its one-sample t interval (SE = SD/√k, k − 1 df): the
+    two-stage "summary statistics" test, for per-model estimates whose SEs move with the estimates
+    themselves (inverse-variance weights would then lean the pooled mean one way)."""
+    y = np.asarray(effects, float)
+    y = y[np.isfinite(y)]
+    k = len(y)
+    if k < MIN_STUDIES:
+        return {"k": k, "df": k - 1, "mean": math.nan, "se": math.nan, "ci_low": math.nan, "ci_high": math.nan}
+    mean, se = float(y.mean()), float(y.std(ddof=1) / math.sqrt(k))
+    half = stats.t.ppf(0.5 + confidence / 2, k - 1) * se
+    return {"k": k, "df": k - 1, "mean": mean, "se": se, "ci_low": mean - half, "ci_high": mean + half}
 
 
 def slope_summary(fits: pd.DataFrame, confidence: float = CONFIDENCE) -> dict:
@@ -97,46 +81,26 @@ def slope_summary(fits: pd.DataFrame, confidence: float = CONFIDENCE) -> dict:
     (`pool`: mean with Hartung–Knapp CI, τ, I², Cochran's Q, prediction interval), each slope with
     its Fisher-information variance."""
     s = fits[[c for c in ("slope", "slope_se") if c in fits]].astype(float)
-    s = s[np.isfinite(s["slope"])]
-    out = {
-        "n_models": len(s),
-        "median": math.nan,
-        "q1": math.nan,
-        "q3": math.nan,
-        "min": math.nan,
-        "max": math.nan,
-        "pooled": math.nan,
-        "pooled_ci_low": math.nan,
-        "pooled_ci_high": math.nan,
-        "tau": math.nan,
-        "pi_low": math.nan,
-        "pi_high": math.nan,
-        "cochran_q": math.nan,
-        "q_df": math.nan,
-        "q_p_value": math.nan,
-        "i2": math.nan,
-    }
-    if s.empty:
-        return out
     v = s["slope"].to_numpy(float)
-    out.update(
-        median=float(np.median(v)),
-        q1=float(np.quantile(v, 0.25)),
-        q3=float(np.quantile(v, 0.75)),
-        min=float(v.min()),
-        max=float(v.max()),
-    )
-    r = pool(v, s["slope_se"].to_numpy(float) ** 2, confidence=confidence)
-    out.update(
-        pooled=r["mean"],
-        pooled_ci_low=r["ci_low"],
-        pooled_ci_high=r["ci_high"],
-        tau=r["tau"],
-        pi_low=r["pi_low"],
-        pi_high=r["pi_high"],
-        cochran_q=r["q"],
-        q_df=r["q_df"],
-        q_p_value=r["q_p"],
-        i2=r["i2"],
-    )
-    return out
+    ok = np.isfinite(v)
+    v = v[ok]
+    r = pool(v, s["slope_se"].to_numpy(float)[ok] ** 2 if len(v) else v, confidence=confidence)
+    q = np.quantile(v, [0.25, 0.5, 0.75]) if len(v) else np.full(3, math.nan)
+    return {
+        "n_models": len(v),
+        "median": float(q[1]),
+        "q1": float(q[0]),
+        "q3": float(q[2]),
+        "min": float(v.min()) if len(v) else math.nan,
+        "max": float(v.max()) if len(v) else math.nan,
+        "pooled": r["mean"],
+        "pooled_ci_low": r["ci_low"],
+        "pooled_ci_high": r["ci_high"],
+        "tau": r["tau"],
+        "pi_low": r["pi_low"],
+        "pi_high": r["pi_high"],
+        "cochran_q": r["q"],
+        "q_df": r["q_df"] if len(v) else math.nan,
+        "q_p_value": r["q_p"],
+        "i2": r["i2"],
+    }

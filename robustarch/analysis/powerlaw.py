@@ -27,7 +27,6 @@ from scipy import stats
 from ..metrics import EPS_ATOL, EPS_RTOL  # a break at ε within float slack counts at ε
 from . import hill
 from .marginlink import margin_links
-from .pooling import slope_summary  # noqa: F401  (re-exported: the analyzer's import)
 
 MAX_ERROR = 0.25  # the window's top: this share of the samples the model ever breaks
 DECADES = 1.0
@@ -50,14 +49,6 @@ def error_curve(min_eps: np.ndarray, eps_grid) -> np.ndarray:
     if len(min_eps) == 0:
         return np.full(len(grid), np.nan)
     return (min_eps[None, :] <= (grid * (1 + EPS_RTOL) + EPS_ATOL)[:, None]).mean(1)
-
-
-def eps_at_error(min_eps: np.ndarray, share: float) -> float:
-    """The smallest ε at which the error reaches `share` (inf when it never does)."""
-    m = np.sort(np.asarray(min_eps, float))
-    if len(m) == 0:
-        return math.inf
-    return float(m[max(0, math.ceil(share * len(m)) - 1)])
 
 
 def study_grid(values: list[np.ndarray]) -> np.ndarray | None:
@@ -126,6 +117,8 @@ def window_cells(
     cells = grid[(grid <= slack(high))]
     floor = cells[cells <= low * (1 + 1e-9)]
     bottom = float(floor[-1]) if len(floor) else float(cells[0])  # at or below it: censored
+    if bottom >= high:  # the top is the grid's first value: a window without width says nothing on k
+        return out
     g = cells[cells > bottom]
     out["eps_low"] = bottom
     edges = np.log(high / np.r_[g[::-1], bottom])  # y edges 0 … ln(high/bottom), increasing
@@ -175,7 +168,7 @@ def fit_cells(edges: np.ndarray, counts: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def fit_power_law(min_eps, window: tuple[float, float] | None = None, *, max_error: float = MAX_ERROR, **_) -> dict:
+def fit_power_law(min_eps, window: tuple[float, float] | None = None, *, max_error: float = MAX_ERROR) -> dict:
     """One model's fit (see the module docstring; `window` = (ε_low, ε_high) fixes it)."""
     m = np.asarray(min_eps, float)
     row = _row(m, window_cells(m, share=max_error, grid=study_grid([m]), window=window))
@@ -261,20 +254,11 @@ def _sources(samples: pd.DataFrame) -> dict[int, tuple[np.ndarray, np.ndarray, s
 
 
 def power_law_table(
-    samples: pd.DataFrame,
-    trials,
-    window_trials=None,
-    *,
-    max_error: float = MAX_ERROR,
-    decades: float = DECADES,
-    n_boot: int = 0,
-    seed: int = 0,
-    **_,
+    samples: pd.DataFrame, trials, *, max_error: float = MAX_ERROR, decades: float = DECADES
 ) -> pd.DataFrame:
     """One row per trial in `trials`: its power-law fit in its own window (see the module docstring;
-    all models fitted in one batch), the margin-tail exponent over the same error share with its SE,
-    the margin link (analysis.marginlink) and the cells. `window_trials`, `n_boot` and `seed` are
-    kept for callers: windows are per model and the CI is the Fisher (Wald, log k) interval."""
+    all models fitted in one batch; the CI is the Fisher (Wald, log k) interval), the margin-tail
+    exponent over the same error share with its SE, the margin link (analysis.marginlink) and the cells."""
     src = _sources(samples)
     trials = [int(t) for t in trials]
     grid = study_grid([src[t][0] for t in trials if t in src])

@@ -123,11 +123,6 @@ def tost(estimate: float, se: float, low: float, high: float, df: float | None =
     }
 
 
-def tost_normal(estimate: float, se: float, low: float, high: float) -> dict:
-    """`tost` on the normal (asymptotic estimates with a known-form SE, e.g. pooled fits)."""
-    return tost(estimate, se, low, high)
-
-
 def min_n_for_equivalence(margin: float, n_params: int = 3) -> int:
     """The fewest models at which a Fisher-z TOST (t with n − `n_params` df, SE 1/√(n − n_params − 1))
     can show |r| < `margin` at all, i.e. with r = 0: below it even a zero estimate has a 90% interval

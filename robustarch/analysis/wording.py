@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 
+from .verdicts import adjusted
+
 
 def f(v, d=2) -> str:
     """A number with `d` decimals and a true minus sign; – when missing."""
@@ -59,6 +61,12 @@ def _numbers(r: dict) -> str:
         f"{r['statistic']} = {f(r['value'])}, 95% CI {ci(r)}, n = {int(r['n'])}, {p(r['p_value'])}, "
         f"Holm-adjusted over {family(r)} {p(r['p_holm'])}{_noise(r)}"
     )
+
+
+def _path(r: dict, key: str, test: str) -> str:
+    """The test of one verdict path with its raw and its Holm-adjusted p: the adjusted p is the one
+    that decided (analysis.verdicts.verdict)."""
+    return f"{test} {p(r.get(key, math.nan))}, Holm-adjusted over {family(r)} {p(adjusted(r, key))}"
 
 
 def _decide(r: dict) -> str:
@@ -167,22 +175,27 @@ def _equivalence(r: dict) -> str:
     c90 = r.get("ci90", (math.nan, math.nan))
     band = f"90% CI [{f(c90[0])}, {f(c90[1])}]"
     lo, hi = r.get("center", 0.0) - r["margin"], r.get("center", 0.0) + r["margin"]
+    whether = f"Whether {subject[len('whether ') :]} cannot be told"
+    beyond = _path(r, "p_outside", "test of lying beyond the margin")
     if r["verdict"] == "supported":
-        head = f"{inside} (equivalence test {p(r['p_value'])}, Holm-adjusted {p(r['p_holm'])}; {band})"
+        head = f"{inside} ({_path(r, 'p_value', 'equivalence test')}; {band})"
     elif r["verdict"] == "contradicted":
-        head = f"Contradicted: {outside[0].lower()}{outside[1:]} ({band} wholly outside the margin)"
+        head = f"Contradicted: {outside[0].lower()}{outside[1:]} ({band} wholly outside the margin; {beyond})"
     elif r.get("no_support"):
-        head = f"Whether {subject[len('whether ') :]} cannot be told: {r['no_support']} ({band})"
+        head = f"{whether}: {r['no_support']} ({band})"
     elif lo < c90[0] and c90[1] < hi:  # inside at 90%, but not at the level Holm asks of this claim
         head = (
-            f"Whether {subject[len('whether ') :]} cannot be told: the {band} lies inside the margin "
-            f"±{r['margin']:g}, but the equivalence test does not hold after Holm's adjustment over {family(r)} "
-            f"({p(r['p_holm'])}; {_decide(r)})"
+            f"{whether}: the {band} lies inside the margin ±{r['margin']:g}, but the equivalence test does not "
+            f"hold after Holm's adjustment ({_path(r, 'p_value', 'equivalence test')}; {_decide(r)})"
+        )
+    elif c90[1] < lo or c90[0] > hi:  # wholly outside at 90%, but not at Holm's level
+        head = (
+            f"{whether}: the {band} lies wholly outside the margin ±{r['margin']:g}, but the test of lying "
+            f"beyond it does not hold after Holm's adjustment ({beyond}; {_decide(r)})"
         )
     else:
         head = (
-            f"Whether {subject[len('whether ') :]} cannot be told: the {band} is neither inside the margin "
-            f"±{r['margin']:g} nor wholly outside it ({_decide(r)})"
+            f"{whether}: the {band} is neither inside the margin ±{r['margin']:g} nor wholly outside it ({_decide(r)})"
         )
     extra = (
         "; tail exponents fitted on margins up to each model's error share at ε_high"
@@ -212,16 +225,23 @@ def _power(r: dict) -> str:
         f"parametric-bootstrap {p(r['p_value'])}, Holm-adjusted over {family(r)} {p(r['p_holm'])}"
     )
     c90 = r.get("curvature_ci90", (math.nan, math.nan))
+    band = f"90% CI [{f(c90[0])}, {f(c90[1])}]"
+    flat = _path(r, "p_flat", "TOST")
     if r["verdict"] == "supported":
         return (
             f"Consistent with a power law {where}: not rejected ({test}), and the bend is shown small: the "
-            f"{slope_course}, 90% CI [{f(c90[0])}, {f(c90[1])}] within ±{r['margin']:g} (TOST {p(r['p_flat'])}); "
-            f"{k}."
+            f"{slope_course}, {band} within ±{r['margin']:g} ({flat}); {k}."
         )
     if r["verdict"] == "contradicted":
         return (
             f"Not a single power law {where}: the curvature test rejected ({test}); curvature: the "
             f"{slope_course}; {k}, as a summary only."
+        )
+    if -r["margin"] < c90[0] and c90[1] < r["margin"]:  # inside at 90%, not at the level Holm asks
+        return (
+            f"Not rejected as a power law {where} ({test}), but the bend cannot be shown small: the {slope_course}, "
+            f"{band} within ±{r['margin']:g}, but its TOST does not hold after Holm's adjustment ({flat}; "
+            f"{_decide(r)}); {k}."
         )
     why = (
         f"no n would show a bend this size within ±{r['margin']:g}; only the goodness-of-fit test can decide, "
@@ -231,7 +251,7 @@ def _power(r: dict) -> str:
     )
     return (
         f"Not rejected as a power law {where} ({test}), but the bend cannot be shown small: the {slope_course}, "
-        f"90% CI [{f(c90[0])}, {f(c90[1])}] not within ±{r['margin']:g} ({why}); {k}."
+        f"{band} not within ±{r['margin']:g} ({flat}; {why}); {k}."
     )
 
 
@@ -244,11 +264,17 @@ def _universality(r: dict) -> str:
         f"claims {p(r['p_holm'])}; I² = {f(s['i2'])}, 95% prediction interval for a new model's k "
         f"[{f(s['pi_low'])}, {f(s['pi_high'])}]; n = {int(r['n'])} models"
     )
-    below = f"profile-likelihood test of τ ≥ {r['margin']:g}, parametric bootstrap: {p(r['p_below'])}"
+    below = _path(r, "p_below", f"profile-likelihood test of τ ≥ {r['margin']:g}, parametric bootstrap:")
     if r["verdict"] == "supported":
         return f"One k fits all models: the between-model SD τ is below {r['margin']:g} ({below}; {numbers})."
     if r["verdict"] == "contradicted":
         return f"Contradicted: the models differ in k beyond their fitting noise ({numbers})."
+    if r["tau_upper"] < r["margin"]:  # below at 95% (raw p ≤ α), not at the level Holm asks of this claim
+        return (
+            f"Whether one k fits all models cannot be told: homogeneity is not rejected, and τ's 95% upper bound "
+            f"{f(r['tau_upper'])} lies below {r['margin']:g}, but the test of τ ≥ {r['margin']:g} does not hold "
+            f"after Holm's adjustment ({below}; {numbers})."
+        )
     return (
         f"Whether one k fits all models cannot be told: homogeneity is not rejected, but τ is not shown below "
         f"{r['margin']:g} ({below}; {numbers})."
