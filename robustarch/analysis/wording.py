@@ -154,9 +154,9 @@ EQUIVALENCES = {
         "whether model size adds little to robustness once clean accuracy is known",
     ),
     "margin_explains_slope": (
-        "Each sample's minimal ε is about proportional to its logit margin: the pooled "
+        "Each sample's minimal ε is about proportional to its logit margin: the models' mean "
         "within-model slope of log ε on log margin lies within 1 ± {m:g}",
-        "Minimal ε is not proportional to the logit margin: the pooled within-model slope of "
+        "Minimal ε is not proportional to the logit margin: the models' mean within-model slope of "
         "log ε on log margin lies outside 1 ± {m:g}",
         "whether minimal ε is proportional to the logit margin",
     ),
