@@ -140,7 +140,7 @@ def margin_shape(c, power: pd.DataFrame, row, skip, n_gof: int, seed: int) -> di
     # towards 0 (15% "supported" of 60 studies at the margin with 200 models).
     d_k, d_t = (k / ok["slope_se"].to_numpy(float)) ** 2, (kappa / ok["margin_tail_se"].to_numpy(float)) ** 2
     d = k - kappa
-    v = np.mean(k) ** 2 / d_k + np.mean(kappa) ** 2 / d_t
+    v = np.mean(k) ** 2 / d_k + np.mean(kappa) ** 2 / d_t if len(d) else d  # no model: skipped below, no warning
     return _pooled_equivalence(
         c, d, v, 0.0, "pooled (slope − tail exponent)", "a slope and a margin-tail exponent", row, skip
     )
