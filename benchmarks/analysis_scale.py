@@ -18,6 +18,7 @@ import argparse
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -68,12 +69,25 @@ def run_case(code: Path, models: Path, samples: Path | None, out: Path, timeout:
         cmd += ["--samples", str(samples)]
     env = {**os.environ, "PYTHONPATH": str(code.resolve()), "GIT_PYTHON_REFRESH": "quiet"}
     t = time.perf_counter()
+    # run inside the tree (`python -m` puts the working folder first on sys.path), in its own session:
+    # on a timeout the whole group goes, not only /usr/bin/time (its Python child, orphaned, used to
+    # run on and slow every later case)
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=code.resolve(),
+        start_new_session=True,
+    )
     try:
-        # run inside the tree: `python -m` puts the working folder first on sys.path
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=code.resolve())
-        rc, stderr = proc.returncode, proc.stderr
+        stderr = proc.communicate(timeout=timeout)[1]
+        rc: int | str = proc.returncode
     except subprocess.TimeoutExpired:
-        rc, stderr = "timeout", ""
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        rc, stderr = f"timeout after {timeout:.0f} s", ""
     wall = time.perf_counter() - t
     rss = [line.split()[1:] for line in stderr.splitlines() if line.startswith("RSS_KIB ")]
     errors = [line for line in stderr.splitlines() if line.strip() and not line.startswith("RSS_KIB ")][-1:]

@@ -102,10 +102,10 @@ def window_cells(
         low, inside = high / 10**decades, broken[broken < high]
     else:  # the grid value below the order statistic: what is at or below it lies in whole cells
         top = float(broken[max(0, math.ceil(share * len(broken)) - 1)])
-        below = grid[grid < top / (1 + 1e-9)]
-        if not len(below):
+        below = int(np.searchsorted(grid, top / (1 + 1e-9), side="left"))  # grid values < top
+        if not below:
             return out
-        high = float(below[-1])
+        high = float(grid[below - 1])
         low, inside = high / 10**decades, broken[broken <= slack(high)]
     out.update(eps_low=low, eps_high=high, n_broken=len(inside), error_high=len(inside) / len(m))
     if grid is None or window is not None:
@@ -114,32 +114,33 @@ def window_cells(
             y[y < math.log(high / low)], int((y >= math.log(high / low)).sum()), math.log(high / low)
         )
         return out
-    cells = grid[(grid <= slack(high))]
-    floor = cells[cells <= low * (1 + 1e-9)]
-    bottom = float(floor[-1]) if len(floor) else float(cells[0])  # at or below it: censored
+    top_i = int(np.searchsorted(grid, slack(high), side="right"))  # grid: sorted (np.unique); prefix ≤ high
+    low_i = int(np.searchsorted(grid[:top_i], low * (1 + 1e-9), side="right"))
+    bottom = float(grid[low_i - 1]) if low_i else float(grid[0])  # at or below it: censored
     if bottom >= high:  # the top is the grid's first value: a window without width says nothing on k
         return out
-    g = cells[cells > bottom]
-    out["eps_low"] = bottom
-    edges = np.log(high / np.r_[g[::-1], bottom])  # y edges 0 … ln(high/bottom), increasing
-    idx = np.searchsorted(g, inside, side="left")  # cell of the grid value each ε sits on
-    cnt = np.bincount(np.where(inside <= slack(bottom), len(g), idx), minlength=len(g) + 1).astype(float)
-    counts = np.r_[cnt[: len(g)][::-1], cnt[len(g)]]
+    g = grid[max(low_i, 1) : top_i]  # the cells' tops, above the bottom
     if len(g) > MAX_GRID_CELLS:
-        edges, counts = merge_cells(edges, counts, hill.FINE_CELLS)
-    out["edges"], out["counts"] = edges, counts
+        g = _coarse(g, high, bottom, hill.FINE_CELLS)
+    out["eps_low"] = bottom
+    out["edges"] = np.log(high / np.r_[g[::-1], bottom])  # y edges 0 … ln(high/bottom), increasing
+    idx = np.searchsorted(g, inside, side="left")  # the cell (g[i − 1], g[i]] each ε lies in
+    cnt = np.bincount(np.where(inside <= slack(bottom), len(g), idx), minlength=len(g) + 1).astype(float)
+    out["counts"] = np.r_[cnt[: len(g)][::-1], cnt[len(g)]]
     return out
 
 
-def merge_cells(edges: np.ndarray, counts: np.ndarray, cells: int) -> tuple[np.ndarray, np.ndarray]:
-    """Grid cells (edges 0 … L in y, counts of each cell and the censored one) merged into about
-    `cells` cells: the kept edges are those nearest to equal steps of L, so a sample still lies
-    inside its cell (interval censoring stays exact) and only resolution is lost."""
-    want = edges[-1] * np.arange(1, cells) / cells
-    inner = np.clip(np.searchsorted(edges, want), 1, len(edges) - 2)
-    near = np.where(np.abs(edges[inner - 1] - want) < np.abs(edges[inner] - want), inner - 1, inner)
-    keep = np.unique(np.r_[0, near[(near > 0) & (near < len(edges) - 1)], len(edges) - 1])
-    return edges[keep], np.r_[np.add.reduceat(counts[:-1], keep[:-1]), counts[-1]]
+def _coarse(g: np.ndarray, high: float, bottom: float, cells: int) -> np.ndarray:
+    """The grid values kept as cell tops when a window holds more than `MAX_GRID_CELLS`: the top and
+    the value nearest (in y = ln(high/ε)) each of `cells` − 1 equal steps of [0, ln(high/bottom)].
+    Every ε is a grid value, so each still lies inside its merged cell; found by bisection, never
+    touching the window's thousands of values one by one."""
+    span = math.log(high / bottom)
+    want = span * np.arange(1, cells) / cells
+    pos = np.clip(np.searchsorted(g, high * np.exp(-want)), 1, len(g) - 1)  # g[pos − 1] < ε ≤ g[pos]
+    nearer_low = np.abs(np.log(high / g[pos - 1]) - want) < np.abs(np.log(high / g[pos]) - want)
+    pick = np.where(nearer_low, pos - 1, pos)
+    return g[np.unique(np.r_[pick[pick < len(g) - 1], len(g) - 1])]
 
 
 def pack(cells: list[dict]) -> tuple[np.ndarray, np.ndarray]:

@@ -280,7 +280,7 @@ def robustness_table(study) -> pd.DataFrame:
                         "attack": attack,
                         "eps": eps,
                         "robust_accuracy": value,
-                        "robust_accuracy_se": _se(value, a.get("n_attacked")),
+                        "robust_accuracy_se": a.get("n_attacked"),  # the SE once all rows are in
                         "clean_accuracy": a["clean_accuracy"],
                         "params": a["params"],
                         "flops": a["flops"],
@@ -289,7 +289,7 @@ def robustness_table(study) -> pd.DataFrame:
                         "arch_summary": a["arch_summary"],
                     }
                 )
-    return pd.DataFrame(
+    table = pd.DataFrame(
         rows,
         columns=[
             "trial",
@@ -305,6 +305,20 @@ def robustness_table(study) -> pd.DataFrame:
             "arch_summary",
         ],
     )
+    return _with_se(table)
+
+
+def _with_se(table: pd.DataFrame) -> pd.DataFrame:
+    """`robust_accuracy_se` from the n_attacked held there: `_se` of every row in one array
+    operation (one call per row took 4 s of a 5 000-trial report: 165 000 rows)."""
+    acc = pd.to_numeric(table["robust_accuracy"], errors="coerce").to_numpy(float)
+    n = pd.to_numeric(table["robust_accuracy_se"], errors="coerce").to_numpy(float)
+    ok = np.isfinite(acc) & np.isfinite(n) & (n != 0)
+    if not ok.any():  # as `_se` row by row: None where no SE
+        table["robust_accuracy_se"] = None
+        return table
+    table["robust_accuracy_se"] = np.where(ok, binomial_se(np.where(ok, acc, 0.0), np.where(ok, n, 1.0)), np.nan)
+    return table
 
 
 def val_robustness_table(study) -> pd.DataFrame:
