@@ -281,3 +281,12 @@ def test_a_contradicted_equivalence_quotes_the_holm_adjusted_p_of_lying_beyond_t
     text = finding_text(r)
     assert f"test of lying beyond the margin p = {raw:.3f}, Holm-adjusted over 2 claims p = {adj:.3f}" in text
     assert "wholly outside" in text and "neither inside" not in text
+
+
+def test_an_undefined_corrected_estimate_is_said_so_not_compared_with_the_margin():
+    """cubuk2017-digits of 2026-12-07: ρ(log10 params, clean) corrected for noise came out 1.04, so the
+    disattenuated partial correlation is undefined; the sentence said its '90% CI [–, –] is neither inside
+    the margin nor wholly outside it'."""
+    r = row("size_adds_little", math.nan, (math.nan, math.nan), math.nan, p_outside=math.nan, ci90=(math.nan, math.nan))
+    text = finding_text(r)
+    assert "undefined" in text and "neither inside" not in text, text

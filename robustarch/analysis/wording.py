@@ -183,6 +183,8 @@ def _equivalence(r: dict) -> str:
         head = f"Contradicted: {outside[0].lower()}{outside[1:]} ({band} wholly outside the margin; {beyond})"
     elif r.get("no_support"):
         head = f"{whether}: {r['no_support']} ({band})"
+    elif not (math.isfinite(c90[0]) and math.isfinite(c90[1])):  # e.g. the noise correction is undefined
+        head = f"{whether}: its estimate is undefined here, so there is no interval to compare with the margin"
     elif lo < c90[0] and c90[1] < hi:  # inside at 90%, but not at the level Holm asks of this claim
         head = (
             f"{whether}: the {band} lies inside the margin ±{r['margin']:g}, but the equivalence test does not "
