@@ -191,10 +191,8 @@ def _phrase(r: dict) -> str:
     return f"raw {f(r['value_raw'])} [{f(lo)}, {f(hi)}] → corrected for noise {corrected}; {moved}"
 
 
-ATTENUATION_COLUMNS = [
-    "key",
-    "claim",
-    "statistic",
+# The raw-and-corrected columns, in the findings table and in the attenuation export alike.
+CORRECTION_COLUMNS = [
     "value_raw",
     "ci_raw_low",
     "ci_raw_high",
@@ -203,12 +201,11 @@ ATTENUATION_COLUMNS = [
     "ci_corrected_high",
     "corrected_flag",
     "corrected_undefined_share",
-    "reliability_robust",
-    "reliability_clean",
     "verdict_raw",
     "verdict_corrected",
     "correction_moved_verdict",
 ]
+ATTENUATION_COLUMNS = ["key", "claim", "statistic", "reliability_robust", "reliability_clean", *CORRECTION_COLUMNS]
 
 
 def attenuation_table(findings: pd.DataFrame) -> pd.DataFrame:

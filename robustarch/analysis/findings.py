@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .attenuation import corrected_correlation, correction_effects, size_flag
+from .attenuation import CORRECTION_COLUMNS, corrected_correlation, correction_effects, size_flag
 from .claims import Claim, resolve
 from .components import per_architecture
 from .equivalence import MIN_CLUSTERS, size_equivalence
@@ -56,17 +56,7 @@ COLUMNS = [
     "ci90_high",
     "reliability_robust",
     "reliability_clean",
-    "value_raw",
-    "ci_raw_low",
-    "ci_raw_high",
-    "value_corrected",
-    "ci_corrected_low",
-    "ci_corrected_high",
-    "corrected_flag",
-    "corrected_undefined_share",
-    "verdict_raw",
-    "verdict_corrected",
-    "correction_moved_verdict",
+    *CORRECTION_COLUMNS,
     "families",
     "n_to_decide",
     "reason",
