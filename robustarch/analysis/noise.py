@@ -63,12 +63,14 @@ def reliability(values, eval_se, seed_var: float = 0.0) -> float:
     return math.nan if var <= 0 else min(1.0, 1 - float(err[keep].mean()) / var)
 
 
-def resampled_reliability(values: np.ndarray, err_var: np.ndarray, counts: np.ndarray) -> np.ndarray:
+def resampled_reliability(values: np.ndarray, err_var: np.ndarray, counts: np.ndarray, extra_err=0.0) -> np.ndarray:
     """`reliability` on every bootstrap resample of `counts` (B × n: how often each model is drawn),
-    as a few matrix products: weighted variance (ddof 1) and weighted mean error variance."""
+    as a few matrix products: weighted variance (ddof 1) and weighted mean error variance. `extra_err`
+    (B, summed over the resample's models) adds error that is itself re-estimated per resample."""
     w = counts
     total = w.sum(1)
     s1, s2, e = (w @ np.column_stack([values, values * values, err_var])).T
+    e = e + extra_err
     with np.errstate(invalid="ignore", divide="ignore"):
         var = (s2 - s1 * s1 / total) / (total - 1)
         return np.where(var > 0, np.minimum(1.0, 1 - (e / total) / var), np.nan)
@@ -136,13 +138,8 @@ class ErrorModel:
 
     def reliability(self, values: np.ndarray, counts: np.ndarray) -> np.ndarray:
         """`reliability` of `values` on every resample in `counts` (B × n), its error re-estimated there."""
-        total = counts.sum(1)
-        s1, s2, fixed, per_seed = (counts @ np.column_stack([values, values * values, self.fixed, self.per_seed])).T
         seed = self.seed_variance(counts) if self.per_seed.any() else np.zeros(len(counts))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            var = (s2 - s1 * s1 / total) / (total - 1)
-            err = (fixed + per_seed * seed) / total
-            return np.where(var > 0, np.minimum(1.0, 1 - err / var), np.nan)
+        return resampled_reliability(values, self.fixed, counts, (counts @ self.per_seed) * seed)
 
     def subset(self, keep: np.ndarray, scale=1.0) -> ErrorModel:
         """The architectures `keep`, their error variances times `scale`² (a ratio's error)."""
