@@ -14,7 +14,6 @@ from robustarch.analysis.attenuation import OUT_OF_RANGE, corrected_correlation,
 from robustarch.analysis.components import per_architecture
 from robustarch.analysis.findings import findings_rows
 from robustarch.analysis.jointnoise import EVAL_COV, eval_covariance, joint_error
-from robustarch.analysis.noise import error_model
 from robustarch.analysis.stats import Resampler
 
 NO_POWER = pd.DataFrame()
@@ -84,11 +83,10 @@ def test_the_seed_variance_in_the_correction_is_estimated_from_the_replicates():
     assert row["verdict_raw"] == row["verdict_corrected"] == row["verdict"] == "supported"
     assert "→ corrected for noise" in row["text"] and "verdict supported on both" in row["text"]
     arch = per_architecture(u)
-    model = error_model(arch, "robust_accuracy")
-    one = np.ones((1, len(arch)))
-    assert model.seed_variance(one)[0] == pytest.approx(1.0, abs=0.1)
+    seed_variance = lambda counts: joint_error(arch).seed_covariance(counts)[:, 0]  # robust's σ²_seed
+    assert seed_variance(np.ones((1, len(arch))))[0] == pytest.approx(1.0, abs=0.1)
     draws = Resampler(len(arch), 50, 0).counts
-    assert np.ptp(model.seed_variance(draws)) > 0  # re-estimated, not fixed, in each resample
+    assert np.ptp(seed_variance(draws)) > 0  # re-estimated, not fixed, in each resample
 
 
 def test_a_corrected_value_beyond_one_is_flagged_and_shown():

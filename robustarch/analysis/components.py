@@ -295,7 +295,7 @@ def within_sums(values, groups, eval_se) -> pd.DataFrame:
     """Per architecture (index): the sum of squares of its seeds' numbers around their mean (`ss`)
     and their evaluation variance on the same k − 1 degrees of freedom (`eval`, (k − 1)·mean SE²);
     summed over architectures they give `variance_components`' MSW and mean SE², so a bootstrap over
-    architectures re-estimates the seed variance from the sums it draws (analysis.noise.ErrorModel)."""
+    architectures re-estimates the seed variance from the sums it draws (analysis.jointnoise.JointError)."""
     values = pd.to_numeric(pd.Series(np.asarray(values, float)), errors="coerce").to_numpy(float)
     eval_var = np.nan_to_num(np.asarray(eval_se, float) ** 2)
     ok = np.isfinite(values)

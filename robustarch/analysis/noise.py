@@ -15,7 +15,6 @@ matrices too, so reliabilities are re-estimated inside each resample (Padilla & 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -63,14 +62,12 @@ def reliability(values, eval_se, seed_var: float = 0.0) -> float:
     return math.nan if var <= 0 else min(1.0, 1 - float(err[keep].mean()) / var)
 
 
-def resampled_reliability(values: np.ndarray, err_var: np.ndarray, counts: np.ndarray, extra_err=0.0) -> np.ndarray:
+def resampled_reliability(values: np.ndarray, err_var: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """`reliability` on every bootstrap resample of `counts` (B × n: how often each model is drawn),
-    as a few matrix products: weighted variance (ddof 1) and weighted mean error variance. `extra_err`
-    (B, summed over the resample's models) adds error that is itself re-estimated per resample."""
+    as a few matrix products: weighted variance (ddof 1) and weighted mean error variance."""
     w = counts
     total = w.sum(1)
     s1, s2, e = (w @ np.column_stack([values, values * values, err_var])).T
-    e = e + extra_err
     with np.errstate(invalid="ignore", divide="ignore"):
         var = (s2 - s1 * s1 / total) / (total - 1)
         return np.where(var > 0, np.minimum(1.0, 1 - (e / total) / var), np.nan)
@@ -114,56 +111,3 @@ def partial_from_observed(p_obs, rxz, ryz, rel_x, rel_y, rel_z):
     with np.errstate(invalid="ignore"):
         rxy = np.asarray(p_obs, float) * math.sqrt(max(0.0, (1 - rxz**2) * (1 - ryz**2))) + rxz * ryz
     return corrected_partial(rxy, rxz, ryz, rel_x, rel_y, rel_z)
-
-
-@dataclass
-class ErrorModel:
-    """Each architecture's error variance on every bootstrap resample: `fixed` + `per_seed`·σ²_seed,
-    with σ²_seed re-estimated from the within-architecture sums of the architectures the resample
-    draws (the ANOVA estimator of analysis.components, max(MSW − mean SE², 0)), so that a correction
-    for attenuation is re-estimated inside each resample, seed variance included. Without replicates
-    `per_seed` is 0 and `fixed` holds all of it (SE² + seed SD², as `error_variance`)."""
-
-    fixed: np.ndarray
-    per_seed: np.ndarray  # 1/k for an architecture's mean over k seeds
-    within_ss: np.ndarray
-    within_eval: np.ndarray
-    within_df: np.ndarray  # k − 1
-
-    def seed_variance(self, counts: np.ndarray) -> np.ndarray:
-        """σ²_seed of every resample (B); NaN where it draws no architecture with two seeds."""
-        df = counts @ self.within_df
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(df > 0, np.maximum((counts @ (self.within_ss - self.within_eval)) / df, 0.0), np.nan)
-
-    def reliability(self, values: np.ndarray, counts: np.ndarray) -> np.ndarray:
-        """`reliability` of `values` on every resample in `counts` (B × n), its error re-estimated there."""
-        seed = self.seed_variance(counts) if self.per_seed.any() else np.zeros(len(counts))
-        return resampled_reliability(values, self.fixed, counts, (counts @ self.per_seed) * seed)
-
-    def subset(self, keep: np.ndarray, scale=1.0) -> ErrorModel:
-        """The architectures `keep`, their error variances times `scale`² (a ratio's error)."""
-        s2 = np.asarray(scale, float) ** 2
-        return ErrorModel(
-            self.fixed[keep] * s2,
-            self.per_seed[keep] * s2,
-            self.within_ss[keep],
-            self.within_eval[keep],
-            self.within_df[keep],
-        )
-
-
-def error_model(table: pd.DataFrame, column: str) -> ErrorModel | None:
-    """The `ErrorModel` of `column` in a table of architectures: seed variance re-estimated per
-    resample where analysis.components left its within sums (`column_within_ss`, `_within_eval`,
-    `seeds`), else the fixed `error_variance`; None when the table says nothing about noise."""
-    parts = (column + WITHIN_SS_SUFFIX, column + WITHIN_EVAL_SUFFIX)
-    n = len(table)
-    if not all(c in table for c in (*parts, "seeds")):
-        err = error_variance(table, column)
-        return None if err is None else ErrorModel(err, np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n))
-    seeds = pd.to_numeric(table["seeds"], errors="coerce").to_numpy(float)
-    se = table[column + SE_SUFFIX] if column + SE_SUFFIX in table else pd.Series(0.0, index=table.index)
-    fixed = error_variance(table[[column]].assign(**{column + SE_SUFFIX: se}), column)
-    ss, ev = (np.nan_to_num(pd.to_numeric(table[c], errors="coerce").to_numpy(float)) for c in parts)
-    return ErrorModel(np.asarray(fixed), 1 / seeds, ss, ev, seeds - 1)
