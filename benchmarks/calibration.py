@@ -404,7 +404,11 @@ def one_study(
         models, samples = study_tables(u, smp)
         found = analyze_table(models, samples, eps=HEADLINE, claims=claims, n_boot=N_BOOT, seed=seed).tables["findings"]
         return [r for r in found.to_dict("records") if r["key"] in claims]
-    power = pd.DataFrame(columns=POWER_COLUMNS) if smp is None else power_law_table(smp, u["trial"])
+    power = (
+        pd.DataFrame(columns=POWER_COLUMNS)
+        if smp is None
+        else power_law_table(smp, u["trial"], links="margin_explains_slope" in claims)
+    )
     return findings_rows(u, power, claims=claims, n_boot=N_BOOT, seed=seed, n_gof=n_gof or N_GOF)
 
 

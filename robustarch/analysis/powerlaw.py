@@ -255,17 +255,23 @@ def _sources(samples: pd.DataFrame) -> dict[int, tuple[np.ndarray, np.ndarray, s
 
 
 def power_law_table(
-    samples: pd.DataFrame, trials, *, max_error: float = MAX_ERROR, decades: float = DECADES
+    samples: pd.DataFrame,
+    trials,
+    *,
+    max_error: float = MAX_ERROR,
+    decades: float = DECADES,
+    links: bool = True,
 ) -> pd.DataFrame:
     """One row per trial in `trials`: its power-law fit in its own window (see the module docstring;
     all models fitted in one batch; the CI is the Fisher (Wald, log k) interval), the margin-tail
-    exponent over the same error share with its SE, the margin link (analysis.marginlink) and the cells."""
+    exponent over the same error share with its SE, the margin link (analysis.marginlink; NaN with
+    `links` False: only `margin_explains_slope` reads it, and it costs most of the table) and the cells."""
     src = _sources(samples)
     trials = [int(t) for t in trials]
     grid = study_grid([src[t][0] for t in trials if t in src])
     finite = [v for t in trials if t in src for v in [src[t][0][np.isfinite(src[t][0])]] if len(v)]
     censor = float(max(v.max() for v in finite)) if finite else math.nan
-    rows, ok, links = [], [], []
+    rows, ok, linked = [], [], []
     for trial in trials:
         if trial not in src:
             rows.append({"trial": trial, "status": "no per-sample ε stored", "error_source": None})
@@ -276,12 +282,12 @@ def power_law_table(
             **_row(m, window_cells(m, share=max_error, decades=decades, grid=grid)),
             "error_source": source,
         }
-        links.append((len(rows), m, margins))
+        linked.append((len(rows), m, margins))
         if row["status"] == "ok":
             ok.append(len(rows))
         rows.append(row)
-    fitted = margin_links([(m, mg) for _, m, mg in links], censor)
-    for (i, _, _), v in zip(links, fitted):
+    fitted = margin_links([(m, mg) for _, m, mg in linked], censor) if links else np.full((len(linked), 4), math.nan)
+    for (i, _, _), v in zip(linked, fitted):
         rows[i].update(margin_link_slope=v[0], margin_link_se=v[1], margin_link_n=v[2], margin_link_censored=v[3])
     if ok:
         chosen = [rows[i] for i in ok]
