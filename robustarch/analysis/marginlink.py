@@ -38,18 +38,22 @@ def _score(beta: np.ndarray, x: np.ndarray, y: np.ndarray, d: np.ndarray, n: np.
     residuals (ties: a censored e_j ≥ e_i counts, as its true e_j lies above; tied broken pairs
     cancel)."""
     e = y - beta[:, None] * x
-    order = np.argsort(e, axis=1)
-    es, xs, ds = (np.take_along_axis(v, order, 1) for v in (e, x, d))
-    pos = np.broadcast_to(np.arange(e.shape[1]), e.shape)
-    new = np.c_[np.ones(len(e), bool), es[:, 1:] != es[:, :-1]]  # a tie block starts
+    m, w = e.shape
+    flat = (np.argsort(e, axis=1) + (np.arange(m) * w)[:, None]).ravel()  # flat indices: no take_along_axis
+    es, xs, ds = (v.ravel()[flat].reshape(m, w) for v in (e, x, d))
+    pos = np.arange(w)
+    new = np.ones((m, w), bool)  # a tie block starts
+    np.not_equal(es[:, 1:], es[:, :-1], out=new[:, 1:])
     first = np.maximum.accumulate(np.where(new, pos, 0), 1)
-    end = np.c_[new[:, 1:], np.ones(len(e), bool)]
-    last = np.minimum.accumulate(np.where(end, pos, e.shape[1] - 1)[:, ::-1], 1)[:, ::-1]
-    zero = np.zeros((len(e), 1))
-    cx, cd, cdx = (np.c_[zero, np.cumsum(v, 1)] for v in (xs, ds, ds * xs))
-    at = lambda c, i: np.take_along_axis(c, i, 1)  # noqa: E731
-    top = np.broadcast_to(n[:, None], e.shape)
-    above = xs * (top - first) - (at(cx, top) - at(cx, first))  # Σ_j (x_i − x_j) over e_j ≥ e_i
+    end = np.ones((m, w), bool)
+    end[:, :-1] = new[:, 1:]
+    last = np.minimum.accumulate(np.where(end, pos, w - 1)[:, ::-1], 1)[:, ::-1]
+    cx, cd, cdx = np.zeros((3, m, w + 1))
+    for c, v in ((cx, xs), (cd, ds), (cdx, ds * xs)):
+        np.cumsum(v, 1, out=c[:, 1:])
+    at = lambda c, i: c.ravel()[(i + (np.arange(m) * (w + 1))[:, None]).ravel()].reshape(m, w)  # noqa: E731
+    top = n[:, None]
+    above = xs * (top - first) - (cx[np.arange(m), n][:, None] - at(cx, first))  # Σ_j (x_i − x_j) over e_j ≥ e_i
     below = xs * at(cd, last + 1) - at(cdx, last + 1)  # over broken e_j ≤ e_i
     r = np.where(pos < top, ds * above - below, 0.0)
     return (ds * above).sum(1), (r * r).sum(1)
