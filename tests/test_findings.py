@@ -401,3 +401,27 @@ def test_methods_quote_each_tests_simulated_error_rates_only_where_measured():
     for n in (4, 150):  # a 3–5-model study is not a 20-model one: no rate measured elsewhere is quoted
         line = error_rate_lines(rows, n)[0]
         assert f"not measured at this n ({n} models" in line and "size" not in line.split(";")[1]
+
+
+def test_the_table_shows_the_p_of_the_test_that_gave_the_verdict():
+    """A contradicted equivalence claim showed its equivalence test's p (1.000) in the p column, while
+    the verdict came from the test of lying beyond the margin."""
+    rng = np.random.default_rng(4)
+    size = rng.uniform(4, 6, 80)
+    clean = rng.uniform(0.8, 0.95, 80)
+    u = pd.DataFrame(
+        {
+            "trial": range(80),
+            "clean_accuracy": clean,
+            "robust_accuracy": 0.1 * (size - 4) + 0.2 * (clean - 0.8) + rng.normal(0, 0.01, 80),
+            "log10_params": size,
+            "params": 10**size,
+        }
+    )
+    f = findings_table(
+        u, pd.DataFrame(columns=POWER_COLUMNS), claims=["robust_tracks_clean", "size_adds_little"], n_boot=200
+    ).set_index("key")
+    size_row, tracks = f.loc["size_adds_little"], f.loc["robust_tracks_clean"]
+    assert size_row["verdict"] == "contradicted" and size_row["decided_by"] == "p_outside"
+    assert not size_row["p_value"] <= 0.05 and size_row["p_decided"] <= 0.05 and size_row["p_decided_holm"] <= 0.05
+    assert tracks["decided_by"] == "p_value" and tracks["p_decided_holm"] == tracks["p_holm"]

@@ -327,3 +327,13 @@ def test_two_real_studies_of_one_seed_pair_trial_by_trial(tmp_path):
     assert list(pairs["trial_a"]) == list(pairs["trial_b"]) == [0, 1, 2, 3]
     text = write_comparison(*studies, tmp_path / "c.html", n_boot=100).read_text()
     assert 'id="paired"' in text and "4 architecture(s) were trained in both studies" in text
+
+
+def test_an_undefined_interval_reads_undefined_not_empty_brackets(html):
+    """An interval with no defined end printed "[, ]" in the findings and raw/corrected tables."""
+    from robustarch.report.html import _ci
+
+    assert _ci(float("nan"), float("nan")) == "undefined"
+    assert _ci(0.1, float("nan")) == "[0.100, undefined]"
+    assert _ci(-0.25, 0.5) == "[-0.250, 0.500]"
+    assert "[, ]" not in html and "[, " not in html

@@ -25,7 +25,7 @@ from .pairs import depth_pairs
 from .phaseclaims import PHASE_TESTS
 from .powerclaims import POWER_TESTS
 from .stats import N_BOOT, PERMUTATION_N, Resampler, correlate, spearman_permutation_p
-from .verdicts import ALPHA, hodges_lehmann, holm, holm_family, n_to_decide, verdict
+from .verdicts import ALPHA, adjusted, deciding_path, hodges_lehmann, holm, holm_family, n_to_decide, verdict
 from .wording import finding_text
 
 BIASED_SAMPLERS = ("tpe", "gp", "nsgaii")
@@ -47,6 +47,9 @@ COLUMNS = [
     "test",
     "p_value",
     "p_holm",
+    "decided_by",
+    "p_decided",
+    "p_decided_holm",
     "family_m",
     "family_claims",
     "kind",
@@ -289,6 +292,9 @@ def findings_rows(
     holm_family(rows)
     for r in rows:
         r["verdict"] = verdict(r)
+        r["decided_by"] = deciding_path(r)
+        r["p_decided"] = r.get(r["decided_by"], math.nan) if not r["reason"] else math.nan
+        r["p_decided_holm"] = adjusted(r, r["decided_by"]) if not r["reason"] else math.nan
         r["n_to_decide"] = n_to_decide(r) if r["verdict"] == "inconclusive" and not r["reason"] else math.nan
     correction_effects(rows)  # raw against corrected, and whether the correction moved the verdict
     for r in rows:

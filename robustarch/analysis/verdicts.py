@@ -196,6 +196,24 @@ def n_to_decide(row: dict) -> float:
     return float(max(n + 1, math.ceil(n * (se / need) ** 2)))  # undecided at n: 80% power takes more
 
 
+# the second path of each kind and the name a reader knows it by (the first is always `p_value`)
+PATH_NAMES = {
+    "p_outside": "test of lying beyond the margin",
+    "p_flat": "TOST on the bend",
+    "p_below": "test of τ at or above the margin",
+}
+_SECOND_DECIDES = {"equivalence": "contradicted", "form": "supported", "heterogeneity": "supported"}
+
+
+def deciding_path(row: dict) -> str:
+    """The p field whose test gave the row's verdict: the second path (`P_KEYS`) where the verdict is
+    the one only it can give, else `p_value` (an inconclusive row: its main test)."""
+    kind = row.get("kind")
+    if kind in _SECOND_DECIDES and row.get("verdict") == _SECOND_DECIDES[kind]:
+        return P_KEYS[kind][1]
+    return "p_value"
+
+
 def verdict(row: dict) -> str:
     """The verdict of one finding row (see the module docstring), on Holm-adjusted p-values (every
     path's, `holm_family`); `reason` set → inconclusive."""

@@ -22,6 +22,7 @@ from ..analysis.powerlaw import MAX_ERROR
 from ..analysis.record import snapshot
 from ..analysis.stats import N_BOOT
 from ..analysis.summary import ols_sentence, selection_text, sentences
+from ..analysis.verdicts import PATH_NAMES
 from ..errors import UserError
 from .figures import all_figures, eps_label, left_out
 from .pager import digits, is_long, table_json, trial_rows
@@ -63,7 +64,7 @@ def _env() -> jinja2.Environment:
         loader=jinja2.PackageLoader("robustarch.report", "templates"),
         autoescape=jinja2.select_autoescape(["html", "j2"], default=True),
     )
-    env.globals.update(is_long=is_long, table_json=table_json, digits=digits)
+    env.globals.update(is_long=is_long, table_json=table_json, digits=digits, ci=_ci, path_names=PATH_NAMES)
     return env
 
 
@@ -81,6 +82,14 @@ def _fmt(value, digits: int = 3) -> str:
             return str(int(value))
         return f"{value:.{digits}g}" if abs(value) >= 1e4 or (value and abs(value) < 1e-3) else f"{value:.{digits}f}"
     return str(value)
+
+
+def _ci(low, high) -> str:
+    """An interval cell: "[low, high]", "undefined" where neither end is (never a bare "[, ]")."""
+    lo, hi = _fmt(low), _fmt(high)
+    if not lo and not hi:
+        return "undefined"
+    return f"[{lo or 'undefined'}, {hi or 'undefined'}]"
 
 
 def _objective_text(study, attrs: dict, eps) -> str:
