@@ -179,7 +179,7 @@ def worker(
     from . import study as st
 
     terminal.check_options(threads=threads, timeout=timeout, device=device)
-    optuna_study, config = st.create_or_resume(st.open_storage(storage), study, None)
+    optuna_study, config = st.create_or_resume(st.open_existing(storage), study, None)
     budget = n_trials or optuna_study.user_attrs.get("n_trials")
     if budget is None:
         raise UserError(f"study {study!r} has no stored trial budget; pass --n-trials")
@@ -213,7 +213,7 @@ def worker(
 
 @app.command()
 def report(
-    study: str | None = typer.Option(None, help="Study name."),
+    study: str | None = typer.Option(None, help="Study name (default: the storage's only study)."),
     storage: str = typer.Option("robustarch.journal", help=STORAGE_HELP),
     out_path: Path | None = typer.Option(
         None,
@@ -239,8 +239,12 @@ def report(
 
     if fmt not in rp.FORMATS:
         raise UserError(f"unknown --format {fmt!r}: allowed values are 'html', 'json' or 'csv'")
-    if compare is None and study is None:
-        raise UserError("give --study NAME (or --compare A B)")
+    if compare is None and study is None:  # a storage of one study needs no name
+        names = st.study_names(st.open_existing(storage))
+        if len(names) != 1:
+            held = f"{len(names)} studies: {', '.join(names)}" if names else "no study"
+            raise UserError(f"give --study NAME (or --compare A B): {storage} holds {held}")
+        study = names[0]
     if compare is not None:
         if fmt != "html":
             raise UserError("--compare writes an HTML page; use --format json/csv with --study for tables")
@@ -248,7 +252,7 @@ def report(
             raise UserError(f"--compare {compare[0]} {compare[1]}: give two different studies")
         path = out_path or rp.comparison_path(*compare)
         terminal.check_writable(path, "report", make="" if out_path else "folder")
-        store = st.open_storage(storage)
+        store = st.open_existing(storage)
         studies = [st.create_or_resume(store, name, None)[0] for name in compare]
         out.print(f"report: {rp.write_comparison(*studies, path, eps=eps, include_flagged=include_flagged)}")
         return
@@ -301,7 +305,7 @@ def export(
         "provenance": provenance_table,
     }
     terminal.check_writable(out_path, "table")
-    optuna_study, _ = st.create_or_resume(st.open_storage(storage), study, None)
+    optuna_study, _ = st.create_or_resume(st.open_existing(storage), study, None)
     if table in raw:
         frame = raw[table](optuna_study)
     else:
@@ -417,7 +421,7 @@ def rescore(
     from .report import default_path
 
     terminal.check_options(threads=threads, device=device)
-    optuna_study, config = st.create_or_resume(st.open_storage(storage), study, None)
+    optuna_study, config = st.create_or_resume(st.open_existing(storage), study, None)
     commands.rescore(optuna_study, storage, config, top, device, artifacts, suite=suite, threads=threads)
     commands.write_search_report(optuna_study, config, default_path(study))
 

@@ -200,7 +200,7 @@ def study_report(storage: str, study: str, out_path: Path | None, eps, include_f
     probe = path if fmt != "csv" else path / "trials.csv"
     with new_folders_undone(probe):
         terminal.check_writable(probe, "report", make="folder" if fmt == "csv" or out_path is None else "")
-        optuna_study, _ = st.create_or_resume(st.open_storage(storage), study, None)
+        optuna_study, _ = st.create_or_resume(st.open_existing(storage), study, None)
         return rp.write_report(optuna_study, path, eps=eps, include_flagged=include_flagged, fmt=fmt)
 
 
@@ -328,6 +328,6 @@ def retrain_command(
     from .report import default_path
 
     terminal.check_options(threads=threads, device=device)
-    optuna_study, config = st.create_or_resume(st.open_storage(storage), study, None)
+    optuna_study, config = st.create_or_resume(st.open_existing(storage), study, None)
     retrain(optuna_study, config, top, seeds, device, threads, None)
     write_search_report(optuna_study, config, default_path(study))

@@ -337,3 +337,24 @@ def test_an_undefined_interval_reads_undefined_not_empty_brackets(html):
     assert _ci(0.1, float("nan")) == "[0.100, undefined]"
     assert _ci(-0.25, 0.5) == "[-0.250, 0.500]"
     assert "[, ]" not in html and "[, " not in html
+
+
+def test_a_storage_of_one_study_needs_no_name_and_a_missing_one_is_not_created(tmp_path, monkeypatch, capsys):
+    """`report` without --study on a one-study storage reports it; with two it names them; a storage
+    file that does not exist is refused, and not left behind as an empty journal or database."""
+    url = _journal_study(tmp_path)
+    code, out, err = _run(["report", "--storage", url, "--out", str(tmp_path / "r.html")], monkeypatch, capsys)
+    assert code == 0 and (tmp_path / "r.html").is_file(), err
+    from optuna.storages.journal import JournalFileBackend
+
+    make_study(6, name="s2", storage=optuna.storages.JournalStorage(JournalFileBackend(url)), seed=6)
+    code, _, err = _run(["report", "--storage", url, "--out", str(tmp_path / "r2.html")], monkeypatch, capsys)
+    assert code == 2 and "holds 2 studies: s1, s2" in " ".join(err.split()) and not (tmp_path / "r2.html").exists()
+    for storage, path in (
+        (str(tmp_path / "none.journal"), tmp_path / "none.journal"),
+        (f"sqlite:///{tmp_path}/n.db", tmp_path / "n.db"),
+    ):
+        for args in (["report", "--study", "s1"], ["export", "--study", "s1", "--out", str(tmp_path / "t.csv")]):
+            code, _, err = _run([*args, "--storage", storage], monkeypatch, capsys)
+            assert code == 2 and "does not exist" in " ".join(err.split()), err
+            assert not path.exists()

@@ -15,7 +15,7 @@ from .replicates import arch_key, derive_seed, expected_replicates
 from .rescore import RESCORE_PREFIX, rescore
 from .resume import create_or_resume
 from .samplers import PRUNERS, SAMPLERS, search_grid
-from .storage import DEFAULT_STORAGE, default_artifacts, open_storage
+from .storage import DEFAULT_STORAGE, default_artifacts, open_existing, open_storage, study_names
 from .workers import WorkerSummary, run_study
 
 __all__ = [
@@ -42,10 +42,12 @@ __all__ = [
     "load_enqueue_file",
     "load_recipe",
     "objective_eps",
+    "open_existing",
     "open_storage",
     "plan",
     "rescore",
     "run_study",
     "search_grid",
+    "study_names",
     "validate_config",
 ]

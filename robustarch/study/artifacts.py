@@ -10,7 +10,7 @@ from pathlib import Path
 from ..errors import UserError
 from ..models.checkpoint import file_sha256, save_checkpoint, write_atomic
 from .resume import create_or_resume
-from .storage import default_artifacts, open_storage
+from .storage import default_artifacts, open_existing
 
 
 def _atomic_store(root: Path):
@@ -50,7 +50,7 @@ def download_checkpoint(
     checked against the SHA-256 its trial recorded (a mismatch is refused, naming the stored file)."""
     from optuna.artifacts import FileSystemArtifactStore, download_artifact
 
-    study, _ = create_or_resume(open_storage(storage_url), study_name, None)
+    study, _ = create_or_resume(open_existing(storage_url), study_name, None)
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     if trial_number not in trials:
         raise UserError(f"study {study_name!r} has no trial {trial_number} (trials 0-{len(trials) - 1})")

@@ -84,6 +84,24 @@ def open_storage(url: str | None = None):
         raise UserError(f"cannot open storage {shown!r}: {first}") from None
 
 
+def open_existing(url: str | None = None):
+    """`open_storage` for commands that read or join a study (report, export, worker, rescore,
+    retrain): a journal or SQLite file that does not exist is refused in one line, instead of being
+    created empty by a command that only meant to read it."""
+    url = url or DEFAULT_STORAGE
+    path = Path(url.removeprefix("journal:")).expanduser() if is_journal(url) else None
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///")).expanduser()
+    if path is not None and not path.is_file():
+        raise UserError(f"storage {url!r}: {path} does not exist; give the file a study was run with (--storage)")
+    return open_storage(url)
+
+
+def study_names(storage) -> list[str]:
+    """The names of the studies a storage holds, sorted."""
+    return sorted(s.study_name for s in _optuna().storages.get_storage(storage).get_all_studies())
+
+
 def _postgres_driver(url: str) -> str:
     """`postgresql://` means psycopg 3 to SQLAlchemy 2.1+, which our `postgres` extra installs, so
     the same URL works in `optuna.load_study` and `optuna-dashboard`. Only when psycopg 3 is missing
