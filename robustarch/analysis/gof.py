@@ -54,11 +54,10 @@ def _replicates(edges, counts, k, n_sim: int, seed: int, stat) -> np.ndarray:
     return np.concatenate(out)
 
 
-def _score_sum(edges: np.ndarray, counts: np.ndarray, b: int = 1, m: int | None = None) -> np.ndarray:
-    """Σ z² of each of b studies of m models (rows stacked study by study)."""
-    k = hill.fit(edges, counts)
-    z = hill.curvature(edges, counts, k)["z"]
-    return np.where(np.isfinite(z), z * z, 0.0).reshape(b, -1).sum(1)
+def _score_sum(edges: np.ndarray, counts: np.ndarray) -> float:
+    """Σ z² over the models (rows) of the observed study."""
+    z = hill.curvature(edges, counts, hill.fit(edges, counts))["z"]
+    return float(np.where(np.isfinite(z), z * z, 0.0).sum())
 
 
 def form_test(edges: np.ndarray, counts: np.ndarray, *, n_sim: int = N_GOF, seed: int = 0) -> dict:
@@ -68,7 +67,7 @@ def form_test(edges: np.ndarray, counts: np.ndarray, *, n_sim: int = N_GOF, seed
     replicates estimate for censored and binned cells (Efron & Tibshirani 1993, §10.3)."""
     keep = _usable(edges, counts)
     e, c = edges[keep], counts[keep]
-    t = float(_score_sum(e, c)[0])
+    t = _score_sum(e, c)
     b = n_replicates(e, n_sim)
     m, k = len(e), hill.fit(e, c)
     cs = []
