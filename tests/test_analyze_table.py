@@ -185,3 +185,15 @@ def test_named_claims_are_the_only_ones_tested_and_unknown_names_are_refused():
     assert list(a.tables["findings"]["key"]) == ["robust_tracks_clean"]
     with pytest.raises(UserError, match="unknown claim"):
         robustarch.analyze_table(ROBUSTBENCH, claims=["robustness_is_magic"], n_boot=200)
+
+
+def test_the_test_cell_names_the_cluster_bootstrap_where_families_are_declared():
+    """With a `family` column the sentence said "cluster bootstrap over 21 families" while the table's
+    test cell still named the permutation test."""
+    models = pd.read_csv(ROBUSTBENCH.with_name("robustbench_cifar10_linf_families.csv"), comment="#")
+    f = robustarch.analyze_table(models, n_boot=200).tables["findings"].set_index("key")
+    for key in ("robust_tracks_clean", "conditional_tracks_clean"):
+        assert "cluster bootstrap over 21 families" in f.loc[key, "test"], f.loc[key, "test"]
+        assert "permutation" not in f.loc[key, "test"]
+    plain = robustarch.analyze_table(pd.read_csv(ROBUSTBENCH, comment="#"), n_boot=200).tables["findings"]
+    assert "cluster" not in plain.set_index("key").loc["robust_tracks_clean", "test"]

@@ -153,7 +153,12 @@ def _tracks(c: Claim, u: pd.DataFrame, n_boot: int, seed: int) -> dict:
         res = Resampler(int(keep.sum()), n_boot, seed, groups=fam[keep].to_numpy())
         r = correlate(target[keep], clean[keep], methods=("spearman",), resampler=res)[0]
         r["p_value"] = _cluster_p(res.statistic("spearman", target[keep].to_numpy(), clean[keep].to_numpy()))
-        extra = {"families": n_fam, "bootstrap": "cluster"}
+        extra = {
+            "families": n_fam,
+            "bootstrap": "cluster",
+            "test": f"Spearman rank correlation; two-sided p from a cluster bootstrap over {n_fam} families "
+            "(percentile interval)",
+        }
     else:
         res = Resampler(int(keep.sum()), n_boot, seed)  # the resamples `correlate` would draw
         r = correlate(target, clean, methods=("spearman",), resampler=res)[0]
