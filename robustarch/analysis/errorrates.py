@@ -23,37 +23,37 @@ RATES: dict[str, dict[int, tuple]] = {
         20: (0.054, "ρ = 0", 0.569, "latent r = 0.5", 1000),
         40: (0.042, "ρ = 0", 0.896, "latent r = 0.5", 1000),
         200: (0.038, "ρ = 0", 1.0, "latent r = 0.5", 1000),
-        500: (0.035, "ρ = 0", 1.0, "latent r = 0.5", 400),
+        500: (0.046, "ρ = 0", 1.0, "latent r = 0.5", 1000),
     },
     "conditional_tracks_clean": {
         10: (0.048, "share ⟂ clean", 0.252, "latent r = 0.5", 1000),
         20: (0.060, "share ⟂ clean", 0.558, "latent r = 0.5", 1000),
         40: (0.062, "share ⟂ clean", 0.886, "latent r = 0.5", 1000),
         200: (0.049, "share ⟂ clean", 1.0, "latent r = 0.5", 1000),
-        500: (0.052, "share ⟂ clean", 1.0, "latent r = 0.5", 400),
+        500: (0.048, "share ⟂ clean", 1.0, "latent r = 0.5", 1000),
     },
     "size_adds_little": {
         40: (0.020, "rank partial = 0.3 (the margin)", 0.130, "rank partial = 0", 1000),
         200: (0.044, "rank partial = 0.3 (the margin)", 0.991, "rank partial = 0", 1000),
-        500: (0.052, "rank partial = 0.3 (the margin)", 1.0, "rank partial = 0", 400),
+        500: (0.055, "rank partial = 0.3 (the margin)", 1.0, "rank partial = 0", 1000),
     },
     "deeper_more_robust": {
         20: (0.048, "no depth effect", 0.457, "deeper +0.03", 1000),
         40: (0.052, "no depth effect", 0.725, "deeper +0.03", 1000),
         200: (0.034, "no depth effect", 0.986, "deeper +0.03", 1000),
-        500: (0.043, "no depth effect", 0.998, "deeper +0.03", 400),
+        500: (0.036, "no depth effect", 0.999, "deeper +0.03", 1000),
     },
     "robust_falls_with_memorization": {
         20: (0.058, "ρ = 0 within level", 0.187, "ρ = −0.5 within level", 1000),
         40: (0.052, "ρ = 0 within level", 0.475, "ρ = −0.5 within level", 1000),
         200: (0.071, "ρ = 0 within level", 0.998, "ρ = −0.5 within level", 1000),
-        500: (0.045, "ρ = 0 within level", 1.0, "ρ = −0.5 within level", 400),
+        500: (0.059, "ρ = 0 within level", 1.0, "ρ = −0.5 within level", 1000),
     },
     "early_stop_preserves_robustness": {
         20: (0.060, "ρ = 0 within level", 0.442, "ρ = 0.5 within level", 1000),
         40: (0.056, "ρ = 0 within level", 0.860, "ρ = 0.5 within level", 1000),
         200: (0.052, "ρ = 0 within level", 1.0, "ρ = 0.5 within level", 1000),
-        500: (0.050, "ρ = 0 within level", 1.0, "ρ = 0.5 within level", 400),
+        500: (0.051, "ρ = 0 within level", 1.0, "ρ = 0.5 within level", 1000),
     },
     # The power-law claims: the adversarial family (benchmarks/sim_power.py: saturating per-model power
     # laws, never-broken shares 0–50%, unequal sample counts). Equivalence claims: the larger of the
@@ -114,6 +114,7 @@ SCALES = {
     20: "20 models × 100 samples",
     40: "40 models × 180 samples",
     200: "200 models × 500 samples",
+    500: "500 models × 500 samples",
 }
 MODEL_LEVEL = (
     "robust_tracks_clean",
@@ -140,28 +141,28 @@ SUPPORT_SIZES: dict[str, tuple[str, dict[int, float]]] = {
 OFF_BAND: dict[str, list[str]] = {
     "robust_tracks_clean": [
         "related models the table does not declare (4 families, ICC 0.5): 15.9% at 20, 24.1% at 40, 55.3% at 200 "
-        "and 67.7% at 500 models (declared in a `family` column, the claim says it cannot decide with fewer than "
+        "and 68.2% at 500 models (declared in a `family` column, the claim says it cannot decide with fewer than "
         "20 families)",
-        "25 declared families at 500 models: 6.8% ± 1.3 (400 studies; 6.3% at 200, 5.6% at 40 models)",
+        "25 declared families at 500 models: 7.1% ± 0.8 (1000 studies; 6.3% at 200, 5.6% at 40 models)",
+        "noise at reliability 0.7 with unequal sample counts at 500 models: 6.7% ± 0.8 (1000 studies)",
     ],
     "conditional_tracks_clean": [
-        "clean accuracy saturated near 1 with ties (50–100 samples per model): 10.0% ± 1.5 at 500 models "
-        '(400 studies, nearly all "contradicted"); 5.8% at 200, 4.4% at 20'
+        "clean accuracy saturated near 1 with ties (50–100 samples per model): 9.8% ± 0.9 at 500 models "
+        '(1000 studies, nearly all "contradicted"); 5.8% at 200, 4.4% at 20'
     ],
     "size_adds_little": [
         'conservative at its margin: "supported" in 2.0% ± 0.4 at 40 models with exact numbers, 0–1% at 40 '
         'models with noise at reliability 0.7–0.95 or clean accuracy near 1 with ties ("contradicted" 1.8–3.2% '
         "there); interval inclusion with t df and the noise correction's intersection–union test cost power",
-        "noise at reliability 0.7 at 500 models: supported 7.2% ± 1.3 (400 studies)",
-        'no SE columns: never "supported" (by design); contradicted 2.2–3.3%',
+        'noise at reliability 0.7 at 500 models: supported 6.3% ± 0.8 but "contradicted" 2.4% ± 0.5 (1000 studies)',
+        'no SE columns: never "supported" (by design); contradicted 2.0–3.3%',
         "related models the table does not declare (4 families): contradicted 15.2% at 40; supported 26.5% and "
-        "contradicted 29.9% at 200; 36.0% and 34.3% at 500 models; declared (50 families): 0.0–0.7% each way "
+        "contradicted 29.9% at 200; 35.5% and 34.6% at 500 models; declared (50 families): 0.0–0.7% each way "
         "at 200 and 500 models, conservative",
     ],
     "deeper_more_robust": ["slightly conservative at 200 models: 3.4% ± 0.6 (1000 studies)"],
     "robust_falls_with_memorization": [
-        "7.1% ± 0.8 at 200 models (1000 studies; 4.3% there with noise at reliability 0.8); with noise at "
-        "reliability 0.8 at 500 models 3.3% ± 0.9 (400)"
+        "7.1% ± 0.8 at 200 models (1000 studies; 4.3% there with noise at reliability 0.8)"
     ],
     # the power-law claims (benchmarks/sim_power.py and the original generator; docs/power-law.md has every cell)
     "power_law": [
