@@ -10,11 +10,10 @@ from __future__ import annotations
 import math
 
 # claim → models in the simulated study → (size, its truth, power, its truth, studies simulated).
-# benchmarks/calibration.py, run of 2026-12-07 (issue 24, second part: the Gehan margin link, the grid
-# window fix): raw p ≤ 0.05, before Holm; bootstrap B = 200, Monte Carlo replicates 39. Studies per
-# cell in the last field (fewer than the 1000 intended at 200 and 500 models: 2 shared cores); the
-# 10-model rates of the rank-correlation claims are from the run of 2026-12-07 before it (their tests
-# are unchanged). docs/verdicts.md and docs/power-law.md have every cell with its Monte Carlo SE.
+# benchmarks/calibration.py, runs of 2026-12-07 and 2026-12-08 (issue 24): raw p ≤ 0.05, before
+# Holm; bootstrap B = 200, Monte Carlo replicates 39; studies per cell in the last field (1000 each);
+# the 10-model rates of the rank-correlation claims are from the run of 2026-12-07 before it (their
+# tests are unchanged). docs/verdicts.md and docs/power-law.md have every cell with its Monte Carlo SE.
 RATES: dict[str, dict[int, tuple]] = {
     # The model-level claims (the calibration.models family). Size: p ≤ 0.05 for a relation;
     # "supported" at the margin for an equivalence.
@@ -56,26 +55,27 @@ RATES: dict[str, dict[int, tuple]] = {
         500: (0.051, "ρ = 0 within level", 1.0, "ρ = 0.5 within level", 1000),
     },
     # The power-law claims: the adversarial family (benchmarks/sim_power.py: saturating per-model power
-    # laws, never-broken shares 0–50%, unequal sample counts). Equivalence claims: the larger of the
-    # "supported" rates at either margin. The 10-model rates: the run before (200 studies).
+    # laws, never-broken shares 0–50%, unequal sample counts), 1000 studies a cell (2026-12-08; 6 models:
+    # 2026-12-07). Equivalence claims: the larger of the "supported" rates at either margin.
     "power_law": {
-        10: (0.055, "saturating power laws, one k", math.nan, "not measured", 200),
-        20: (0.056, "saturating power laws, one k", 0.07, "exponential CDF", 800),
-        200: (0.083, "saturating power laws, one k (not shown calibrated)", math.nan, "not measured", 60),
+        20: (0.054, "saturating power laws, one k", 0.062, "exponential CDF", 1000),
+        200: (0.048, "saturating power laws, one k", math.nan, "not measured", 1000),
+        500: (0.046, "saturating power laws, one k", math.nan, "not measured", 1000),
     },
     "universality": {
-        10: (0.065, "saturating power laws, one k", math.nan, "not measured", 200),
-        20: (0.041, "saturating power laws, one k", 0.48, "τ = 0.3", 800),
-        200: (0.033, "saturating power laws, one k (not shown calibrated)", 0.967, "τ = 0.1", 60),
+        20: (0.041, "saturating power laws, one k", 0.544, "τ = 0.3", 1000),
+        200: (0.055, "saturating power laws, one k", 0.941, "τ = 0.1", 1000),
+        500: (0.059, "saturating power laws, one k", math.nan, "not measured", 1000),
     },
     "margin_explains_slope": {
         6: (0.044, "link slope 0.75 or 1.25 (the margins), t₂ noise, 0–50% censored", 0.999, "link slope 1", 1000),
-        20: (0.058, "link slope 0.75 or 1.25 (the margins), t₂ noise, 0–50% censored", 1.0, "link slope 1", 800),
-        200: (0.083, "link slope 0.75 (the margin), t₂ noise (not shown calibrated)", math.nan, "not measured", 60),
+        20: (0.060, "link slope 0.75 or 1.25 (the margins), t₂ noise, 0–50% censored", 1.0, "link slope 1", 1000),
+        200: (0.063, "link slope 0.75 or 1.25 (the margins), t₂ noise, 0–50% censored", math.nan, "not measured", 1000),
+        500: (0.059, "link slope 0.75 or 1.25 (the margins), t₂ noise, 0–50% censored", math.nan, "not measured", 1000),
     },
     "slope_matches_margin_tail": {
-        20: (0.040, "tail exponent = k ± 0.25 (the margins)", 0.24, "tail exponent = k", 800),
-        200: (0.050, "tail exponent = k ± 0.25 (the margins; not shown calibrated)", math.nan, "not measured", 60),
+        20: (0.039, "tail exponent = k ± 0.25 (the margins)", 0.208, "tail exponent = k", 1000),
+        200: (0.033, "tail exponent = k ± 0.25 (the margins; not calibrated there)", math.nan, "not measured", 1000),
     },
     # benchmarks/sim_noise.py --reps 1000 (2026-12-07): keyed by trained models, 60 = 40 architectures with a
     # random 25% × 3 seeds, 400 = 200 architectures × 2 seeds; power at a true ICC of 0.8
@@ -127,12 +127,12 @@ MODEL_LEVEL = (
 # Claims whose "supported" comes from a second test (not the p in the Holm family): its size, the
 # rate of "supported" when the truth sits on the margin, per scale (benchmarks/calibration.py).
 SUPPORT_SIZES: dict[str, tuple[str, dict[int, float]]] = {
-    # the gamma-frailty test of τ ≥ margin at τ = 0.1 (adversarial family; 200, 800 and 60 studies); at
-    # 200 models the LR test rejects one k first in 97% of such studies
-    "universality": ("τ = 0.1, the margin", {10: 0.030, 20: 0.043, 200: 0.017}),
-    # TOST on the pooled bend at ±0.2 a decade (800 and 60 studies a margin): no "supported" at 20
-    # models (the bend's SE is wider than the margin)
-    "power_law": ("bend ±0.2 a decade, the margin", {20: 0.0, 200: 0.10}),
+    # the gamma-frailty test of τ ≥ margin at τ = 0.1 (adversarial family, 1000 studies a cell); at 200
+    # models the LR test rejects one k first in most such studies
+    "universality": ("τ = 0.1, the margin", {20: 0.039, 200: 0.048}),
+    # TOST on the pooled bend at ±0.2 a decade (1000 studies a margin): no "supported" at 20 models (the
+    # bend's SE is wider than the margin)
+    "power_law": ("bend ±0.2 a decade, the margin", {20: 0.0, 200: 0.098}),
 }
 
 
@@ -166,32 +166,21 @@ OFF_BAND: dict[str, list[str]] = {
     ],
     # the power-law claims (benchmarks/sim_power.py and the original generator; docs/power-law.md has every cell)
     "power_law": [
-        '"supported" (TOST on the pooled bend, ±0.2 a decade) is never said at 20 models × 100 samples (0 of 800 '
-        "at either margin: the bend's SE is wider than the margin); at 200 × 500: 10.0% ± 3.9 and 6.7% ± 3.2 at "
-        "the two margins (60 studies each)",
-        '"contradicted" at 200 models × 500 samples: 8.3% ± 3.6 on saturating power laws, 0% on the original '
-        "generator (60 studies each), 0% at 500 × 500 (20 studies); power laws with k ~ U(1, 2) at 20 models: "
-        "7.0% ± 2.6 (100 studies)",
+        '"supported" (TOST on the pooled bend, ±0.2 a decade) is never said at 20 models × 100 samples (0 of 1000 '
+        "at either margin: the bend's SE is wider than the margin); at 200 models × 500 samples "
+        '"supported" in 9.8% ± 0.9 where the log–log slope falls 0.2 a decade (the margin; liberal) and 4.6% '
+        "where it rises 0.2 (1000 studies each)",
     ],
     "universality": [
-        '"supported" (τ below 0.1) at the margin: 3.4% ± 0.6 at 20 models on the original generator (800 '
-        "studies; 4.3% on the adversarial one); at 200 models × 500 samples 11.7% ± 4.1 with 4 families of "
-        "related models, 10.0% ± 3.9 on the original generator, 1.7% on the adversarial one (60 studies each)",
-        '"contradicted" (one k rejected) at 200 models × 500 samples: 3.3–6.7% (60 studies a cell)',
-    ],
-    "margin_explains_slope": [
-        'at 200 models × 500 samples with t₂ link noise: "supported" 8.3% ± 3.6 at the 0.75 margin and 0% at '
-        '1.25, "contradicted" 0% and 5.0% (60 studies each; the per-model rank slope is unbiased there: '
-        "0.7502 ± 0.0006 and 1.2500 ± 0.0005 over 3000 simulated models); the original generator: 3.3% and "
-        "1.7% (60); at 500 × 500, supported 0% and contradicted 5–10% (20 studies a margin)"
+        '"supported" (τ below 0.1) at its margin with 4 families of related models the test is not told of: '
+        "13.4% ± 1.1 at 200 models × 500 samples (1000 studies; 5.4% at 20 models)",
     ],
     "slope_matches_margin_tail": [
-        '"supported" at the +0.25 margin at 20 models: 2.4% ± 0.5 (800 studies), conservative; at 200 models × '
-        '500 samples 0% at −0.25 and "contradicted" 6.7% at +0.25 (60 studies each)'
+        '"supported" at the +0.25 margin at 20 models: 2.5% ± 0.5 (1000 studies), conservative; at 200 models × '
+        '500 samples "supported" 3.3% ± 0.6 and 2.8% ± 0.5 (conservative) and "contradicted" 7.5% ± 0.8 and '
+        "7.4% ± 0.8 (liberal) at the two margins (1000 studies each)"
     ],
 }
-# Cells of 60 studies (200 models × 500 samples) have a Monte Carlo SE of about 3 points: in band or
-# not, they do not show a rate to be 5%, and the rates above from them are "not shown calibrated".
 
 
 def _pct(v) -> str:
