@@ -202,14 +202,20 @@ PATH_NAMES = {
     "p_flat": "TOST on the bend",
     "p_below": "test of τ at or above the margin",
 }
-_SECOND_DECIDES = {"equivalence": "contradicted", "form": "supported", "heterogeneity": "supported"}
+# per two-path kind: (the verdict its `p_value` gives, the verdict its second path gives); `verdict`
+# and `deciding_path` both read it
+TWO_PATHS = {
+    "equivalence": ("supported", "contradicted"),
+    "form": ("contradicted", "supported"),
+    "heterogeneity": ("contradicted", "supported"),
+}
 
 
 def deciding_path(row: dict) -> str:
     """The p field whose test gave the row's verdict: the second path (`P_KEYS`) where the verdict is
     the one only it can give, else `p_value` (an inconclusive row: its main test)."""
     kind = row.get("kind")
-    if kind in _SECOND_DECIDES and row.get("verdict") == _SECOND_DECIDES[kind]:
+    if kind in TWO_PATHS and row.get("verdict") == TWO_PATHS[kind][1]:
         return P_KEYS[kind][1]
     return "p_value"
 
@@ -225,16 +231,9 @@ def verdict(row: dict) -> str:
         if not p <= ALPHA:
             return "inconclusive"
         return "supported" if np.sign(row["value"] - row.get("center", 0.0)) == row["direction"] else "contradicted"
-    if kind == "equivalence":
+    if kind in TWO_PATHS:  # the main test first, then the second path (P_KEYS)
+        first, second = TWO_PATHS[kind]
         if p <= ALPHA:
-            return "supported"
-        return "contradicted" if adjusted(row, "p_outside") <= ALPHA else "inconclusive"
-    if kind == "form":
-        if p <= ALPHA:
-            return "contradicted"
-        return "supported" if adjusted(row, "p_flat") <= ALPHA else "inconclusive"
-    if kind == "heterogeneity":
-        if p <= ALPHA:
-            return "contradicted"
-        return "supported" if adjusted(row, "p_below") <= ALPHA else "inconclusive"
+            return first
+        return second if adjusted(row, P_KEYS[kind][1]) <= ALPHA else "inconclusive"
     raise ValueError(f"unknown claim kind {kind!r}")
